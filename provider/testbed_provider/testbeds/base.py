@@ -1,0 +1,95 @@
+"""The one interface every testbed backend implements (local namespaces now, Grid'5000 next).
+
+Resources speak only this interface, so a Reservation written for one stack runs on another
+backend unchanged. Backends receive validated, typed specs and return plain JSON-able state
+dicts that the resource layer stores in Pulumi state; every later call (inspect, reconcile,
+release) is driven by that state alone, so destroy works after a provider crash.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Optional
+
+# Progress reporter: an engine log line shown live in the Pulumi CLI (never a secret).
+Progress = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class MachineGroup:
+    """`count` machines carrying the same roles (EnOSlib's `add_machine(roles=…, number=…)`)."""
+
+    roles: list[str]
+    count: int
+    options: dict[str, Any] = field(default_factory=dict)  # backend-specific, validated by the backend
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """An experiment network joining every machine that has one of `roles` (all machines if None)."""
+
+    id: str
+    roles: Optional[list[str]] = None
+    cidr: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ReservationSpec:
+    name: str
+    machines: list[MachineGroup]
+    networks: list[NetworkSpec] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """A bad input, reported by Check as a failure naming the property path (e.g. `machines[0].count`)."""
+
+    property: str
+    reason: str
+
+
+class ReservationError(Exception):
+    """A reservation failed after something was created.
+
+    `state` holds everything that exists (so the resource layer can record it as a partially
+    created resource and nothing is orphaned); `None` means nothing is left behind.
+    """
+
+    def __init__(self, message: str, state: Optional[dict[str, Any]] = None):
+        super().__init__(message)
+        self.state = state
+
+
+class Testbed(abc.ABC):
+    """A backend that turns a ReservationSpec into reachable hosts."""
+
+    name: str
+
+    def preflight(self) -> Optional[str]:
+        """Why this backend cannot run in this environment (missing privileges or tools), or None."""
+        return None
+
+    @abc.abstractmethod
+    def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
+        """Backend-specific input rules (accepted options, address ranges); pure, no side effects."""
+
+    @abc.abstractmethod
+    async def reserve(self, spec: ReservationSpec, owner: str, progress: Progress) -> dict[str, Any]:
+        """Create everything and wait until every host answers SSH; return the state.
+
+        `owner` is the Pulumi URN, recorded so leftovers of an interrupted reserve can be found.
+        Raises ReservationError (with the partial state, or None after cleaning up itself).
+        """
+
+    @abc.abstractmethod
+    async def reconcile(self, state: dict[str, Any], spec: ReservationSpec, progress: Progress) -> dict[str, Any]:
+        """Bring an existing reservation to `spec` in place (add, remove or repair hosts)."""
+
+    @abc.abstractmethod
+    async def inspect(self, state: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """The reservation as it really is now (hosts lost outside Pulumi removed), or None if gone."""
+
+    @abc.abstractmethod
+    async def release(self, state: dict[str, Any], progress: Progress) -> None:
+        """Free everything recorded in `state`; succeeds when it is already gone."""
