@@ -1,0 +1,17 @@
+# The two commands of the README. Each does its own set-up first (idempotent, fast once done).
+.PHONY: demo test setup sdk bench clean-local
+
+demo: setup            ## run the iperf3 example on the local testbed: preview, up, outputs, destroy
+	scripts/demo.sh
+
+test: setup            ## everything CI runs
+	scripts/test.sh
+
+setup:                 ## Debian packages, the Pulumi engine (cached), the virtualenv
+	scripts/setup.sh
+
+sdk: setup             ## regenerate sdk/python from schema.json
+	scripts/gen-sdk.sh
+
+bench: setup           ## time to SSH-ready for 2 and 20 hosts, plugin start, engine build
+	scripts/bench.sh

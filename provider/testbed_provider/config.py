@@ -1,0 +1,42 @@
+"""Provider configuration: which testbed a stack runs on (`testbed:backend`).
+
+Stack config reaches the default provider as strings (the engine also injects `version`);
+an explicit `testbed.Provider(...)` sends typed values. Both are accepted here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .protocol.codec import UNKNOWN, reveal
+from .testbeds import BACKENDS, PLANNED_BACKENDS
+from .testbeds.base import CheckFailure
+
+# Keys the engine adds to every provider's config; not ours to validate.
+ENGINE_KEYS = {"version", "pluginDownloadURL"}
+KNOWN_KEYS = {"backend"}
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    backend: str = "local"
+
+
+def parse_config(raw: dict[str, Any]) -> tuple[ProviderConfig, list[CheckFailure]]:
+    values = {k: reveal(v) for k, v in raw.items() if k not in ENGINE_KEYS}
+    failures = [
+        CheckFailure(k, f"unknown configuration key `testbed:{k}` (known: {', '.join(sorted(KNOWN_KEYS))})")
+        for k in values
+        if k not in KNOWN_KEYS
+    ]
+    backend = values.get("backend", "local")
+    if backend is UNKNOWN:
+        return ProviderConfig(), failures
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        planned = f" (`{backend}` is planned but not available yet)" if backend in PLANNED_BACKENDS else ""
+        failures.append(
+            CheckFailure("backend", f"unknown backend `{backend}`{planned}; available: {', '.join(sorted(BACKENDS))}")
+        )
+        return ProviderConfig(), failures
+    return ProviderConfig(backend=backend), failures

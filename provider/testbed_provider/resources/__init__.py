@@ -1,0 +1,8 @@
+"""One controller per schema resource token."""
+
+from __future__ import annotations
+
+from .base import ResourceController
+from .reservation import Reservation
+
+CONTROLLERS: dict[str, type[ResourceController]] = {c.token: c for c in (Reservation,)}

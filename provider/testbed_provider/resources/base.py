@@ -1,0 +1,68 @@
+"""What every resource controller implements, and the context the server hands it.
+
+One controller per schema token (pulumi-command's model): the gRPC layer decodes requests into
+plain dicts, dispatches on the token, and encodes whatever the controller returns.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..config import ProviderConfig
+from ..protocol.engine_log import EngineLog
+from ..testbeds.base import CheckFailure
+from .diff import DiffResult
+
+
+@dataclass
+class ProviderContext:
+    """Provider-wide state: configuration, the engine log, and the Cancel signal."""
+
+    config: ProviderConfig
+    log: EngineLog
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class CheckResult:
+    inputs: dict[str, Any]
+    failures: list[CheckFailure] = field(default_factory=list)
+
+
+@dataclass
+class ReadResult:
+    id: str
+    outputs: dict[str, Any]
+    inputs: Optional[dict[str, Any]] = None
+
+
+class ResourceController(abc.ABC):
+    token: str
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self.ctx = ctx
+
+    @abc.abstractmethod
+    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Validate and default the program's inputs; pure."""
+
+    @abc.abstractmethod
+    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult: ...
+
+    @abc.abstractmethod
+    async def create(self, urn: str, inputs: dict[str, Any], preview: bool) -> tuple[str, dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
+        """The resource as it is now; None when it is gone."""
+
+    @abc.abstractmethod
+    async def update(
+        self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any], preview: bool
+    ) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def delete(self, id: str, urn: str, outputs: dict[str, Any]) -> None: ...

@@ -1,0 +1,312 @@
+"""`testbed:index:Reservation`: machines and networks on the stack's testbed.
+
+Inputs keep EnOSlib's vocabulary: `machines` (groups of `count` hosts carrying `roles`) and
+`networks` (joined by the hosts of some roles). Outputs give every later step what it needs
+from stack state alone: `hosts`, `roles`, the public `ssh` connection data, the `inventory`
+(secret: it carries the private key) and `sshPrivateKey` (secret). The backend's own
+bookkeeping (namespaces, pids, job ids) is kept in the `testbedState` output, which the schema
+does not expose.
+
+Changes: `machines` are reconciled in place (hosts added, removed or repaired); `name` and
+`networks` replace the reservation, releasing the old one first (the same nodes cannot be held
+twice on a real testbed).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Optional
+
+from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
+from ..protocol.errors import PartialFailure, ResourceFailure
+from ..testbeds import make_testbed
+from ..testbeds.base import CheckFailure, MachineGroup, NetworkSpec, ReservationError, ReservationSpec
+from .base import CheckResult, ReadResult, ResourceController
+from .diff import DiffResult, Kind, diff_inputs
+
+ROLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Ansible's implicit groups: a role with these names would silently mean something else.
+RESERVED_ROLES = {"all", "ungrouped"}
+NETWORK_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# Machine-group options a backend may accept; each backend's validate() says which it does.
+BACKEND_OPTIONS = {"cluster"}
+MACHINE_KEYS = {"roles", "count"} | BACKEND_OPTIONS
+NETWORK_KEYS = {"id", "roles", "cidr"}
+INPUT_KEYS = {"name", "machines", "networks"}
+COMPUTED = ("hosts", "roles", "ssh", "inventory", "sshPrivateKey", "testbedState")
+
+
+class Reservation(ResourceController):
+    token = "testbed:index:Reservation"
+
+    # ---- Check -------------------------------------------------------------------------------
+
+    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {k: v for k, v in news.items() if v is not None}
+        if "name" not in inputs:
+            inputs["name"] = olds.get("name") or name
+        failures = validate_inputs(inputs)
+        if not failures and not has_unknowns(inputs):
+            testbed = make_testbed(self.ctx.config.backend, self.ctx.cancelled)
+            failures = testbed.validate(spec_from_inputs(inputs))
+        return CheckResult(inputs, failures)
+
+    # ---- Diff --------------------------------------------------------------------------------
+
+    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        result = diff_inputs(old_inputs or _inputs_of(outputs), news, replace_keys={"name", "networks"})
+        result.delete_before_replace = True
+        missing = _missing_hosts(outputs, news)
+        if missing and not any(p.startswith("machines") for p in result.detailed):
+            # Hosts were lost outside Pulumi (seen by refresh): an update recreates them.
+            result.detailed["machines"] = Kind.UPDATE
+        return result
+
+    # ---- Create / Read / Update / Delete ----------------------------------------------------
+
+    async def create(self, urn: str, inputs: dict[str, Any], preview: bool) -> tuple[str, dict[str, Any]]:
+        if preview:
+            return "", {**inputs, "backend": self.ctx.config.backend, **{k: UNKNOWN for k in COMPUTED}}
+        testbed = make_testbed(self.ctx.config.backend, self.ctx.cancelled)
+        spec = spec_from_inputs(inputs)
+        progress = self.ctx.log.status(urn)
+        total = sum(g.count for g in spec.machines)
+        await progress(f"reserving {total} host(s) on the {testbed.name} testbed")
+        try:
+            state = await testbed.reserve(spec, owner=urn, progress=progress)
+        except ReservationError as err:
+            if err.state is None:
+                raise ResourceFailure(f"reservation failed, nothing was kept: {err}") from err
+            raise PartialFailure(
+                f"reservation failed; what was created is recorded in the stack (`pulumi destroy` "
+                f"releases it, `pulumi up` retries): {err}",
+                err.state["id"],
+                outputs_from_state(err.state, inputs),
+            ) from err
+        await progress(f"{len(state['hosts'])} host(s) ready")
+        return state["id"], outputs_from_state(state, inputs)
+
+    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
+        if "testbedState" not in outputs:
+            raise ResourceFailure("importing an existing Reservation is not supported; create it with `pulumi up`")
+        state = state_from_outputs(outputs)
+        live = await make_testbed(state["backend"], self.ctx.cancelled).inspect(state)
+        if live is None:
+            return None
+        live.setdefault("ssh", state["ssh"])
+        recorded_inputs = inputs or _inputs_of(outputs)
+        return ReadResult(id, outputs_from_state(live, recorded_inputs), recorded_inputs)
+
+    async def update(
+        self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any], preview: bool
+    ) -> dict[str, Any]:
+        if preview:
+            keep = {"sshPrivateKey": outputs.get("sshPrivateKey", UNKNOWN)}
+            return {**news, "backend": outputs.get("backend"), **{k: UNKNOWN for k in COMPUTED}, **keep}
+        state = state_from_outputs(outputs)
+        testbed = make_testbed(state["backend"], self.ctx.cancelled)
+        try:
+            new_state = await testbed.reconcile(state, spec_from_inputs(news), self.ctx.log.status(urn))
+        except ReservationError as err:
+            partial = err.state or state
+            raise PartialFailure(
+                f"updating the reservation failed; its current hosts are recorded: {err}",
+                id,
+                outputs_from_state(partial, news),
+            ) from err
+        return outputs_from_state(new_state, news)
+
+    async def delete(self, id: str, urn: str, outputs: dict[str, Any]) -> None:
+        if "testbedState" not in outputs:
+            return  # never fully created: nothing recorded to release
+        state = state_from_outputs(outputs)
+        testbed = make_testbed(state["backend"], self.ctx.cancelled)
+        try:
+            await testbed.release(state, self.ctx.log.status(urn))
+        except ReservationError as err:
+            raise ResourceFailure(f"releasing the reservation failed (it stays in the stack; retry `pulumi destroy`): {err}") from err
+
+
+# ---- input rules shared by every backend ---------------------------------------------------------
+
+
+def validate_inputs(inputs: dict[str, Any]) -> list[CheckFailure]:
+    """Backend-independent rules; each failure names the offending property path."""
+    failures: list[CheckFailure] = []
+    fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
+
+    for key in sorted(set(inputs) - INPUT_KEYS):
+        fail(key, f"unknown property `{key}` (Reservation accepts {', '.join(sorted(INPUT_KEYS))})")
+    name = inputs.get("name")
+    if isinstance(name, str) and not NAME_RE.match(name):
+        fail("name", "must be 1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit")
+
+    machines = inputs.get("machines")
+    known_roles: Optional[set[str]] = set()
+    if machines is UNKNOWN:
+        known_roles = None
+    elif not isinstance(machines, list) or not machines:
+        fail("machines", "at least one machine group `{roles, count}` is required")
+    else:
+        for i, group in enumerate(machines):
+            roles = _check_group(f"machines[{i}]", group, fail)
+            if roles is None:
+                known_roles = None
+            elif known_roles is not None:
+                known_roles |= roles
+
+    networks = inputs.get("networks", [])
+    if networks is UNKNOWN:
+        return failures
+    if not isinstance(networks, list):
+        fail("networks", "must be a list of `{id, roles, cidr}`")
+        return failures
+    ids: set[str] = set()
+    cidrs: list[tuple[int, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
+    for i, net in enumerate(networks):
+        path = f"networks[{i}]"
+        if net is UNKNOWN:
+            continue
+        if not isinstance(net, dict):
+            fail(path, "must be an object `{id, roles, cidr}`")
+            continue
+        for key in sorted(set(net) - NETWORK_KEYS):
+            fail(f"{path}.{key}", f"unknown property `{key}` (a network accepts id, roles, cidr)")
+        net_id = net.get("id")
+        if net_id is UNKNOWN:
+            pass
+        elif not isinstance(net_id, str) or not NETWORK_ID_RE.match(net_id):
+            fail(f"{path}.id", "required: a letter, then letters, digits, `_` or `-` (at most 63)")
+        elif net_id in ids:
+            fail(f"{path}.id", f"duplicate network id `{net_id}`")
+        else:
+            ids.add(net_id)
+        roles = net.get("roles")
+        if roles is not None and roles is not UNKNOWN:
+            if not isinstance(roles, list) or not roles:
+                fail(f"{path}.roles", "must list at least one machine role (omit it to join every machine)")
+            elif known_roles is not None:
+                for role in roles:
+                    if role is not UNKNOWN and role not in known_roles:
+                        fail(f"{path}.roles", f"unknown role `{role}`: no machine group has it (roles: {', '.join(sorted(known_roles))})")
+        cidr = net.get("cidr")
+        if cidr is None or cidr is UNKNOWN:
+            continue
+        try:
+            parsed = ipaddress.ip_network(cidr, strict=True) if isinstance(cidr, str) else None
+        except ValueError as err:
+            fail(f"{path}.cidr", f"malformed CIDR `{cidr}`: {err}")
+            continue
+        if parsed is None:
+            fail(f"{path}.cidr", "must be a CIDR string such as `198.18.1.0/24`")
+            continue
+        for j, other in cidrs:
+            if parsed.version == other.version and parsed.overlaps(other):
+                fail(f"{path}.cidr", f"`{cidr}` overlaps networks[{j}].cidr `{other}`")
+        cidrs.append((i, parsed))
+    return failures
+
+
+def _check_group(path: str, group: Any, fail) -> Optional[set[str]]:
+    """Validate one machine group; return its roles (None when unknown in preview)."""
+    if group is UNKNOWN:
+        return None
+    if not isinstance(group, dict):
+        fail(path, "must be an object `{roles, count}`")
+        return set()
+    for key in sorted(set(group) - MACHINE_KEYS):
+        fail(f"{path}.{key}", f"unknown property `{key}` (a machine group accepts {', '.join(sorted(MACHINE_KEYS))})")
+    count = group.get("count")
+    if count is not UNKNOWN:
+        if not isinstance(count, int) or isinstance(count, bool):
+            fail(f"{path}.count", "required: a whole number of machines")
+        elif count < 1:
+            fail(f"{path}.count", f"must be at least 1 (got {count})")
+    roles = group.get("roles")
+    if roles is UNKNOWN:
+        return None
+    if not isinstance(roles, list) or not roles:
+        fail(f"{path}.roles", "must list at least one role")
+        return set()
+    seen: set[str] = set()
+    for role in roles:
+        if role is UNKNOWN:
+            return None
+        if not isinstance(role, str) or not ROLE_RE.match(role):
+            fail(f"{path}.roles", f"invalid role `{role}`: a letter, then letters, digits or `_` (an Ansible group name)")
+        elif role in RESERVED_ROLES:
+            fail(f"{path}.roles", f"`{role}` is reserved by Ansible; choose another role name")
+        elif role in seen:
+            fail(f"{path}.roles", f"duplicate role `{role}`")
+        seen.add(role)
+    return seen
+
+
+# ---- mapping between inputs, backend state and outputs -------------------------------------------
+
+
+def spec_from_inputs(inputs: dict[str, Any]) -> ReservationSpec:
+    plain = reveal(inputs)
+    machines = [
+        MachineGroup(
+            roles=list(g["roles"]),
+            count=int(g["count"]),
+            options={k: v for k, v in g.items() if k not in ("roles", "count") and v is not None},
+        )
+        for g in plain["machines"]
+    ]
+    networks = [NetworkSpec(id=n["id"], roles=n.get("roles"), cidr=n.get("cidr")) for n in plain.get("networks") or []]
+    return ReservationSpec(name=plain["name"], machines=machines, networks=networks)
+
+
+def outputs_from_state(state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    hosts = [
+        {"name": h["name"], "address": h["address"], "roles": list(h["roles"]), "networks": list(h.get("networks", []))}
+        for h in state["hosts"]
+    ]
+    roles: dict[str, list[str]] = {}
+    for h in hosts:
+        for role in h["roles"]:
+            roles.setdefault(role, []).append(h["name"])
+    ssh = state["ssh"]
+    public_ssh = {k: ssh[k] for k in ("user", "port", "knownHosts", "proxyCommand", "publicKey") if k in ssh}
+    key = Secret(ssh["privateKey"])
+    inventory = {
+        "hosts": [{**h, "user": ssh["user"], "port": ssh["port"]} for h in hosts],
+        "groups": roles,
+        "ssh": {**public_ssh, "privateKey": key},
+    }
+    private_state = {**state, "ssh": public_ssh}
+    return {
+        **{k: v for k, v in inputs.items() if k in INPUT_KEYS},
+        "backend": state["backend"],
+        "hosts": hosts,
+        "roles": roles,
+        "ssh": public_ssh,
+        "inventory": inventory,
+        "sshPrivateKey": key,
+        "testbedState": private_state,
+    }
+
+
+def state_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    state = reveal(outputs["testbedState"])
+    state["ssh"] = {**state.get("ssh", {}), "privateKey": reveal(outputs.get("sshPrivateKey"))}
+    return state
+
+
+def _inputs_of(outputs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in outputs.items() if k in INPUT_KEYS}
+
+
+def _missing_hosts(outputs: dict[str, Any], news: dict[str, Any]) -> bool:
+    hosts, machines = outputs.get("hosts"), news.get("machines")
+    if not isinstance(hosts, list) or has_unknowns(machines) or not isinstance(machines, list):
+        return False
+    try:
+        wanted = sum(int(reveal(g)["count"]) for g in machines)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return len(hosts) != wanted

@@ -1,0 +1,16 @@
+"""Shared test helpers: the repository layout, namespace listing, root detection."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = ROOT / "provider" / "bin" / "pulumi-resource-testbed"
+IS_ROOT = os.geteuid() == 0
+
+
+def netns_list() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}

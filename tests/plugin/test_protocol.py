@@ -1,0 +1,98 @@
+"""Provider over gRPC, no testbed needed: plugin start, schema, config, Check failures, preview."""
+
+import json
+
+import grpc
+import pytest
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import provider_pb2
+
+from testbed_provider.protocol import codec
+from testbed_provider.protocol.codec import UNKNOWN, Secret
+
+from ..helpers import ROOT, netns_list
+from .engine import TOKEN, URN, PluginUnderTest
+
+
+def test_plugin_info_and_schema_match_the_repository(plugin):
+    schema = json.loads((ROOT / "schema.json").read_text())
+    handshake = plugin.stub.Handshake(provider_pb2.ProviderHandshakeRequest(engine_address=plugin.engine_address))
+    assert handshake.accept_secrets
+    assert plugin.stub.GetPluginInfo(empty_pb2.Empty()).version == schema["version"]
+    served = json.loads(plugin.stub.GetSchema(provider_pb2.GetSchemaRequest()).schema)
+    assert served == schema
+
+
+def test_plugin_exits_on_sigint_after_cancel():
+    p = PluginUnderTest()
+    assert p.stop() in (0, -2, 130), p.stderr_text()
+
+
+def test_config_unknown_backend_and_unknown_key_are_check_failures(plugin):
+    response = plugin.stub.CheckConfig(
+        provider_pb2.CheckRequest(urn="urn:pulumi:t::p::pulumi:providers:testbed::default", news=codec.encode({"backend": "slurm", "typo": "x", "version": "0.1.0"}))
+    )
+    failures = {f.property: f.reason for f in response.failures}
+    assert failures["backend"].startswith("unknown backend `slurm`")
+    assert "typo" in failures and "version" not in failures
+
+
+def test_configure_accepts_a_secret_backend_value(plugin):
+    plugin.stub.Handshake(provider_pb2.ProviderHandshakeRequest(engine_address=plugin.engine_address))
+    response = plugin.stub.Configure(provider_pb2.ConfigureRequest(args=codec.encode({"backend": Secret("local")}), acceptSecrets=True))
+    assert response.acceptSecrets and response.supportsPreview
+
+
+def test_configure_rejects_an_unknown_backend_with_a_clear_error(plugin):
+    with pytest.raises(grpc.RpcError) as err:
+        plugin.stub.Configure(provider_pb2.ConfigureRequest(args=codec.encode({"backend": "slurm"})))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "unknown backend `slurm`" in err.value.details() and "Traceback" not in err.value.details()
+
+
+@pytest.mark.parametrize(
+    "news,prop",
+    [
+        ({"machines": [{"roles": ["a"], "count": 0}]}, "machines[0].count"),
+        ({"machines": [{"roles": [], "count": 1}]}, "machines[0].roles"),
+        ({"machines": [{"roles": ["a", "a"], "count": 1}]}, "machines[0].roles"),
+        ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "roles": ["ghost"]}]}, "networks[0].roles"),
+        ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "cidr": "198.18.0.0/33"}]}, "networks[0].cidr"),
+        ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "cidr": "198.18.0.0/23"}, {"id": "m", "cidr": "198.18.1.0/24"}]}, "networks[1].cidr"),
+        ({"machines": [{"roles": ["a"], "count": 1, "cluster": "paravance"}]}, "machines[0].cluster"),
+        ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "cidr": "10.0.0.0/24"}]}, "networks[0].cidr"),
+    ],
+)
+def test_bad_input_is_a_check_failure_naming_the_property(plugin, news, prop):
+    plugin.handshake_and_configure()
+    response = plugin.check(news)
+    failures = {f.property: f.reason for f in response.failures}
+    assert prop in failures, failures
+    assert all("Traceback" not in r for r in failures.values())
+
+
+def test_preview_create_has_no_side_effects_and_unknown_outputs(plugin):
+    plugin.handshake_and_configure()
+    inputs = plugin.check({"machines": [{"roles": ["server"], "count": 2}]}).inputs
+    before = netns_list()
+    response = plugin.stub.Create(provider_pb2.CreateRequest(urn=URN, type=TOKEN, properties=inputs, preview=True))
+    assert response.id == ""
+    outputs = codec.decode(response.properties)
+    for key in ("hosts", "roles", "inventory", "sshPrivateKey"):
+        assert outputs[key] is UNKNOWN, key
+    assert outputs["machines"] == [{"roles": ["server"], "count": 2}]
+    assert netns_list() == before
+
+
+def test_unknown_resource_type_is_a_clear_error(plugin):
+    plugin.handshake_and_configure()
+    with pytest.raises(grpc.RpcError) as err:
+        plugin.stub.Check(provider_pb2.CheckRequest(urn="urn:pulumi:t::p::testbed:index:Nope::x", type="testbed:index:Nope", news=codec.encode({})))
+    assert "unknown resource type `testbed:index:Nope`" in err.value.details()
+
+
+def test_invoke_get_backend(plugin):
+    plugin.handshake_and_configure()
+    response = plugin.stub.Invoke(provider_pb2.ResourceInvokeRequest(tok="testbed:index:getBackend", args=codec.encode({})))
+    result = codec.decode(getattr(response, "return"))
+    assert result["backend"] == "local" and result["available"] == ["local"] and isinstance(result["ready"], bool)
