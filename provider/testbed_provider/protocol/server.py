@@ -170,7 +170,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
     async def Create(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            rid, outputs = await controller.create(request.urn, codec.decode(request.properties), request.preview)
+            rid, outputs = await controller.create(request.urn, codec.decode(request.properties), request.preview, request.timeout)
             return provider_pb2.CreateResponse(id=rid, properties=codec.encode(outputs))
 
         return await self._guard(context, "create", body)
@@ -198,6 +198,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
                 codec.decode(request.old_inputs),
                 codec.decode(request.news),
                 request.preview,
+                request.timeout,
             )
             return provider_pb2.UpdateResponse(properties=codec.encode(outputs))
 
@@ -206,7 +207,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
     async def Delete(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            await controller.delete(request.id, request.urn, codec.decode(request.properties))
+            await controller.delete(request.id, request.urn, codec.decode(request.properties), request.timeout)
             return empty_pb2.Empty()
 
         return await self._guard(context, "delete", body)

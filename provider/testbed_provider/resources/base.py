@@ -53,7 +53,8 @@ class ResourceController(abc.ABC):
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult: ...
 
     @abc.abstractmethod
-    async def create(self, urn: str, inputs: dict[str, Any], preview: bool) -> tuple[str, dict[str, Any]]: ...
+    async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
+        """`timeout`: the resource's customTimeouts in seconds (0: none), enforced by the provider."""
 
     @abc.abstractmethod
     async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
@@ -61,8 +62,15 @@ class ResourceController(abc.ABC):
 
     @abc.abstractmethod
     async def update(
-        self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any], preview: bool
+        self,
+        id: str,
+        urn: str,
+        outputs: dict[str, Any],
+        old_inputs: dict[str, Any],
+        news: dict[str, Any],
+        preview: bool,
+        timeout: float = 0,
     ) -> dict[str, Any]: ...
 
     @abc.abstractmethod
-    async def delete(self, id: str, urn: str, outputs: dict[str, Any]) -> None: ...
+    async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None: ...

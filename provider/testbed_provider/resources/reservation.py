@@ -23,6 +23,7 @@ from ..protocol.errors import PartialFailure, ResourceFailure
 from ..testbeds import make_testbed
 from ..testbeds.base import CheckFailure, MachineGroup, NetworkSpec, ReservationError, ReservationSpec
 from .base import CheckResult, ReadResult, ResourceController
+from .deadline import deadline
 from .diff import DiffResult, Kind, diff_inputs
 
 ROLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -66,25 +67,28 @@ class Reservation(ResourceController):
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 
-    async def create(self, urn: str, inputs: dict[str, Any], preview: bool) -> tuple[str, dict[str, Any]]:
+    async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
         if preview:
             return "", {**inputs, "backend": self.ctx.config.backend, **{k: UNKNOWN for k in COMPUTED}}
-        testbed = make_testbed(self.ctx.config.backend, self.ctx.cancelled)
         spec = spec_from_inputs(inputs)
         progress = self.ctx.log.status(urn)
-        total = sum(g.count for g in spec.machines)
-        await progress(f"reserving {total} host(s) on the {testbed.name} testbed")
-        try:
-            state = await testbed.reserve(spec, owner=urn, progress=progress)
-        except ReservationError as err:
-            if err.state is None:
-                raise ResourceFailure(f"reservation failed, nothing was kept: {err}") from err
-            raise PartialFailure(
-                f"reservation failed; what was created is recorded in the stack (`pulumi destroy` "
-                f"releases it, `pulumi up` retries): {err}",
-                err.state["id"],
-                outputs_from_state(err.state, inputs),
-            ) from err
+        async with deadline(self.ctx.cancelled, timeout) as limit:
+            testbed = make_testbed(self.ctx.config.backend, limit.stop)
+            total = sum(g.count for g in spec.machines)
+            await progress(f"reserving {total} host(s) on the {testbed.name} testbed")
+            try:
+                state = await testbed.reserve(spec, owner=urn, progress=progress)
+            except ReservationError as err:
+                if err.state is None:
+                    raise ResourceFailure(limit.explain(f"reservation failed, nothing was kept: {err}")) from err
+                raise PartialFailure(
+                    limit.explain(
+                        f"reservation failed; what was created is recorded in the stack (`pulumi destroy` "
+                        f"releases it, `pulumi up` retries): {err}"
+                    ),
+                    err.state["id"],
+                    outputs_from_state(err.state, inputs),
+                ) from err
         await progress(f"{len(state['hosts'])} host(s) ready")
         return state["id"], outputs_from_state(state, inputs)
 
@@ -100,33 +104,43 @@ class Reservation(ResourceController):
         return ReadResult(id, outputs_from_state(live, recorded_inputs), recorded_inputs)
 
     async def update(
-        self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any], preview: bool
+        self,
+        id: str,
+        urn: str,
+        outputs: dict[str, Any],
+        old_inputs: dict[str, Any],
+        news: dict[str, Any],
+        preview: bool,
+        timeout: float = 0,
     ) -> dict[str, Any]:
         if preview:
             keep = {"sshPrivateKey": outputs.get("sshPrivateKey", UNKNOWN)}
             return {**news, "backend": outputs.get("backend"), **{k: UNKNOWN for k in COMPUTED}, **keep}
         state = state_from_outputs(outputs)
-        testbed = make_testbed(state["backend"], self.ctx.cancelled)
-        try:
-            new_state = await testbed.reconcile(state, spec_from_inputs(news), self.ctx.log.status(urn))
-        except ReservationError as err:
-            partial = err.state or state
-            raise PartialFailure(
-                f"updating the reservation failed; its current hosts are recorded: {err}",
-                id,
-                outputs_from_state(partial, news),
-            ) from err
+        async with deadline(self.ctx.cancelled, timeout) as limit:
+            testbed = make_testbed(state["backend"], limit.stop)
+            try:
+                new_state = await testbed.reconcile(state, spec_from_inputs(news), self.ctx.log.status(urn))
+            except ReservationError as err:
+                raise PartialFailure(
+                    limit.explain(f"updating the reservation failed; its current hosts are recorded: {err}"),
+                    id,
+                    outputs_from_state(err.state or state, news),
+                ) from err
         return outputs_from_state(new_state, news)
 
-    async def delete(self, id: str, urn: str, outputs: dict[str, Any]) -> None:
+    async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None:
         if "testbedState" not in outputs:
             return  # never fully created: nothing recorded to release
         state = state_from_outputs(outputs)
-        testbed = make_testbed(state["backend"], self.ctx.cancelled)
-        try:
-            await testbed.release(state, self.ctx.log.status(urn))
-        except ReservationError as err:
-            raise ResourceFailure(f"releasing the reservation failed (it stays in the stack; retry `pulumi destroy`): {err}") from err
+        async with deadline(self.ctx.cancelled, timeout) as limit:
+            testbed = make_testbed(state["backend"], limit.stop)
+            try:
+                await testbed.release(state, self.ctx.log.status(urn))
+            except ReservationError as err:
+                raise ResourceFailure(
+                    limit.explain(f"releasing the reservation failed (it stays in the stack; retry `pulumi destroy`): {err}")
+                ) from err
 
 
 # ---- input rules shared by every backend ---------------------------------------------------------
