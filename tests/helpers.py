@@ -14,3 +14,8 @@ IS_ROOT = os.geteuid() == 0
 def netns_list() -> set[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
     return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def namespaces_of(reservation_id: str) -> set[str]:
+    """The network namespaces of one reservation (its id is their prefix, without the dash)."""
+    return {ns for ns in netns_list() if ns.startswith(reservation_id + "-")}

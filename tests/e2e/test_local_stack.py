@@ -8,7 +8,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..helpers import netns_list
+from ..helpers import namespaces_of, netns_list
 from .stack import Stack
 
 
@@ -24,18 +24,18 @@ def hostname_via(ssh: dict, key: str, host: dict) -> str:
 
 
 def test_preview_lists_the_reservation_and_creates_nothing(stack):
-    before = netns_list()
+    ours = lambda: {ns for ns in netns_list() if ns.startswith("tb-nodes-")}  # noqa: E731 (this example's resource)
+    before = ours()
     preview = json.loads(stack.run("preview", "--json").stdout)
     steps = {s["urn"].split("::")[-1]: s for s in preview["steps"]}
     assert steps["nodes"]["op"] == "create"
     planned = steps["nodes"]["newState"]["inputs"]
     assert planned["machines"] == [{"count": 1, "roles": ["server"]}, {"count": 1, "roles": ["client"]}]
-    assert netns_list() == before
+    assert ours() == before
     assert stack.resources() == []
 
 
 def test_up_refresh_repair_destroy(stack):
-    before = netns_list()
     up = stack.up()
     assert "SSH ready" in up.stdout, up.stdout  # progress reached the CLI
 
@@ -64,14 +64,18 @@ def test_up_refresh_repair_destroy(stack):
         os.kill(int(pid), signal.SIGKILL)
     refresh = stack.run("refresh", "--yes")
     assert "nodes" in refresh.stdout and ("update" in refresh.stdout or "~" in refresh.stdout), refresh.stdout
-    assert [h["name"] for h in stack.outputs()["hosts"]] == ["server-1"]
-    stack.up()
-    assert [h["name"] for h in stack.outputs()["hosts"]] == ["server-1", "client-1"]
-    assert hostname_via(ssh, private_key, stack.outputs()["hosts"][1]) == "client-1"
+    # refresh does not run the program: the resource's own state shows what is left
+    assert [h["name"] for h in stack.reservation()["outputs"]["hosts"]] == ["server-1"]
+    repair = stack.up()
+    assert "nodes" in repair.stdout and "updated" in repair.stdout, repair.stdout
+    repaired = stack.reservation()["outputs"]
+    assert [h["name"] for h in repaired["hosts"]] == ["server-1", "client-1"]
+    # the new host has a new host key, pinned in the updated known_hosts
+    assert hostname_via(repaired["ssh"], private_key, repaired["hosts"][1]) == "client-1"
 
     run_dir = Path(state["testbedState"]["local"]["runDir"])
     stack.run("destroy", "--yes", "--skip-preview")
-    assert netns_list() == before
+    assert namespaces_of(reservation["id"]) == set()
     assert not run_dir.exists()
     leftover = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout
     assert leftover == "", f"processes of the destroyed reservation still run: {leftover}"

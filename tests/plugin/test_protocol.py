@@ -93,6 +93,6 @@ def test_unknown_resource_type_is_a_clear_error(plugin):
 
 def test_invoke_get_backend(plugin):
     plugin.handshake_and_configure()
-    response = plugin.stub.Invoke(provider_pb2.ResourceInvokeRequest(tok="testbed:index:getBackend", args=codec.encode({})))
+    response = plugin.stub.Invoke(provider_pb2.InvokeRequest(tok="testbed:index:getBackend", args=codec.encode({})))
     result = codec.decode(getattr(response, "return"))
     assert result["backend"] == "local" and result["available"] == ["local"] and isinstance(result["ready"], bool)
