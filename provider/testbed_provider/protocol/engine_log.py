@@ -55,11 +55,13 @@ class EngineLog:
             _log.debug("engine log failed: %s", err)
 
     def status(self, urn: str):
-        """A progress callback for one resource: each call replaces its status line in the CLI
-        and is also kept as an info diagnostic, so the history of a long wait stays visible."""
+        """A progress callback for one resource: each call replaces its status line in the CLI."""
 
         async def report(message: str) -> None:
             await self.log(INFO, message, urn=urn, ephemeral=True)
-            await self.log(INFO, message, urn=urn, ephemeral=False)
 
         return report
+
+    async def info(self, urn: str, message: str) -> None:
+        """A line kept under the resource's Diagnostics (the outcome of an operation)."""
+        await self.log(INFO, message, urn=urn, ephemeral=False)

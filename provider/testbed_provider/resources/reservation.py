@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from typing import Any, Optional
 
 from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
@@ -72,6 +73,7 @@ class Reservation(ResourceController):
             return "", {**inputs, "backend": self.ctx.config.backend, **{k: UNKNOWN for k in COMPUTED}}
         spec = spec_from_inputs(inputs)
         progress = self.ctx.log.status(urn)
+        started = time.monotonic()
         async with deadline(self.ctx.cancelled, timeout) as limit:
             testbed = make_testbed(self.ctx.config.backend, limit.stop)
             total = sum(g.count for g in spec.machines)
@@ -89,7 +91,7 @@ class Reservation(ResourceController):
                     err.state["id"],
                     outputs_from_state(err.state, inputs),
                 ) from err
-        await progress(f"{len(state['hosts'])} host(s) ready")
+        await self.ctx.log.info(urn, f"reserved {_summary(state)} on the {state['backend']} testbed in {time.monotonic() - started:.1f} s")
         return state["id"], outputs_from_state(state, inputs)
 
     async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
@@ -117,6 +119,7 @@ class Reservation(ResourceController):
             keep = {"sshPrivateKey": outputs.get("sshPrivateKey", UNKNOWN)}
             return {**news, "backend": outputs.get("backend"), **{k: UNKNOWN for k in COMPUTED}, **keep}
         state = state_from_outputs(outputs)
+        started = time.monotonic()
         async with deadline(self.ctx.cancelled, timeout) as limit:
             testbed = make_testbed(state["backend"], limit.stop)
             try:
@@ -127,6 +130,7 @@ class Reservation(ResourceController):
                     id,
                     outputs_from_state(err.state or state, news),
                 ) from err
+        await self.ctx.log.info(urn, f"reservation {id} now holds {_summary(new_state)} (updated in {time.monotonic() - started:.1f} s)")
         return outputs_from_state(new_state, news)
 
     async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None:
@@ -141,6 +145,7 @@ class Reservation(ResourceController):
                 raise ResourceFailure(
                     limit.explain(f"releasing the reservation failed (it stays in the stack; retry `pulumi destroy`): {err}")
                 ) from err
+        await self.ctx.log.info(urn, f"released reservation {id} ({_summary(state)})")
 
 
 # ---- input rules shared by every backend ---------------------------------------------------------
@@ -309,6 +314,12 @@ def state_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     state = reveal(outputs["testbedState"])
     state["ssh"] = {**state.get("ssh", {}), "privateKey": reveal(outputs.get("sshPrivateKey"))}
     return state
+
+
+def _summary(state: dict[str, Any]) -> str:
+    names = [h["name"] for h in state["hosts"]]
+    shown = ", ".join(names[:6]) + (f", … ({len(names)} in all)" if len(names) > 6 else "")
+    return f"{len(names)} host(s) [{shown}]"
 
 
 def _inputs_of(outputs: dict[str, Any]) -> dict[str, Any]:

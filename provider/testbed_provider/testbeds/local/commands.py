@@ -72,7 +72,11 @@ async def run(
     timeout: Optional[float] = 60.0,
     check: bool = True,
 ) -> Result:
-    """Run `argv` to completion and return its output; kill it on Cancel or timeout."""
+    """Run `argv` to completion and return its output; kill it on Cancel or timeout.
+
+    Nothing is started once Cancel has been requested."""
+    if cancelled is not None and cancelled.is_set():
+        raise Cancelled()
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
