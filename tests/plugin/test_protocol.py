@@ -1,17 +1,21 @@
 """Provider over gRPC, no testbed needed: plugin start, schema, config, Check failures, preview."""
 
 import json
+import os
+import socket
+import subprocess
+from concurrent import futures
 
 import grpc
 import pytest
 from google.protobuf import empty_pb2
-from pulumi.runtime.proto import provider_pb2
+from pulumi.runtime.proto import engine_pb2_grpc, plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from testbed_provider.protocol import codec
 from testbed_provider.protocol.codec import UNKNOWN, Secret
 
-from ..helpers import ROOT, netns_list
-from .engine import TOKEN, URN, PluginUnderTest
+from ..helpers import PLUGIN, ROOT, netns_list
+from .engine import TOKEN, URN, PluginUnderTest, RecordingEngine
 
 
 def test_plugin_info_and_schema_match_the_repository(plugin):
@@ -96,3 +100,27 @@ def test_invoke_get_backend(plugin):
     response = plugin.stub.Invoke(provider_pb2.InvokeRequest(tok="testbed:index:getBackend", args=codec.encode({})))
     result = codec.decode(getattr(response, "return"))
     assert result["backend"] == "local" and result["available"] == ["local"] and isinstance(result["ready"], bool)
+
+
+def test_debug_mode_listens_on_a_fixed_port_and_attaches(tmp_path):
+    """`PULUMI_DEBUG_PROVIDERS=testbed:<port>`: started by hand without an engine address,
+    the plugin listens where it is told and learns the engine's address from Attach."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(PLUGIN)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PULUMI_TESTBED_PROVIDER_PORT": str(port)})
+    try:
+        assert proc.stdout.readline().decode().strip() == str(port)
+        stub = provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        engine = RecordingEngine()
+        server = grpc.server(futures.ThreadPoolExecutor(2))
+        engine_pb2_grpc.add_EngineServicer_to_server(engine, server)
+        engine_port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        stub.Attach(plugin_pb2.PluginAttach(address=f"127.0.0.1:{engine_port}"))
+        assert stub.GetPluginInfo(empty_pb2.Empty()).version
+        server.stop(0)
+    finally:
+        proc.terminate()
+        proc.wait(10)
