@@ -16,6 +16,7 @@ pulumi preview --non-interactive --diff
 pulumi up --yes --skip-preview --non-interactive
 echo; echo "=== stack outputs ==="
 pulumi stack output
+echo; echo "iperf3 bandwidth between server and client: $(pulumi stack output bandwidth_gbps) Gbit/s"
 echo
 pulumi destroy --yes --skip-preview --non-interactive
 trap - EXIT

@@ -8,6 +8,6 @@ from .stack import Stack
 def stack(tmp_path):
     if not IS_ROOT:
         pytest.skip("the local testbed needs root")
-    s = Stack(tmp_path)
+    s = Stack(tmp_path, example="nodes")
     yield s
     s.destroy()

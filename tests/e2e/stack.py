@@ -18,8 +18,11 @@ from ..helpers import ROOT
 
 class Stack:
     def __init__(self, tmp: Path, example: str = "iperf3", stack: str = "local", config: dict[str, str] | None = None):
+        source = ROOT / "examples" / example
+        if not source.exists():
+            source = Path(__file__).parent / "projects" / example
         self.dir = tmp / example
-        shutil.copytree(ROOT / "examples" / example, self.dir, ignore=shutil.ignore_patterns(".pulumi-state", "__pycache__"))
+        shutil.copytree(source, self.dir, ignore=shutil.ignore_patterns(".pulumi-state", "__pycache__"))
         project = (self.dir / "Pulumi.yaml").read_text()
         # The copy lives elsewhere: point the plugin and virtualenv at this checkout.
         project = project.replace("../../provider/bin", str(ROOT / "provider" / "bin")).replace("../../.venv", str(ROOT / ".venv"))
@@ -50,6 +53,14 @@ class Stack:
     def outputs(self, secrets: bool = False) -> dict[str, Any]:
         args = ["stack", "output", "--json"] + (["--show-secrets"] if secrets else [])
         return json.loads(self.run(*args).stdout)
+
+    def preview_ops(self) -> dict[str, str]:
+        """Resource name → planned operation of a `pulumi preview` (same ones omitted)."""
+        steps = json.loads(self.run("preview", "--json").stdout).get("steps", [])
+        return {s["urn"].split("::")[-1]: s["op"] for s in steps if s["op"] != "same"}
+
+    def resource(self, name: str) -> dict[str, Any]:
+        return next(r for r in self.resources() if r["urn"].endswith("::" + name))
 
     def resources(self) -> list[dict[str, Any]]:
         deployment = json.loads(self.run("stack", "export").stdout)["deployment"]

@@ -82,7 +82,7 @@ def test_up_refresh_repair_destroy(stack):
 
 
 def test_two_stacks_up_at_once_do_not_collide(tmp_path):
-    stacks = [Stack(tmp_path / name) for name in ("a", "b")]
+    stacks = [Stack(tmp_path / name, example="nodes") for name in ("a", "b")]
     try:
         with ThreadPoolExecutor(2) as pool:
             list(pool.map(lambda s: s.up(), stacks))

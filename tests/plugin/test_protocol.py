@@ -124,3 +124,54 @@ def test_debug_mode_listens_on_a_fixed_port_and_attaches(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+INVENTORY = {
+    "hosts": [
+        {"name": n, "address": f"198.19.0.{i}", "roles": [r], "networks": [], "user": "root", "port": 22}
+        for i, (n, r) in enumerate([("server-1", "server"), ("client-1", "client"), ("client-2", "client")], 1)
+    ],
+    "groups": {"server": ["server-1"], "client": ["client-1", "client-2"]},
+    "ssh": {"user": "root", "port": 22, "knownHosts": "", "privateKey": Secret("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n")},
+}
+COMMAND = "urn:pulumi:test::proj::testbed:index:Command::step"
+
+
+def check_command(plugin, **news):
+    plugin.handshake_and_configure()
+    request = provider_pb2.CheckRequest(urn=COMMAND, type="testbed:index:Command", name="step", news=codec.encode({"inventory": INVENTORY, **news}))
+    return {f.property: f.reason for f in plugin.stub.Check(request).failures}
+
+
+@pytest.mark.parametrize(
+    "news,prop,fragment",
+    [
+        ({"create": "true", "on": "database"}, "on", "database"),
+        ({"create": "true", "on": "server:&client"}, "on", "match"),
+        ({"create": "true", "on": ""}, "on", "pattern"),
+        ({"create": ""}, "create", "non-empty"),
+        ({"create": "true", "environment": {"1BAD": "x"}}, "environment.1BAD", "variable name"),
+        ({"create": "true", "timeout": -1}, "timeout", "≥ 0"),
+        ({"create": "true", "runs": 2}, "runs", "unknown property"),
+    ],
+)
+def test_command_bad_input_is_a_check_failure(plugin, news, prop, fragment):
+    failures = check_command(plugin, **news)
+    assert prop in failures, failures
+    assert fragment in failures[prop]
+
+
+def test_command_good_patterns_pass_and_default_to_all(plugin):
+    for on in ("server", "client:!server", "client-2", "all", "server:client"):
+        assert check_command(plugin, create="hostname", on=on) == {}, on
+    plugin_inputs = codec.decode(plugin.stub.Check(provider_pb2.CheckRequest(
+        urn=COMMAND, type="testbed:index:Command", name="step", news=codec.encode({"inventory": INVENTORY, "create": "x"}))).inputs)
+    assert plugin_inputs["on"] == "all"
+
+
+def test_command_preview_runs_nothing_and_reports_unknowns(plugin):
+    plugin.handshake_and_configure()
+    inputs = codec.encode({"inventory": INVENTORY, "create": "touch /tmp/never", "on": "all"})
+    response = plugin.stub.Create(provider_pb2.CreateRequest(urn=COMMAND, type="testbed:index:Command", properties=inputs, preview=True))
+    outputs = codec.decode(response.properties)
+    assert response.id == "" and outputs["results"] is UNKNOWN and outputs["stdout"] is UNKNOWN

@@ -17,6 +17,7 @@ MASK = "[secret]"
 class Redactor:
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._public: set[str] = set()
         self._lock = threading.Lock()
 
     def register(self, value: Any) -> None:
@@ -26,9 +27,19 @@ class Redactor:
             with self._lock:
                 self._secrets.update(c for c in candidates if len(c) >= _MIN_LEN)
 
+    def declassify(self, value: Any) -> None:
+        """Mark the strings inside `value` as public although they arrived inside a secret.
+
+        Pulumi makes a whole object secret when one field is (a Reservation's `inventory` is
+        secret for its private key alone), so host names, addresses and roles arrive as
+        secrets too; scrubbing them would turn every message about a host into `[secret]`.
+        The resource that knows the object's schema declares its public parts here."""
+        with self._lock:
+            self._public.update(t for t in _strings(value))
+
     def scrub(self, text: str) -> str:
         with self._lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
+            secrets = sorted(self._secrets - self._public, key=len, reverse=True)
         for s in secrets:
             if s in text:
                 text = text.replace(s, MASK)

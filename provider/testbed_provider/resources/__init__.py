@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import ResourceController
+from .command import Command
 from .reservation import Reservation
 
-CONTROLLERS: dict[str, type[ResourceController]] = {c.token: c for c in (Reservation,)}
+CONTROLLERS: dict[str, type[ResourceController]] = {c.token: c for c in (Reservation, Command)}

@@ -6,6 +6,7 @@ import builtins as _builtins
 from . import _utilities
 import typing
 # Export this package's modules as members:
+from .command import *
 from .get_backend import *
 from .provider import *
 from .reservation import *
@@ -27,6 +28,7 @@ _utilities.register(
   "mod": "index",
   "fqn": "pulumi_testbed",
   "classes": {
+   "testbed:index:Command": "Command",
    "testbed:index:Reservation": "Reservation"
   }
  }

@@ -15,11 +15,431 @@ else:
 from . import _utilities
 
 __all__ = [
+    'HostNetworkArgs',
+    'HostNetworkArgsDict',
+    'InventoryArgs',
+    'InventoryArgsDict',
+    'InventoryHostArgs',
+    'InventoryHostArgsDict',
+    'InventorySshArgs',
+    'InventorySshArgsDict',
     'MachineGroupArgs',
     'MachineGroupArgsDict',
     'NetworkArgs',
     'NetworkArgsDict',
 ]
+
+class HostNetworkArgsDict(TypedDict):
+    """
+    A host's interface on one experiment network.
+    """
+    address: pulumi.Input[_builtins.str]
+    """
+    The host's address on that network.
+    """
+    cidr: pulumi.Input[_builtins.str]
+    """
+    The network's address range.
+    """
+    id: pulumi.Input[_builtins.str]
+    """
+    Network id.
+    """
+    interface: pulumi.Input[_builtins.str]
+    """
+    Interface name on the host.
+    """
+
+@pulumi.input_type
+class HostNetworkArgs:
+    def __init__(__self__, *,
+                 address: pulumi.Input[_builtins.str],
+                 cidr: pulumi.Input[_builtins.str],
+                 id: pulumi.Input[_builtins.str],
+                 interface: pulumi.Input[_builtins.str]):
+        """
+        A host's interface on one experiment network.
+
+        :param pulumi.Input[_builtins.str] address: The host's address on that network.
+        :param pulumi.Input[_builtins.str] cidr: The network's address range.
+        :param pulumi.Input[_builtins.str] id: Network id.
+        :param pulumi.Input[_builtins.str] interface: Interface name on the host.
+        """
+        pulumi.set(__self__, "address", address)
+        pulumi.set(__self__, "cidr", cidr)
+        pulumi.set(__self__, "id", id)
+        pulumi.set(__self__, "interface", interface)
+
+    @_builtins.property
+    @pulumi.getter
+    def address(self) -> pulumi.Input[_builtins.str]:
+        """
+        The host's address on that network.
+        """
+        return pulumi.get(self, "address")
+
+    @address.setter
+    def address(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "address", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def cidr(self) -> pulumi.Input[_builtins.str]:
+        """
+        The network's address range.
+        """
+        return pulumi.get(self, "cidr")
+
+    @cidr.setter
+    def cidr(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "cidr", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def id(self) -> pulumi.Input[_builtins.str]:
+        """
+        Network id.
+        """
+        return pulumi.get(self, "id")
+
+    @id.setter
+    def id(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "id", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def interface(self) -> pulumi.Input[_builtins.str]:
+        """
+        Interface name on the host.
+        """
+        return pulumi.get(self, "interface")
+
+    @interface.setter
+    def interface(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "interface", value)
+
+
+class InventoryArgsDict(TypedDict):
+    """
+    Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
+    """
+    groups: pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]]
+    """
+    Role -> host names.
+    """
+    hosts: pulumi.Input[Sequence[pulumi.Input['InventoryHostArgsDict']]]
+    """
+    Hosts.
+    """
+    ssh: pulumi.Input['InventorySshArgsDict']
+
+@pulumi.input_type
+class InventoryArgs:
+    def __init__(__self__, *,
+                 groups: pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]],
+                 hosts: pulumi.Input[Sequence[pulumi.Input['InventoryHostArgs']]],
+                 ssh: pulumi.Input['InventorySshArgs']):
+        """
+        Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
+
+        :param pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]] groups: Role -> host names.
+        :param pulumi.Input[Sequence[pulumi.Input['InventoryHostArgs']]] hosts: Hosts.
+        """
+        pulumi.set(__self__, "groups", groups)
+        pulumi.set(__self__, "hosts", hosts)
+        pulumi.set(__self__, "ssh", ssh)
+
+    @_builtins.property
+    @pulumi.getter
+    def groups(self) -> pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]]:
+        """
+        Role -> host names.
+        """
+        return pulumi.get(self, "groups")
+
+    @groups.setter
+    def groups(self, value: pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]]):
+        pulumi.set(self, "groups", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def hosts(self) -> pulumi.Input[Sequence[pulumi.Input['InventoryHostArgs']]]:
+        """
+        Hosts.
+        """
+        return pulumi.get(self, "hosts")
+
+    @hosts.setter
+    def hosts(self, value: pulumi.Input[Sequence[pulumi.Input['InventoryHostArgs']]]):
+        pulumi.set(self, "hosts", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def ssh(self) -> pulumi.Input['InventorySshArgs']:
+        return pulumi.get(self, "ssh")
+
+    @ssh.setter
+    def ssh(self, value: pulumi.Input['InventorySshArgs']):
+        pulumi.set(self, "ssh", value)
+
+
+class InventoryHostArgsDict(TypedDict):
+    """
+    A host entry of the inventory.
+    """
+    address: pulumi.Input[_builtins.str]
+    """
+    Address SSH connects to.
+    """
+    name: pulumi.Input[_builtins.str]
+    """
+    Host name.
+    """
+    networks: pulumi.Input[Sequence[pulumi.Input['HostNetworkArgsDict']]]
+    """
+    Experiment interfaces.
+    """
+    port: pulumi.Input[_builtins.int]
+    """
+    SSH port.
+    """
+    roles: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]
+    """
+    Roles (inventory groups).
+    """
+    user: pulumi.Input[_builtins.str]
+    """
+    Login user.
+    """
+
+@pulumi.input_type
+class InventoryHostArgs:
+    def __init__(__self__, *,
+                 address: pulumi.Input[_builtins.str],
+                 name: pulumi.Input[_builtins.str],
+                 networks: pulumi.Input[Sequence[pulumi.Input['HostNetworkArgs']]],
+                 port: pulumi.Input[_builtins.int],
+                 roles: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]],
+                 user: pulumi.Input[_builtins.str]):
+        """
+        A host entry of the inventory.
+
+        :param pulumi.Input[_builtins.str] address: Address SSH connects to.
+        :param pulumi.Input[_builtins.str] name: Host name.
+        :param pulumi.Input[Sequence[pulumi.Input['HostNetworkArgs']]] networks: Experiment interfaces.
+        :param pulumi.Input[_builtins.int] port: SSH port.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] roles: Roles (inventory groups).
+        :param pulumi.Input[_builtins.str] user: Login user.
+        """
+        pulumi.set(__self__, "address", address)
+        pulumi.set(__self__, "name", name)
+        pulumi.set(__self__, "networks", networks)
+        pulumi.set(__self__, "port", port)
+        pulumi.set(__self__, "roles", roles)
+        pulumi.set(__self__, "user", user)
+
+    @_builtins.property
+    @pulumi.getter
+    def address(self) -> pulumi.Input[_builtins.str]:
+        """
+        Address SSH connects to.
+        """
+        return pulumi.get(self, "address")
+
+    @address.setter
+    def address(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "address", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def name(self) -> pulumi.Input[_builtins.str]:
+        """
+        Host name.
+        """
+        return pulumi.get(self, "name")
+
+    @name.setter
+    def name(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "name", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def networks(self) -> pulumi.Input[Sequence[pulumi.Input['HostNetworkArgs']]]:
+        """
+        Experiment interfaces.
+        """
+        return pulumi.get(self, "networks")
+
+    @networks.setter
+    def networks(self, value: pulumi.Input[Sequence[pulumi.Input['HostNetworkArgs']]]):
+        pulumi.set(self, "networks", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def port(self) -> pulumi.Input[_builtins.int]:
+        """
+        SSH port.
+        """
+        return pulumi.get(self, "port")
+
+    @port.setter
+    def port(self, value: pulumi.Input[_builtins.int]):
+        pulumi.set(self, "port", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def roles(self) -> pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]:
+        """
+        Roles (inventory groups).
+        """
+        return pulumi.get(self, "roles")
+
+    @roles.setter
+    def roles(self, value: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]):
+        pulumi.set(self, "roles", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def user(self) -> pulumi.Input[_builtins.str]:
+        """
+        Login user.
+        """
+        return pulumi.get(self, "user")
+
+    @user.setter
+    def user(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "user", value)
+
+
+class InventorySshArgsDict(TypedDict):
+    """
+    SSH settings shared by every inventory host.
+    """
+    known_hosts: pulumi.Input[_builtins.str]
+    """
+    known_hosts lines.
+    """
+    port: pulumi.Input[_builtins.int]
+    """
+    SSH port.
+    """
+    private_key: pulumi.Input[_builtins.str]
+    """
+    Private key (secret).
+    """
+    user: pulumi.Input[_builtins.str]
+    """
+    Login user.
+    """
+    proxy_command: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    ProxyCommand, when hosts are not directly reachable.
+    """
+    public_key: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Public key.
+    """
+
+@pulumi.input_type
+class InventorySshArgs:
+    def __init__(__self__, *,
+                 known_hosts: pulumi.Input[_builtins.str],
+                 port: pulumi.Input[_builtins.int],
+                 private_key: pulumi.Input[_builtins.str],
+                 user: pulumi.Input[_builtins.str],
+                 proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 public_key: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        SSH settings shared by every inventory host.
+
+        :param pulumi.Input[_builtins.str] known_hosts: known_hosts lines.
+        :param pulumi.Input[_builtins.int] port: SSH port.
+        :param pulumi.Input[_builtins.str] private_key: Private key (secret).
+        :param pulumi.Input[_builtins.str] user: Login user.
+        :param pulumi.Input[_builtins.str] proxy_command: ProxyCommand, when hosts are not directly reachable.
+        :param pulumi.Input[_builtins.str] public_key: Public key.
+        """
+        pulumi.set(__self__, "known_hosts", known_hosts)
+        pulumi.set(__self__, "port", port)
+        pulumi.set(__self__, "private_key", private_key)
+        pulumi.set(__self__, "user", user)
+        if proxy_command is not None:
+            pulumi.set(__self__, "proxy_command", proxy_command)
+        if public_key is not None:
+            pulumi.set(__self__, "public_key", public_key)
+
+    @_builtins.property
+    @pulumi.getter(name="knownHosts")
+    def known_hosts(self) -> pulumi.Input[_builtins.str]:
+        """
+        known_hosts lines.
+        """
+        return pulumi.get(self, "known_hosts")
+
+    @known_hosts.setter
+    def known_hosts(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "known_hosts", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def port(self) -> pulumi.Input[_builtins.int]:
+        """
+        SSH port.
+        """
+        return pulumi.get(self, "port")
+
+    @port.setter
+    def port(self, value: pulumi.Input[_builtins.int]):
+        pulumi.set(self, "port", value)
+
+    @_builtins.property
+    @pulumi.getter(name="privateKey")
+    def private_key(self) -> pulumi.Input[_builtins.str]:
+        """
+        Private key (secret).
+        """
+        return pulumi.get(self, "private_key")
+
+    @private_key.setter
+    def private_key(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "private_key", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def user(self) -> pulumi.Input[_builtins.str]:
+        """
+        Login user.
+        """
+        return pulumi.get(self, "user")
+
+    @user.setter
+    def user(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "user", value)
+
+    @_builtins.property
+    @pulumi.getter(name="proxyCommand")
+    def proxy_command(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        ProxyCommand, when hosts are not directly reachable.
+        """
+        return pulumi.get(self, "proxy_command")
+
+    @proxy_command.setter
+    def proxy_command(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "proxy_command", value)
+
+    @_builtins.property
+    @pulumi.getter(name="publicKey")
+    def public_key(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Public key.
+        """
+        return pulumi.get(self, "public_key")
+
+    @public_key.setter
+    def public_key(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "public_key", value)
+
 
 class MachineGroupArgsDict(TypedDict):
     """

@@ -16,6 +16,7 @@ from . import _utilities
 from . import outputs
 
 __all__ = [
+    'CommandResult',
     'Host',
     'HostNetwork',
     'Inventory',
@@ -25,6 +26,114 @@ __all__ = [
     'Network',
     'SshConnection',
 ]
+
+@pulumi.output_type
+class CommandResult(dict):
+    """
+    What a command did on one host.
+    """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "durationS":
+            suggest = "duration_s"
+        elif key == "startedAt":
+            suggest = "started_at"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in CommandResult. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        CommandResult.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        CommandResult.__key_warning(key)
+        return super().get(key, default)
+
+    def __init__(__self__, *,
+                 duration_s: _builtins.float,
+                 host: _builtins.str,
+                 rc: _builtins.int,
+                 started_at: _builtins.str,
+                 status: _builtins.str,
+                 stderr: _builtins.str,
+                 stdout: _builtins.str):
+        """
+        What a command did on one host.
+
+        :param _builtins.float duration_s: How long it ran, in seconds.
+        :param _builtins.str host: Host name.
+        :param _builtins.int rc: Exit code (-1 when the host was unreachable or the command timed out).
+        :param _builtins.str started_at: When it started (ISO 8601, UTC).
+        :param _builtins.str status: ok, failed (non-zero exit), unreachable or timeout.
+        :param _builtins.str stderr: Standard error, trailing newlines stripped.
+        :param _builtins.str stdout: Standard output, trailing newlines stripped.
+        """
+        pulumi.set(__self__, "duration_s", duration_s)
+        pulumi.set(__self__, "host", host)
+        pulumi.set(__self__, "rc", rc)
+        pulumi.set(__self__, "started_at", started_at)
+        pulumi.set(__self__, "status", status)
+        pulumi.set(__self__, "stderr", stderr)
+        pulumi.set(__self__, "stdout", stdout)
+
+    @_builtins.property
+    @pulumi.getter(name="durationS")
+    def duration_s(self) -> _builtins.float:
+        """
+        How long it ran, in seconds.
+        """
+        return pulumi.get(self, "duration_s")
+
+    @_builtins.property
+    @pulumi.getter
+    def host(self) -> _builtins.str:
+        """
+        Host name.
+        """
+        return pulumi.get(self, "host")
+
+    @_builtins.property
+    @pulumi.getter
+    def rc(self) -> _builtins.int:
+        """
+        Exit code (-1 when the host was unreachable or the command timed out).
+        """
+        return pulumi.get(self, "rc")
+
+    @_builtins.property
+    @pulumi.getter(name="startedAt")
+    def started_at(self) -> _builtins.str:
+        """
+        When it started (ISO 8601, UTC).
+        """
+        return pulumi.get(self, "started_at")
+
+    @_builtins.property
+    @pulumi.getter
+    def status(self) -> _builtins.str:
+        """
+        ok, failed (non-zero exit), unreachable or timeout.
+        """
+        return pulumi.get(self, "status")
+
+    @_builtins.property
+    @pulumi.getter
+    def stderr(self) -> _builtins.str:
+        """
+        Standard error, trailing newlines stripped.
+        """
+        return pulumi.get(self, "stderr")
+
+    @_builtins.property
+    @pulumi.getter
+    def stdout(self) -> _builtins.str:
+        """
+        Standard output, trailing newlines stripped.
+        """
+        return pulumi.get(self, "stdout")
+
 
 @pulumi.output_type
 class Host(dict):

@@ -1,0 +1,248 @@
+"""`testbed:index:Command`: a shell command run on the hosts of a reservation that match a pattern.
+
+EnOSlib's `run_command` as a resource (pulumi-command's model): `create` runs on `pulumi up`,
+`update` (default: `create`) when what it depends on changes, `delete` on destroy. It runs from
+the Reservation's `inventory` alone, so destroy needs nothing but stack state.
+
+Re-runs: a change of `create`, `environment`, `triggers`, `on`, `background`, `become`, or of the
+matched hosts (a host added, removed, or replaced by a new machine with a new host key) re-runs
+the command in place; other changes (`update`, `delete`, `timeout`, an inventory change that
+leaves the matched hosts alone) are recorded without running anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from typing import Any, Optional
+
+from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
+from ..protocol.errors import PartialFailure, ResourceFailure
+from ..protocol.redact import REDACTOR
+from ..remote import HostResult, PatternError, RemoteError, match_hosts, run_shell, stop_background
+from ..testbeds.base import CheckFailure
+from .base import CheckResult, ReadResult, ResourceController
+from .deadline import deadline
+from .diff import DiffResult, Kind, diff_inputs
+
+INPUT_KEYS = {"inventory", "on", "create", "update", "delete", "background", "environment", "triggers", "timeout", "become"}
+RERUN_KEYS = {"create", "environment", "triggers", "on", "background", "become"}
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+STDERR_TAIL = 400
+
+
+class Command(ResourceController):
+    token = "testbed:index:Command"
+
+    # ---- Check -------------------------------------------------------------------------------
+
+    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {k: v for k, v in news.items() if v is not None}
+        inputs.setdefault("on", "all")
+        failures: list[CheckFailure] = []
+        fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
+        for key in sorted(set(inputs) - INPUT_KEYS):
+            fail(key, f"unknown property `{key}` (Command accepts {', '.join(sorted(INPUT_KEYS))})")
+        for key in ("create", "update", "delete"):
+            value = inputs.get(key)
+            if value is UNKNOWN or value is None and key != "create":
+                continue
+            if not isinstance(value, str) or not value.strip():
+                fail(key, "required: a non-empty shell command" if key == "create" else "must be a non-empty shell command")
+        on = inputs.get("on")
+        if on is not UNKNOWN and (not isinstance(on, str) or not on.strip()):
+            fail("on", "must be an Ansible host pattern over roles and host names, e.g. `server`, `client:!server`, `all`")
+        env = inputs.get("environment")
+        if isinstance(env, dict):
+            for k, v in env.items():
+                if not ENV_NAME.match(k):
+                    fail(f"environment.{k}", "not a valid environment variable name")
+                elif v is not UNKNOWN and not isinstance(reveal(v), str):
+                    fail(f"environment.{k}", "must be a string")
+        elif env is not None and env is not UNKNOWN:
+            fail("environment", "must be a map of variable names to strings")
+        timeout = inputs.get("timeout")
+        if timeout is not None and timeout is not UNKNOWN and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
+            fail("timeout", "must be a number of seconds ≥ 0 (0: no limit)")
+        inventory = inputs.get("inventory")
+        if inventory is None:
+            fail("inventory", "required: a Reservation's `inventory` output")
+        elif not has_unknowns(inventory) and isinstance(on, str) and on.strip() and not failures:
+            try:
+                match_hosts(_inventory(inputs), on)
+            except PatternError as err:
+                fail("on", str(err))
+            except (KeyError, TypeError, ValueError) as err:
+                fail("inventory", f"not a Reservation inventory ({err})")
+        return CheckResult(inputs, failures)
+
+    # ---- Diff --------------------------------------------------------------------------------
+
+    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        old_inputs = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
+        result = diff_inputs(old_inputs, news, replace_keys=())
+        # The inventory is compared by what it means for this command: which machines it reaches.
+        result.detailed = {p: k for p, k in result.detailed.items() if not p.startswith("inventory")}
+        if has_unknowns(news.get("inventory")) or has_unknowns(news.get("on")):
+            result.detailed.setdefault("hosts", Kind.UPDATE)
+        elif _targets(old_inputs) != _targets(news):
+            result.detailed["hosts"] = Kind.UPDATE
+        elif reveal(old_inputs.get("inventory")) != reveal(news.get("inventory")) and not result.detailed:
+            result.detailed["inventory"] = Kind.UPDATE  # e.g. another host changed: record, do not re-run
+        return result
+
+    # ---- Create / Read / Update / Delete ----------------------------------------------------
+
+    async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
+        if preview:
+            return "", {**inputs, "results": UNKNOWN, "stdout": UNKNOWN, "hosts": UNKNOWN}
+        rid = uuid.uuid4().hex[:16]
+        outputs, failure = await self._run(urn, rid, inputs, inputs["create"], timeout)
+        if failure:
+            raise PartialFailure(failure, rid, outputs)  # recorded with its results; `pulumi up` retries
+        return rid, outputs
+
+    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
+        if "results" not in outputs:
+            raise ResourceFailure("importing a Command is not supported; it runs on `pulumi up`")
+        return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
+
+    async def update(
+        self,
+        id: str,
+        urn: str,
+        outputs: dict[str, Any],
+        old_inputs: dict[str, Any],
+        news: dict[str, Any],
+        preview: bool,
+        timeout: float = 0,
+    ) -> dict[str, Any]:
+        changes = self.diff(outputs, old_inputs, news).detailed
+        # A step that failed last time (recorded with its partial results) is retried.
+        failed_before = any(r.get("status") != "ok" for r in reveal(outputs.get("results")) or [])
+        rerun = failed_before or any(_top(p) in RERUN_KEYS | {"hosts"} for p in changes)
+        kept = {k: outputs[k] for k in ("results", "stdout", "hosts") if k in outputs}
+        if not rerun:
+            return {**news, **kept}
+        if preview:
+            return {**news, "results": UNKNOWN, "stdout": UNKNOWN, "hosts": UNKNOWN}
+        if old_inputs.get("background"):
+            await self._stop_background(urn, id, {**old_inputs, **{"inventory": outputs.get("inventory", old_inputs.get("inventory"))}})
+        outputs, failure = await self._run(urn, id, news, news.get("update") or news["create"], timeout)
+        if failure:
+            raise PartialFailure(failure, id, outputs)
+        return outputs
+
+    async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None:
+        inputs = {k: v for k, v in outputs.items() if k in INPUT_KEYS}
+        if "results" not in outputs or "inventory" not in inputs:
+            return
+        if inputs.get("delete"):
+            _, failure = await self._run(urn, id, inputs, inputs["delete"], timeout, background=False)
+            if failure:
+                raise ResourceFailure(f"the delete command failed (the step stays in the stack; fix it and retry): {failure}")
+        if inputs.get("background"):
+            await self._stop_background(urn, id, inputs)
+
+    # ---- running ------------------------------------------------------------------------------
+
+    async def _run(
+        self, urn: str, rid: str, inputs: dict[str, Any], command: str, timeout: float, background: Optional[bool] = None
+    ) -> tuple[dict[str, Any], Optional[str]]:
+        """Run on the matched hosts: the outputs, and a failure message naming the failed hosts."""
+        inventory, pattern = _inventory(inputs), inputs.get("on", "all")
+        progress = self.ctx.log.status(urn)
+        limit_s = float(inputs.get("timeout") or 0) or timeout
+        bg = inputs.get("background") if background is None else background
+        async with deadline(self.ctx.cancelled, timeout) as limit:
+            try:
+                results = await run_shell(
+                    inventory,
+                    pattern,
+                    reveal(command),
+                    environment={k: reveal(v) for k, v in (inputs.get("environment") or {}).items()},
+                    become=bool(inputs.get("become")),
+                    background=_tag(rid) if bg else None,
+                    timeout=limit_s,
+                    cancelled=limit.stop,
+                    progress=progress,
+                )
+            except PatternError as err:
+                raise ResourceFailure(f"`on: {pattern}`: {err}") from err
+            except RemoteError as err:
+                raise ResourceFailure(limit.explain(f"could not run the command: {err}")) from err
+        outputs = {**inputs, **_outputs(results, secret=_is_secret_run(command, inputs))}
+        failed = [r for r in results if r.status != "ok"]
+        if failed:
+            return outputs, limit.explain(_failure_message(failed, len(results)))
+        await self.ctx.log.info(urn, f"ran on {len(results)} host(s): {', '.join(r.host for r in results[:8])}{' …' if len(results) > 8 else ''}")
+        return outputs, None
+
+    async def _stop_background(self, urn: str, rid: str, inputs: dict[str, Any]) -> None:
+        try:
+            await stop_background(_inventory(inputs), inputs.get("on", "all"), _tag(rid), cancelled=self.ctx.cancelled, progress=self.ctx.log.status(urn))
+        except PatternError:
+            return  # its hosts are gone already: nothing left running
+
+
+def _top(path: str) -> str:
+    return re.split(r"[.\[]", path, maxsplit=1)[0]
+
+
+def _inventory(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The revealed inventory; everything in it but the private key is public (see declassify)."""
+    inventory = reveal(inputs["inventory"])
+    if isinstance(inventory, dict):
+        ssh = inventory.get("ssh")
+        public_ssh = {k: v for k, v in ssh.items() if k != "privateKey"} if isinstance(ssh, dict) else None
+        REDACTOR.declassify([inventory.get("hosts"), inventory.get("groups"), public_ssh])
+    return inventory
+
+
+def _tag(rid: str) -> str:
+    return f"cmd-{rid}"
+
+
+def _targets(inputs: dict[str, Any]) -> Optional[list[tuple[str, str, str]]]:
+    """The machines a command reaches: (name, address, host key) of every matched host."""
+    try:
+        inventory = _inventory(inputs)
+        names = match_hosts(inventory, inputs.get("on", "all"))
+    except (PatternError, KeyError, TypeError, ValueError):
+        return None
+    keys = inventory.get("ssh", {}).get("knownHosts", "")
+    by_name = {h["name"]: h for h in inventory["hosts"]}
+    return [(n, by_name[n]["address"], _host_key(keys, n)) for n in names]
+
+
+def _host_key(known_hosts: str, name: str) -> str:
+    for line in known_hosts.splitlines():
+        first = line.split(" ", 1)[0]
+        if name in first.split(","):
+            return hashlib.sha256(line.encode()).hexdigest()[:16]
+    return ""
+
+
+def _is_secret_run(command: Any, inputs: dict[str, Any]) -> bool:
+    """A secret command or environment may print secrets: then its output is secret too.
+    (The inventory is always secret — it carries the key — and does not count.)"""
+    env = inputs.get("environment") or {}
+    return isinstance(command, Secret) or isinstance(env, Secret) or any(isinstance(v, Secret) for v in env.values())
+
+
+def _outputs(results: list[HostResult], secret: bool = False) -> dict[str, Any]:
+    wrap = Secret if secret else (lambda v: v)
+    out: dict[str, Any] = {"results": wrap([r.as_output() for r in results]), "hosts": [r.host for r in results]}
+    if len(results) == 1:
+        out["stdout"] = wrap(results[0].stdout)
+    return out
+
+
+def _failure_message(failed: list[HostResult], total: int) -> str:
+    parts = []
+    for r in failed:
+        tail = r.stderr.strip()[-STDERR_TAIL:] or r.stdout.strip()[-STDERR_TAIL:] or "(no output)"
+        what = {"unreachable": "unreachable", "timeout": "timed out"}.get(r.status, f"rc={r.rc}")
+        parts.append(f"{r.host} ({what}): {tail}")
+    return f"command failed on {len(failed)} of {total} host(s): " + "; ".join(parts)
