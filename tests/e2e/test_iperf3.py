@@ -1,11 +1,27 @@
 """examples/iperf3 end to end: a real iperf3 run between two local hosts."""
 
+import os
+import re
+
 import pytest
 
-from ..helpers import IS_ROOT
+from ..helpers import IS_ROOT, namespaces_of
 from .stack import Stack
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="the local testbed needs root")
+
+
+def group_alive(pgid: int) -> bool:
+    """Some process of the group runs (zombies do not count: PID 1 here may reap late)."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in "ZX":
+            return True
+    return False
 
 
 def test_iperf3_measures_and_only_the_client_reruns(tmp_path):
@@ -16,12 +32,21 @@ def test_iperf3_measures_and_only_the_client_reruns(tmp_path):
         assert isinstance(outputs["bandwidth_gbps"], (int, float)) and outputs["bandwidth_gbps"] > 0
         assert '"sum_received"' in outputs["iperf3_report"]
         assert stack.preview_ops() == {}, "a second up must be a no-op"
+        client_started = stack.resource("iperf3-client")["outputs"]["results"][0]["startedAt"]
+        server_step = stack.resource("iperf3-server")["outputs"]
+        server_group = int(re.search(r"process group (\d+)", server_step["results"][0]["stdout"]).group(1))
+        assert group_alive(server_group), "the background server outlives its step"
 
         stack.run("config", "set", "duration", "2")
         assert stack.preview_ops() == {"iperf3-client": "update"}
         stack.up()
         report = stack.outputs()["iperf3_report"]
-        assert '"duration":\t2' in report or '"duration": 2' in report or '"duration":2' in report
+        assert re.search(r'"duration":\s*2\b', report), report[:400]
+        assert stack.resource("iperf3-server")["outputs"]["results"] == server_step["results"], "the server step did not re-run"
+        assert stack.resource("iperf3-client")["outputs"]["results"][0]["startedAt"] != client_started
+        reservation_id = stack.reservation()["id"]
     finally:
         stack.destroy()
     assert stack.resources() == []
+    assert namespaces_of(reservation_id) == set()
+    assert not group_alive(server_group), "destroy stops the background server"
