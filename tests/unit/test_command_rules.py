@@ -120,3 +120,10 @@ def test_a_command_declassifies_its_inventorys_public_parts(calls):
     asyncio.run(controller().create("urn", dict(BASE), preview=False))
     assert REDACTOR.scrub("server-1 at 198.19.0.1") == "server-1 at 198.19.0.1"
     assert "KEY-MATERIAL-1234" not in REDACTOR.scrub("key KEY-MATERIAL-1234")
+
+
+def test_warm_up_loads_ansible_core_ahead_of_the_first_pattern():
+    from testbed_provider.remote import patterns
+
+    Command.warm_up()
+    assert patterns._ansible is not None and hasattr(patterns._ansible, "InventoryManager")

@@ -49,8 +49,15 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
         self.log = EngineLog(engine_address)
         self.ctx = ProviderContext(config=ProviderConfig(), log=self.log)
         self._controllers: dict[str, ResourceController] = {}
+        self._warming: Optional[list[asyncio.Future]] = None
 
     # ---- helpers ---------------------------------------------------------------------------
+
+    def _warm_up(self) -> None:
+        """Run every resource type's warm-up in a thread, once (see ResourceController.warm_up)."""
+        if self._warming is None:
+            loop = asyncio.get_running_loop()
+            self._warming = [loop.run_in_executor(None, c.warm_up) for c in CONTROLLERS.values()]
 
     def _controller(self, token: str) -> ResourceController:
         if token not in CONTROLLERS:
@@ -137,6 +144,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
             if failures:
                 raise ResourceFailure("; ".join(f"testbed:{f.property}: {f.reason}" for f in failures))
             self.ctx.config = config
+            self._warm_up()
             return provider_pb2.ConfigureResponse(acceptSecrets=True, supportsPreview=True, acceptResources=False)
 
         return await self._guard(context, "configure", body)

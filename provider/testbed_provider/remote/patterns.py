@@ -29,6 +29,15 @@ _cache: "OrderedDict[str, _Resolver]" = OrderedDict()
 _ansible: Any = None  # the lazily imported pieces of ansible-core
 
 
+def warm_up() -> None:
+    """Import ansible-core now (from a thread), not on the first pattern. Failures are left
+    for that first pattern to report, where they reach the user."""
+    try:
+        _load_ansible()
+    except Exception:  # noqa: BLE001 (reported again, properly, on first use)
+        pass
+
+
 def _load_ansible() -> Any:
     """Import the parts of ansible-core we use (once)."""
     global _ansible

@@ -45,6 +45,11 @@ class ResourceController(abc.ABC):
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Slow one-off preparation (e.g. imports) done in a thread once the provider is
+        configured, so the first operation on this resource type does not pay for it."""
+
     @abc.abstractmethod
     def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate and default the program's inputs; pure."""

@@ -21,6 +21,7 @@ from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..protocol.redact import REDACTOR
 from ..remote import HostResult, PatternError, RemoteError, match_hosts, run_shell, stop_background
+from ..remote.patterns import warm_up as warm_up_patterns
 from ..testbeds.base import CheckFailure
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
@@ -34,6 +35,12 @@ STDERR_TAIL = 400
 
 class Command(ResourceController):
     token = "testbed:index:Command"
+
+    @classmethod
+    def warm_up(cls) -> None:
+        # Resolving a pattern imports ansible-core (~0.3 s); a first step's inventory is
+        # usually unknown at Check, so this import would otherwise land on its Create.
+        warm_up_patterns()
 
     # ---- Check -------------------------------------------------------------------------------
 
