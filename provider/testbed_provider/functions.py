@@ -16,7 +16,7 @@ async def get_backend(ctx: ProviderContext, args: dict[str, Any]) -> tuple[dict[
     name = args.get("backend") or ctx.config.backend
     if name not in BACKENDS:
         return {}, [CheckFailure("backend", f"unknown backend `{name}`; available: {', '.join(sorted(BACKENDS))}")]
-    reason = make_testbed(name, ctx.cancelled).preflight()
+    reason = make_testbed(name, ctx.cancelled, ctx.config).preflight()
     return {"backend": name, "ready": reason is None, "reason": reason or "", "available": sorted(BACKENDS)}, []
 
 

@@ -63,8 +63,8 @@ def test_unknowns_in_preview_are_not_failures():
 def test_unknown_backend_is_a_config_failure():
     config, failures = parse_config({"backend": "nope", "version": "0.1.0"})
     assert props(failures)["backend"].startswith("unknown backend `nope`")
-    _, failures = parse_config({"backend": "g5k"})
-    assert "planned" in props(failures)["backend"]
+    _, failures = parse_config({"backend": "g5k", "g5kConfigFile": "/nonexistent/g5k.yaml"})
+    assert "backend" not in props(failures) and "does not exist" in props(failures)["g5kConfigFile"]
     config, failures = parse_config({"backend": Secret("local")})
     assert failures == [] and config.backend == "local"
 

@@ -8,6 +8,7 @@ clean errors, partial state). Resource behaviour lives in `testbed_provider.reso
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import traceback
 from typing import Any, Awaitable, Callable, Optional
@@ -115,7 +116,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
         async def body():
             config, failures = parse_config(codec.decode(request.news))
             if not failures:
-                reason = make_testbed(config.backend, self.ctx.cancelled).preflight()
+                reason = make_testbed(config.backend, self.ctx.cancelled, config).preflight()
                 if reason:
                     failures.append(CheckFailure("backend", reason))
             return provider_pb2.CheckResponse(inputs=request.news, failures=_failures(failures))
@@ -155,6 +156,8 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
             result = controller.check(request.name or request.urn.split("::")[-1], codec.decode(request.olds), codec.decode(request.news))
+            if inspect.isawaitable(result):  # controllers that consult a remote API (g5k) check asynchronously
+                result = await result
             return provider_pb2.CheckResponse(inputs=codec.encode(result.inputs), failures=_failures(result.failures))
 
         return await self._guard(context, "check", body)

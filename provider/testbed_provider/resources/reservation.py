@@ -51,7 +51,7 @@ class Reservation(ResourceController):
             inputs["name"] = olds.get("name") or name
         failures = validate_inputs(inputs)
         if not failures and not has_unknowns(inputs):
-            testbed = make_testbed(self.ctx.config.backend, self.ctx.cancelled)
+            testbed = make_testbed(self.ctx.config.backend, self.ctx.cancelled, self.ctx.config)
             failures = testbed.validate(spec_from_inputs(inputs))
         return CheckResult(inputs, failures)
 
@@ -75,7 +75,7 @@ class Reservation(ResourceController):
         progress = self.ctx.log.status(urn)
         started = time.monotonic()
         async with deadline(self.ctx.cancelled, timeout) as limit:
-            testbed = make_testbed(self.ctx.config.backend, limit.stop)
+            testbed = make_testbed(self.ctx.config.backend, limit.stop, self.ctx.config)
             total = sum(g.count for g in spec.machines)
             await progress(f"reserving {total} host(s) on the {testbed.name} testbed")
             try:
@@ -98,7 +98,7 @@ class Reservation(ResourceController):
         if "testbedState" not in outputs:
             raise ResourceFailure("importing an existing Reservation is not supported; create it with `pulumi up`")
         state = state_from_outputs(outputs)
-        live = await make_testbed(state["backend"], self.ctx.cancelled).inspect(state)
+        live = await make_testbed(state["backend"], self.ctx.cancelled, self.ctx.config).inspect(state)
         if live is None:
             return None
         live.setdefault("ssh", state["ssh"])
@@ -121,7 +121,7 @@ class Reservation(ResourceController):
         state = state_from_outputs(outputs)
         started = time.monotonic()
         async with deadline(self.ctx.cancelled, timeout) as limit:
-            testbed = make_testbed(state["backend"], limit.stop)
+            testbed = make_testbed(state["backend"], limit.stop, self.ctx.config)
             try:
                 new_state = await testbed.reconcile(state, spec_from_inputs(news), self.ctx.log.status(urn))
             except ReservationError as err:
@@ -138,7 +138,7 @@ class Reservation(ResourceController):
             return  # never fully created: nothing recorded to release
         state = state_from_outputs(outputs)
         async with deadline(self.ctx.cancelled, timeout) as limit:
-            testbed = make_testbed(state["backend"], limit.stop)
+            testbed = make_testbed(state["backend"], limit.stop, self.ctx.config)
             try:
                 await testbed.release(state, self.ctx.log.status(urn))
             except ReservationError as err:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Callable
+from typing import Any, Callable, Optional
 
 from .base import Testbed
 
 
-def _local(cancelled: asyncio.Event) -> Testbed:
+def _local(cancelled: asyncio.Event, config: Any = None) -> Testbed:
     from .local import LocalTestbed  # imported lazily: plugin start-up stays fast
 
     # The readiness timeout can be shortened to provoke a partial failure in tests.
@@ -17,9 +17,16 @@ def _local(cancelled: asyncio.Event) -> Testbed:
     return LocalTestbed(cancelled=cancelled, ready_timeout=timeout)
 
 
-BACKENDS: dict[str, Callable[[asyncio.Event], Testbed]] = {"local": _local}
-PLANNED_BACKENDS = {"g5k"}
+def _g5k(cancelled: asyncio.Event, config: Any = None) -> Testbed:
+    from .g5k.testbed import G5kTestbed  # imported lazily: python-grid5000 loads only when used
+
+    return G5kTestbed(settings=getattr(config, "g5k", None), cancelled=cancelled)
 
 
-def make_testbed(name: str, cancelled: asyncio.Event) -> Testbed:
-    return BACKENDS[name](cancelled)
+BACKENDS: dict[str, Callable[[asyncio.Event, Any], Testbed]] = {"local": _local, "g5k": _g5k}
+PLANNED_BACKENDS: set[str] = set()
+
+
+def make_testbed(name: str, cancelled: asyncio.Event, config: Optional[Any] = None) -> Testbed:
+    """`config`: the ProviderConfig (the g5k backend takes its API settings from it)."""
+    return BACKENDS[name](cancelled, config)

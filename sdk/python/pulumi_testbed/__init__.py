@@ -17,12 +17,23 @@ from . import outputs
 if typing.TYPE_CHECKING:
     import pulumi_testbed.config as __config
     config = __config
+    import pulumi_testbed.g5k as __g5k
+    g5k = __g5k
 else:
     config = _utilities.lazy_import('pulumi_testbed.config')
+    g5k = _utilities.lazy_import('pulumi_testbed.g5k')
 
 _utilities.register(
     resource_modules="""
 [
+ {
+  "pkg": "testbed",
+  "mod": "g5k",
+  "fqn": "pulumi_testbed.g5k",
+  "classes": {
+   "testbed:g5k:Job": "Job"
+  }
+ },
  {
   "pkg": "testbed",
   "mod": "index",

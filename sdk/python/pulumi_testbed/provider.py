@@ -19,28 +19,156 @@ __all__ = ['ProviderArgs', 'Provider']
 @pulumi.input_type
 class ProviderArgs:
     def __init__(__self__, *,
-                 backend: pulumi.Input[Optional[_builtins.str]] = None):
+                 backend: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_config_file: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_password: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_timeout: pulumi.Input[Optional[_builtins.float]] = None,
+                 g5k_uri: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_username: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_verify_ssl: pulumi.Input[Optional[_builtins.bool]] = None):
         """
         The set of arguments for constructing a Provider resource.
 
-        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root). Grid'5000 (`g5k`) comes next.
+        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
+        :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
+        :param pulumi.Input[_builtins.str] g5k_password: g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
+        :param pulumi.Input[_builtins.str] g5k_ssh_proxy_command: g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the `proxyCommand` of its `GET /_emulator/ssh`.
+        :param pulumi.Input[_builtins.str] g5k_ssh_user: g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
+        :param pulumi.Input[_builtins.float] g5k_timeout: g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
+        :param pulumi.Input[_builtins.str] g5k_uri: g5k backend: base URL of the Grid'5000 API including its version prefix, e.g. `https://api.grid5000.fr/stable` (or an emulator's `http://127.0.0.1:PORT/stable`). Overrides the file's `uri`.
+        :param pulumi.Input[_builtins.str] g5k_username: g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`; also the login used by the default SSH ProxyCommand.
+        :param pulumi.Input[_builtins.bool] g5k_verify_ssl: g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle).
         """
         if backend is None:
             backend = 'local'
         if backend is not None:
             pulumi.set(__self__, "backend", backend)
+        if g5k_config_file is not None:
+            pulumi.set(__self__, "g5k_config_file", g5k_config_file)
+        if g5k_password is not None:
+            pulumi.set(__self__, "g5k_password", g5k_password)
+        if g5k_ssh_proxy_command is not None:
+            pulumi.set(__self__, "g5k_ssh_proxy_command", g5k_ssh_proxy_command)
+        if g5k_ssh_user is not None:
+            pulumi.set(__self__, "g5k_ssh_user", g5k_ssh_user)
+        if g5k_timeout is not None:
+            pulumi.set(__self__, "g5k_timeout", g5k_timeout)
+        if g5k_uri is not None:
+            pulumi.set(__self__, "g5k_uri", g5k_uri)
+        if g5k_username is not None:
+            pulumi.set(__self__, "g5k_username", g5k_username)
+        if g5k_verify_ssl is not None:
+            pulumi.set(__self__, "g5k_verify_ssl", g5k_verify_ssl)
 
     @_builtins.property
     @pulumi.getter
     def backend(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root). Grid'5000 (`g5k`) comes next.
+        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
         """
         return pulumi.get(self, "backend")
 
     @backend.setter
     def backend(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "backend", value)
+
+    @_builtins.property
+    @pulumi.getter(name="g5kConfigFile")
+    def g5k_config_file(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
+        """
+        return pulumi.get(self, "g5k_config_file")
+
+    @g5k_config_file.setter
+    def g5k_config_file(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "g5k_config_file", value)
+
+    @_builtins.property
+    @pulumi.getter(name="g5kPassword")
+    def g5k_password(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
+        """
+        return pulumi.get(self, "g5k_password")
+
+    @g5k_password.setter
+    def g5k_password(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "g5k_password", value)
+
+    @_builtins.property
+    @pulumi.getter(name="g5kSshProxyCommand")
+    def g5k_ssh_proxy_command(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the `proxyCommand` of its `GET /_emulator/ssh`.
+        """
+        return pulumi.get(self, "g5k_ssh_proxy_command")
+
+    @g5k_ssh_proxy_command.setter
+    def g5k_ssh_proxy_command(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "g5k_ssh_proxy_command", value)
+
+    @_builtins.property
+    @pulumi.getter(name="g5kSshUser")
+    def g5k_ssh_user(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
+        """
+        return pulumi.get(self, "g5k_ssh_user")
+
+    @g5k_ssh_user.setter
+    def g5k_ssh_user(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "g5k_ssh_user", value)
+
+    @_builtins.property
+    @pulumi.getter(name="g5kTimeout")
+    def g5k_timeout(self) -> pulumi.Input[Optional[_builtins.float]]:
+        """
+        g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
+        """
+        return pulumi.get(self, "g5k_timeout")
+
+    @g5k_timeout.setter
+    def g5k_timeout(self, value: pulumi.Input[Optional[_builtins.float]]):
+        pulumi.set(self, "g5k_timeout", value)
+
+    @_builtins.property
+    @pulumi.getter(name="g5kUri")
+    def g5k_uri(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        g5k backend: base URL of the Grid'5000 API including its version prefix, e.g. `https://api.grid5000.fr/stable` (or an emulator's `http://127.0.0.1:PORT/stable`). Overrides the file's `uri`.
+        """
+        return pulumi.get(self, "g5k_uri")
+
+    @g5k_uri.setter
+    def g5k_uri(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "g5k_uri", value)
+
+    @_builtins.property
+    @pulumi.getter(name="g5kUsername")
+    def g5k_username(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`; also the login used by the default SSH ProxyCommand.
+        """
+        return pulumi.get(self, "g5k_username")
+
+    @g5k_username.setter
+    def g5k_username(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "g5k_username", value)
+
+    @_builtins.property
+    @pulumi.getter(name="g5kVerifySsl")
+    def g5k_verify_ssl(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+        g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle).
+        """
+        return pulumi.get(self, "g5k_verify_ssl")
+
+    @g5k_verify_ssl.setter
+    def g5k_verify_ssl(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "g5k_verify_ssl", value)
 
 
 @pulumi.type_token("pulumi:providers:testbed")
@@ -50,13 +178,29 @@ class Provider(pulumi.ProviderResource):
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
                  backend: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_config_file: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_password: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_timeout: pulumi.Input[Optional[_builtins.float]] = None,
+                 g5k_uri: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_username: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_verify_ssl: pulumi.Input[Optional[_builtins.bool]] = None,
                  __props__=None):
         """
         The testbed provider. One stack per testbed: the same program runs on another testbed with another stack's `testbed:backend`.
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
-        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root). Grid'5000 (`g5k`) comes next.
+        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
+        :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
+        :param pulumi.Input[_builtins.str] g5k_password: g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
+        :param pulumi.Input[_builtins.str] g5k_ssh_proxy_command: g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the `proxyCommand` of its `GET /_emulator/ssh`.
+        :param pulumi.Input[_builtins.str] g5k_ssh_user: g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
+        :param pulumi.Input[_builtins.float] g5k_timeout: g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
+        :param pulumi.Input[_builtins.str] g5k_uri: g5k backend: base URL of the Grid'5000 API including its version prefix, e.g. `https://api.grid5000.fr/stable` (or an emulator's `http://127.0.0.1:PORT/stable`). Overrides the file's `uri`.
+        :param pulumi.Input[_builtins.str] g5k_username: g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`; also the login used by the default SSH ProxyCommand.
+        :param pulumi.Input[_builtins.bool] g5k_verify_ssl: g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle).
         """
         ...
     @overload
@@ -83,6 +227,14 @@ class Provider(pulumi.ProviderResource):
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
                  backend: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_config_file: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_password: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_timeout: pulumi.Input[Optional[_builtins.float]] = None,
+                 g5k_uri: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_username: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_verify_ssl: pulumi.Input[Optional[_builtins.bool]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -95,6 +247,14 @@ class Provider(pulumi.ProviderResource):
             if backend is None:
                 backend = 'local'
             __props__.__dict__["backend"] = backend
+            __props__.__dict__["g5k_config_file"] = g5k_config_file
+            __props__.__dict__["g5k_password"] = None if g5k_password is None else pulumi.Output.secret(g5k_password)
+            __props__.__dict__["g5k_ssh_proxy_command"] = g5k_ssh_proxy_command
+            __props__.__dict__["g5k_ssh_user"] = g5k_ssh_user
+            __props__.__dict__["g5k_timeout"] = pulumi.Output.from_input(g5k_timeout).apply(pulumi.runtime.to_json) if g5k_timeout is not None else None
+            __props__.__dict__["g5k_uri"] = g5k_uri
+            __props__.__dict__["g5k_username"] = g5k_username
+            __props__.__dict__["g5k_verify_ssl"] = pulumi.Output.from_input(g5k_verify_ssl).apply(pulumi.runtime.to_json) if g5k_verify_ssl is not None else None
         super(Provider, __self__).__init__(
             'testbed',
             resource_name,

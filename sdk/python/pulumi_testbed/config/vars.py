@@ -23,7 +23,63 @@ class _ExportableConfig(types.ModuleType):
     @_builtins.property
     def backend(self) -> str:
         """
-        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root). Grid'5000 (`g5k`) comes next.
+        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
         """
         return __config__.get('backend') or 'local'
+
+    @_builtins.property
+    def g5k_config_file(self) -> Optional[str]:
+        """
+        g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
+        """
+        return __config__.get('g5kConfigFile')
+
+    @_builtins.property
+    def g5k_password(self) -> Optional[str]:
+        """
+        g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
+        """
+        return __config__.get('g5kPassword')
+
+    @_builtins.property
+    def g5k_ssh_proxy_command(self) -> Optional[str]:
+        """
+        g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the `proxyCommand` of its `GET /_emulator/ssh`.
+        """
+        return __config__.get('g5kSshProxyCommand')
+
+    @_builtins.property
+    def g5k_ssh_user(self) -> Optional[str]:
+        """
+        g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
+        """
+        return __config__.get('g5kSshUser')
+
+    @_builtins.property
+    def g5k_timeout(self) -> Optional[float]:
+        """
+        g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
+        """
+        return __config__.get_float('g5kTimeout')
+
+    @_builtins.property
+    def g5k_uri(self) -> Optional[str]:
+        """
+        g5k backend: base URL of the Grid'5000 API including its version prefix, e.g. `https://api.grid5000.fr/stable` (or an emulator's `http://127.0.0.1:PORT/stable`). Overrides the file's `uri`.
+        """
+        return __config__.get('g5kUri')
+
+    @_builtins.property
+    def g5k_username(self) -> Optional[str]:
+        """
+        g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`; also the login used by the default SSH ProxyCommand.
+        """
+        return __config__.get('g5kUsername')
+
+    @_builtins.property
+    def g5k_verify_ssl(self) -> Optional[bool]:
+        """
+        g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle).
+        """
+        return __config__.get_bool('g5kVerifySsl')
 

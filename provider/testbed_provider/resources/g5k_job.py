@@ -1,0 +1,373 @@
+"""`testbed:g5k:Job`: one OAR job on one Grid'5000 site, submitted and waited for.
+
+Inputs describe the request in typed form (`nodes`, `vlan`, `subnet`, `walltime`) or as an
+expert's OAR string (`rawResources`); the exact `resources` string sent to OAR is the
+`oarRequest` output, known already in preview. Create waits until the job runs (or, with
+`waitUntil: scheduled`, until OAR has placed it) with live progress. A walltime increase is an
+in-place update through `/jobs/{uid}/walltime`; anything else — and a walltime decrease, which
+OAR cannot do — replaces the job (the old one is deleted first: the same nodes cannot be held
+twice). The id is `<site>:<uid>`, which is also the import id.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..protocol.codec import UNKNOWN, has_unknowns, reveal
+from ..protocol.errors import PartialFailure, ResourceFailure
+from ..testbeds.g5k import jobs
+from ..testbeds.g5k.oar import (
+    QUEUES,
+    SUBNET_SIZES,
+    VLAN_TYPES,
+    NodeGroup,
+    OarError,
+    ResourceRequest,
+    VlanRequest,
+    check_raw_resources,
+    format_walltime,
+    oar_date,
+    parse_date,
+    parse_walltime,
+    resources_string,
+    walltime_of_raw,
+)
+from ..testbeds.g5k.session import Cancelled, G5kError, Session
+from ..testbeds.g5k.validation import Reference, check_placement, with_timeout
+from .base import CheckResult, ReadResult, ResourceController
+from .deadline import deadline
+from .diff import DiffResult, Kind, diff_inputs
+from .g5k_common import check_int, check_site, check_str, failures_list, parse_job_id, settings_of, unknown_keys
+
+DEFAULT_WALLTIME = "1:00:00"
+DEFAULT_COMMAND = "sleep infinity"
+INPUT_KEYS = {"site", "nodes", "vlan", "subnet", "walltime", "types", "queue", "project", "name", "reservation",
+              "rawResources", "command", "waitUntil"}
+NODE_KEYS = {"count", "cluster", "properties", "hosts"}
+COMPUTED = ("uid", "state", "assignedNodes", "vlans", "subnets", "scheduledAt", "startedAt", "endsAt", "walltimeSeconds")
+WAIT_MODES = {"running", "scheduled"}
+# Changing these needs a new job; `walltime` only when it shrinks, `waitUntil` never.
+IN_PLACE = {"walltime", "waitUntil"}
+
+
+@dataclass
+class JobSpec:
+    site: str
+    resources: str  # the exact OAR request, walltime included
+    walltime: int
+    body: dict[str, Any]
+
+
+def validate(inputs: dict[str, Any]) -> tuple[Optional[JobSpec], list]:
+    """Input rules; a JobSpec when everything is known and valid."""
+    failures, fail = failures_list()
+    unknown_keys(inputs, INPUT_KEYS, "", fail, "a g5k Job")
+    site = check_site(inputs.get("site"), "site", fail)
+
+    walltime: Optional[int] = None
+    if inputs.get("walltime") is not UNKNOWN:
+        try:
+            walltime = parse_walltime(inputs.get("walltime", DEFAULT_WALLTIME))
+        except OarError as err:
+            fail("walltime", str(err))
+
+    raw = inputs.get("rawResources")
+    typed = [k for k in ("nodes", "vlan", "subnet") if inputs.get(k) is not None]
+    request = ResourceRequest()
+    resources: Optional[str] = None
+    if raw is not None:
+        if typed:
+            fail("rawResources", f"give either `rawResources` or the typed request ({', '.join(typed)}), not both")
+        elif raw is not UNKNOWN:
+            try:
+                raw = check_raw_resources(raw)
+                in_raw = walltime_of_raw(raw)
+                if in_raw is not None and "walltime" in inputs:
+                    fail("walltime", "the walltime is already given in `rawResources` (`,walltime=…`); give it once")
+                elif in_raw is not None:
+                    walltime = in_raw
+                    resources = raw
+                elif walltime is not None:
+                    resources = f"{raw},walltime={format_walltime(walltime)}"
+            except OarError as err:
+                fail(err.property, str(err))
+    else:
+        request = _typed_request(inputs, fail)
+        if not failures and request is not None and walltime is not None and not has_unknowns(inputs.get("nodes")):
+            resources = resources_string(request, walltime)
+
+    for key in ("queue", "project", "name", "command"):
+        check_str(inputs.get(key), key, fail)
+    queue = inputs.get("queue", "default")
+    if isinstance(queue, str) and queue not in QUEUES:
+        fail("queue", f"unknown queue `{queue}` (Grid'5000 queues: {', '.join(sorted(QUEUES))})")
+    types = inputs.get("types")
+    if types is not None and types is not UNKNOWN:
+        if not isinstance(types, list) or not all(isinstance(t, str) and t.strip() for t in types if t is not UNKNOWN):
+            fail("types", "must be a list of OAR job types such as [\"deploy\"]")
+    reservation = inputs.get("reservation")
+    start = None
+    if reservation is not None and reservation is not UNKNOWN:
+        try:
+            start = parse_date(reservation)
+        except OarError as err:
+            fail("reservation", str(err))
+        if queue == "besteffort":
+            fail("queue", "a besteffort job cannot be an advance reservation (OAR admission rule)")
+    wait = inputs.get("waitUntil", "running")
+    if wait is not UNKNOWN and wait not in WAIT_MODES:
+        fail("waitUntil", f"must be `running` or `scheduled` (got `{wait}`)")
+
+    if failures or site is None or resources is None or has_unknowns(inputs):
+        return None, failures
+    body: dict[str, Any] = {"resources": resources, "command": inputs.get("command", DEFAULT_COMMAND), "queue": queue}
+    for key in ("name", "project"):
+        if inputs.get(key):
+            body[key] = inputs[key]
+    if inputs.get("types"):
+        body["types"] = list(inputs["types"])
+    if start is not None:
+        body["reservation"] = oar_date(start)
+    return JobSpec(site=site, resources=resources, walltime=walltime or 0, body=body), failures
+
+
+def _typed_request(inputs: dict[str, Any], fail) -> Optional[ResourceRequest]:
+    nodes = inputs.get("nodes")
+    groups: list[NodeGroup] = []
+    if nodes is None:
+        fail("nodes", "required: at least one node group `{count, cluster?, properties?}` (or give `rawResources`)")
+        return None
+    if nodes is UNKNOWN:
+        return None
+    if not isinstance(nodes, list) or not nodes:
+        fail("nodes", "must list at least one node group `{count, cluster?, properties?}`")
+        return None
+    for i, group in enumerate(nodes):
+        path = f"nodes[{i}]"
+        if group is UNKNOWN:
+            continue
+        if not isinstance(group, dict):
+            fail(path, "must be an object `{count, cluster?, properties?, hosts?}`")
+            continue
+        unknown_keys(group, NODE_KEYS, f"{path}.", fail, "a node group")
+        hosts = group.get("hosts") or []
+        if hosts is UNKNOWN or not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+            if hosts is not UNKNOWN:
+                fail(f"{path}.hosts", "must be a list of node names")
+            hosts = []
+        count = check_int(group.get("count", len(hosts) or None), f"{path}.count", fail)
+        if hosts and count is not None and count != len(hosts):
+            fail(f"{path}.count", f"{count} nodes requested but {len(hosts)} named in hosts")
+        cluster = check_str(group.get("cluster"), f"{path}.cluster", fail)
+        properties = check_str(group.get("properties"), f"{path}.properties", fail)
+        if count is not None:
+            groups.append(NodeGroup(count=count, cluster=cluster, properties=properties,
+                                    hosts=tuple(h if "." in h else f"{h}.{inputs.get('site')}.grid5000.fr" for h in hosts)))
+    vlan = None
+    raw_vlan = inputs.get("vlan")
+    if isinstance(raw_vlan, dict):
+        unknown_keys(raw_vlan, {"type", "count"}, "vlan.", fail, "a vlan request")
+        vtype = raw_vlan.get("type", "kavlan")
+        if vtype not in VLAN_TYPES:
+            fail("vlan.type", f"unknown vlan type `{vtype}` (one of {', '.join(sorted(VLAN_TYPES))})")
+        count = check_int(raw_vlan.get("count", 1), "vlan.count", fail)
+        vlan = VlanRequest(type=vtype, count=count or 1)
+    elif raw_vlan is not None and raw_vlan is not UNKNOWN:
+        fail("vlan", "must be an object `{type, count}`, e.g. {type: kavlan, count: 1}")
+    subnets: dict[str, int] = {}
+    raw_subnet = inputs.get("subnet")
+    if isinstance(raw_subnet, dict):
+        unknown_keys(raw_subnet, {"size", "count"}, "subnet.", fail, "a subnet request")
+        size = raw_subnet.get("size", "slash_22")
+        if size not in SUBNET_SIZES:
+            fail("subnet.size", f"unknown subnet size `{size}` (one of {', '.join(sorted(SUBNET_SIZES))})")
+        count = check_int(raw_subnet.get("count", 1), "subnet.count", fail)
+        subnets[size] = count or 1
+    elif raw_subnet is not None and raw_subnet is not UNKNOWN:
+        fail("subnet", "must be an object `{size, count}`, e.g. {size: slash_22, count: 1}")
+    return ResourceRequest(nodes=groups, vlan=vlan, subnets=subnets)
+
+
+def outputs_of(inputs: dict[str, Any], spec: Optional[JobSpec], job: dict[str, Any]) -> dict[str, Any]:
+    facts = jobs.summary(job)
+    return {
+        **{k: v for k, v in inputs.items() if k in INPUT_KEYS},
+        "oarRequest": spec.resources if spec else inputs.get("oarRequest", ""),
+        **{k: facts[k] for k in COMPUTED},
+    }
+
+
+class Job(ResourceController):
+    token = "testbed:g5k:Job"
+
+    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {k: v for k, v in news.items() if v is not None}
+        inputs.setdefault("name", olds.get("name") or name)
+        spec, failures = validate(inputs)
+        if spec is not None and self.ctx.config.backend == "g5k" and self.ctx.config.g5k is not None:
+            failures += await with_timeout(self._check_reference(spec, inputs))
+        return CheckResult(inputs, failures)
+
+    async def _check_reference(self, spec: JobSpec, inputs: dict[str, Any]) -> list:
+        ref = Reference(self.ctx.config.g5k)
+        try:
+            wanted: dict[str, int] = {}
+            props: dict[str, str] = {}
+            for i, group in enumerate(inputs.get("nodes") or []):
+                if group.get("cluster"):
+                    wanted[group["cluster"]] = wanted.get(group["cluster"], 0) + int(group["count"])
+                    props.setdefault(group["cluster"], f"nodes[{i}].cluster")
+            return await check_placement(ref, spec.site, wanted, "site", props)
+        finally:
+            ref.close()
+
+    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        old = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
+        replace = (set(old) | set(news)) - IN_PLACE
+        result = diff_inputs(old, news, replace_keys=replace)
+        result.delete_before_replace = True
+        if "walltime" in result.detailed:
+            try:
+                before = parse_walltime(old.get("walltime", DEFAULT_WALLTIME))
+                after = parse_walltime(news.get("walltime", DEFAULT_WALLTIME))
+                if after < before:  # OAR only extends a running job's walltime
+                    result.detailed["walltime"] = Kind.UPDATE_REPLACE
+            except (OarError, TypeError):
+                result.detailed["walltime"] = Kind.UPDATE_REPLACE
+        return result
+
+    async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
+        spec, failures = validate(inputs)
+        if preview:
+            return "", {**inputs, "oarRequest": spec.resources if spec else UNKNOWN, **{k: UNKNOWN for k in COMPUTED}}
+        if spec is None:
+            raise ResourceFailure("; ".join(f"{f.property}: {f.reason}" for f in failures) or "job inputs are not complete")
+        settings = settings_of(self.ctx)
+        progress = self.ctx.log.status(urn)
+        started = time.monotonic()
+        async with deadline(self.ctx.cancelled, timeout) as limit:
+            session = Session(settings, limit.stop)
+            try:
+                if limit.stop.is_set():
+                    raise ResourceFailure(limit.explain("cancelled before the job was submitted"))
+                await progress(f"submitting `{spec.resources}` on {spec.site}")
+                try:
+                    job = await jobs.submit(session, spec.site, spec.body)
+                except G5kError as err:
+                    raise ResourceFailure(f"OAR refused the job on {spec.site}: {err}") from err
+                rid = f"{spec.site}:{job['uid']}"
+                job = await self._wait(session, rid, spec, inputs, job, progress, limit)
+            finally:
+                session.close()
+        await self.ctx.log.info(urn, f"job {rid} {job['state']} on {len(job.get('assigned_nodes') or [])} node(s) "
+                                     f"after {time.monotonic() - started:.1f} s ({sum(session.calls.values())} API calls)")
+        return rid, outputs_of(inputs, spec, job)
+
+    async def _wait(self, session: Session, rid: str, spec: JobSpec, inputs: dict[str, Any], job: dict[str, Any], progress, limit) -> dict[str, Any]:
+        """Wait for the job; on interruption keep it in state, on failure delete it."""
+        until = inputs.get("waitUntil", "running")
+        try:
+            return await jobs.wait_running(session, spec.site, job, progress, until=until)
+        except Cancelled:
+            latest = await self._latest(session, spec.site, job)
+            raise PartialFailure(
+                limit.explain(f"interrupted while job {rid} was `{latest.get('state')}`; it is kept in the stack "
+                              "(`pulumi up` waits for it again, `pulumi destroy` deletes it)"),
+                rid, outputs_of(inputs, spec, latest),
+            ) from None
+        except G5kError as err:
+            latest = await self._latest(session, spec.site, job)
+            if latest.get("state") in jobs.GONE:
+                raise ResourceFailure(f"{err}; nothing is kept") from err
+            # The API failed while the job lives: delete it rather than leak it; keep it if that fails too.
+            try:
+                await jobs.release(session, spec.site, int(job["uid"]), progress)
+            except (G5kError, Cancelled):
+                raise PartialFailure(f"waiting for job {rid} failed ({err}) and deleting it failed too; it is kept in the stack",
+                                     rid, outputs_of(inputs, spec, latest)) from err
+            raise ResourceFailure(f"waiting for job {rid} failed, the job was deleted: {err}") from err
+
+    async def _latest(self, session: Session, site: str, job: dict[str, Any]) -> dict[str, Any]:
+        """The job's newest view, outside the (possibly expired) stop signal."""
+        probe = Session(session.settings, attempts=2)
+        try:
+            return await jobs.get(probe, site, int(job["uid"])) or job
+        except G5kError:
+            return job
+        finally:
+            probe.close()
+
+    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
+        site, uid = parse_job_id(id)
+        session = Session(settings_of(self.ctx), self.ctx.cancelled)
+        try:
+            job = await jobs.get(session, site, uid)
+        except (G5kError, Cancelled) as err:
+            raise ResourceFailure(f"reading job {id} failed: {err}") from err
+        finally:
+            session.close()
+        if job is None or job.get("state") in jobs.GONE:
+            return None  # ended (walltime, oardel, crash): refresh drops it, the next up resubmits
+        if not outputs:  # import: inputs from what the API knows
+            recorded = _imported_inputs(site, job)
+            return ReadResult(id, outputs_of(recorded, None, job) | {"oarRequest": ""}, recorded)
+        recorded = inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
+        return ReadResult(id, {**outputs_of(recorded, None, job), "oarRequest": outputs.get("oarRequest", "")}, recorded)
+
+    async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
+                     preview: bool, timeout: float = 0) -> dict[str, Any]:
+        spec, failures = validate(news)
+        if preview:
+            return {**outputs, **news, "oarRequest": spec.resources if spec else UNKNOWN, "endsAt": UNKNOWN, "walltimeSeconds": UNKNOWN}
+        if spec is None:
+            raise ResourceFailure("; ".join(f"{f.property}: {f.reason}" for f in failures))
+        site, uid = parse_job_id(id)
+        progress = self.ctx.log.status(urn)
+        async with deadline(self.ctx.cancelled, timeout) as limit:
+            session = Session(settings_of(self.ctx), limit.stop)
+            try:
+                job = await jobs.get(session, site, uid)
+                if job is None or job.get("state") in jobs.GONE:
+                    raise ResourceFailure(f"job {id} no longer exists (state `{(job or {}).get('state', 'unknown')}`); "
+                                          "run `pulumi refresh` then `pulumi up` to submit a new one")
+                delta = spec.walltime - int(job.get("walltime") or 0)
+                if delta > 0:
+                    await progress(f"extending job {id} by {format_walltime(delta)}")
+                    try:
+                        answer = await jobs.extend_walltime(session, site, uid, delta)
+                    except G5kError as err:
+                        raise ResourceFailure(f"extending the walltime of job {id} was refused: {err}") from err
+                    await self.ctx.log.info(urn, f"walltime change of job {id}: {answer.get('status') or answer}")
+                job = await self._wait(session, id, spec, news, job, progress, limit)
+                job = await jobs.get(session, site, uid) or job
+            finally:
+                session.close()
+        return {**outputs_of(news, spec, job)}
+
+    async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None:
+        site, uid = parse_job_id(id)
+        progress = self.ctx.log.status(urn)
+        async with deadline(self.ctx.cancelled, timeout) as limit:
+            session = Session(settings_of(self.ctx), limit.stop)
+            try:
+                outcome = await jobs.release(session, site, uid, progress)
+            except Cancelled as err:
+                raise ResourceFailure(limit.explain(f"stopped while waiting for job {id} to be released (it was deleted; "
+                                                    "retry `pulumi destroy` to confirm)")) from err
+            except G5kError as err:
+                raise ResourceFailure(f"deleting job {id} failed (it stays in the stack; retry `pulumi destroy`): {err}") from err
+            finally:
+                session.close()
+        await self.ctx.log.info(urn, f"job {id}: {outcome}")
+
+
+def _imported_inputs(site: str, job: dict[str, Any]) -> dict[str, Any]:
+    inputs: dict[str, Any] = {"site": site, "walltime": format_walltime(int(job.get("walltime") or 0))}
+    for key in ("name", "project", "queue", "command"):
+        if job.get(key):
+            inputs[key] = job[key]
+    if job.get("types"):
+        inputs["types"] = list(job["types"])
+    return inputs

@@ -1,0 +1,180 @@
+"""OAR jobs through python-grid5000: submit, wait until running, inspect, extend, delete.
+
+Polling backs off (1 s, 2 s, 3 s, 5 s, … up to `max_poll`) and sleeps until shortly before a
+known scheduled start instead of hammering the API; every wait watches the session's stop
+event (Cancel or customTimeouts) and reports progress lines (state, predicted start).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+from ..base import Progress
+from .oar import epoch_iso, format_walltime
+from .session import Cancelled, G5kError, Session
+
+RUNNING = "running"
+# States after which a job never runs again: it is gone for Pulumi.
+GONE = {"terminated", "error"}
+ALREADY_KILLED = "This job was already killed"
+POLL_STEPS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def poll_delays(max_poll: float = 30.0):
+    """The waits between two GETs of a job: a short ramp, then `max_poll` forever."""
+    for step in POLL_STEPS:
+        yield min(step, max_poll)
+    while True:
+        yield max_poll
+
+
+def summary(job: dict[str, Any]) -> dict[str, Any]:
+    """The facts a resource exposes, from a job object of the API."""
+    by_type = job.get("resources_by_type") or {}
+    started = job.get("started_at") or 0
+    walltime = int(job.get("walltime") or 0)
+    scheduled = job.get("scheduled_at") or 0
+    start = started or scheduled
+    return {
+        "uid": int(job["uid"]),
+        "state": job.get("state", "unknown"),
+        "assignedNodes": list(job.get("assigned_nodes") or []),
+        "vlans": [str(v) for v in by_type.get("vlans") or []],
+        "subnets": list(by_type.get("subnets") or []),
+        "scheduledAt": epoch_iso(scheduled),
+        "startedAt": epoch_iso(started),
+        "endsAt": epoch_iso(start + walltime) if start and walltime else None,
+        "walltimeSeconds": walltime,
+    }
+
+
+async def submit(session: Session, site: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST the job; on an ambiguous failure (no answer, 502/504) adopt the job if it was created."""
+    started = time.time()
+    manager = session.site(site).jobs
+    try:
+        return _as_dict(await session.call(f"submitting the job on {site}", manager.create, body, retry=False))
+    except G5kError as err:
+        if err.status not in (None, 502, 504) or not body.get("name"):
+            raise
+        found = await find_alive(session, site, body["name"], since=started - 5)
+        if found is None:
+            raise
+        return found
+
+
+async def find_alive(session: Session, site: str, name: str, since: float = 0) -> Optional[dict[str, Any]]:
+    """Our newest job called `name` still queued or running (EnOSlib's reuse query)."""
+    query: dict[str, Any] = {"name": name, "state": "waiting,launching,running"}
+    if session.settings.username:
+        query["user"] = session.settings.username
+    jobs = await session.call(f"listing jobs named {name} on {site}", session.site(site).jobs.list, **query)
+    for job in jobs:
+        data = _as_dict(job)
+        if (data.get("submitted_at") or 0) >= since:
+            return await get(session, site, int(data["uid"]))
+    return None
+
+
+async def get(session: Session, site: str, uid: int) -> Optional[dict[str, Any]]:
+    """The job, or None when the API does not know it (404)."""
+    try:
+        return _as_dict(await session.call(f"reading job {site}:{uid}", session.site(site).jobs.get, uid))
+    except G5kError as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+async def wait_running(
+    session: Session, site: str, job: dict[str, Any], progress: Progress, until: str = RUNNING, max_poll: float = 30.0
+) -> dict[str, Any]:
+    """Poll until the job runs (or, with until="scheduled", until OAR has placed it).
+
+    Raises G5kError if the job ends (error/terminated) or disappears, Cancelled when stopped."""
+    uid = int(job["uid"])
+    delays = poll_delays(max_poll)
+    last_line = ""
+    while True:
+        state = job.get("state")
+        if state == RUNNING or (until == "scheduled" and job.get("assigned_nodes") and state not in GONE):
+            return job
+        if state in GONE:
+            reason = job.get("message") or ""
+            raise G5kError(f"job {site}:{uid} ended in state `{state}` before running" + (f": {reason}" if reason else ""))
+        line = _waiting_line(site, job)
+        if line != last_line:
+            await progress(line)
+            last_line = line
+        delay = next(delays)
+        scheduled = job.get("scheduled_at") or 0
+        if scheduled and state == "waiting":  # no need to look before the predicted start
+            delay = max(delay, min(max_poll, scheduled - time.time()))
+        await session.sleep(delay)
+        fresh = await get(session, site, uid)
+        if fresh is None:
+            raise G5kError(f"job {site}:{uid} disappeared from the API while waiting for it")
+        job = fresh
+
+
+def _waiting_line(site: str, job: dict[str, Any]) -> str:
+    uid, state = job["uid"], job.get("state", "?")
+    scheduled = job.get("scheduled_at") or 0
+    if scheduled:
+        wait = int(scheduled - time.time())
+        when = f"predicted start {epoch_iso(scheduled)}" + (f" (in {wait} s)" if wait > 0 else "")
+        return f"job {site}:{uid} {state}, {when}"
+    return f"job {site}:{uid} {state}, no start predicted yet"
+
+
+async def delete(session: Session, site: str, uid: int) -> str:
+    """DELETE the job; `already killed` and 404 count as done. Returns what happened."""
+    try:
+        await session.call(f"deleting job {site}:{uid}", session.site(site).jobs.delete, uid)
+    except G5kError as err:
+        if err.status == 404:
+            return "unknown to the API"
+        if err.status == 400 and ALREADY_KILLED in err.reason:
+            return "already killed"
+        raise
+    return "deleted"
+
+
+async def wait_released(session: Session, site: str, uid: int, progress: Progress, max_poll: float = 5.0) -> Optional[str]:
+    """Poll (1 s, 2 s, … `max_poll`) until the job is terminated/error or unknown; its final state."""
+    delays = poll_delays(max_poll)
+    while True:
+        job = await get(session, site, uid)
+        if job is None:
+            return None
+        if job.get("state") in GONE:
+            return job["state"]
+        await progress(f"job {site}:{uid} {job.get('state')}, waiting for OAR to release it")
+        await session.sleep(next(delays))
+
+
+async def release(session: Session, site: str, uid: int, progress: Progress) -> str:
+    """Delete and wait until the nodes are free again."""
+    outcome = await delete(session, site, uid)
+    final = await wait_released(session, site, uid, progress)
+    return f"{outcome}, final state {final or 'unknown'}"
+
+
+async def extend_walltime(session: Session, site: str, uid: int, delta_seconds: int) -> dict[str, Any]:
+    """POST /jobs/{uid}/walltime {"walltime": "+H:MM:SS"}; returns the API's answer."""
+    from grid5000.objects import Job
+
+    job = Job(session.site(site).jobs, {"uid": uid})
+    answer = await session.call(
+        f"changing the walltime of job {site}:{uid}", job.walltime_change.create, {"walltime": "+" + format_walltime(delta_seconds)}, retry=False
+    )
+    return _as_dict(answer)
+
+
+__all__ = ["Cancelled", "G5kError", "GONE", "RUNNING", "delete", "extend_walltime", "find_alive", "get", "release", "submit",
+           "summary", "wait_released", "wait_running"]
