@@ -1,0 +1,75 @@
+"""Small HTTP helpers shared by the endpoint modules: JSON answers, bodies, routing with the
+`/stable`, `/3.0`, `/sid` and bare prefixes, and the caller's identity."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qs
+
+from aiohttp import web
+
+from .errors import NOT_AUTHORIZED, ApiError
+
+PREFIXES = ("/stable", "/3.0", "/sid", "")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=json.dumps(data), content_type="application/json", headers=headers)
+
+
+def collection(items: list[Any], base_path: str, total: int | None = None, offset: int = 0, **extra: Any) -> dict[str, Any]:
+    body = {"total": len(items) if total is None else total, "offset": offset, "items": items,
+            "links": [{"rel": "self", "href": base_path, "type": "application/vnd.grid5000.collection+json"}]}
+    body.update(extra)
+    return body
+
+
+def add(app: web.Application, method: str, path: str, handler: Handler) -> None:
+    """Register `path` under every API prefix; the template (without prefix) names the route
+    in the call counter."""
+    for prefix in PREFIXES:
+        app.router.add_route(method, prefix + path, handler, name=None)
+
+
+def base(request: web.Request) -> str:
+    """The version prefix the caller used (woven into links, as the real proxy does)."""
+    return request.get("prefix", "/stable")
+
+
+def user(request: web.Request) -> str:
+    return request.get("user", "anonymous")
+
+
+def writer(request: web.Request) -> str:
+    """The caller, who must be a real user to change anything (anonymous writes → 403)."""
+    name = user(request)
+    if not name or name == "anonymous":
+        raise ApiError(403, NOT_AUTHORIZED)
+    return name
+
+
+async def body(request: web.Request) -> Any:
+    """The request body: JSON (the clients' form) or form-encoded (the real API accepts both)."""
+    raw = await request.read()
+    ctype = request.content_type
+    if not raw:
+        return {}
+    if ctype == "application/x-www-form-urlencoded":
+        parsed = parse_qs(raw.decode(errors="replace"))
+        out: dict[str, Any] = {}
+        for key, values in parsed.items():
+            if key.endswith("[]"):
+                out[key[:-2]] = values
+            else:
+                out[key] = values[-1]
+        return out
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "Bad Request: the body is not valid JSON")
+
+
+def query(request: web.Request) -> dict[str, str]:
+    return {k: v for k, v in request.query.items()}
