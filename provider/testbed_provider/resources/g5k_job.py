@@ -3,10 +3,11 @@
 Inputs describe the request in typed form (`nodes`, `vlan`, `subnet`, `walltime`) or as an
 expert's OAR string (`rawResources`); the exact `resources` string sent to OAR is the
 `oarRequest` output, known already in preview. Create waits until the job runs (or, with
-`waitUntil: scheduled`, until OAR has placed it) with live progress. A walltime increase is an
-in-place update through `/jobs/{uid}/walltime`; anything else — and a walltime decrease, which
-OAR cannot do — replaces the job (the old one is deleted first: the same nodes cannot be held
-twice). The id is `<site>:<uid>`, which is also the import id.
+`waitUntil: scheduled`, until OAR has placed it) with live progress. A walltime change is an
+in-place update through `/jobs/{uid}/walltime` (OAR >= 2.5.8 extends and shortens; an extension
+the scheduler cannot grant yet stays pending and is reported); anything else replaces the job
+(the old one is deleted first: the same nodes cannot be held twice). The id is `<site>:<uid>`,
+which is also the import id.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..protocol.codec import UNKNOWN, has_unknowns, reveal
+from ..protocol.codec import UNKNOWN, has_unknowns
+from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..testbeds.g5k import jobs
 from ..testbeds.g5k.oar import (
@@ -38,7 +40,7 @@ from ..testbeds.g5k.session import Cancelled, G5kError, Session
 from ..testbeds.g5k.validation import Reference, check_placement, with_timeout
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
-from .diff import DiffResult, Kind, diff_inputs
+from .diff import DiffResult, diff_inputs
 from .g5k_common import check_int, check_site, check_str, failures_list, parse_job_id, settings_of, unknown_keys
 
 DEFAULT_WALLTIME = "1:00:00"
@@ -48,7 +50,7 @@ INPUT_KEYS = {"site", "nodes", "vlan", "subnet", "walltime", "types", "queue", "
 NODE_KEYS = {"count", "cluster", "properties", "hosts"}
 COMPUTED = ("uid", "state", "assignedNodes", "vlans", "subnets", "scheduledAt", "startedAt", "endsAt", "walltimeSeconds")
 WAIT_MODES = {"running", "scheduled"}
-# Changing these needs a new job; `walltime` only when it shrinks, `waitUntil` never.
+# Changing anything else needs a new job.
 IN_PLACE = {"walltime", "waitUntil"}
 
 
@@ -228,14 +230,6 @@ class Job(ResourceController):
         replace = (set(old) | set(news)) - IN_PLACE
         result = diff_inputs(old, news, replace_keys=replace)
         result.delete_before_replace = True
-        if "walltime" in result.detailed:
-            try:
-                before = parse_walltime(old.get("walltime", DEFAULT_WALLTIME))
-                after = parse_walltime(news.get("walltime", DEFAULT_WALLTIME))
-                if after < before:  # OAR only extends a running job's walltime
-                    result.detailed["walltime"] = Kind.UPDATE_REPLACE
-            except (OarError, TypeError):
-                result.detailed["walltime"] = Kind.UPDATE_REPLACE
         return result
 
     async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
@@ -256,7 +250,8 @@ class Job(ResourceController):
                 try:
                     job = await jobs.submit(session, spec.site, spec.body)
                 except G5kError as err:
-                    raise ResourceFailure(f"OAR refused the job on {spec.site}: {err}") from err
+                    reason = f"(HTTP {err.status}): {err.reason}" if err.status and err.status != 401 else f": {err}"
+                    raise ResourceFailure(f"OAR refused the job on {spec.site} {reason}") from err
                 rid = f"{spec.site}:{job['uid']}"
                 job = await self._wait(session, rid, spec, inputs, job, progress, limit)
             finally:
@@ -333,13 +328,16 @@ class Job(ResourceController):
                     raise ResourceFailure(f"job {id} no longer exists (state `{(job or {}).get('state', 'unknown')}`); "
                                           "run `pulumi refresh` then `pulumi up` to submit a new one")
                 delta = spec.walltime - int(job.get("walltime") or 0)
-                if delta > 0:
-                    await progress(f"extending job {id} by {format_walltime(delta)}")
+                if delta:
+                    sign = "+" if delta > 0 else "-"
+                    await progress(f"changing the walltime of job {id} by {sign}{format_walltime(abs(delta))}")
                     try:
-                        answer = await jobs.extend_walltime(session, site, uid, delta)
+                        answer = await jobs.change_walltime(session, site, uid, delta)
                     except G5kError as err:
-                        raise ResourceFailure(f"extending the walltime of job {id} was refused: {err}") from err
-                    await self.ctx.log.info(urn, f"walltime change of job {id}: {answer.get('status') or answer}")
+                        raise ResourceFailure(f"changing the walltime of job {id} was refused: {err}") from err
+                    if answer.get("pending") not in (None, "", "0:00:00"):
+                        await self.ctx.log.log(WARNING, f"walltime change of job {id} is pending ({answer['pending']}): "
+                                                        "other jobs hold the nodes afterwards", urn=urn)
                 job = await self._wait(session, id, spec, news, job, progress, limit)
                 job = await jobs.get(session, site, uid) or job
             finally:

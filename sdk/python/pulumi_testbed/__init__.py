@@ -31,7 +31,9 @@ _utilities.register(
   "mod": "g5k",
   "fqn": "pulumi_testbed.g5k",
   "classes": {
-   "testbed:g5k:Job": "Job"
+   "testbed:g5k:Deployment": "Deployment",
+   "testbed:g5k:Job": "Job",
+   "testbed:g5k:VlanAttachment": "VlanAttachment"
   }
  },
  {

@@ -7,6 +7,7 @@ event (Cancel or customTimeouts) and reports progress lines (state, predicted st
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Optional
 
@@ -19,13 +20,15 @@ RUNNING = "running"
 GONE = {"terminated", "error"}
 ALREADY_KILLED = "This job was already killed"
 POLL_STEPS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)
+# Longest wait between two polls; tests against a fast-clock emulator shorten it.
+MAX_POLL = float(os.environ.get("PULUMI_TESTBED_G5K_MAX_POLL", "30"))
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
 
-def poll_delays(max_poll: float = 30.0):
+def poll_delays(max_poll: float = MAX_POLL):
     """The waits between two GETs of a job: a short ramp, then `max_poll` forever."""
     for step in POLL_STEPS:
         yield min(step, max_poll)
@@ -92,7 +95,7 @@ async def get(session: Session, site: str, uid: int) -> Optional[dict[str, Any]]
 
 
 async def wait_running(
-    session: Session, site: str, job: dict[str, Any], progress: Progress, until: str = RUNNING, max_poll: float = 30.0
+    session: Session, site: str, job: dict[str, Any], progress: Progress, until: str = RUNNING, max_poll: float = MAX_POLL
 ) -> dict[str, Any]:
     """Poll until the job runs (or, with until="scheduled", until OAR has placed it).
 
@@ -145,7 +148,7 @@ async def delete(session: Session, site: str, uid: int) -> str:
     return "deleted"
 
 
-async def wait_released(session: Session, site: str, uid: int, progress: Progress, max_poll: float = 5.0) -> Optional[str]:
+async def wait_released(session: Session, site: str, uid: int, progress: Progress, max_poll: float = min(5.0, MAX_POLL)) -> Optional[str]:
     """Poll (1 s, 2 s, … `max_poll`) until the job is terminated/error or unknown; its final state."""
     delays = poll_delays(max_poll)
     while True:
@@ -165,16 +168,19 @@ async def release(session: Session, site: str, uid: int, progress: Progress) -> 
     return f"{outcome}, final state {final or 'unknown'}"
 
 
-async def extend_walltime(session: Session, site: str, uid: int, delta_seconds: int) -> dict[str, Any]:
-    """POST /jobs/{uid}/walltime {"walltime": "+H:MM:SS"}; returns the API's answer."""
+async def change_walltime(session: Session, site: str, uid: int, delta_seconds: int) -> dict[str, Any]:
+    """POST /jobs/{uid}/walltime {"walltime": "+H:MM:SS"} (or "-..."); returns the API's answer
+    (`walltime`, `granted`, `pending`, ...)."""
     from grid5000.objects import Job
 
     job = Job(session.site(site).jobs, {"uid": uid})
+    sign = "+" if delta_seconds > 0 else "-"
     answer = await session.call(
-        f"changing the walltime of job {site}:{uid}", job.walltime_change.create, {"walltime": "+" + format_walltime(delta_seconds)}, retry=False
+        f"changing the walltime of job {site}:{uid}", job.walltime_change.create, {"walltime": sign + format_walltime(abs(delta_seconds))},
+        retry=False,
     )
     return _as_dict(answer)
 
 
-__all__ = ["Cancelled", "G5kError", "GONE", "RUNNING", "delete", "extend_walltime", "find_alive", "get", "release", "submit",
+__all__ = ["Cancelled", "G5kError", "GONE", "RUNNING", "delete", "change_walltime", "find_alive", "get", "release", "submit",
            "summary", "wait_released", "wait_running"]

@@ -52,7 +52,7 @@ class G5kSettings:
         if self.username:
             kwargs["username"] = self.username
             kwargs["password"] = self.password or ""
-        if self.verify_ssl is not None:
+        if self.verify_ssl is not None and self.uri.startswith("https://"):  # meaningless (and warned about) over http
             kwargs["verify_ssl"] = self.verify_ssl
         return kwargs
 

@@ -6,6 +6,8 @@ import builtins as _builtins
 from .. import _utilities
 import typing
 # Export this package's modules as members:
+from .deployment import *
 from .job import *
+from .vlan_attachment import *
 from ._inputs import *
 from . import outputs

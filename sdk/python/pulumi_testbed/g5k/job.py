@@ -49,7 +49,7 @@ class JobArgs:
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] types: OAR job types, e.g. `["deploy"]` (needed by a Deployment).
         :param pulumi.Input['VlanRequestArgs'] vlan: KaVLAN vlans to reserve with the nodes.
         :param pulumi.Input[_builtins.str] wait_until: `running` (default): Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations).
-        :param pulumi.Input[_builtins.str] walltime: Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). An increase is applied in place (`/jobs/{uid}/walltime`); a decrease replaces the job.
+        :param pulumi.Input[_builtins.str] walltime: Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning).
         """
         pulumi.set(__self__, "site", site)
         if command is not None:
@@ -225,7 +225,7 @@ class JobArgs:
     @pulumi.getter
     def walltime(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). An increase is applied in place (`/jobs/{uid}/walltime`); a decrease replaces the job.
+        Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning).
         """
         return pulumi.get(self, "walltime")
 
@@ -271,7 +271,7 @@ class Job(pulumi.CustomResource):
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] types: OAR job types, e.g. `["deploy"]` (needed by a Deployment).
         :param pulumi.Input[Union['VlanRequestArgs', 'VlanRequestArgsDict']] vlan: KaVLAN vlans to reserve with the nodes.
         :param pulumi.Input[_builtins.str] wait_until: `running` (default): Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations).
-        :param pulumi.Input[_builtins.str] walltime: Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). An increase is applied in place (`/jobs/{uid}/walltime`); a decrease replaces the job.
+        :param pulumi.Input[_builtins.str] walltime: Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning).
         """
         ...
     @overload
@@ -563,7 +563,7 @@ class Job(pulumi.CustomResource):
     @pulumi.getter
     def walltime(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). An increase is applied in place (`/jobs/{uid}/walltime`); a decrease replaces the job.
+        Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning).
         """
         return pulumi.get(self, "walltime")
 

@@ -15,10 +15,58 @@ else:
 from .. import _utilities
 
 __all__ = [
+    'DeploymentResult',
     'NodeRequest',
     'SubnetRequest',
+    'VlanMember',
     'VlanRequest',
 ]
+
+@pulumi.output_type
+class DeploymentResult(dict):
+    """
+    Outcome of one node.
+    """
+    def __init__(__self__, *,
+                 attempts: _builtins.int,
+                 state: _builtins.str,
+                 deployment: Optional[_builtins.str] = None):
+        """
+        Outcome of one node.
+
+        :param _builtins.int attempts: Deployments tried on this node.
+        :param _builtins.str state: `OK` or `KO` (Kadeploy's verdict of the node's last attempt).
+        :param _builtins.str deployment: Kadeploy workflow id of the last attempt.
+        """
+        pulumi.set(__self__, "attempts", attempts)
+        pulumi.set(__self__, "state", state)
+        if deployment is not None:
+            pulumi.set(__self__, "deployment", deployment)
+
+    @_builtins.property
+    @pulumi.getter
+    def attempts(self) -> _builtins.int:
+        """
+        Deployments tried on this node.
+        """
+        return pulumi.get(self, "attempts")
+
+    @_builtins.property
+    @pulumi.getter
+    def state(self) -> _builtins.str:
+        """
+        `OK` or `KO` (Kadeploy's verdict of the node's last attempt).
+        """
+        return pulumi.get(self, "state")
+
+    @_builtins.property
+    @pulumi.getter
+    def deployment(self) -> Optional[_builtins.str]:
+        """
+        Kadeploy workflow id of the last attempt.
+        """
+        return pulumi.get(self, "deployment")
+
 
 @pulumi.output_type
 class NodeRequest(dict):
@@ -113,6 +161,90 @@ class SubnetRequest(dict):
         `slash_22` (default), `slash_18`, `slash_16` or `slash_14`.
         """
         return pulumi.get(self, "size")
+
+
+@pulumi.output_type
+class VlanMember(dict):
+    """
+    One interface in the vlan.
+    """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "interfaceAddress":
+            suggest = "interface_address"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in VlanMember. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        VlanMember.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        VlanMember.__key_warning(key)
+        return super().get(key, default)
+
+    def __init__(__self__, *,
+                 device: _builtins.str,
+                 hostname: _builtins.str,
+                 interface_address: _builtins.str,
+                 ip: _builtins.str,
+                 node: _builtins.str):
+        """
+        One interface in the vlan.
+
+        :param _builtins.str device: Legacy device name of the interface, e.g. `eth1`.
+        :param _builtins.str hostname: DNS name on the vlan: `<node>-kavlan-N.<site>.grid5000.fr` or `<node>-ethX-kavlan-N.<site>.grid5000.fr`.
+        :param _builtins.str interface_address: The name KaVLAN moved: the node FQDN (primary) or `<node>-ethX.<site>.grid5000.fr`.
+        :param _builtins.str ip: IPv4 address on the vlan, from the reference API.
+        :param _builtins.str node: Node FQDN (as OAR names it; moving interfaces does not change it).
+        """
+        pulumi.set(__self__, "device", device)
+        pulumi.set(__self__, "hostname", hostname)
+        pulumi.set(__self__, "interface_address", interface_address)
+        pulumi.set(__self__, "ip", ip)
+        pulumi.set(__self__, "node", node)
+
+    @_builtins.property
+    @pulumi.getter
+    def device(self) -> _builtins.str:
+        """
+        Legacy device name of the interface, e.g. `eth1`.
+        """
+        return pulumi.get(self, "device")
+
+    @_builtins.property
+    @pulumi.getter
+    def hostname(self) -> _builtins.str:
+        """
+        DNS name on the vlan: `<node>-kavlan-N.<site>.grid5000.fr` or `<node>-ethX-kavlan-N.<site>.grid5000.fr`.
+        """
+        return pulumi.get(self, "hostname")
+
+    @_builtins.property
+    @pulumi.getter(name="interfaceAddress")
+    def interface_address(self) -> _builtins.str:
+        """
+        The name KaVLAN moved: the node FQDN (primary) or `<node>-ethX.<site>.grid5000.fr`.
+        """
+        return pulumi.get(self, "interface_address")
+
+    @_builtins.property
+    @pulumi.getter
+    def ip(self) -> _builtins.str:
+        """
+        IPv4 address on the vlan, from the reference API.
+        """
+        return pulumi.get(self, "ip")
+
+    @_builtins.property
+    @pulumi.getter
+    def node(self) -> _builtins.str:
+        """
+        Node FQDN (as OAR names it; moving interfaces does not change it).
+        """
+        return pulumi.get(self, "node")
 
 
 @pulumi.output_type

@@ -1,0 +1,174 @@
+"""`testbed:g5k:Deployment`: a Kadeploy environment installed on nodes of a g5k Job.
+
+Kadeploy does not retry, so KO nodes are redeployed up to `maxAttempts` times. The resource
+succeeds when at least `minDeployed` nodes (default: all) end OK; failed nodes are always
+listed in `failedNodes`. Below `minDeployed` it fails but keeps its state (partial), so
+`pulumi up` retries and `pulumi destroy` knows the deployments. Any input change redeploys
+(replace). Delete cancels a deployment still running; a finished one needs nothing (the
+nodes go back to the standard environment at the end of the job). When the job has ended,
+refresh drops the deployment.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+from ..protocol.codec import UNKNOWN, has_unknowns
+from ..protocol.errors import PartialFailure, ResourceFailure
+from ..testbeds.g5k import deployments, jobs, naming
+from ..testbeds.g5k.session import G5kError, Session
+from .base import CheckResult, ReadResult, ResourceController
+from .deadline import deadline
+from .diff import DiffResult, diff_inputs
+from .g5k_common import check_int, check_site, check_str, failures_list, settings_of, unknown_keys
+
+INPUT_KEYS = {"site", "jobUid", "environment", "key", "nodes", "vlan", "maxAttempts", "minDeployed"}
+NO_REDEPLOY = {"maxAttempts", "minDeployed"}
+COMPUTED = ("deployedNodes", "failedNodes", "results", "deploymentUids")
+
+
+def validate(inputs: dict[str, Any]) -> list:
+    failures, fail = failures_list()
+    unknown_keys(inputs, INPUT_KEYS, "", fail, "a g5k Deployment")
+    check_site(inputs.get("site"), "site", fail)
+    check_int(inputs.get("jobUid"), "jobUid", fail)
+    if inputs.get("environment") is None:
+        fail("environment", "required: an environment name such as `debian12-min` (see GET /sites/{site}/environments)")
+    check_str(inputs.get("environment"), "environment", fail)
+    check_str(inputs.get("key"), "key", fail)
+    if inputs.get("vlan") is not None and inputs["vlan"] is not UNKNOWN and not isinstance(inputs["vlan"], str):
+        fail("vlan", "must be a vlan id string such as `4`")
+    nodes = inputs.get("nodes")
+    if nodes is not None and nodes is not UNKNOWN:
+        if not isinstance(nodes, list) or not nodes or not all(isinstance(n, str) or n is UNKNOWN for n in nodes):
+            fail("nodes", "must list node names of the job (omit it to deploy every node of the job)")
+    attempts = check_int(inputs.get("maxAttempts"), "maxAttempts", fail, required=False, default=3)
+    if attempts is not None and attempts > 10:
+        fail("maxAttempts", "at most 10 attempts")
+    minimum = check_int(inputs.get("minDeployed"), "minDeployed", fail, minimum=0, required=False)
+    if minimum is not None and isinstance(nodes, list) and not has_unknowns(nodes) and minimum > len(nodes):
+        fail("minDeployed", f"{minimum} exceeds the {len(nodes)} node(s) listed in `nodes`")
+    return failures
+
+
+class Deployment(ResourceController):
+    token = "testbed:g5k:Deployment"
+
+    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {k: v for k, v in news.items() if v is not None}
+        return CheckResult(inputs, validate(inputs))
+
+    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        old = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
+        return diff_inputs(old, news, replace_keys=(set(old) | set(news)) - NO_REDEPLOY)
+
+    async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
+        if preview:
+            return "", {**inputs, **{k: UNKNOWN for k in COMPUTED}}
+        settings = settings_of(self.ctx)
+        site, uid = inputs["site"], int(inputs["jobUid"])
+        progress = self.ctx.log.status(urn)
+        started = time.monotonic()
+        async with deadline(self.ctx.cancelled, timeout) as limit:
+            session = Session(settings, limit.stop)
+            try:
+                nodes = await self._nodes(session, site, uid, inputs.get("nodes"))
+                minimum = inputs.get("minDeployed", len(nodes))
+                rid = f"{site}:{uid}:{inputs['environment']}"
+                try:
+                    outcome = await deployments.deploy(
+                        session, site, nodes, inputs["environment"], progress, key=inputs.get("key"), vlan=inputs.get("vlan"),
+                        attempts=int(inputs.get("maxAttempts", 3)),
+                    )
+                except deployments.DeployInterrupted as err:
+                    raise PartialFailure(limit.explain("interrupted while deploying (the running deployment was cancelled)"),
+                                         rid, _outputs(inputs, err.outcome)) from None
+                except G5kError as err:
+                    raise ResourceFailure(f"deploying {inputs['environment']} on job {site}:{uid} failed: {err}") from err
+            finally:
+                session.close()
+        outputs = _outputs(inputs, outcome)
+        detail = f"{len(outcome.ok)}/{len(nodes)} node(s) deployed with {inputs['environment']}"
+        if outcome.failed:
+            detail += f"; failed: {', '.join(outcome.failed)}" + (f" ({'; '.join(outcome.errors)})" if outcome.errors else "")
+        if len(outcome.ok) < minimum:
+            raise PartialFailure(f"only {detail}, fewer than minDeployed={minimum}; `pulumi up` retries the failed nodes", rid, outputs)
+        await self.ctx.log.info(urn, f"{detail} in {time.monotonic() - started:.1f} s")
+        return rid, outputs
+
+    async def _nodes(self, session: Session, site: str, uid: int, wanted: Optional[list[str]]) -> list[str]:
+        job = await jobs.get(session, site, uid)
+        if job is None or job.get("state") in jobs.GONE:
+            raise ResourceFailure(f"job {site}:{uid} does not exist or has ended (state `{(job or {}).get('state', 'unknown')}`)")
+        if "deploy" not in (job.get("types") or []):
+            raise ResourceFailure(f"job {site}:{uid} was not submitted with type `deploy` (add types: [\"deploy\"] to the Job)")
+        if job.get("state") != jobs.RUNNING:
+            raise ResourceFailure(f"job {site}:{uid} is `{job.get('state')}`, not running yet; deploy once it runs")
+        assigned = list(job.get("assigned_nodes") or [])
+        if not wanted:
+            return assigned
+        chosen = [naming.fqdn(n, site) for n in wanted]
+        foreign = [n for n in chosen if n not in assigned]
+        if foreign:
+            raise ResourceFailure(f"nodes {', '.join(foreign)} do not belong to job {site}:{uid} (its nodes: {', '.join(assigned)})")
+        return chosen
+
+    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
+        if not outputs:
+            raise ResourceFailure("importing a Deployment is not supported; declare it and run `pulumi up`")
+        session = Session(settings_of(self.ctx), self.ctx.cancelled)
+        try:
+            job = await jobs.get(session, outputs["site"], int(outputs["jobUid"]))
+        except G5kError as err:
+            raise ResourceFailure(f"reading job {outputs['site']}:{outputs['jobUid']} failed: {err}") from err
+        finally:
+            session.close()
+        if job is None or job.get("state") in jobs.GONE:
+            return None  # the job ended: its nodes are no longer ours, nor deployed
+        return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
+
+    async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
+                     preview: bool, timeout: float = 0) -> dict[str, Any]:
+        if preview:
+            return {**outputs, **news}
+        failed = outputs.get("failedNodes") or []
+        minimum = news.get("minDeployed", len(outputs.get("deployedNodes") or []) + len(failed))
+        if failed and len(outputs.get("deployedNodes") or []) < minimum:
+            # A partial deployment being retried: redeploy only the failed nodes.
+            retry_inputs = {**news, "nodes": failed, "minDeployed": 0}
+            _, again = await self.create(urn, retry_inputs, False, timeout)
+            results = {**(outputs.get("results") or {}), **(again.get("results") or {})}
+            merged = _from_results({**news}, results, list(outputs.get("deploymentUids") or []) + list(again.get("deploymentUids") or []))
+            if len(merged["deployedNodes"]) < minimum:
+                raise PartialFailure(f"still only {len(merged['deployedNodes'])} node(s) deployed, fewer than minDeployed={minimum}", id, merged)
+            return merged
+        return {**outputs, **news}
+
+    async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None:
+        session = Session(settings_of(self.ctx), self.ctx.cancelled)
+        try:
+            for uid in outputs.get("deploymentUids") or []:
+                dep = None
+                try:
+                    dep = (await session.call(f"reading deployment {uid}", session.site(outputs["site"]).deployments.get, uid)).to_dict()
+                except G5kError:
+                    continue
+                if dep.get("status") not in deployments.FINISHED:
+                    await deployments.cancel(session, outputs["site"], uid)
+        finally:
+            session.close()
+
+
+def _outputs(inputs: dict[str, Any], outcome: deployments.DeployOutcome) -> dict[str, Any]:
+    return _from_results(inputs, outcome.results, outcome.deployments)
+
+
+def _from_results(inputs: dict[str, Any], results: dict[str, Any], uids: list[str]) -> dict[str, Any]:
+    return {
+        **{k: v for k, v in inputs.items() if k in INPUT_KEYS},
+        "deployedNodes": sorted(n for n, r in results.items() if r["state"] == "OK"),
+        "failedNodes": sorted(n for n, r in results.items() if r["state"] != "OK"),
+        "results": {n: {"state": r["state"], "attempts": r["attempts"], "deployment": r.get("deployment") or ""} for n, r in sorted(results.items())},
+        "deploymentUids": uids,
+    }

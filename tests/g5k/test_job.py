@@ -1,0 +1,145 @@
+"""testbed:g5k:Job over gRPC: the real plugin, the real python-grid5000 client, the emulator."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from pulumi.runtime.proto import provider_pb2
+
+from testbed_provider.protocol import codec
+from testbed_provider.protocol.codec import UNKNOWN
+
+from ..plugin.engine import init_failure
+from .conftest import job_state
+
+JOB = "testbed:g5k:Job"
+SPEC = {"site": "lyon", "nodes": [{"cluster": "taurus", "count": 2}], "vlan": {"type": "kavlan"}, "types": ["deploy"], "walltime": "1:00"}
+
+
+def failures(response) -> dict[str, str]:
+    return {f.property: f.reason for f in response.failures}
+
+
+def test_check_against_the_reference_api(plugin, emulator):
+    plugin.configure_g5k(emulator)
+    assert failures(plugin.check_res(JOB, "j", SPEC)) == {}
+    bad = failures(plugin.check_res(JOB, "j", {"site": "lyon", "nodes": [{"cluster": "taurus", "count": 200}, {"cluster": "nope", "count": 1}]}))
+    assert bad == {"nodes[0].count": "200 nodes requested but cluster `taurus` has only 14",
+                   "nodes[1].cluster": "no cluster `nope` at site `lyon` (clusters: nova, orion, pyxis, taurus)"}
+    assert "unknown Grid'5000 site `atlantis`" in failures(plugin.check_res(JOB, "j", {"site": "atlantis", "nodes": [{"count": 1}]}))["site"]
+    bad = failures(plugin.check_res(JOB, "j", {"site": "lyon", "nodes": [{"count": 1}], "walltime": "2 days", "reservation": "next week"}))
+    assert set(bad) == {"walltime", "reservation"}
+
+
+def test_lifecycle_preview_create_read_walltime_delete(plugin, emulator):
+    plugin.configure_g5k(emulator)
+    inputs = plugin.check_res(JOB, "exp", SPEC).inputs
+    preview = codec.decode(plugin.create(JOB, "exp", inputs, preview=True).properties)
+    assert preview["oarRequest"] == "{cluster='taurus'}/nodes=2+{type='kavlan'}/vlan=1,walltime=1:00:00"
+    assert preview["uid"] is UNKNOWN and preview["assignedNodes"] is UNKNOWN
+    assert emulator.control("GET", "calls")["calls"].get("POST /sites/{site}/jobs") is None  # preview submits nothing
+
+    created = plugin.create(JOB, "exp", inputs)
+    out = codec.decode(created.properties)
+    site, uid = created.id.split(":")
+    assert site == "lyon" and int(uid) == out["uid"]
+    assert out["state"] == "running" and len(out["assignedNodes"]) == 2 and all("taurus" in n for n in out["assignedNodes"])
+    assert out["vlans"] and out["oarRequest"] == preview["oarRequest"] and out["walltimeSeconds"] == 3600
+    assert out["startedAt"] and out["endsAt"]
+    assert any("submitting `{cluster='taurus'}" in m for m in plugin.engine.messages())
+
+    read = plugin.read(JOB, "exp", created.id, created.properties, inputs)
+    assert read.id == created.id and codec.decode(read.properties)["state"] == "running"
+
+    # walltime: a change is in place (no replacement), both ways
+    longer = plugin.check_res(JOB, "exp", {**SPEC, "walltime": "2:00"}, olds=codec.decode(inputs)).inputs
+    diff = plugin.stub.Diff(provider_pb2.DiffRequest(id=created.id, urn=plugin.urn(JOB, "exp"), type=JOB, olds=created.properties,
+                                                     old_inputs=inputs, news=longer))
+    assert list(diff.diffs) == ["walltime"] and list(diff.replaces) == []
+    updated = plugin.stub.Update(provider_pb2.UpdateRequest(id=created.id, urn=plugin.urn(JOB, "exp"), type=JOB, olds=created.properties,
+                                                            old_inputs=inputs, news=longer, timeout=60))
+    assert codec.decode(updated.properties)["walltimeSeconds"] == 7200
+    other = plugin.check_res(JOB, "exp", {**SPEC, "nodes": [{"cluster": "orion", "count": 1}]}, olds=codec.decode(inputs)).inputs
+    diff = plugin.stub.Diff(provider_pb2.DiffRequest(id=created.id, urn=plugin.urn(JOB, "exp"), type=JOB, olds=updated.properties,
+                                                     old_inputs=longer, news=other))
+    assert "nodes" in diff.replaces and diff.deleteBeforeReplace
+
+    plugin.delete(JOB, "exp", created.id, updated.properties)
+    assert job_state(emulator, "lyon", int(uid)) in ("error", "terminated")
+    assert plugin.read(JOB, "exp", created.id, updated.properties, longer).id == ""  # gone: refresh drops it
+    # destroying again (e.g. after a crash) tolerates `already killed`
+    plugin.delete(JOB, "exp", created.id, updated.properties)
+
+
+def test_killed_job_is_gone_on_refresh_and_import_by_site_uid(plugin, emulator):
+    plugin.configure_g5k(emulator)
+    inputs = plugin.check_res(JOB, "k", {"site": "nancy", "nodes": [{"count": 1}]}).inputs
+    created = plugin.create(JOB, "k", inputs)
+    uid = codec.decode(created.properties)["uid"]
+
+    imported = plugin.read(JOB, "k", f"nancy:{uid}")  # `pulumi import testbed:g5k:Job k nancy:<uid>`
+    assert imported.id == f"nancy:{uid}"
+    assert codec.decode(imported.inputs)["site"] == "nancy" and codec.decode(imported.properties)["state"] == "running"
+    with pytest.raises(grpc.RpcError) as err:
+        plugin.read(JOB, "k", "nancy-42")
+    assert "expected `<site>:<job uid>`" in err.value.details()
+
+    emulator.control("POST", f"sites/nancy/jobs/{uid}/kill")
+    emulator.wait_for(lambda: job_state(emulator, "nancy", uid) == "error")
+    assert plugin.read(JOB, "k", created.id, created.properties, inputs).id == ""
+    plugin.delete(JOB, "k", created.id, created.properties)  # already killed: fine
+
+
+def test_timeout_keeps_the_waiting_job_in_state_then_destroy_deletes_it(plugin, emulator):
+    plugin.configure_g5k(emulator)
+    blocker = plugin.create(JOB, "all", plugin.check_res(JOB, "all", {"site": "lyon", "nodes": [{"cluster": "orion", "count": 12}]}).inputs)
+    inputs = plugin.check_res(JOB, "late", {"site": "lyon", "nodes": [{"cluster": "orion", "count": 1}]}).inputs
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as err:
+        plugin.create(JOB, "late", inputs, timeout=2)
+    assert time.monotonic() - started < 15
+    assert "timed out after 2 s" in err.value.details() and "kept in the stack" in err.value.details()
+    partial = init_failure(err.value)
+    assert partial is not None and partial.id.startswith("lyon:")
+    outputs = codec.decode(partial.properties)
+    assert outputs["state"] == "waiting" and outputs["oarRequest"] == "{cluster='orion'}/nodes=1,walltime=1:00:00"
+    uid = int(partial.id.split(":")[1])
+    assert job_state(emulator, "lyon", uid) == "waiting"
+
+    plugin.delete(JOB, "late", partial.id, partial.properties)
+    assert job_state(emulator, "lyon", uid) == "error"
+    plugin.delete(JOB, "all", blocker.id, blocker.properties)
+
+
+def test_refused_job_quotes_the_api_and_keeps_nothing(plugin, emulator):
+    plugin.configure_g5k(emulator)
+    inputs = plugin.check_res(JOB, "r", {"site": "lyon", "rawResources": "{cluster='taurus'}/nodes=1", "queue": "production"}).inputs
+    with pytest.raises(grpc.RpcError) as err:
+        plugin.create(JOB, "r", inputs)
+    assert err.value.code() != grpc.StatusCode.INTERNAL and init_failure(err.value) is None
+    assert "OAR refused the job on lyon" in err.value.details() and "Traceback" not in err.value.details()
+
+
+def test_server_errors_are_retried_with_backoff(plugin, emulator):
+    plugin.configure_g5k(emulator)
+    inputs = plugin.check_res(JOB, "f", {"site": "rennes", "nodes": [{"count": 1}]}).inputs
+    emulator.control("DELETE", "calls")
+    emulator.control("POST", "faults", {"status": 503, "count": 3, "methods": ["GET"], "path": r"/jobs/\d+$"})
+    created = plugin.create(JOB, "f", inputs)
+    assert codec.decode(created.properties)["state"] == "running"
+    calls = emulator.control("GET", "calls")["calls"]
+    assert calls["POST /sites/{site}/jobs"] == 1
+    assert 4 <= calls["GET /sites/{site}/jobs/{uid}"] <= 8  # 3 failures retried, no storm
+    plugin.delete(JOB, "f", created.id, created.properties)
+
+
+def test_bad_credentials_are_a_clear_error_without_the_password(plugin, emulator):
+    plugin.handshake_and_configure({"backend": "g5k", "g5kUri": emulator.url, "g5kUsername": "alice",
+                                    "g5kPassword": codec.Secret("wrong-password-123")})
+    inputs = plugin.check_res(JOB, "c", {"site": "rennes", "nodes": [{"count": 1}]}).inputs
+    with pytest.raises(grpc.RpcError) as err:
+        plugin.create(JOB, "c", inputs)
+    assert "refused the credentials" in err.value.details()
+    assert "wrong-password-123" not in err.value.details() + plugin.stderr_text() + "".join(plugin.engine.messages())
