@@ -184,3 +184,46 @@ async def teardown(names: list[str], cancelled: Optional[asyncio.Event], grace: 
     if left:
         raise CommandError(f"deleting network namespaces {', '.join(left[:5])}", ["ip", "netns", "del", left[0]],
                            result.returncode, result.stderr)
+
+
+@dataclass
+class Link:
+    """One veth pair described by hand, for callers with their own address plan and bridges
+    (the Grid'5000 emulator): `device` inside `namespace`, `port` on `bridge` in the switch
+    namespace, and an optional `address` (`a.b.c.d/len`) on the device."""
+
+    namespace: str
+    device: str
+    port: str
+    bridge: str
+    mac: str
+    address: Optional[str] = None
+
+
+async def add_links(switch: str, links: list[Link], cancelled: Optional[asyncio.Event], limit: asyncio.Semaphore) -> None:
+    """Create, plug and address `links` the way wire_hosts does (both ends created directly in
+    their namespaces, nothing in the root namespace), with caller-chosen names and addresses."""
+    if not links:
+        return
+    await run(["ip", "-batch", "-"],
+              input="".join(f"link add {l.device} netns {l.namespace} address {l.mac} "
+                            f"type veth peer name {l.port} netns {switch}\n" for l in links),
+              what=f"creating {len(links)} veth pair(s)", cancelled=cancelled)
+    await run(["ip", "-n", switch, "-batch", "-"],
+              input="".join(f"link set {l.port} master {l.bridge} up\n" for l in links),
+              what="attaching interfaces to the bridges", cancelled=cancelled)
+    per_ns: dict[str, list[Link]] = {}
+    for l in links:
+        per_ns.setdefault(l.namespace, []).append(l)
+
+    async def configure(namespace: str, mine: list[Link]) -> None:
+        lines = ["link set lo up"]
+        for l in mine:
+            if l.address:
+                lines.append(f"addr add {l.address} dev {l.device}")
+            lines.append(f"link set {l.device} up")
+        async with limit:
+            await run(["ip", "-n", namespace, "-batch", "-"], input="\n".join(lines) + "\n",
+                      what=f"configuring addresses in {namespace}", cancelled=cancelled)
+
+    await asyncio.gather(*(configure(ns, mine) for ns, mine in per_ns.items()))

@@ -1,0 +1,316 @@
+"""Running nodes as real local hosts (needs root), built with the local backend's pieces.
+
+Layout (instance id `<inst>`, 6 hex digits kept in the state file so a restarted emulator finds
+what a crashed one left behind):
+  - switch namespace `tbemu-<inst>-sw`: bridge `p<i>` per site (the production network, with the
+    site gateway address), bridge `v<i>-<k>` per site vlan (with the vlan gateway address .254);
+  - node namespace `tbemu-<inst>-<node uid>` while the node's job runs: `eth0` with the node's
+    reference IP on its site bridge, `eth1` (nodes that have one) plugged on the site bridge
+    without an address until KaVLAN moves it; one sshd (local backend's sshd.py).
+The `tbemu-` prefix is not matched by the local backend's `tb-` names or orphan sweep.
+
+Who logs in: root, with the job owner's registered public keys (the emulator's `--user`
+option; real Grid'5000 logs you in as yourself, root needs a deployment); after a deployment
+with `key`, root with that key, and the node has a fresh host key (kadeploy reinstalls it).
+Clients reach nodes by their reference IP through `ip netns exec <switch> nc %h %p`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from typing import TYPE_CHECKING, Any, Optional
+
+from testbed_provider.testbeds.local import keys, netns, sshd
+from testbed_provider.testbeds.local.commands import run
+from testbed_provider.testbeds.local.readiness import wait_for_ssh
+
+from . import reference as ref
+from .reference import Node
+
+if TYPE_CHECKING:
+    from .app import Emulator
+
+log = logging.getLogger("g5k_emulator.hosts")
+PREFIX = "tbemu-"
+READY_TIMEOUT = 60.0
+DEFAULT = "DEFAULT"
+
+
+def site_bridge(site: ref.SiteSpec) -> str:
+    return f"p{site.index}"
+
+
+def vlan_bridge(site: ref.SiteSpec, vlan: int) -> str:
+    return f"v{site.index}-{ref.vlan_slot(site, vlan)}"
+
+
+def port(node: Node, site: ref.SiteSpec, device: str) -> str:
+    return f"n{site.index}-{node.index}-{device[-1]}"
+
+
+def mac(site: ref.SiteSpec, node: Node, device: str) -> str:
+    return f"02:65:{site.index:02x}:{int(device[-1]):02x}:{node.index // 256:02x}:{node.index % 256:02x}"
+
+
+class Hosts:
+    def __init__(self, emu: "Emulator", run_dir: Optional[str]):
+        if os.geteuid() != 0:
+            raise ValueError("real hosts need root (network and mount namespaces); use --no-hosts")
+        self.emu = emu
+        self.instance = emu.store.get("meta", "instance") or secrets.token_hex(3)
+        emu.store.put("meta", "instance", self.instance)
+        self.prefix = f"{PREFIX}{self.instance}-"
+        self.switch = self.prefix + "sw"
+        self._own_run_dir = run_dir is None
+        self.run_dir = run_dir or tempfile.mkdtemp(prefix="tbemu-")
+        self.lock = asyncio.Lock()
+        self.limit = asyncio.Semaphore(8)
+        self.up_nodes: dict[str, int] = {}  # fqdn → job uid
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def namespace(self, node: Node) -> str:
+        return self.prefix + node.uid
+
+    def host_dir(self, node: Node) -> str:
+        return os.path.join(self.run_dir, "hosts", node.uid)
+
+    # ---- life cycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
+        await netns.teardown(netns.list_namespaces(self.prefix), None)  # left by a crash
+        await netns.add_namespaces([self.switch], None)
+        lines = ["link set lo up"]
+        for site in self.emu.platform.sites.values():
+            prod = ref.production_network(site)
+            lines += [f"link add {site_bridge(site)} type bridge",
+                      f"addr add {ref.production_gateway(site)}/{prod.prefixlen} dev {site_bridge(site)}",
+                      f"link set {site_bridge(site)} up"]
+            for vlan in self.emu.platform.vlan_ids(site.uid):
+                net = ref.vlan_network(site, vlan)
+                lines += [f"link add {vlan_bridge(site, vlan)} type bridge",
+                          f"addr add {ref.vlan_gateway(site, vlan)}/{net.prefixlen} dev {vlan_bridge(site, vlan)}",
+                          f"link set {vlan_bridge(site, vlan)} up"]
+        await run(["ip", "-n", self.switch, "-batch", "-"], input="\n".join(lines) + "\n",
+                  what="setting up the emulator's switch namespace")
+        for job in self.emu.jobs.jobs.values():  # resume the hosts of running jobs
+            job.pop("hosts_busy", None)
+            if job["state"] in ("launching", "running"):
+                self.up(job)
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        async with self.lock:
+            await netns.teardown(netns.list_namespaces(self.prefix), None)
+            self.up_nodes.clear()
+        if self._own_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        else:
+            shutil.rmtree(os.path.join(self.run_dir, "hosts"), ignore_errors=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # ---- hooks called by jobs, deployments and kavlan (synchronous; work happens in tasks) ----
+
+    def up(self, job: dict[str, Any]) -> None:
+        self._spawn(self._up(job))
+
+    def down(self, job: dict[str, Any]) -> None:
+        job["hosts_busy"] = True
+        self._spawn(self._down(job))
+
+    def reinstall(self, dep: dict[str, Any], fqdns: list[str]) -> None:
+        self._spawn(self._reinstall(dep, fqdns))
+
+    def move(self, moves: list[tuple[Node, str, str]]) -> None:
+        self._spawn(self._move(moves))
+
+    # ---- work ------------------------------------------------------------------------------
+
+    def _authorized(self, job: dict[str, Any], node: Node) -> list[str]:
+        deployed = self.emu.store.get("node", node.fqdn)
+        if deployed and deployed.get("job") == job["uid"]:
+            return deployed["keys"]
+        user = self.emu.users.get(job["user"])
+        return user.public_keys if user else []
+
+    async def _up(self, job: dict[str, Any]) -> None:
+        nodes = [self.emu.platform.nodes[f] for f in (job.get("alloc") or {}).get("nodes", [])]
+        try:
+            async with self.lock:
+                if job["state"] not in ("launching", "running"):
+                    return
+                await self._build(job, nodes)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a broken node ends its job, as on the platform
+            log.exception("bringing up the nodes of job %s failed", job["uid"])
+            job["killed"] = True
+            job.setdefault("events", []).append({"uid": len(job.get("events", [])) + 1, "type": "SWITCH_INTO_ERROR_STATE",
+                                                 "created_at": int(self.emu.clock.now()),
+                                                 "description": f"[emulator] node bring-up failed: {err}"})
+        job["hosts_ready"] = True
+        self.emu.jobs.save(job)
+
+    async def _build(self, job: dict[str, Any], nodes: list[Node]) -> None:
+        nodes = [n for n in nodes if n.fqdn not in self.up_nodes]
+        if not nodes:
+            return
+        await netns.add_namespaces([self.namespace(n) for n in nodes], None)
+        links = []
+        for node in nodes:
+            site = self.emu.platform.sites[node.site]
+            prefixlen = ref.production_network(site).prefixlen
+            for device in ("eth0", "eth1") if node.eth1 else ("eth0",):
+                address = f"{node.ip}/{prefixlen}" if device == "eth0" else None
+                links.append(netns.Link(self.namespace(node), device, port(node, site, device), site_bridge(site),
+                                        mac(site, node, device), address))
+        await netns.add_links(self.switch, links, None, self.limit)
+        await asyncio.gather(*(self._arp_sysctls(n) for n in nodes))
+        for node in nodes:
+            self.up_nodes[node.fqdn] = job["uid"]
+        await asyncio.gather(*(self._install(job, n, fresh=False) for n in nodes))
+        await self._apply_vlans(nodes)
+        await self._wait_ready(nodes)
+
+    async def _arp_sysctls(self, node: Node) -> None:
+        """Answer ARP only on the interface holding the address: eth0 and eth1 share the site
+        bridge while eth1 is in DEFAULT, and Linux's default (any interface answers) lets the
+        switch learn eth1's MAC for the node's production IP, which breaks SSH as soon as eth1
+        moves to a vlan (seen: banner timeouts right after a KaVLAN move)."""
+        async with self.limit:
+            await run(["ip", "netns", "exec", self.namespace(node), "sysctl", "-q", "-w",
+                       "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"],
+                      what=f"setting the ARP behaviour of {node.uid}")
+
+    async def _install(self, job: dict[str, Any], node: Node, fresh: bool) -> None:
+        """Prepare the node's files and start its sshd; `fresh` = a reinstall (new host key,
+        wiped home and temp)."""
+        hdir = self.host_dir(node)
+        marker = os.path.join(hdir, "job")
+        same_job = os.path.exists(marker) and open(marker).read().strip() == str(job["uid"])
+        if fresh or not same_job:
+            await asyncio.to_thread(shutil.rmtree, hdir, True)
+        await asyncio.to_thread(os.makedirs, hdir, 0o700, True)
+        await asyncio.to_thread(sshd.prepare_host_dir, hdir, "\n".join(self._authorized(job, node)))
+        key_path = os.path.join(hdir, "etc-ssh", keys.HOST_KEY)
+        if not os.path.exists(key_path):
+            await keys.generate(key_path, f"root@{node.uid}", None)
+        with open(marker, "w") as f:
+            f.write(str(job["uid"]))
+        await sshd.start(self.namespace(node), hdir, node.uid, None)
+
+    async def _wait_ready(self, nodes: list[Node]) -> None:
+        async def ready(address: str) -> None:
+            return None
+
+        missing = await wait_for_ssh(self.switch, [n.ip for n in nodes], READY_TIMEOUT, None, ready)
+        if missing:
+            raise RuntimeError(f"sshd did not answer on {', '.join(missing)}")
+
+    async def _down(self, job: dict[str, Any]) -> None:
+        try:
+            async with self.lock:
+                nodes = [self.emu.platform.nodes[f] for f in (job.get("alloc") or {}).get("nodes", [])
+                         if self.up_nodes.get(f) == job["uid"]]
+                await netns.teardown([self.namespace(n) for n in nodes], None)
+                for node in nodes:
+                    self.up_nodes.pop(node.fqdn, None)
+                    self.emu.store.delete("node", node.fqdn)
+                    await asyncio.to_thread(shutil.rmtree, self.host_dir(node), True)
+        except Exception:  # noqa: BLE001
+            log.exception("tearing down the nodes of job %s failed", job["uid"])
+        finally:
+            job["hosts_busy"] = False
+            self.emu.jobs.save(job)
+
+    async def _reinstall(self, dep: dict[str, Any], fqdns: list[str]) -> None:
+        try:
+            async with self.lock:
+                key = dep.get("key_text")
+                for fqdn in fqdns:
+                    node = self.emu.platform.nodes[fqdn]
+                    job = self.emu.jobs.jobs.get((node.site, self.up_nodes.get(fqdn, -1)))
+                    if job is None:
+                        continue
+                    user = self.emu.users.get(dep["user_uid"])
+                    new_keys = [k for k in (key or "").splitlines() if k.strip()] if key else (user.public_keys if user else [])
+                    self.emu.store.put("node", fqdn, {"job": job["uid"], "keys": new_keys})
+                    # a reboot: every process of the node goes, then a fresh system starts
+                    ns_id = netns.namespace_id(self.namespace(node))
+                    if ns_id is not None:
+                        for pid in await asyncio.to_thread(netns.pids_in, [ns_id]):
+                            try:
+                                os.kill(pid, 9)
+                            except ProcessLookupError:
+                                pass
+                    await self._install(job, node, fresh=True)
+                await self._wait_ready([self.emu.platform.nodes[f] for f in fqdns if f in self.up_nodes])
+        except Exception:  # noqa: BLE001
+            log.exception("reinstalling nodes for deployment %s failed", dep["uid"])
+        finally:
+            dep["hosts_busy"] = False
+            self.emu.deployments.save(dep)
+
+    async def _apply_vlans(self, nodes: list[Node]) -> None:
+        moves = []
+        for node in nodes:
+            for device, address in (("eth0", node.fqdn), ("eth1", node.eth1_fqdn)):
+                if device == "eth1" and not node.eth1:
+                    continue
+                vlan = self.emu.kavlan.vlan_of(node.site, address)
+                if vlan != DEFAULT:
+                    moves.append((node, device, vlan))
+        await self._replug(moves)
+
+    async def _move(self, moves: list[tuple[Node, str, str]]) -> None:
+        try:
+            async with self.lock:
+                await self._replug([m for m in moves if m[0].fqdn in self.up_nodes])
+        except Exception:  # noqa: BLE001
+            log.exception("moving interfaces between vlans failed")
+
+    async def _replug(self, moves: list[tuple[Node, str, str]]) -> None:
+        """Put each interface on its vlan's bridge with its vlan address (DEFAULT: the site
+        bridge; eth0 gets its production address back, eth1 none)."""
+        if not moves:
+            return
+        switch_lines = []
+        for node, device, vlan in moves:
+            site = self.emu.platform.sites[node.site]
+            bridge = site_bridge(site) if vlan == DEFAULT else vlan_bridge(site, int(vlan))
+            switch_lines.append(f"link set {port(node, site, device)} master {bridge}")
+            lines = [f"addr flush dev {device}"]
+            if vlan != DEFAULT:
+                net = ref.vlan_network(site, int(vlan))
+                lines.append(f"addr add {ref.vlan_address(site, int(vlan), node, device)}/{net.prefixlen} dev {device}")
+            elif device == "eth0":
+                lines.append(f"addr add {node.ip}/{ref.production_network(site).prefixlen} dev eth0")
+            await run(["ip", "-n", self.namespace(node), "-batch", "-"], input="\n".join(lines) + "\n",
+                      what=f"readdressing {device} of {node.uid}")
+        await run(["ip", "-n", self.switch, "-batch", "-"], input="\n".join(switch_lines) + "\n",
+                  what="moving switch ports between vlans")
+
+    # ---- description -----------------------------------------------------------------------
+
+    def ssh_info(self) -> dict[str, Any]:
+        return {"proxyCommand": f"ip netns exec {self.switch} nc %h %p", "user": "root", "hosts": True,
+                "switchNamespace": self.switch, "namespacePrefix": self.prefix}
+
+    def describe(self) -> list[dict[str, Any]]:
+        out = []
+        for fqdn, uid in sorted(self.up_nodes.items()):
+            node = self.emu.platform.nodes[fqdn]
+            out.append({"fqdn": fqdn, "ip": node.ip, "job": uid, "namespace": self.namespace(node),
+                        "sshdPid": sshd.read_pid(self.host_dir(node))})
+        return out

@@ -1,0 +1,144 @@
+"""Running nodes are real local hosts: SSH with the user's key, deployment key and new host key
+after kadeploy, kavlan moves that really connect eth1s, teardown on DELETE, stop and crash."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from g5k_emulator.testing import grid5000_client
+
+from .conftest import wait_state
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "sshd", "nc", "ssh", "ssh-keygen", "unshare")),
+    reason="real hosts need root, iproute2, openssh, netcat-openbsd and util-linux")
+
+
+def keypair(path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return str(path)
+
+
+def ssh(emu, key: str, ip: str, command: str, known_hosts: str, strict: str = "accept-new") -> subprocess.CompletedProcess:
+    info = emu.control("GET", "ssh")
+    return subprocess.run(
+        ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
+         "-o", f"ProxyCommand={info['proxyCommand']}", "-o", f"UserKnownHostsFile={known_hosts}",
+         "-o", f"StrictHostKeyChecking={strict}", "-o", "LogLevel=ERROR", f"{info['user']}@{ip}", command],
+        capture_output=True, text=True, timeout=60)
+
+
+def namespaces(prefix: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(prefix)]
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def node_ip(site, fqdn: str) -> str:
+    short = fqdn.split(".")[0]
+    return site.clusters[short.split("-")[0]].nodes[short].network_adapters[0]["ip"]
+
+
+def test_nodes_answer_ssh_deploy_reinstalls_and_vlans_connect(start_emulator, tmp_path):
+    user_key = keypair(tmp_path / "user")
+    deploy_key = keypair(tmp_path / "deploy")
+    known = str(tmp_path / "known_hosts")
+    emu = start_emulator(hosts=True, users=[f"alice:x:{user_key}.pub"])
+    prefix = emu.control("GET", "ssh")["namespacePrefix"]
+    assert prefix.startswith("tbemu-") and not prefix.startswith("tb-")
+    site = grid5000_client(emu).sites["rennes"]
+    job = site.jobs.create({"command": "sleep 31536000", "types": ["deploy"],
+                            "resources": "{cluster='paravance'}/nodes=2+{type='kavlan'}/vlan=1,walltime=2:00:00"})
+    wait_state(job, "running", timeout=60)
+    a, b = job.assigned_nodes
+    ip_a, ip_b = node_ip(site, a), node_ip(site, b)
+
+    # an undeployed node: root with the user's registered key
+    r = ssh(emu, user_key, ip_a, "hostname; ip -4 -o addr show eth0", known)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[0] == a.split(".")[0] and f"{ip_a}/" in r.stdout
+    assert ssh(emu, deploy_key, ip_a, "true", known).returncode != 0
+
+    # kavlan: both eth1 into the job's vlan, then they talk over it
+    vlan = job.resources_by_type["vlans"][0]
+    eth1 = [n.replace(".rennes", "-eth1.rennes") for n in (a, b)]
+    for address in eth1:  # one POST per node, as EnOSlib does
+        assert site.vlans[vlan].nodes.submit([address])[address]["status"] == "success"
+    node_b = site.clusters["paravance"].nodes[b.split(".")[0]]
+    vlan_ip_b = node_b.kavlan["eth1"][f"kavlan-{vlan}"]
+
+    def reach(target: str) -> subprocess.CompletedProcess:
+        return ssh(emu, user_key, ip_a, f"ip -4 -o route get {target}; nc -z -w 3 {target} 22 && echo reached", known)
+
+    r = emu.wait_for(lambda: (lambda p: p if "reached" in p.stdout else None)(reach(vlan_ip_b)), timeout=20)
+    assert " dev eth1 " in r.stdout
+    # b's eth1 back to DEFAULT: the vlan address is gone, a cannot reach it any more
+    site.vlans["DEFAULT"].nodes.submit([eth1[1]])
+    emu.wait_for(lambda: "reached" not in reach(vlan_ip_b).stdout, timeout=20)
+
+    # kadeploy with a key: root logs in with that key, the host key changed, the user key is gone
+    before = subprocess.run(["ssh-keygen", "-F", ip_a, "-f", known], capture_output=True, text=True).stdout
+    assert before
+    with open(f"{deploy_key}.pub") as f:
+        dep = site.deployments.create({"environment": "debian12-min", "nodes": [a, b], "key": f.read()})
+    emu.wait_for(lambda: (emu.advance(60), dep.refresh(), dep.status == "terminated")[2], timeout=60)
+    assert {r["state"] for r in dep.result.values()} == {"OK"}
+    strict = ssh(emu, deploy_key, ip_a, "true", known, strict="yes")
+    assert strict.returncode != 0  # the old host key no longer matches: reinstalled
+    fresh = str(tmp_path / "known_hosts2")
+    r = ssh(emu, deploy_key, ip_a, "hostname", fresh)
+    assert r.returncode == 0 and r.stdout.strip() == a.split(".")[0], r.stderr
+    assert ssh(emu, user_key, ip_a, "true", fresh).returncode != 0
+    assert ssh(emu, deploy_key, ip_b, "true", fresh).returncode == 0
+
+    # DELETE: the nodes go away
+    job.delete()
+    wait_state(job, "error", emu, step=5, timeout=60)
+    assert namespaces(prefix) == [prefix + "sw"]
+    assert ssh(emu, deploy_key, ip_a, "true", fresh).returncode != 0
+
+
+def test_walltime_expiry_and_emulator_stop_leave_nothing_behind(start_emulator, tmp_path):
+    user_key = keypair(tmp_path / "user")
+    emu = start_emulator(hosts=True, users=[f"alice:x:{user_key}.pub"])
+    prefix = emu.control("GET", "ssh")["namespacePrefix"]
+    site = grid5000_client(emu).sites["nancy"]
+    short = wait_state(site.jobs.create({"command": "x", "resources": "{cluster='gros'}/nodes=2,walltime=1:00:00"}),
+                       "running", timeout=60)
+    long = wait_state(site.jobs.create({"command": "x", "resources": "{cluster='grisou'}/nodes=3,walltime=5:00:00"}),
+                      "running", timeout=60)
+    assert len(namespaces(prefix)) == 1 + 5
+    emu.advance(3600)
+    wait_state(short, "error", timeout=60)
+    assert len(namespaces(prefix)) == 1 + 3
+    pids = [n["sshdPid"] for n in emu.control("GET", "nodes")["items"]]
+    assert len(pids) == 3 and all(alive(p) for p in pids)
+
+    # a crash leaves the namespaces; the restarted emulator sweeps them and rebuilds the running job's nodes
+    emu.restart(signal.SIGKILL)
+    assert emu.control("GET", "ssh")["namespacePrefix"] == prefix
+    site = grid5000_client(emu).sites["nancy"]
+    wait_state(site.jobs[long.uid], "running")
+    emu.wait_for(lambda: len(emu.control("GET", "nodes")["items"]) == 3, timeout=60)
+    assert len(namespaces(prefix)) == 1 + 3
+    ip = node_ip(site, long.assigned_nodes[0])
+    emu.wait_for(lambda: ssh(emu, user_key, ip, "true", str(tmp_path / "kh")).returncode == 0, timeout=30)
+
+    # a clean stop tears every node down
+    pids = [n["sshdPid"] for n in emu.control("GET", "nodes")["items"]]
+    assert emu.stop() == 0
+    assert namespaces(prefix) == []
+    emu.wait_for(lambda: not any(alive(p) for p in pids), timeout=10)
