@@ -18,7 +18,7 @@ from . import deployments, jobs, kavlan, sites
 from .clock import Clock
 from .errors import ApiError, response
 from .faults import STATUS_TEXT, Faults
-from .httputil import PREFIXES, body, ok
+from .httputil import EMU, PREFIX_KEY, PREFIXES, USER_KEY, body, ok
 from .reference import build_platform
 from .store import Store
 
@@ -142,7 +142,7 @@ class Emulator:
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 ** 2)
-        app["emu"] = self
+        app[EMU] = self
         self._control_routes(app)
         sites.add_routes(app)
         jobs.add_routes(app)
@@ -176,7 +176,7 @@ class Emulator:
             except ApiError as err:
                 return response(err)
         prefix = next((p for p in PREFIXES if p and (path == p or path.startswith(p + "/"))), "")
-        request["prefix"] = prefix or ""
+        request[PREFIX_KEY] = prefix or ""
         route = request.match_info.route
         template = route.resource.canonical if route.resource is not None else path
         if prefix and template.startswith(prefix):
@@ -188,7 +188,7 @@ class Emulator:
                     await asyncio.sleep(rule.latency)
                 if rule.status:
                     raise ApiError(rule.status, STATUS_TEXT[rule.status])
-            request["user"] = self._authenticate(request)
+            request[USER_KEY] = self._authenticate(request)
             self.tick()
             return await handler(request)
         except ApiError as err:

@@ -155,23 +155,23 @@ class Deployments:
 
 
 def add_routes(app: web.Application) -> None:
-    from .httputil import add, base, body, collection, ok, query, writer
+    from .httputil import EMU, add, base, body, collection, ok, query, writer
 
     def site_of(request: web.Request) -> str:
         site = request.match_info["site"]
-        if site not in request.app["emu"].platform.sites:
+        if site not in request.app[EMU].platform.sites:
             raise ApiError(404, f"Cannot find resource /sites/{site}")
         return site
 
     async def create(request: web.Request) -> web.Response:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         site = site_of(request)
         dep = emu.deployments.submit(site, writer(request), await body(request))
         url = f"{request.scheme}://{request.host}{base(request)}/sites/{site}/deployments/{dep['uid']}"
         return ok(emu.deployments.api_object(dep, base(request)), 201, {"Location": url})
 
     async def listing(request: web.Request) -> web.Response:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         site = site_of(request)
         q = query(request)
         items = [d for d in emu.deployments.items.values() if d["site_uid"] == site]
@@ -190,12 +190,12 @@ def add_routes(app: web.Application) -> None:
         return ok(collection(page, f"{base(request)}/sites/{site}/deployments", len(items), offset))
 
     async def get(request: web.Request) -> web.Response:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         dep = emu.deployments.get(site_of(request), request.match_info["uid"])
         return ok(emu.deployments.api_object(dep, base(request)))
 
     async def delete(request: web.Request) -> web.Response:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         site = site_of(request)
         dep = emu.deployments.cancel(site, request.match_info["uid"], writer(request))
         url = f"{request.scheme}://{request.host}{base(request)}/sites/{site}/deployments/{dep['uid']}"

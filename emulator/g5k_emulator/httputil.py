@@ -12,6 +12,12 @@ from aiohttp import web
 from .errors import NOT_AUTHORIZED, ApiError
 
 PREFIXES = ("/stable", "/3.0", "/sid", "")
+
+# Typed storage keys (aiohttp warns about plain strings); RequestKey exists from aiohttp 3.12 on.
+EMU: web.AppKey[Any] = web.AppKey("emu", object)
+_RequestKey = getattr(web, "RequestKey", None)
+PREFIX_KEY: Any = _RequestKey("prefix", str) if _RequestKey else "prefix"
+USER_KEY: Any = _RequestKey("user", str) if _RequestKey else "user"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -35,11 +41,11 @@ def add(app: web.Application, method: str, path: str, handler: Handler) -> None:
 
 def base(request: web.Request) -> str:
     """The version prefix the caller used (woven into links, as the real proxy does)."""
-    return request.get("prefix", "/stable")
+    return request.get(PREFIX_KEY, "/stable")
 
 
 def user(request: web.Request) -> str:
-    return request.get("user", "anonymous")
+    return request.get(USER_KEY, "anonymous")
 
 
 def writer(request: web.Request) -> str:

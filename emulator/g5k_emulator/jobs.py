@@ -426,16 +426,16 @@ def _int(text: Optional[str], default: int) -> int:
 # ---- endpoints -----------------------------------------------------------------------------------
 
 def add_routes(app: web.Application) -> None:
-    from .httputil import add, base, body, collection, ok, query, writer
+    from .httputil import EMU, add, base, body, collection, ok, query, writer
 
     def site_of(request: web.Request) -> str:
         site = request.match_info["site"]
-        if site not in request.app["emu"].platform.sites:
+        if site not in request.app[EMU].platform.sites:
             raise ApiError(404, f"Cannot find resource /sites/{site}")
         return site
 
     async def list_jobs(request: web.Request) -> web.Response:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         site = site_of(request)
         q = query(request)
         total, offset, items = emu.jobs.listing(site, q)
@@ -444,7 +444,7 @@ def add_routes(app: web.Application) -> None:
         return ok(collection(objs, f"{base(request)}/sites/{site}/jobs", total, offset))
 
     async def create_job(request: web.Request) -> web.Response:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         site = site_of(request)
         user = writer(request)
         data = await body(request)
@@ -455,12 +455,12 @@ def add_routes(app: web.Application) -> None:
         return ok(emu.jobs.api_object(job, base(request)), 201, {"Location": url})
 
     async def get_job(request: web.Request) -> web.Response:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         job = emu.jobs.get(site_of(request), request.match_info["uid"])
         return ok(emu.jobs.api_object(job, base(request)))
 
     async def delete_job(request: web.Request) -> web.Response:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         site = site_of(request)
         job = emu.jobs.delete(site, request.match_info["uid"], writer(request))
         url = f"{request.scheme}://{request.host}{base(request)}/sites/{site}/jobs/{job['uid']}"
@@ -468,12 +468,12 @@ def add_routes(app: web.Application) -> None:
         return web.Response(status=202, headers={"Location": url, "X-Oar-Info": info})
 
     async def get_walltime(request: web.Request) -> web.Response:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         job = emu.jobs.get(site_of(request), request.match_info["uid"])
         return ok(emu.jobs.walltime_info(job))
 
     async def post_walltime(request: web.Request) -> web.Response:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         job = emu.jobs.get(site_of(request), request.match_info["uid"])
         data = await body(request)
         wanted = data.get("walltime") if isinstance(data, dict) else None

@@ -168,10 +168,10 @@ class Kavlan:
 
 
 def add_routes(app: web.Application) -> None:
-    from .httputil import add, base, body, collection, ok, user, writer
+    from .httputil import EMU, add, base, body, collection, ok, writer
 
     def ctx(request: web.Request) -> tuple[Kavlan, str]:
-        emu = request.app["emu"]
+        emu = request.app[EMU]
         site = request.match_info["site"]
         if site not in emu.platform.sites:
             raise ApiError(404, f"Cannot find resource /sites/{site}")
@@ -269,7 +269,6 @@ def add_routes(app: web.Application) -> None:
             raise ApiError(403, NO_RIGHTS)
         return web.Response(status=204)
 
-    del user
     add(app, "GET", "/sites/{site}/vlans", vlans)
     add(app, "GET", "/sites/{site}/vlans/nodes", all_nodes)
     add(app, "POST", "/sites/{site}/vlans/nodes", nodes_post)

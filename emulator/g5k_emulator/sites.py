@@ -9,7 +9,7 @@ from aiohttp import web
 
 from . import reference as ref
 from .errors import ApiError
-from .httputil import add, base, collection, ok, query
+from .httputil import EMU, add, base, collection, ok, query
 
 
 def _missing(request: web.Request) -> ApiError:
@@ -21,7 +21,7 @@ def _missing(request: web.Request) -> ApiError:
 
 
 def _site(request: web.Request) -> ref.SiteSpec:
-    site = request.app["emu"].platform.site(request.match_info["site"])
+    site = request.app[EMU].platform.site(request.match_info["site"])
     if site is None:
         raise _missing(request)
     return site
@@ -29,7 +29,7 @@ def _site(request: web.Request) -> ref.SiteSpec:
 
 def _cluster(request: web.Request) -> tuple[ref.SiteSpec, ref.ClusterSpec]:
     site = _site(request)
-    cluster = request.app["emu"].platform.cluster(site.uid, request.match_info["cluster"])
+    cluster = request.app[EMU].platform.cluster(site.uid, request.match_info["cluster"])
     if cluster is None:
         raise _missing(request)
     return site, cluster
@@ -42,7 +42,7 @@ def _versioned(items: list[dict[str, Any]], path: str) -> dict[str, Any]:
 def status_body(request: web.Request, site: ref.SiteSpec, cluster: str | None) -> dict[str, Any]:
     """Node and vlan status computed from the jobs (reservations include waiting jobs that
     already have predicted resources unless `waiting=no`)."""
-    emu = request.app["emu"]
+    emu = request.app[EMU]
     q = query(request)
     with_waiting = q.get("waiting", "yes") != "no"
     details = q.get("job_details", "yes") != "no"
@@ -96,7 +96,7 @@ def add_routes(app: web.Application) -> None:
         return ok(ref.root_object(base(request)))
 
     async def sites(request: web.Request) -> web.Response:
-        platform = request.app["emu"].platform
+        platform = request.app[EMU].platform
         items = [ref.site_object(s, base(request)) for s in platform.sites.values()]
         return ok(_versioned(items, f"{base(request)}/sites"))
 
@@ -116,13 +116,13 @@ def add_routes(app: web.Application) -> None:
 
     async def nodes(request: web.Request) -> web.Response:
         s, c = _cluster(request)
-        platform = request.app["emu"].platform
+        platform = request.app[EMU].platform
         items = [ref.node_object(platform, n, base(request)) for n in platform.nodes_by_site[s.uid] if n.cluster == c.uid]
         return ok(_versioned(items, f"{base(request)}/sites/{s.uid}/clusters/{c.uid}/nodes"))
 
     async def node(request: web.Request) -> web.Response:
         s, c = _cluster(request)
-        platform = request.app["emu"].platform
+        platform = request.app[EMU].platform
         n = platform.nodes.get(f"{request.match_info['node']}.{s.uid}.{ref.DOMAIN}")
         if n is None or n.cluster != c.uid:
             raise _missing(request)
