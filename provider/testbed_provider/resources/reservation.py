@@ -33,7 +33,7 @@ RESERVED_ROLES = {"all", "ungrouped"}
 NETWORK_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 # Machine-group options a backend may accept; each backend's validate() says which it does.
-BACKEND_OPTIONS = {"cluster"}
+BACKEND_OPTIONS = {"cluster", "site", "walltime", "environment"}
 MACHINE_KEYS = {"roles", "count"} | BACKEND_OPTIONS
 NETWORK_KEYS = {"id", "roles", "cidr"}
 INPUT_KEYS = {"name", "machines", "networks"}

@@ -457,24 +457,48 @@ class MachineGroupArgsDict(TypedDict):
     """
     Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
     """
+    environment: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+    """
+    site: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
+    """
+    walltime: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
+    """
 
 @pulumi.input_type
 class MachineGroupArgs:
     def __init__(__self__, *,
                  count: pulumi.Input[_builtins.int],
                  roles: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]],
-                 cluster: pulumi.Input[Optional[_builtins.str]] = None):
+                 cluster: pulumi.Input[Optional[_builtins.str]] = None,
+                 environment: pulumi.Input[Optional[_builtins.str]] = None,
+                 site: pulumi.Input[Optional[_builtins.str]] = None,
+                 walltime: pulumi.Input[Optional[_builtins.str]] = None):
         """
         `count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).
 
         :param pulumi.Input[_builtins.int] count: How many machines (at least 1).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] roles: Roles of these machines: Ansible group names used to address them in later steps.
         :param pulumi.Input[_builtins.str] cluster: Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
+        :param pulumi.Input[_builtins.str] environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+        :param pulumi.Input[_builtins.str] site: Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
+        :param pulumi.Input[_builtins.str] walltime: How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
         """
         pulumi.set(__self__, "count", count)
         pulumi.set(__self__, "roles", roles)
         if cluster is not None:
             pulumi.set(__self__, "cluster", cluster)
+        if environment is not None:
+            pulumi.set(__self__, "environment", environment)
+        if site is not None:
+            pulumi.set(__self__, "site", site)
+        if walltime is not None:
+            pulumi.set(__self__, "walltime", walltime)
 
     @_builtins.property
     @pulumi.getter
@@ -511,6 +535,42 @@ class MachineGroupArgs:
     @cluster.setter
     def cluster(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "cluster", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def environment(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+        """
+        return pulumi.get(self, "environment")
+
+    @environment.setter
+    def environment(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "environment", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def site(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
+        """
+        return pulumi.get(self, "site")
+
+    @site.setter
+    def site(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "site", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def walltime(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
+        """
+        return pulumi.get(self, "walltime")
+
+    @walltime.setter
+    def walltime(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "walltime", value)
 
 
 class NetworkArgsDict(TypedDict):

@@ -477,18 +477,30 @@ class MachineGroup(dict):
     def __init__(__self__, *,
                  count: _builtins.int,
                  roles: Sequence[_builtins.str],
-                 cluster: Optional[_builtins.str] = None):
+                 cluster: Optional[_builtins.str] = None,
+                 environment: Optional[_builtins.str] = None,
+                 site: Optional[_builtins.str] = None,
+                 walltime: Optional[_builtins.str] = None):
         """
         `count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).
 
         :param _builtins.int count: How many machines (at least 1).
         :param Sequence[_builtins.str] roles: Roles of these machines: Ansible group names used to address them in later steps.
         :param _builtins.str cluster: Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
+        :param _builtins.str environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+        :param _builtins.str site: Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
+        :param _builtins.str walltime: How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
         """
         pulumi.set(__self__, "count", count)
         pulumi.set(__self__, "roles", roles)
         if cluster is not None:
             pulumi.set(__self__, "cluster", cluster)
+        if environment is not None:
+            pulumi.set(__self__, "environment", environment)
+        if site is not None:
+            pulumi.set(__self__, "site", site)
+        if walltime is not None:
+            pulumi.set(__self__, "walltime", walltime)
 
     @_builtins.property
     @pulumi.getter
@@ -513,6 +525,30 @@ class MachineGroup(dict):
         Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
         """
         return pulumi.get(self, "cluster")
+
+    @_builtins.property
+    @pulumi.getter
+    def environment(self) -> Optional[_builtins.str]:
+        """
+        Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+        """
+        return pulumi.get(self, "environment")
+
+    @_builtins.property
+    @pulumi.getter
+    def site(self) -> Optional[_builtins.str]:
+        """
+        Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
+        """
+        return pulumi.get(self, "site")
+
+    @_builtins.property
+    @pulumi.getter
+    def walltime(self) -> Optional[_builtins.str]:
+        """
+        How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
+        """
+        return pulumi.get(self, "walltime")
 
 
 @pulumi.output_type

@@ -22,6 +22,7 @@ class ProviderArgs:
                  backend: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_config_file: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_password: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_site: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_timeout: pulumi.Input[Optional[_builtins.float]] = None,
@@ -34,6 +35,7 @@ class ProviderArgs:
         :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
         :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
         :param pulumi.Input[_builtins.str] g5k_password: g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
+        :param pulumi.Input[_builtins.str] g5k_site: g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
         :param pulumi.Input[_builtins.str] g5k_ssh_proxy_command: g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the `proxyCommand` of its `GET /_emulator/ssh`.
         :param pulumi.Input[_builtins.str] g5k_ssh_user: g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
         :param pulumi.Input[_builtins.float] g5k_timeout: g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
@@ -49,6 +51,8 @@ class ProviderArgs:
             pulumi.set(__self__, "g5k_config_file", g5k_config_file)
         if g5k_password is not None:
             pulumi.set(__self__, "g5k_password", g5k_password)
+        if g5k_site is not None:
+            pulumi.set(__self__, "g5k_site", g5k_site)
         if g5k_ssh_proxy_command is not None:
             pulumi.set(__self__, "g5k_ssh_proxy_command", g5k_ssh_proxy_command)
         if g5k_ssh_user is not None:
@@ -97,6 +101,18 @@ class ProviderArgs:
     @g5k_password.setter
     def g5k_password(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "g5k_password", value)
+
+    @_builtins.property
+    @pulumi.getter(name="g5kSite")
+    def g5k_site(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
+        """
+        return pulumi.get(self, "g5k_site")
+
+    @g5k_site.setter
+    def g5k_site(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "g5k_site", value)
 
     @_builtins.property
     @pulumi.getter(name="g5kSshProxyCommand")
@@ -180,6 +196,7 @@ class Provider(pulumi.ProviderResource):
                  backend: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_config_file: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_password: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_site: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_timeout: pulumi.Input[Optional[_builtins.float]] = None,
@@ -195,6 +212,7 @@ class Provider(pulumi.ProviderResource):
         :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
         :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
         :param pulumi.Input[_builtins.str] g5k_password: g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
+        :param pulumi.Input[_builtins.str] g5k_site: g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
         :param pulumi.Input[_builtins.str] g5k_ssh_proxy_command: g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the `proxyCommand` of its `GET /_emulator/ssh`.
         :param pulumi.Input[_builtins.str] g5k_ssh_user: g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
         :param pulumi.Input[_builtins.float] g5k_timeout: g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
@@ -229,6 +247,7 @@ class Provider(pulumi.ProviderResource):
                  backend: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_config_file: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_password: pulumi.Input[Optional[_builtins.str]] = None,
+                 g5k_site: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_timeout: pulumi.Input[Optional[_builtins.float]] = None,
@@ -249,6 +268,7 @@ class Provider(pulumi.ProviderResource):
             __props__.__dict__["backend"] = backend
             __props__.__dict__["g5k_config_file"] = g5k_config_file
             __props__.__dict__["g5k_password"] = None if g5k_password is None else pulumi.Output.secret(g5k_password)
+            __props__.__dict__["g5k_site"] = g5k_site
             __props__.__dict__["g5k_ssh_proxy_command"] = g5k_ssh_proxy_command
             __props__.__dict__["g5k_ssh_user"] = g5k_ssh_user
             __props__.__dict__["g5k_timeout"] = pulumi.Output.from_input(g5k_timeout).apply(pulumi.runtime.to_json) if g5k_timeout is not None else None

@@ -32,6 +32,7 @@ KEYS = {
     "g5kTimeout",
     "g5kSshUser",
     "g5kSshProxyCommand",
+    "g5kSite",
 }
 
 
@@ -44,6 +45,7 @@ class G5kSettings:
     timeout: float = DEFAULT_TIMEOUT
     ssh_user: str = "root"
     ssh_proxy_command: Optional[str] = None
+    site: Optional[str] = None  # default site of a Reservation's machine groups
     source: str = "provider configuration"  # where uri/credentials came from, for messages
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -86,7 +88,7 @@ def parse_settings(values: dict[str, Any]) -> tuple[Optional[G5kSettings], list[
     """Settings from plain config values (secrets already revealed); failures name the key."""
     failures: list[CheckFailure] = []
     fail = lambda key, reason: failures.append(CheckFailure(key, reason))  # noqa: E731
-    for key in ("g5kUri", "g5kUsername", "g5kPassword", "g5kConfigFile", "g5kSshUser", "g5kSshProxyCommand"):
+    for key in ("g5kUri", "g5kUsername", "g5kPassword", "g5kConfigFile", "g5kSshUser", "g5kSshProxyCommand", "g5kSite"):
         if key in values and values[key] is not None and not isinstance(values[key], str):
             fail(key, f"`testbed:{key}` must be a string")
     if failures:
@@ -160,6 +162,7 @@ def parse_settings(values: dict[str, Any]) -> tuple[Optional[G5kSettings], list[
             timeout=timeout,
             ssh_user=ssh_user,
             ssh_proxy_command=values.get("g5kSshProxyCommand") or None,
+            site=values.get("g5kSite") or None,
             source=source,
         ),
         [],

@@ -1,12 +1,39 @@
-"""G5kTestbed: the Reservation backend on Grid'5000 (one OAR job per site, deployments, KaVLAN)."""
+"""G5kTestbed: the Reservation backend on Grid'5000.
+
+reserve(): one OAR job of type deploy per site (several sites share one advance-reservation
+start date), Kadeploy of each group's environment with the reservation's own SSH key, each
+experiment network as a routed KaVLAN joined by the members' first secondary interface, and
+SSH readiness with host keys pinned through the ProxyCommand. The state records every job as
+soon as it is submitted, so an interrupted or failed reserve leaves nothing unrecorded (the
+resource layer stores it as partial state; destroy deletes the jobs, which frees nodes and vlans).
+
+Outputs match the local backend's: hosts (name = node short name, address = its production IP), roles,
+ssh (user, port 22, knownHosts, proxyCommand, keys), so a Command runs unchanged.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import os
+import re
+import secrets
+import shutil
+import tempfile
 from typing import Any, Optional
 
 from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed
+from . import deployments, jobs, kavlan, naming
+from .oar import oar_date
+from .plan import Plan, SitePlan, make_plan, split_nodes, validate
+from .session import Cancelled, G5kError, Session
 from .settings import G5kSettings
+from .ssh import wait_and_pin
+
+READY_TIMEOUT = float(os.environ.get("PULUMI_TESTBED_G5K_READY_TIMEOUT", "600"))
+COULD_RUN_AT = re.compile(r"could run at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+MULTISITE_LEAD = 60  # seconds between now and the common start of a multi-site reservation
+MULTISITE_TRIES = 5
 
 
 class G5kTestbed(Testbed):
@@ -19,19 +46,200 @@ class G5kTestbed(Testbed):
     def preflight(self) -> Optional[str]:
         if self.settings is None:
             return "the g5k backend is not configured: set `testbed:g5kConfigFile` or `testbed:g5kUri` (see `testbed:g5k*` keys)"
+        if shutil.which("ssh") is None:
+            return "the g5k backend needs the OpenSSH client (`ssh`) to reach the nodes"
         return None
 
     def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
-        return [CheckFailure("machines", "Reservation on the g5k backend is not available yet; use testbed:g5k:Job")]
+        return validate(spec, self.settings.site if self.settings else None)
+
+    def _session(self, stop: Optional[asyncio.Event] = None) -> Session:
+        if self.settings is None:
+            raise ReservationError(self.preflight() or "g5k backend not configured", None)
+        return Session(self.settings, stop or self.cancelled)
+
+    # ---- reserve ---------------------------------------------------------------------------
 
     async def reserve(self, spec: ReservationSpec, owner: str, progress: Progress) -> dict[str, Any]:
-        raise ReservationError("Reservation on the g5k backend is not available yet", None)
+        plan = make_plan(spec, self.settings.site if self.settings else None)
+        session = self._session()
+        work = tempfile.mkdtemp(prefix="tb-g5k-")
+        state = _empty_state(spec, self.settings)
+        try:
+            state["ssh"].update(await _keypair(work, spec.name))
+            await self._submit(session, spec, plan, state, progress)
+            await self._build(session, spec, plan, state, work, progress)
+            return state
+        except (G5kError, Cancelled, TimeoutError, ReservationError, OSError) as err:
+            what = "cancelled" if isinstance(err, Cancelled) else str(err)
+            raise ReservationError(f"reserving on Grid'5000 failed: {what}", state if state["g5k"]["jobs"] else None) from err
+        finally:
+            session.close()
+            shutil.rmtree(work, ignore_errors=True)
+
+    async def _submit(self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], progress: Progress) -> None:
+        """One job per site; with several sites, the same advance-reservation start (EnOSlib's
+        way: on `could run at X` from any site, delete them all and retry at X)."""
+        start: Optional[dt.datetime] = None
+        if len(plan.sites) > 1:
+            start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=MULTISITE_LEAD)
+        for attempt in range(MULTISITE_TRIES):
+            later: Optional[str] = None
+            for site in plan.sites:
+                body = {"name": spec.name, "resources": plan.resources(spec, site), "command": "sleep infinity",
+                        "types": ["deploy"], "queue": "default"}
+                if start is not None:
+                    body["reservation"] = oar_date(start)
+                await progress(f"submitting `{body['resources']}` on {site.site}" + (f" for {body['reservation']}" if start else ""))
+                try:
+                    job = await jobs.submit(session, site.site, body)
+                except G5kError as err:
+                    match = COULD_RUN_AT.search(err.reason)
+                    if match and start is not None:
+                        later = match.group(1)
+                        break
+                    raise
+                state["g5k"]["jobs"].append({"site": site.site, "uid": int(job["uid"]), "resources": body["resources"]})
+            if later is None:
+                return
+            for record in state["g5k"]["jobs"]:
+                await jobs.release(session, record["site"], record["uid"], progress)
+            state["g5k"]["jobs"] = []
+            from .oar import parse_date
+
+            start = parse_date(later)
+            await progress(f"a site cannot start before {later} (Paris); resubmitting every site for then")
+        raise ReservationError(f"no common start date found for {', '.join(s.site for s in plan.sites)} after {MULTISITE_TRIES} tries", None)
+
+    async def _build(self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], work: str, progress: Progress) -> None:
+        ssh = state["ssh"]
+        key_path = os.path.join(work, "id")
+        hosts: list[dict[str, Any]] = []
+        for site, record in zip(plan.sites, state["g5k"]["jobs"]):
+            job = await jobs.get(session, site.site, record["uid"])
+            if job is None:
+                raise ReservationError(f"job {site.site}:{record['uid']} disappeared", state)
+            job = await jobs.wait_running(session, site.site, job, progress)
+            record["vlans"] = [str(v) for v in (job.get("resources_by_type") or {}).get("vlans") or []]
+            by_group = split_nodes(spec, site, list(job.get("assigned_nodes") or []))
+            record["nodes"] = {str(g): nodes for g, nodes in by_group.items()}
+            # Kadeploy, one deployment per environment of the site
+            per_env: dict[str, list[str]] = {}
+            for g, nodes in by_group.items():
+                per_env.setdefault(plan.environments[g], []).extend(nodes)
+            for env, nodes in per_env.items():
+                outcome = await deployments.deploy(session, site.site, nodes, env, progress, key=ssh["publicKey"])
+                state["g5k"]["deployments"].extend({"site": site.site, "uid": u} for u in outcome.deployments)
+                if outcome.failed:
+                    raise ReservationError(f"{len(outcome.failed)} node(s) of {site.site} could not be deployed with {env}: "
+                                           f"{', '.join(outcome.failed)} {'; '.join(outcome.errors)}".strip(), state)
+            refs = {}
+            for node in (n for ns in by_group.values() for n in ns):
+                refs[node] = await kavlan.node_reference(session, node) or {}
+            site_networks = await self._attach(session, spec, site, record, by_group, refs, state, progress)
+            for g, nodes in sorted(by_group.items()):
+                for node in nodes:
+                    # The production IP, not the FQDN: it needs no DNS at the far end of the ProxyCommand.
+                    nic = kavlan.adapter(refs[node], kavlan.primary_device(refs[node]) or "") or {}
+                    hosts.append({"name": naming.short_name(node), "address": nic.get("ip") or node, "fqdn": node,
+                                  "roles": list(spec.machines[g].roles), "networks": site_networks.get(node, []), "site": site.site})
+        await progress(f"waiting for SSH on {len(hosts)} host(s)")
+        known: list[str] = []
+        keys = await asyncio.gather(*(wait_and_pin(h["address"], ssh["user"], key_path, work, ssh["proxyCommand"], READY_TIMEOUT,
+                                                   session.stop) for h in hosts))
+        for host, key in zip(hosts, keys):
+            known.append(f"{host['name']},{host['address']},{host['fqdn']} {key}\n")
+        ssh["knownHosts"] = "".join(known)
+        state["hosts"] = hosts
+
+    async def _attach(self, session: Session, spec: ReservationSpec, site: SitePlan, record: dict[str, Any],
+                      by_group: dict[int, list[str]], refs: dict[str, dict[str, Any]], state: dict[str, Any],
+                      progress: Progress) -> dict[str, list[dict[str, str]]]:
+        """Each network of the site gets one of the job's vlans; members' secondary NIC joins it."""
+        if not site.networks:
+            return {}
+        site_info = (await session.call(f"reading site {site.site}", session.gk.sites.get, site.site)).to_dict()
+        out: dict[str, list[dict[str, str]]] = {}
+        for net_id, vlan in zip(site.networks, record["vlans"]):
+            net = next(n for n in spec.networks if n.id == net_id)
+            cidr = ((site_info.get("kavlans") or {}).get(vlan) or {}).get("network", "")
+            nodes = [n for g, ns in by_group.items() if net.roles is None or set(spec.machines[g].roles) & set(net.roles) for n in ns]
+            addresses, entries = [], []
+            for node in nodes:
+                ref = refs[node]
+                device = kavlan.secondary_device(ref)
+                if device is None:
+                    raise ReservationError(f"{node} has no secondary interface for network `{net_id}` (choose a cluster with two NICs)", state)
+                addresses.append(naming.interface_address(node, site.site, device, primary=False))
+                entries.append((node, {"id": net_id, "address": kavlan.vlan_ip(ref, device, vlan) or "",
+                                       "interface": device, "cidr": cidr,
+                                       "hostname": naming.kavlan_name(node, site.site, vlan, device, primary=False)}))
+            await progress(f"network `{net_id}`: moving {len(addresses)} interface(s) into vlan {vlan} on {site.site}")
+            answer = await kavlan.move(session, site.site, vlan, addresses)
+            bad = kavlan.failures(answer, addresses)
+            if bad:
+                raise ReservationError(f"KaVLAN refused network `{net_id}`: {'; '.join(bad)}", state)
+            for node, entry in entries:
+                out.setdefault(node, []).append({k: entry[k] for k in ("id", "address", "interface", "cidr")})
+        return out
+
+    # ---- later calls, driven by the state ----------------------------------------------------
 
     async def reconcile(self, state: dict[str, Any], spec: ReservationSpec, progress: Progress) -> dict[str, Any]:
-        raise ReservationError("Reservation on the g5k backend is not available yet", state)
+        """OAR cannot add nodes to a running job: a changed reservation is released and made anew."""
+        await progress("a g5k reservation cannot grow or shrink in place: releasing it and reserving again")
+        await self.release(state, progress)
+        return await self.reserve(spec, owner="", progress=progress)
 
     async def inspect(self, state: dict[str, Any]) -> Optional[dict[str, Any]]:
-        return None
+        session = self._session()
+        try:
+            alive_sites = set()
+            for record in state.get("g5k", {}).get("jobs", []):
+                job = await jobs.get(session, record["site"], record["uid"])
+                if job is not None and job.get("state") not in jobs.GONE:
+                    alive_sites.add(record["site"])
+        except (G5kError, Cancelled) as err:
+            raise ReservationError(f"reading the reservation's jobs failed: {err}", state) from err
+        finally:
+            session.close()
+        if not alive_sites:
+            return None
+        return {**state, "hosts": [h for h in state["hosts"] if h.get("site") in alive_sites]}
 
     async def release(self, state: dict[str, Any], progress: Progress) -> None:
-        return None
+        session = self._session()
+        try:
+            for record in state.get("g5k", {}).get("jobs", []):
+                outcome = await jobs.release(session, record["site"], record["uid"], progress)
+                await progress(f"job {record['site']}:{record['uid']}: {outcome}")
+        except (G5kError, Cancelled) as err:
+            raise ReservationError(f"deleting the reservation's jobs failed: {err}", state) from err
+        finally:
+            session.close()
+
+
+def _empty_state(spec: ReservationSpec, settings: G5kSettings) -> dict[str, Any]:
+    return {
+        "backend": "g5k",
+        "id": f"{spec.name}-{secrets.token_hex(3)}",
+        "hosts": [],
+        "networks": [{"id": n.id, "roles": list(n.roles) if n.roles is not None else None} for n in spec.networks],
+        "ssh": {"user": settings.ssh_user, "port": 22, "knownHosts": "", "proxyCommand": settings.proxy_command,
+                "privateKey": "", "publicKey": ""},
+        "g5k": {"jobs": [], "deployments": []},
+    }
+
+
+async def _keypair(work: str, name: str) -> dict[str, str]:
+    """A fresh ed25519 key for this reservation (deployed as root's authorized key)."""
+    from ..local.keys import generate, read_public
+
+    path = os.path.join(work, "id")
+    await generate(path, f"pulumi-testbed g5k {name}", None)
+    with open(path) as f:
+        private = f.read()
+    from ...protocol.redact import REDACTOR
+
+    REDACTOR.register(private)
+    return {"privateKey": private, "publicKey": read_public(path + ".pub")}

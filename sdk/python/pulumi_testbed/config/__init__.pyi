@@ -29,6 +29,11 @@ g5kPassword: Optional[str]
 g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
 """
 
+g5kSite: Optional[str]
+"""
+g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
+"""
+
 g5kSshProxyCommand: Optional[str]
 """
 g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the `proxyCommand` of its `GET /_emulator/ssh`.

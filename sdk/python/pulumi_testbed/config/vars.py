@@ -42,6 +42,13 @@ class _ExportableConfig(types.ModuleType):
         return __config__.get('g5kPassword')
 
     @_builtins.property
+    def g5k_site(self) -> Optional[str]:
+        """
+        g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
+        """
+        return __config__.get('g5kSite')
+
+    @_builtins.property
     def g5k_ssh_proxy_command(self) -> Optional[str]:
         """
         g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the `proxyCommand` of its `GET /_emulator/ssh`.

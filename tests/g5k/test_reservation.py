@@ -1,0 +1,105 @@
+"""testbed:index:Reservation with `testbed:backend: g5k` over gRPC against the emulator.
+
+Without emulated hosts nothing answers SSH: the reservation must fail at that step keeping the
+jobs in state (partial), and destroy must delete them. With hosts (root), the full path runs:
+jobs, deployment with the reservation's key, KaVLAN, SSH with pinned host keys, and a
+Command-style ssh from the outputs alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import tempfile
+
+import grpc
+import pytest
+
+from testbed_provider.protocol import codec
+
+from ..plugin.engine import init_failure
+from .conftest import FAST_POLL, EmulatorProcess, G5kPlugin, job_state
+
+RES = "testbed:index:Reservation"
+SPEC = {"machines": [{"roles": ["server"], "count": 1, "cluster": "taurus"}, {"roles": ["client"], "count": 1, "cluster": "taurus"}],
+        "networks": [{"id": "experiment", "roles": ["server", "client"]}]}
+
+
+def test_check_rejects_local_only_inputs(plugin, emulator):
+    plugin.configure_g5k(emulator)
+    bad = {f.property: f.reason for f in plugin.check_res(RES, "r", {**SPEC, "networks": [{"id": "x", "cidr": "198.18.0.0/24"}]}).failures}
+    assert set(bad) == {"machines[0].site", "machines[1].site", "networks[0].cidr"}
+    plugin2 = G5kPlugin(env=FAST_POLL)
+    try:
+        plugin2.configure_g5k(emulator, g5kSite="lyon")
+        assert not plugin2.check_res(RES, "r", SPEC).failures
+    finally:
+        plugin2.stop()
+
+
+def test_unreachable_hosts_keep_the_jobs_in_state_and_destroy_deletes_them(emulator):
+    plugin = G5kPlugin(env={**FAST_POLL, "PULUMI_TESTBED_G5K_READY_TIMEOUT": "2"})
+    try:
+        plugin.configure_g5k(emulator, g5kSite="lyon", g5kSshProxyCommand="false")
+        inputs = plugin.check_res(RES, "r", SPEC).inputs
+        with pytest.raises(grpc.RpcError) as err:
+            plugin.create(RES, "r", inputs, timeout=120)
+        assert "did not answer SSH" in err.value.details()
+        partial = init_failure(err.value)
+        assert partial is not None
+        state = codec.decode(partial.properties)["testbedState"]
+        [job] = state["g5k"]["jobs"]
+        assert job["resources"] == "{cluster='taurus'}/nodes=1+{cluster='taurus'}/nodes=1+{type='kavlan'}/vlan=1,walltime=1:00:00"
+        assert job_state(emulator, "lyon", job["uid"]) == "running"
+        assert state["g5k"]["deployments"], "the nodes were deployed before SSH was tried"
+        plugin.delete(RES, "r", partial.id, partial.properties)
+        assert job_state(emulator, "lyon", job["uid"]) == "error"
+    finally:
+        plugin.stop()
+
+
+def ssh(outputs: dict, host: str, command: str) -> str:
+    inventory = codec.reveal(outputs["inventory"])
+    entry = next(h for h in inventory["hosts"] if h["name"] == host)
+    with tempfile.TemporaryDirectory() as tmp:
+        key, known = os.path.join(tmp, "id"), os.path.join(tmp, "known_hosts")
+        with open(key, "w") as f:
+            f.write(inventory["ssh"]["privateKey"])
+        os.chmod(key, 0o600)
+        with open(known, "w") as f:
+            f.write(inventory["ssh"]["knownHosts"])
+        argv = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+                "-o", f"ProxyCommand={inventory['ssh']['proxyCommand']}", "-p", str(entry["port"]),
+                f"{entry['user']}@{entry['address']}", command]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="emulated hosts need root")
+def test_full_reservation_on_emulated_hosts(tmp_path):
+    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=True, deploy_seconds=30) as emu:
+        info = emu.control("GET", "ssh")
+        if not info.get("hosts") or not info.get("proxyCommand"):
+            pytest.skip("this emulator build has no real hosts")
+        plugin = G5kPlugin(env=FAST_POLL)
+        try:
+            plugin.configure_g5k(emu, g5kSite="lyon", g5kSshProxyCommand=info["proxyCommand"])
+            inputs = plugin.check_res(RES, "r", SPEC).inputs
+            created = plugin.create(RES, "r", inputs, timeout=300)
+            out = codec.decode(created.properties)
+            assert out["backend"] == "g5k" and len(out["hosts"]) == 2
+            assert set(out["roles"]) == {"server", "client"}
+            for host in out["hosts"]:
+                ipaddress.ip_address(host["address"])  # the production IP: no DNS needed behind the ProxyCommand
+                assert host["name"].startswith("taurus-")
+                assert [n["id"] for n in host["networks"]] == ["experiment"] and host["networks"][0]["interface"] == "eth1"
+                assert ssh(out, host["name"], "echo ok") == "ok"
+            assert out["ssh"]["knownHosts"].count("\n") == 2
+            server, client = (next(h for h in out["hosts"] if role in h["roles"]) for role in ("server", "client"))
+            assert client["networks"][0]["address"] in ssh(out, client["name"], "ip -4 -o addr show eth1")
+            ssh(out, server["name"], f"nc -z -w2 {client['networks'][0]['address']} 22")  # the client's sshd, over the vlan
+            [job] = codec.reveal(out["testbedState"])["g5k"]["jobs"]
+            plugin.delete(RES, "r", created.id, created.properties)
+            assert job_state(emu, "lyon", job["uid"]) == "error"
+        finally:
+            plugin.stop()
