@@ -50,7 +50,8 @@ def test_unreachable_hosts_keep_the_jobs_in_state_and_destroy_deletes_them(emula
         assert partial is not None
         state = codec.decode(partial.properties)["testbedState"]
         [job] = state["g5k"]["jobs"]
-        assert job["resources"] == "{cluster='taurus'}/nodes=1+{cluster='taurus'}/nodes=1+{type='kavlan'}/vlan=1,walltime=1:00:00"
+        assert job["resources"] == ("{cluster='taurus' AND (eth_kavlan_count > 1)}/nodes=1+{cluster='taurus' AND (eth_kavlan_count > 1)}/nodes=1"
+                                   "+{type='kavlan'}/vlan=1,walltime=1:00:00")
         assert job_state(emulator, "lyon", job["uid"]) == "running"
         assert state["g5k"]["deployments"], "the nodes were deployed before SSH was tried"
         plugin.delete(RES, "r", partial.id, partial.properties)

@@ -20,7 +20,8 @@ def test_one_job_per_site_with_vlans_for_networks():
     assert validate(s, "lyon") == []
     plan = make_plan(s, "lyon")
     assert [p.site for p in plan.sites] == ["lyon", "nancy"]
-    assert plan.resources(s, plan.sites[0]) == "{cluster='taurus'}/nodes=1+nodes=2+{type='kavlan'}/vlan=1,walltime=2:00:00"
+    assert plan.resources(s, plan.sites[0]) == (
+        "{cluster='taurus' AND (eth_kavlan_count > 1)}/nodes=1+{eth_kavlan_count > 1}/nodes=2+{type='kavlan'}/vlan=1,walltime=2:00:00")
     assert plan.resources(s, plan.sites[1]) == "nodes=1,walltime=2:00:00"
     assert plan.environments == {0: "debian12-min", 1: "ubuntu2204-min", 2: "debian12-min"}
     nodes = ["nova-1.lyon.grid5000.fr", "taurus-3.lyon.grid5000.fr", "nova-10.lyon.grid5000.fr"]

@@ -18,6 +18,8 @@ OPTIONS = {"site", "cluster", "walltime", "environment"}
 DEFAULT_WALLTIME = "1:00:00"
 DEFAULT_ENVIRONMENT = "debian12-min"
 MAX_ROUTED_VLANS = 6  # kavlan 4-9 per site
+# OAR property of Grid'5000 nodes: how many interfaces KaVLAN can move; a network needs a second one.
+SECONDARY_NIC = "eth_kavlan_count > 1"
 
 
 @dataclass
@@ -25,9 +27,11 @@ class SitePlan:
     site: str
     groups: list[int] = field(default_factory=list)  # machine group indexes, in spec order
     networks: list[str] = field(default_factory=list)  # network ids given a vlan of this site
+    secondary: set[int] = field(default_factory=set)  # groups whose nodes need a kavlan-capable second NIC
 
     def request(self, spec: ReservationSpec) -> ResourceRequest:
-        nodes = [NodeGroup(spec.machines[g].count, cluster=spec.machines[g].options.get("cluster")) for g in self.groups]
+        nodes = [NodeGroup(spec.machines[g].count, cluster=spec.machines[g].options.get("cluster"),
+                           properties=SECONDARY_NIC if g in self.secondary else None) for g in self.groups]
         vlan = VlanRequest("kavlan", len(self.networks)) if self.networks else None
         return ResourceRequest(nodes=nodes, vlan=vlan)
 
@@ -108,6 +112,7 @@ def make_plan(spec: ReservationSpec, default_site: Optional[str]) -> Plan:
         if groups:
             site = group_site(spec.machines[groups[0]].options, default_site)
             sites[site].networks.append(net.id)
+            sites[site].secondary.update(groups)
     return Plan(list(sites.values()), walltime, environments)
 
 

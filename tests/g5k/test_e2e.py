@@ -1,0 +1,75 @@
+"""The g5k backend under the real Pulumi engine (CLI, language host, SDK) against the emulator."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ..e2e.stack import Stack
+from .conftest import EmulatorProcess, job_state
+
+
+@pytest.fixture
+def fast_poll(monkeypatch):
+    monkeypatch.setenv("PULUMI_TESTBED_G5K_MAX_POLL", "0.3")
+
+
+def test_job_deployment_vlan_preview_up_update_refresh_destroy(tmp_path, fast_poll):
+    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=False, deploy_seconds=30, users=["alice:pw-7Hq2-secret"]) as emu:
+        stack = Stack(tmp_path, example="g5kjob", stack="g5k",
+                      config={"testbed:backend": "g5k", "testbed:g5kUri": emu.url, "testbed:g5kUsername": emu.username})
+        stack.run("config", "set", "--secret", "testbed:g5kPassword", emu.password)
+        try:
+            preview = stack.run("preview", "--diff")
+            assert "{cluster='taurus'}/nodes=2+{type='kavlan'}/vlan=1,walltime=1:00:00" in preview.stdout
+            assert emu.control("GET", "calls")["calls"].get("POST /sites/{site}/jobs") is None
+            stack.up()
+            out = stack.outputs()
+            assert len(out["nodes"]) == 2 and sorted(out["deployed"]) == sorted(out["nodes"])
+            assert all("-eth1-kavlan-" in n for n in out["vlanNames"])
+            assert emu.password not in stack.state_text()  # the secret password is encrypted in state
+            assert stack.preview_ops() == {}, "a second up is a no-op"
+
+            stack.run("config", "set", "walltime", "2:00:00")
+            assert stack.preview_ops() == {"job": "update"}  # in place, nothing downstream replaced
+            stack.up()
+            assert stack.outputs()["walltimeSeconds"] == 7200
+
+            emu.control("POST", f"sites/lyon/jobs/{out['uid']}/kill")  # the job dies outside Pulumi
+            emu.wait_for(lambda: job_state(emu, "lyon", out["uid"]) == "error")
+            stack.run("refresh", "--yes", "--skip-preview")
+            assert {r["type"] for r in stack.resources()} & {"testbed:g5k:Job", "testbed:g5k:Deployment"} == set()
+            stack.up()  # resubmits
+            assert stack.outputs()["uid"] != out["uid"]
+        finally:
+            stack.destroy()
+        assert stack.resources() == []
+        alive = [j for j in _jobs(emu) if j["state"] not in ("error", "terminated")]
+        assert alive == [], "destroy left jobs behind"
+
+
+def _jobs(emu):
+    from g5k_emulator.testing import grid5000_client
+
+    return [j.to_dict() for j in grid5000_client(emu).sites["lyon"].jobs.list()]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="emulated hosts need root")
+def test_iperf3_example_runs_unchanged_on_the_g5k_backend(tmp_path, fast_poll):
+    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=True, deploy_seconds=30) as emu:
+        info = emu.control("GET", "ssh")
+        if not info.get("hosts"):
+            pytest.skip("this emulator build has no real hosts")
+        stack = Stack(tmp_path, example="iperf3", stack="g5k",
+                      config={"testbed:backend": "g5k", "testbed:g5kConfigFile": emu.config_file, "testbed:g5kSite": "lyon",
+                              "testbed:g5kSshProxyCommand": info["proxyCommand"], "duration": "1"})
+        try:
+            stack.up()
+            out = stack.outputs()
+            assert out["bandwidth_gbps"] > 0
+            assert out["server_address"].startswith("198.19.")  # the vlan address of the server's eth1
+        finally:
+            stack.destroy()
+        assert stack.resources() == []
+        assert all(j["state"] in ("error", "terminated") for j in _jobs(emu))
