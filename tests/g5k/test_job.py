@@ -143,3 +143,93 @@ def test_bad_credentials_are_a_clear_error_without_the_password(plugin, emulator
         plugin.create(JOB, "c", inputs)
     assert "refused the credentials" in err.value.details()
     assert "wrong-password-123" not in err.value.details() + plugin.stderr_text() + "".join(plugin.engine.messages())
+
+
+def alive_jobs(emu, site: str) -> list[dict]:
+    from g5k_emulator.testing import grid5000_client
+
+    return [j.to_dict() for j in grid5000_client(emu).sites[site].jobs.list() if j.state not in ("error", "terminated")]
+
+
+def test_engine_cancel_keeps_the_waiting_job_in_state(plugin, emulator):
+    import threading
+
+    plugin.configure_g5k(emulator)
+    blocker = plugin.create(JOB, "all", plugin.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs)
+    inputs = plugin.check_res(JOB, "queued", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 2}]}).inputs
+    outcome: dict = {}
+
+    def create():
+        try:
+            plugin.create(JOB, "queued", inputs, timeout=0)
+        except grpc.RpcError as err:
+            outcome["err"] = err
+
+    thread = threading.Thread(target=create)
+    thread.start()
+    emulator.wait_for(lambda: len(alive_jobs(emulator, "rennes")) == 2, timeout=20)
+    from google.protobuf import empty_pb2
+
+    plugin.stub.Cancel(empty_pb2.Empty())
+    thread.join(20)
+    assert not thread.is_alive()
+    partial = init_failure(outcome["err"])
+    assert partial is not None and "interrupted while job" in outcome["err"].details()
+    assert codec.decode(partial.properties)["state"] == "waiting"
+    assert {j["uid"] for j in alive_jobs(emulator, "rennes")} == {int(partial.id.split(":")[1]), codec.decode(blocker.properties)["uid"]}
+
+
+def test_unanswered_submission_never_leaks_a_job(emulator):
+    from .conftest import FAST_POLL, G5kPlugin
+
+    plugin = G5kPlugin(env=FAST_POLL)
+    try:
+        plugin.configure_g5k(emulator, g5kTimeout="1")
+        inputs = plugin.check_res(JOB, "slow", {"site": "nancy", "nodes": [{"count": 1}]}).inputs
+        emulator.control("POST", "faults", {"latency": 2, "count": 1, "methods": ["POST"], "path": r"/jobs$"})
+        try:
+            created = plugin.create(JOB, "slow", inputs)
+        except grpc.RpcError as err:  # the POST never reached OAR: nothing may exist
+            assert init_failure(err) is None and "timed out" in err.details().lower()
+            assert alive_jobs(emulator, "nancy") == []
+            return
+        # it did reach OAR after our timeout: the job was found by name and adopted, not resubmitted
+        uid = codec.decode(created.properties)["uid"]
+        assert [j["uid"] for j in alive_jobs(emulator, "nancy")] == [uid]
+        assert emulator.control("GET", "calls")["calls"]["POST /sites/{site}/jobs"] == 1
+        plugin.delete(JOB, "slow", created.id, created.properties)
+    finally:
+        plugin.stop()
+
+
+def test_slow_reads_time_out_and_are_retried(emulator):
+    from .conftest import FAST_POLL, G5kPlugin
+
+    plugin = G5kPlugin(env=FAST_POLL)
+    try:
+        plugin.configure_g5k(emulator, g5kTimeout="1")
+        inputs = plugin.check_res(JOB, "lat", {"site": "nancy", "nodes": [{"count": 1}]}).inputs
+        emulator.control("POST", "faults", {"latency": 3, "count": 2, "methods": ["GET"], "path": r"/jobs/\d+$"})
+        created = plugin.create(JOB, "lat", inputs)
+        assert codec.decode(created.properties)["state"] == "running"
+        plugin.delete(JOB, "lat", created.id, created.properties)
+    finally:
+        plugin.stop()
+
+
+def test_wait_until_scheduled_returns_an_advance_reservation_with_its_nodes(plugin, emulator):
+    plugin.configure_g5k(emulator)
+    start = emulator.now() + 7200
+    import datetime as dt
+
+    iso = dt.datetime.fromtimestamp(start, dt.timezone.utc).isoformat()
+    inputs = plugin.check_res(JOB, "later", {"site": "lyon", "nodes": [{"cluster": "nova", "count": 3}], "reservation": iso,
+                                             "waitUntil": "scheduled"}).inputs
+    emulator.control("DELETE", "calls")
+    created = plugin.create(JOB, "later", inputs)
+    out = codec.decode(created.properties)
+    assert out["state"] == "waiting" and len(out["assignedNodes"]) == 3
+    assert abs(dt.datetime.fromisoformat(out["scheduledAt"].replace("Z", "+00:00")).timestamp() - start) < 2
+    assert sum(emulator.control("GET", "calls")["calls"].values()) <= 3  # POST (+ at most a refresh or two)
+    assert plugin.read(JOB, "later", created.id, created.properties, inputs).id == created.id  # waiting is alive
+    plugin.delete(JOB, "later", created.id, created.properties)

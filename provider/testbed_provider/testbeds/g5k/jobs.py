@@ -20,6 +20,7 @@ RUNNING = "running"
 GONE = {"terminated", "error"}
 ALREADY_KILLED = "This job was already killed"
 POLL_STEPS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)
+ADOPT_LOOKS, ADOPT_INTERVAL = 3, 2.0  # after an unanswered POST, look for the job this often
 # Longest wait between two polls; tests against a fast-clock emulator shorten it.
 MAX_POLL = float(os.environ.get("PULUMI_TESTBED_G5K_MAX_POLL", "30"))
 
@@ -65,10 +66,14 @@ async def submit(session: Session, site: str, body: dict[str, Any]) -> dict[str,
     except G5kError as err:
         if err.status not in (None, 502, 504) or not body.get("name"):
             raise
-        found = await find_alive(session, site, body["name"], since=started - 5)
-        if found is None:
-            raise
-        return found
+        # The POST may still be processed after our timeout: look a few times before giving up.
+        for attempt in range(ADOPT_LOOKS):
+            found = await find_alive(session, site, body["name"], since=started - 5)
+            if found is not None:
+                return found
+            if attempt + 1 < ADOPT_LOOKS:
+                await session.sleep(ADOPT_INTERVAL)
+        raise
 
 
 async def find_alive(session: Session, site: str, name: str, since: float = 0) -> Optional[dict[str, Any]]:
