@@ -73,3 +73,27 @@ def test_iperf3_example_runs_unchanged_on_the_g5k_backend(tmp_path, fast_poll):
             stack.destroy()
         assert stack.resources() == []
         assert all(j["state"] in ("error", "terminated") for j in _jobs(emu))
+
+
+def test_create_timeout_keeps_the_queued_job_and_the_next_up_finishes_it(tmp_path, fast_poll):
+    from g5k_emulator.testing import grid5000_client
+
+    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=False, deploy_seconds=30) as emu:
+        gk = grid5000_client(emu)
+        blocker = gk.sites["lyon"].jobs.create({"resources": "{cluster='taurus'}/nodes=14", "command": "sleep infinity", "name": "other"})
+        stack = Stack(tmp_path, example="g5kjob", stack="g5k",
+                      config={"testbed:backend": "g5k", "testbed:g5kConfigFile": emu.config_file, "createTimeout": "3s"})
+        try:
+            failed = stack.run("up", "--yes", "--skip-preview", check=False)
+            assert failed.returncode != 0 and "kept in the stack" in failed.stdout + failed.stderr
+            [job] = [r for r in stack.resources() if r["type"] == "testbed:g5k:Job"]
+            assert job["outputs"]["state"] == "waiting" and job.get("initErrors")
+            uid = job["outputs"]["uid"]
+            blocker.delete()
+            stack.up()  # the engine updates the half-created job: we wait for it again
+            out = stack.outputs()
+            assert out["uid"] == uid and len(out["deployed"]) == 2
+        finally:
+            stack.destroy()
+        assert stack.resources() == []
+        assert all(j["state"] in ("error", "terminated") for j in _jobs(emu))

@@ -100,7 +100,42 @@ def test_full_reservation_on_emulated_hosts(tmp_path):
             assert client["networks"][0]["address"] in ssh(out, client["name"], "ip -4 -o addr show eth1")
             ssh(out, server["name"], f"nc -z -w2 {client['networks'][0]['address']} 22")  # the client's sshd, over the vlan
             [job] = codec.reveal(out["testbedState"])["g5k"]["jobs"]
-            plugin.delete(RES, "r", created.id, created.properties)
-            assert job_state(emu, "lyon", job["uid"]) == "error"
+
+            # more clients: OAR cannot grow a job, so the update releases it and reserves anew
+            from pulumi.runtime.proto import provider_pb2
+
+            bigger = {**SPEC, "machines": [SPEC["machines"][0], {**SPEC["machines"][1], "count": 2}]}
+            news = plugin.check_res(RES, "r", bigger, olds=codec.decode(inputs)).inputs
+            updated = plugin.stub.Update(provider_pb2.UpdateRequest(id=created.id, urn=plugin.urn(RES, "r"), type=RES,
+                                                                    olds=created.properties, old_inputs=inputs, news=news, timeout=300))
+            out2 = codec.decode(updated.properties)
+            assert len(out2["hosts"]) == 3 and job_state(emu, "lyon", job["uid"]) == "error"
+            for host in out2["hosts"]:
+                assert ssh(out2, host["name"], "echo ok") == "ok"
+            [job2] = codec.reveal(out2["testbedState"])["g5k"]["jobs"]
+            plugin.delete(RES, "r", created.id, updated.properties)
+            assert job_state(emu, "lyon", job2["uid"]) == "error"
         finally:
             plugin.stop()
+
+
+def test_timeout_while_queued_keeps_the_job_and_destroy_deletes_it(emulator):
+    from g5k_emulator.testing import grid5000_client
+
+    gk = grid5000_client(emulator)
+    blocker = gk.sites["lyon"].jobs.create({"resources": "{cluster='taurus'}/nodes=14", "command": "sleep infinity"})
+    plugin = G5kPlugin(env=FAST_POLL)
+    try:
+        plugin.configure_g5k(emulator, g5kSite="lyon")
+        inputs = plugin.check_res(RES, "q", SPEC).inputs
+        with pytest.raises(grpc.RpcError) as err:
+            plugin.create(RES, "q", inputs, timeout=3)
+        assert "timed out after 3 s" in err.value.details()
+        partial = init_failure(err.value)
+        [job] = codec.decode(partial.properties)["testbedState"]["g5k"]["jobs"]
+        assert job_state(emulator, "lyon", job["uid"]) == "waiting"
+        plugin.delete(RES, "q", partial.id, partial.properties)
+        assert job_state(emulator, "lyon", job["uid"]) == "error"
+    finally:
+        plugin.stop()
+        blocker.delete()

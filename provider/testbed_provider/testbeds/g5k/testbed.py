@@ -189,7 +189,13 @@ class G5kTestbed(Testbed):
         """OAR cannot add nodes to a running job: a changed reservation is released and made anew."""
         await progress("a g5k reservation cannot grow or shrink in place: releasing it and reserving again")
         await self.release(state, progress)
-        return await self.reserve(spec, owner="", progress=progress)
+        try:
+            return await self.reserve(spec, owner="", progress=progress)
+        except ReservationError as err:
+            if err.state is None:  # the old jobs are gone and nothing new exists: record exactly that
+                empty = {**_empty_state(spec, self.settings), "ssh": state["ssh"], "id": state["id"]}
+                raise ReservationError(str(err), empty) from err
+            raise
 
     async def inspect(self, state: dict[str, Any]) -> Optional[dict[str, Any]]:
         session = self._session()

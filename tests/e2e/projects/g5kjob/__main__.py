@@ -11,6 +11,7 @@ job = testbed.g5k.Job(
     vlan=testbed.g5k.VlanRequestArgs(type="kavlan"),
     types=["deploy"],
     walltime=config.get("walltime") or "1:00:00",
+    opts=pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=config.get("createTimeout"))),
 )
 deployment = testbed.g5k.Deployment("deploy", site=job.site, job_uid=job.uid, environment="debian12-min", key="ssh-ed25519 AAAAe2e")
 attachment = testbed.g5k.VlanAttachment("vlan", site=job.site, job_uid=job.uid, interface="eth1",
