@@ -90,3 +90,25 @@ def test_vlan_attachment_moves_secondary_interfaces_and_back(plugin, emulator):
     assert "has no interface `eth7`" in err.value.details()
     plugin.delete(JOB, "v", job.id, job.properties)
     assert job_state(emulator, "lyon", out["uid"]) == "error"
+
+
+def test_partial_deployment_is_finished_by_the_next_update(plugin, emulator):
+    from pulumi.runtime.proto import provider_pb2
+
+    plugin.configure_g5k(emulator)
+    job, out = running_job(plugin, "j", {"site": "nancy", "nodes": [{"cluster": "gros", "count": 2}], "types": ["deploy"]})
+    nodes = out["assignedNodes"]
+    emulator.control("POST", "deploy-failures", {"nodes": [nodes[1]], "times": 2})
+    inputs = plugin.check_res(DEP, "d", {"site": "nancy", "jobUid": out["uid"], "environment": "debian11-min", "maxAttempts": 2}).inputs
+    with pytest.raises(grpc.RpcError) as err:
+        plugin.create(DEP, "d", inputs)
+    partial = init_failure(err.value)
+    assert codec.decode(partial.properties)["failedNodes"] == [nodes[1]]
+    emulator.control("DELETE", "calls")
+    updated = plugin.stub.Update(provider_pb2.UpdateRequest(id=partial.id, urn=plugin.urn(DEP, "d"), type=DEP, olds=partial.properties,
+                                                            old_inputs=inputs, news=inputs, timeout=60))
+    dep = codec.decode(updated.properties)
+    assert dep["failedNodes"] == [] and sorted(dep["deployedNodes"]) == sorted(nodes)
+    assert dep["results"][nodes[0]]["attempts"] == 1 and len(dep["deploymentUids"]) == 3
+    assert emulator.control("GET", "calls")["calls"]["POST /sites/{site}/deployments"] == 1  # only the failed node again
+    plugin.delete(JOB, "j", job.id, job.properties)

@@ -127,10 +127,12 @@ def test_server_errors_are_retried_with_backoff(plugin, emulator):
     inputs = plugin.check_res(JOB, "f", {"site": "rennes", "nodes": [{"count": 1}]}).inputs
     emulator.control("DELETE", "calls")
     emulator.control("POST", "faults", {"status": 503, "count": 3, "methods": ["GET"], "path": r"/jobs/\d+$"})
+    emulator.control("POST", "faults", {"status": 503, "count": 2, "methods": ["POST"], "path": r"/jobs$"})
     created = plugin.create(JOB, "f", inputs)
     assert codec.decode(created.properties)["state"] == "running"
     calls = emulator.control("GET", "calls")["calls"]
-    assert calls["POST /sites/{site}/jobs"] == 1
+    assert calls["POST /sites/{site}/jobs"] == 3  # a 503 was not processed: safe to repeat the POST
+    assert len(alive_jobs(emulator, "rennes")) == 1
     assert 4 <= calls["GET /sites/{site}/jobs/{uid}"] <= 8  # 3 failures retried, no storm
     plugin.delete(JOB, "f", created.id, created.properties)
 

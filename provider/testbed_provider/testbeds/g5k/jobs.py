@@ -62,7 +62,7 @@ async def submit(session: Session, site: str, body: dict[str, Any]) -> dict[str,
     started = time.time()
     manager = session.site(site).jobs
     try:
-        return _as_dict(await session.call(f"submitting the job on {site}", manager.create, body, retry=False))
+        return _as_dict(await session.call(f"submitting the job on {site}", manager.create, body, retry="unprocessed"))
     except G5kError as err:
         if err.status not in (None, 502, 504) or not body.get("name"):
             raise

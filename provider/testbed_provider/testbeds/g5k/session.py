@@ -52,6 +52,18 @@ def describe(err: BaseException) -> tuple[Optional[int], str]:
     return code, " ".join(str(message).split())[:2000]
 
 
+def is_unprocessed(err: BaseException) -> bool:
+    """The request certainly did not take effect: 503 (the front refused it) or no connection made.
+    Safe to repeat even for a POST."""
+    import requests
+
+    if isinstance(err, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(err, requests.exceptions.ConnectionError) and "refused" in str(err).lower():
+        return True
+    return getattr(err, "response_code", None) == 503
+
+
 def is_transient(err: BaseException) -> bool:
     import requests
 
@@ -99,8 +111,9 @@ class Session:
             return
         raise Cancelled()
 
-    async def call(self, what: str, fn: Callable[..., T], *args: Any, retry: bool = True, **kwargs: Any) -> T:
-        """Run `fn(*args, **kwargs)` in a thread; retry transient failures when `retry`.
+    async def call(self, what: str, fn: Callable[..., T], *args: Any, retry: bool | str = True, **kwargs: Any) -> T:
+        """Run `fn(*args, **kwargs)` in a thread; retry transient failures when `retry` is True,
+        only failures that certainly had no effect when it is "unprocessed" (for POSTs).
 
         Raises G5kError quoting the API's reason (with `what` saying which call failed)."""
         import grid5000
@@ -121,7 +134,7 @@ class Session:
                 ) from err
             except Exception as err:  # noqa: BLE001 - mapped to G5kError below
                 code, reason = describe(err)
-                transient = is_transient(err)
+                transient = is_unprocessed(err) if retry == "unprocessed" else is_transient(err)
                 _log.debug("%s failed after %.1fs (attempt %d): %s", what, time.monotonic() - started, attempt, reason)
                 if not (retry and transient) or attempt == self.attempts or self.stop.is_set():
                     status = f"HTTP {code}: " if code else ""
