@@ -239,6 +239,11 @@ class Emulator:
             job = self.jobs.kill_from_outside(site, request.match_info["uid"])
             return ok(self.jobs.api_object(job, "/stable"))
 
+        async def hold(request: web.Request) -> web.Response:
+            held = request.path.endswith("/hold")
+            job = self.jobs.hold(request.match_info["site"], request.match_info["uid"], held)
+            return ok(self.jobs.api_object(job, "/stable"))
+
         async def deploy_failures(request: web.Request) -> web.Response:
             data = await body(request)
             return ok(self.deployments.add_failures(data), 201)
@@ -271,6 +276,8 @@ class Emulator:
         r.add_post("/_emulator/faults", faults_post)
         r.add_delete("/_emulator/faults", faults_delete)
         r.add_post("/_emulator/sites/{site}/jobs/{uid}/kill", kill)
+        r.add_post("/_emulator/sites/{site}/jobs/{uid}/hold", hold)
+        r.add_post("/_emulator/sites/{site}/jobs/{uid}/resume", hold)
         r.add_post("/_emulator/deploy-failures", deploy_failures)
         r.add_delete("/_emulator/deploy-failures", deploy_failures_delete)
         r.add_get("/_emulator/calls", calls_get)

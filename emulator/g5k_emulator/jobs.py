@@ -249,7 +249,7 @@ class Jobs:
             if state in ("waiting", "hold") and job["killed"]:
                 job.update(state="error", stopped_at=int(now), message="Job killed by Leon directly")
                 changed.add(key)
-            elif state in ("launching", "running") and (job["killed"] or now >= job["started_at"] + job["walltime"]):
+            elif (state == "launching" and job["killed"]) or (state == "running" and (job["killed"] or now >= job["started_at"] + job["walltime"])):
                 if not job["killed"]:
                     job["killed"] = True
                     self._event(job, "WALLTIME", f"[sarko] Job [{job['uid']}] from {job['started_at']} with "
@@ -263,6 +263,10 @@ class Jobs:
                 changed.add(key)
             elif state == "launching" and (job.get("hosts_ready") or (self.on_launch is None and now >= job["started_at"] + LAUNCH_SECONDS)):
                 job["state"] = "running"
+                if self.on_launch is not None:
+                    # Building real hosts takes real seconds, which an accelerated clock turns
+                    # into hours: the walltime counts from when the nodes are actually up.
+                    job["started_at"] = max(job["started_at"], int(now))
                 changed.add(key)
         # start or predict the waiting jobs, site by site, oldest first
         for site in self.platform.sites:
@@ -327,6 +331,21 @@ class Jobs:
             job["killed"] = True
             self._event(job, "SEND_KILL_JOB", "[emulator] job killed by the platform")
             self.save(job)
+        self.tick()
+        return job
+
+    def hold(self, site: str, uid: Any, held: bool) -> dict[str, Any]:
+        """What `oarhold`/`oarresume` do: a waiting job is held (not scheduled) or released."""
+        job = self.get(site, uid)
+        if held and job["state"] == "waiting" and job.get("reservation") is None:
+            job.update(state="hold", alloc=None, scheduled_at=None)
+            self._event(job, "HOLD_WAITING_JOB", f"[oarhold] job {job['uid']} held")
+        elif not held and job["state"] == "hold":
+            job["state"] = "waiting"
+            self._event(job, "RESUME_JOB", f"[oarresume] job {job['uid']} resumed")
+        else:
+            raise ApiError(422, f"job {job['uid']} is {job['state']}: only a waiting batch job can be held, only a held job resumed")
+        self.save(job)
         self.tick()
         return job
 

@@ -85,3 +85,21 @@ def test_calls_are_counted_by_route_template_and_resettable(gk, emu):
 
 def test_ssh_slot_without_hosts(emu):
     assert emu.control("GET", "ssh")["user"] == "root"
+
+
+def test_hold_and_resume_a_waiting_job(gk, emu):
+    site = gk.sites["rennes"]
+    blocker = wait_state(site.jobs.create({"command": "x", "resources": "{cluster='roazhon'}/nodes=8"}), "running", emu, step=5)
+    job = site.jobs.create({"command": "x", "resources": "{cluster='roazhon'}/nodes=1"})
+    emu.control("POST", f"sites/rennes/jobs/{job.uid}/hold")
+    job.refresh()
+    assert job.state == "hold" and job.assigned_nodes == []
+    assert [j.uid for j in site.jobs.list(state="hold")] == [job.uid]
+    blocker.delete()
+    wait_state(blocker, "error", emu, step=5)
+    job.refresh()
+    assert job.state == "hold"  # held jobs are not scheduled
+    emu.control("POST", f"sites/rennes/jobs/{job.uid}/resume")
+    wait_state(job, "running", emu, step=5)
+    r = requests.post(f"{emu.root}/_emulator/sites/rennes/jobs/{job.uid}/hold", timeout=10)
+    assert r.status_code == 422

@@ -106,3 +106,15 @@ def test_deployments_survive_a_restart(gk, emu, deploy_job):
     again = grid5000_client(emu).sites["rennes"].deployments[dep.uid]
     assert again.status == "processing"
     assert wait_status(again, emu).status == "terminated"
+
+
+def test_deployment_with_vlan_moves_the_primary_interfaces(gk, emu):
+    site = gk.sites["rennes"]
+    job = wait_state(site.jobs.create({"command": "x", "types": ["deploy"],
+                                       "resources": "{cluster='parasilo'}/nodes=2+{type='kavlan-local'}/vlan=1"}),
+                     "running", emu, step=5)
+    vlan = job.resources_by_type["vlans"][0]
+    dep = wait_status(site.deployments.create({"environment": "debian12-min", "nodes": job.assigned_nodes,
+                                               "vlan": vlan}), emu)
+    assert dep.status == "terminated" and dep.vlan == vlan
+    assert {site.vlansnodes.get(n).vlan for n in job.assigned_nodes} == {vlan}
