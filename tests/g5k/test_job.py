@@ -107,6 +107,9 @@ def test_timeout_keeps_the_waiting_job_in_state_then_destroy_deletes_it(plugin, 
     assert outputs["state"] == "waiting" and outputs["oarRequest"] == "{cluster='orion'}/nodes=1,walltime=1:00:00"
     uid = int(partial.id.split(":")[1])
     assert job_state(emulator, "lyon", uid) == "waiting"
+    assert any(f"job {partial.id} waiting" in m and "0 job(s) ahead in the default queue" in m for m in plugin.engine.messages())
+    calls = emulator.control("GET", "calls")["calls"]
+    assert calls["GET /sites/{site}/jobs/{uid}"] <= 12, calls  # 2 s of polling with back-off, not a storm
 
     plugin.delete(JOB, "late", partial.id, partial.properties)
     assert job_state(emulator, "lyon", uid) == "error"
@@ -138,8 +141,13 @@ def test_server_errors_are_retried_with_backoff(plugin, emulator):
 
 
 def test_bad_credentials_are_a_clear_error_without_the_password(plugin, emulator):
-    plugin.handshake_and_configure({"backend": "g5k", "g5kUri": emulator.url, "g5kUsername": "alice",
-                                    "g5kPassword": codec.Secret("wrong-password-123")})
+    config = {"backend": "g5k", "g5kUri": emulator.url, "g5kUsername": "alice", "g5kPassword": codec.Secret("wrong-password-123")}
+    checked = plugin.stub.CheckConfig(provider_pb2.CheckRequest(urn="urn:pulumi:test::proj::pulumi:providers:testbed::default",
+                                                                news=codec.encode(config)))
+    assert {f.property for f in checked.failures} == {"g5kPassword"}
+    assert "refused the credentials of `alice`" in checked.failures[0].reason
+    # the engine stops at a failing CheckConfig; configured anyway, operations fail clearly too
+    plugin.stub.Configure(provider_pb2.ConfigureRequest(args=codec.encode(config), acceptSecrets=True))
     inputs = plugin.check_res(JOB, "c", {"site": "rennes", "nodes": [{"count": 1}]}).inputs
     with pytest.raises(grpc.RpcError) as err:
         plugin.create(JOB, "c", inputs)

@@ -116,9 +116,12 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
         async def body():
             config, failures = parse_config(codec.decode(request.news))
             if not failures:
-                reason = make_testbed(config.backend, self.ctx.cancelled, config).preflight()
+                testbed = make_testbed(config.backend, self.ctx.cancelled, config)
+                reason = testbed.preflight()
                 if reason:
                     failures.append(CheckFailure("backend", reason))
+                elif hasattr(testbed, "check_access"):  # remote testbeds: are the credentials accepted?
+                    failures += await testbed.check_access()
             return provider_pb2.CheckResponse(inputs=request.news, failures=_failures(failures))
 
         return await self._guard(context, "provider configuration check", body)

@@ -20,6 +20,7 @@ RUNNING = "running"
 GONE = {"terminated", "error"}
 ALREADY_KILLED = "This job was already killed"
 POLL_STEPS = (1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0)
+QUEUE_EVERY = 5  # polls between two looks at the queue position
 ADOPT_LOOKS, ADOPT_INTERVAL = 3, 2.0  # after an unanswered POST, look for the job this often
 # Longest wait between two polls; tests against a fast-clock emulator shorten it.
 MAX_POLL = float(os.environ.get("PULUMI_TESTBED_G5K_MAX_POLL", "30"))
@@ -108,6 +109,7 @@ async def wait_running(
     uid = int(job["uid"])
     delays = poll_delays(max_poll)
     last_line = ""
+    polls, ahead = 0, None
     while True:
         state = job.get("state")
         if state == RUNNING or (until == "scheduled" and job.get("assigned_nodes") and state not in GONE):
@@ -116,6 +118,13 @@ async def wait_running(
             reason = job.get("message") or ""
             raise G5kError(f"job {site}:{uid} ended in state `{state}` before running" + (f": {reason}" if reason else ""))
         line = _waiting_line(site, job)
+        if state == "waiting" and polls % QUEUE_EVERY == 0:  # where we stand, now and then (one more call)
+            position = await queue_position(session, site, job)
+            if position is not None:
+                ahead = position
+        if state == "waiting" and ahead is not None:
+            line += f", {ahead} job(s) ahead in the {job.get('queue', 'default')} queue"
+        polls += 1
         if line != last_line:
             await progress(line)
             last_line = line
@@ -128,6 +137,16 @@ async def wait_running(
         if fresh is None:
             raise G5kError(f"job {site}:{uid} disappeared from the API while waiting for it")
         job = fresh
+
+
+async def queue_position(session: Session, site: str, job: dict[str, Any]) -> Optional[int]:
+    """How many waiting jobs of the same queue were submitted before this one (None: unknown)."""
+    try:
+        waiting = await session.call(f"listing waiting jobs on {site}", session.site(site).jobs.list, state="waiting",
+                                     queue=job.get("queue", "default"), limit=500)
+    except G5kError:
+        return None
+    return sum(1 for other in waiting if int(_as_dict(other).get("uid", 0)) < int(job["uid"]))
 
 
 def _waiting_line(site: str, job: dict[str, Any]) -> str:

@@ -50,6 +50,25 @@ class G5kTestbed(Testbed):
             return "the g5k backend needs the OpenSSH client (`ssh`) to reach the nodes"
         return None
 
+    async def check_access(self) -> list[CheckFailure]:
+        """At CheckConfig: one quick `GET /sites`. Refused credentials fail the configuration
+        (naming the key); an unreachable API does not (previews work offline)."""
+        if self.settings is None:
+            return []
+        from dataclasses import replace
+
+        session = Session(replace(self.settings, timeout=min(self.settings.timeout, 5.0)), attempts=1)
+        try:
+            await session.call("checking the Grid'5000 credentials", session.gk.sites.list)
+        except G5kError as err:
+            if err.status == 401:
+                key = "g5kPassword" if self.settings.username else "g5kUsername"
+                return [CheckFailure(key, f"the Grid'5000 API at {self.settings.uri} refused the credentials of "
+                                          f"`{self.settings.username or 'anonymous'}` (from {self.settings.source}): {err.reason}")]
+        finally:
+            session.close()
+        return []
+
     def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
         return validate(spec, self.settings.site if self.settings else None)
 
