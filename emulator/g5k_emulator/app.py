@@ -189,7 +189,10 @@ class Emulator:
                 if rule.status:
                     raise ApiError(rule.status, STATUS_TEXT[rule.status])
             request[USER_KEY] = self._authenticate(request)
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - a scheduler bug must not turn every call into a 500
+                log.exception("scheduler pass failed")
             return await handler(request)
         except ApiError as err:
             return response(err)
