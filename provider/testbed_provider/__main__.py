@@ -66,7 +66,24 @@ def main() -> None:
     port_out = os.fdopen(os.dup(1), "w")  # the real stdout, for the port line only
     os.dup2(2, 1)  # stray prints from libraries go to stderr, never before the port
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(_engine_address(sys.argv), port_out))
+    try:
+        asyncio.run(serve(_engine_address(sys.argv), port_out))
+    finally:
+        _record_usage(os.environ.get("PULUMI_TESTBED_RUSAGE_FILE"))
+
+
+def _record_usage(path: Optional[str]) -> None:
+    """For benchmarks: append this process's CPU time (and its reaped children's) as a JSON line."""
+    if not path:
+        return
+    import json
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = {"pid": os.getpid(), "cpuS": me.ru_utime + me.ru_stime, "childrenCpuS": children.ru_utime + children.ru_stime,
+            "maxRssKiB": me.ru_maxrss}
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 if __name__ == "__main__":

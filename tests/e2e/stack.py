@@ -21,7 +21,7 @@ class Stack:
         source = ROOT / "examples" / example
         if not source.exists():
             source = Path(__file__).parent / "projects" / example
-        self.dir = tmp / example
+        self.dir = tmp / Path(example).name  # (`example` may also be a project's absolute path)
         shutil.copytree(source, self.dir, ignore=shutil.ignore_patterns(".pulumi-state", "__pycache__"))
         project = (self.dir / "Pulumi.yaml").read_text()
         # The copy lives elsewhere: point the plugin and virtualenv at this checkout.
