@@ -63,6 +63,7 @@ class Emulator:
         self.jobs = jobs.Jobs(self.platform, self.clock, self.store)
         self.deployments = deployments.Deployments(self, deploy_seconds)
         self.kavlan = kavlan.Kavlan(self)
+        self._forget_host_work()
         self.hosts = None
         if hosts:
             from .hosts import Hosts  # needs root and the local backend's modules
@@ -74,6 +75,16 @@ class Emulator:
         self._runner: Optional[web.AppRunner] = None
         self._ticker: Optional[asyncio.Task[None]] = None
         self._last_clock_save = 0.0
+
+    def _forget_host_work(self) -> None:
+        """Host work in flight when the last process stopped died with it (hosts are rebuilt
+        from scratch at start), so nothing may wait for it any more."""
+        for job in self.jobs.jobs.values():
+            if job.pop("hosts_busy", None) is not None:
+                self.jobs.save(job)
+        for dep in self.deployments.items.values():
+            if dep.pop("hosts_busy", None) is not None:
+                self.deployments.save(dep)
 
     def _job_ended(self, job: dict[str, Any]) -> None:
         self.kavlan.release(job)

@@ -99,7 +99,6 @@ class Hosts:
         await run(["ip", "-n", self.switch, "-batch", "-"], input="\n".join(lines) + "\n",
                   what="setting up the emulator's switch namespace")
         for job in self.emu.jobs.jobs.values():  # resume the hosts of running jobs
-            job.pop("hosts_busy", None)
             if job["state"] in ("launching", "running"):
                 self.up(job)
 
