@@ -46,7 +46,9 @@ def site_bridge(site: ref.SiteSpec) -> str:
 
 
 def vlan_bridge(site: ref.SiteSpec, vlan: int) -> str:
-    return f"v{site.index}-{ref.vlan_slot(site, vlan)}"
+    """One bridge per vlan; a global vlan's bridge is its home site's, shared by every site."""
+    home = ref.global_home(vlan) or site
+    return f"v{home.index}-{ref.vlan_slot(home, vlan)}"
 
 
 def port(node: Node, site: ref.SiteSpec, device: str) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from aiohttp import web
 
 from .errors import ApiError
-from .reference import DOMAIN, Node
+from .reference import DOMAIN, Node, global_home
 
 if TYPE_CHECKING:
     from .app import Emulator
@@ -84,8 +84,13 @@ class Kavlan:
 
     # ---- moves -----------------------------------------------------------------------------
 
+    def rights_site(self, site: str, vlan: str) -> str:
+        """Where the job granting rights on `vlan` runs: a global vlan's home site, else here."""
+        home = global_home(int(vlan)) if vlan != DEFAULT else None
+        return home.uid if home is not None else site
+
     def set_nodes(self, site: str, vlan: str, user: str, addresses: list[Any]) -> dict[str, Any]:
-        if vlan != DEFAULT and vlan not in self.user_vlans(site, user):
+        if vlan != DEFAULT and vlan not in self.user_vlans(self.rights_site(site, vlan), user):
             raise ApiError(403, NO_RIGHTS)
         mine = self.user_nodes(site, user)
         result: dict[str, Any] = {}
@@ -129,17 +134,28 @@ class Kavlan:
             self.emu.hosts.move(moves)
 
     def release(self, job: dict[str, Any]) -> None:
-        """A job ended: its nodes' interfaces go back to DEFAULT (no host change: the hosts go)."""
+        """A job ended: its nodes' interfaces go back to DEFAULT (their hosts go away anyway),
+        and so does every interface, of any site, still in a vlan the job held (a global vlan
+        gathers nodes of other jobs and sites; those are re-plugged if up)."""
         site = job["site"]
-        nodes = set((job.get("alloc") or {}).get("nodes", []))
-        changed = False
-        for address in list(self.where[site]):
-            found = self.interface(site, address)
-            if found and found[0].fqdn in nodes:
-                del self.where[site][address]
-                changed = True
-        if changed:
-            self.save(site)
+        alloc = job.get("alloc") or {}
+        nodes = set(alloc.get("nodes", []))
+        held = {str(v) for v in alloc.get("vlans", [])}
+        moves: list[tuple[Node, str, str]] = []
+        for where_site, where in self.where.items():
+            changed = False
+            for address, vlan in list(where.items()):
+                found = self.interface(where_site, address)
+                mine = found is not None and where_site == site and found[0].fqdn in nodes
+                if mine or vlan in held:
+                    del where[address]
+                    changed = True
+                    if found is not None and not mine:
+                        moves.append((found[0], found[1], DEFAULT))
+            if changed:
+                self.save(where_site)
+        if moves and self.emu.hosts is not None:
+            self.emu.hosts.move(moves)
 
     # ---- API objects -----------------------------------------------------------------------
 
@@ -265,7 +281,7 @@ def add_routes(app: web.Application) -> None:
         data = await body(request)
         if not isinstance(data, dict) or data.get("action") not in ("start", "stop"):
             raise ApiError(422, "Invalid action: must be start or stop")
-        if v not in k.user_vlans(site, name):
+        if v not in k.user_vlans(k.rights_site(site, v), name):
             raise ApiError(403, NO_RIGHTS)
         return web.Response(status=204)
 

@@ -8,8 +8,9 @@ IP plan (RFC 2544 benchmarking block 198.18.0.0/15, used only inside the emulato
   site with index i (1..15):
     production network  198.18.{16i}.0/21    nodes .1, .2, … in site order; gateway 198.18.{16i+7}.254
     g5ksubnet           198.18.{16i+8}.0/21  (two /22 for `slash_22` requests)
-    kavlan k (1-9, and the site's global vlan as k=10)
-                        198.19.{16i+k-1}.0/24 eth0 of the j-th node → .j, eth1 → .(j+128); gateway .254
+    kavlan k (1-9)      198.19.{16i+k-1}.0/24 eth0 of the j-th node → .j, eth1 → .(j+128); gateway .254
+    the site's global vlan (joinable from every site)
+                        198.19.{16i+12}.0/22: a node of site s at 198.19.{16i+12+s-1}.{j or j+128}; gateway .254 of the last /24
     DNS server address  198.18.{16i+7}.253 (published only; nothing answers there)
 """
 
@@ -161,16 +162,31 @@ def vlan_slot(site: SiteSpec, vlan: int) -> int:
     return 10 if vlan == site.global_vlan else vlan
 
 
+def global_home(vlan: int) -> Optional[SiteSpec]:
+    """The site a kavlan-global id belongs to (None if `vlan` is not a global id)."""
+    return next((s for s in SITES if s.global_vlan == vlan), None)
+
+
 def vlan_network(site: SiteSpec, vlan: int) -> ipaddress.IPv4Network:
-    return ipaddress.IPv4Network(f"198.19.{16 * site.index + vlan_slot(site, vlan) - 1}.0/24")
+    """A site-local vlan's /24, or a global vlan's /22 (one network for every site: nodes of
+    all sites can join it), whatever site asks."""
+    home = global_home(vlan)
+    if home is not None:
+        return ipaddress.IPv4Network(f"198.19.{16 * home.index + 12}.0/22")
+    return ipaddress.IPv4Network(f"198.19.{16 * site.index + vlan - 1}.0/24")
 
 
 def vlan_gateway(site: SiteSpec, vlan: int) -> str:
-    return str(vlan_network(site, vlan).network_address + 254)
+    return str(vlan_network(site, vlan).broadcast_address - 1)
 
 
 def vlan_address(site: SiteSpec, vlan: int, node: Node, device: str) -> str:
+    """eth0 of the site's j-th node → .j, eth1 → .j+128; in a global vlan each site has its own
+    /24 inside the /22 (site index − 1)."""
     offset = node.index + (128 if device == "eth1" else 0)
+    if global_home(vlan) is not None:
+        node_site = next(s for s in SITES if s.uid == node.site)
+        offset += 256 * (node_site.index - 1)
     return str(vlan_network(site, vlan).network_address + offset)
 
 
@@ -264,7 +280,7 @@ def node_object(platform: Platform, node: Node, base: str) -> dict[str, Any]:
         "driver": "ixgbe", "vendor": "Intel", "model": "82599ES",
     }]
     kavlan: dict[str, dict[str, str]] = {"eth0": {}}
-    vlans = platform.vlan_ids(node.site)
+    vlans = [*LOCAL_VLANS, *ROUTED_VLANS, *sorted(s.global_vlan for s in SITES)]
     for vlan in vlans:
         kavlan["eth0"][f"kavlan-{vlan}"] = vlan_address(site, vlan, node, "eth0")
     if node.eth1:
@@ -291,8 +307,7 @@ def node_object(platform: Platform, node: Node, base: str) -> dict[str, Any]:
         "main_memory": {"ram_size": cluster.ram_gib * 1024 ** 3, "virtual_size": None},
         "network_adapters": adapters,
         "kavlan": kavlan,
-        "kavlan6": {dev: {k: f"2001:660:4406:{site.index:02x}{0x80 + vlan_slot(site, int(k.split('-')[1])) - 1:02x}::{node.index:x}"
-                          for k in m} for dev, m in kavlan.items()},
+        "kavlan6": {dev: {k: _ipv6(site, int(k.split("-")[1]), node) for k in m} for dev, m in kavlan.items()},
         "storage_devices": [{"device": "sda", "by_path": "/dev/disk/by-path/pci-0000:00:00.0-scsi-0:0:0:0",
                              "size": 600 * 1000 ** 3, "storage": "HDD", "reservation": False}],
         "supported_job_types": {"deploy": True, "besteffort": True, "virtual": "ivt", "max_walltime": 0,
@@ -301,6 +316,13 @@ def node_object(platform: Platform, node: Node, base: str) -> dict[str, Any]:
         "version": VERSION,
         "links": _links(base, f"/sites/{node.site}/clusters/{node.cluster}/nodes/{node.uid}"),
     }
+
+
+def _ipv6(site: SiteSpec, vlan: int, node: Node) -> str:
+    """EnOSlib's derivation: 2001:660:4406:XXYY::/64, XX = site index, YY = 0x80 + N − 1 (a global
+    vlan uses its home site's index and slot 10)."""
+    home = global_home(vlan) or site
+    return f"2001:660:4406:{home.index:02x}{0x80 + vlan_slot(home, vlan) - 1:02x}::{node.index:x}"
 
 
 def environment_objects(site: SiteSpec, base: str) -> list[dict[str, Any]]:

@@ -142,3 +142,30 @@ def test_walltime_expiry_and_emulator_stop_leave_nothing_behind(start_emulator, 
     assert emu.stop() == 0
     assert namespaces(prefix) == []
     emu.wait_for(lambda: not any(alive(p) for p in pids), timeout=10)
+
+
+def test_nodes_of_two_sites_talk_over_a_global_vlan(start_emulator, tmp_path):
+    user_key = keypair(tmp_path / "user")
+    known = str(tmp_path / "known_hosts")
+    emu = start_emulator(hosts=True, users=[f"alice:x:{user_key}.pub"])
+    gk = grid5000_client(emu)
+    rennes, nancy = gk.sites["rennes"], gk.sites["nancy"]
+    owner = rennes.jobs.create({"command": "x", "resources": "{cluster='parasilo'}/nodes=1+{type='kavlan-global'}/vlan=1"})
+    remote = nancy.jobs.create({"command": "x", "resources": "{cluster='grisou'}/nodes=1"})
+    wait_state(owner, "running", timeout=60)
+    wait_state(remote, "running", timeout=60)
+    a, b = owner.assigned_nodes[0], remote.assigned_nodes[0]
+    assert rennes.vlans["16"].nodes.submit([a.replace(".rennes", "-eth1.rennes")])
+    assert nancy.vlans["16"].nodes.submit([b.replace(".nancy", "-eth1.nancy")])
+    target = nancy.clusters["grisou"].nodes[b.split(".")[0]].kavlan["eth1"]["kavlan-16"]
+
+    def reached() -> bool:
+        r = ssh(emu, user_key, node_ip(rennes, a), f"nc -z -w 3 {target} 22 && echo reached", known)
+        return "reached" in r.stdout
+
+    emu.wait_for(reached, timeout=20)
+    # the vlan's job ends: the nancy node (still running) is unplugged from it
+    owner.delete()
+    wait_state(owner, "error", emu, step=5, timeout=60)
+    r = ssh(emu, user_key, node_ip(nancy, b), "ip -4 -o addr show eth1", known)
+    assert r.returncode == 0 and target not in r.stdout

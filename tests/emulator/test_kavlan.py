@@ -110,3 +110,29 @@ def test_vlans_nodes_post_returns_known_nodes(gk, vlan_job):
     got = site.vlansnodes.submit(vlan_job.assigned_nodes + ["nope.rennes.grid5000.fr"])
     assert sorted(n.uid for n in got) == sorted(vlan_job.assigned_nodes)
     assert {n.vlan for n in got} == {"DEFAULT"}
+
+
+def test_a_global_vlan_gathers_nodes_of_several_sites(gk, emu):
+    rennes, nancy = gk.sites["rennes"], gk.sites["nancy"]
+    owner = wait_state(rennes.jobs.create({"command": "x", "resources": "{cluster='paravance'}/nodes=1+{type='kavlan-global'}/vlan=1"}),
+                       "running", emu, step=5)
+    assert owner.resources_by_type["vlans"] == ["16"]
+    remote = wait_state(nancy.jobs.create({"command": "x", "resources": "{cluster='grisou'}/nodes=1"}), "running", emu, step=5)
+    address = remote.assigned_nodes[0].replace(".nancy", "-eth1.nancy")
+    assert nancy.vlans["16"].type == "kavlan-global-remote"
+    with pytest.raises(Grid5000GetError) as err:  # bob holds no job with that vlan
+        client_as(emu, "bob", "y").sites["nancy"].vlans["16"].nodes.submit([address])
+    assert err.value.response_code == 403
+    assert nancy.vlans["16"].nodes.submit([address])[address]["status"] == "success"
+    local = owner.assigned_nodes[0].replace(".rennes", "-eth1.rennes")
+    assert rennes.vlans["16"].nodes.submit([local])[local]["status"] == "success"
+    # one network for both sites, distinct addresses
+    import ipaddress
+    net = ipaddress.ip_network(rennes.kavlans["16"]["network"])
+    grisou = nancy.clusters["grisou"].nodes[remote.assigned_nodes[0].split(".")[0]].kavlan["eth1"]["kavlan-16"]
+    paravance = rennes.clusters["paravance"].nodes[owner.assigned_nodes[0].split(".")[0]].kavlan["eth1"]["kavlan-16"]
+    assert ipaddress.ip_address(grisou) in net and ipaddress.ip_address(paravance) in net and grisou != paravance
+    # the vlan's job ends: the remote interface returns to DEFAULT too
+    owner.delete()
+    wait_state(owner, "error", emu, step=5)
+    assert nancy.vlansnodes.get(address).vlan == "DEFAULT"
