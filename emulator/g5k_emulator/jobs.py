@@ -130,15 +130,11 @@ class Jobs:
             raise ApiError(400, "The job you are trying to submit is not valid: `properties` should be a String.")
         if properties:
             try:
-                props_filter = oar.Filter(properties)
+                oar.Filter(properties)  # a syntax check; _request() joins it to each node group
             except oar.RequestError as err:
                 raise oar_refusal(site, 400, _oarsub_lines(f"[oarsub] Error: bad properties: {err}"))
-            for group in request.groups:
-                if group.kind == "nodes":
-                    joined = f"({group.filter.text}) AND ({properties})" if group.filter.text.strip() else properties
-                    group.filter = oar.Filter(joined)
-            del props_filter
 
+        request = self._with_properties(request, f"({properties}) AND maintenance = 'NO'" if properties else "maintenance = 'NO'")
         placer = oar.Placer(self.platform, site, queue, types)
         try:
             feasible = placer.feasible(request)
@@ -231,8 +227,11 @@ class Jobs:
         return placed
 
     def _request(self, job: dict[str, Any]) -> oar.Request:
-        request = oar.parse_resources(job["resources"])
-        props = job["properties"]
+        return self._with_properties(oar.parse_resources(job["resources"]), job["properties"])
+
+    @staticmethod
+    def _with_properties(request: oar.Request, props: str) -> oar.Request:
+        """Each node group's filter AND the job's properties (as OAR applies `-p`)."""
         for group in request.groups:
             if group.kind == "nodes":
                 group.filter = oar.Filter(f"({group.filter.text}) AND ({props})" if group.filter.text.strip() else props)

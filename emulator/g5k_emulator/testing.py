@@ -12,7 +12,6 @@ hosts (True/False; default False), deploy_seconds, extra_args (list).
 from __future__ import annotations
 
 import json
-import os
 import select
 import signal
 import subprocess

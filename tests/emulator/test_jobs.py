@@ -202,3 +202,16 @@ def test_walltime_change(gk, emu):
     job.walltime_change.create({"walltime": "+1:30:00"})
     job.refresh()
     assert job.walltime == 9000
+
+
+def test_properties_field_filters_every_node_group(gk, emu):
+    site = gk.sites["rennes"]
+    job = site.jobs.create({"command": "x", "properties": "cluster = 'parasilo' and memnode > 1000", "resources": "nodes=2"})
+    assert {n.split("-")[0] for n in job.assigned_nodes} == {"parasilo"}
+    assert job.properties.startswith("(cluster = 'parasilo'") and "maintenance = 'NO'" in job.properties
+    with pytest.raises(Grid5000CreateError) as err:
+        site.jobs.create({"command": "x", "properties": "cluster = 'parasilo'", "resources": "nodes=17"})
+    assert err.value.response_code == 500 and "There are not enough resources" in err.value.error_message
+    with pytest.raises(Grid5000CreateError) as err:
+        site.jobs.create({"command": "x", "properties": "cluster = = 'x'"})
+    assert err.value.response_code == 400

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 import requests
-from grid5000.exceptions import Grid5000AuthenticationError, Grid5000CreateError, Grid5000GetError
+from grid5000.exceptions import Grid5000AuthenticationError, Grid5000GetError
 
 from .conftest import client_as, wait_state
 
