@@ -55,6 +55,8 @@ def test_deployment_input_and_job_errors(plugin, emulator):
     plugin.configure_g5k(emulator)
     bad = {f.property for f in plugin.check_res(DEP, "d", {"site": "rennes", "jobUid": 0, "maxAttempts": 50, "colour": 1}).failures}
     assert bad == {"jobUid", "environment", "maxAttempts", "colour"}
+    [unknown] = plugin.check_res(DEP, "d", {"site": "rennes", "jobUid": 1, "environment": "debian99-min"}).failures
+    assert unknown.property == "environment" and "no environment `debian99-min` at rennes (similar: debian10-min" in unknown.reason
     job, out = running_job(plugin, "nodeploy", {"site": "rennes", "nodes": [{"count": 1}]})
     with pytest.raises(grpc.RpcError) as err:
         plugin.create(DEP, "d", {"site": "rennes", "jobUid": out["uid"], "environment": "debian12-min"})

@@ -34,6 +34,12 @@ def test_check_rejects_local_only_inputs(plugin, emulator):
     try:
         plugin2.configure_g5k(emulator, g5kSite="lyon")
         assert not plugin2.check_res(RES, "r", SPEC).failures
+        bad = {f.property: f.reason for f in plugin2.check_res(RES, "r", {"machines": [
+            {"roles": ["a"], "count": 99, "cluster": "taurus"}, {"roles": ["b"], "count": 1, "cluster": "gros"},
+            {"roles": ["c"], "count": 1, "site": "rennes", "environment": "windows95"}]}).failures}
+        assert bad == {"machines[0].count": "99 nodes requested but cluster `taurus` has only 14",
+                       "machines[1].cluster": "no cluster `gros` at site `lyon` (clusters: nova, orion, pyxis, taurus)",
+                       "machines[2].environment": "no environment `windows95` at rennes (see GET /sites/rennes/environments)"}
     finally:
         plugin2.stop()
 

@@ -11,6 +11,7 @@ refresh drops the deployment.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Optional
 
@@ -18,6 +19,7 @@ from ..protocol.codec import UNKNOWN, has_unknowns
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..testbeds.g5k import deployments, jobs, naming
 from ..testbeds.g5k.session import G5kError, Session
+from ..testbeds.g5k.validation import Reference, with_timeout
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, diff_inputs
@@ -55,9 +57,29 @@ def validate(inputs: dict[str, Any]) -> list:
 class Deployment(ResourceController):
     token = "testbed:g5k:Deployment"
 
-    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = {k: v for k, v in news.items() if v is not None}
-        return CheckResult(inputs, validate(inputs))
+        failures = validate(inputs)
+        site, env = inputs.get("site"), inputs.get("environment")
+        if not failures and isinstance(site, str) and isinstance(env, str) and self.ctx.config.g5k is not None:
+            failures = await with_timeout(self._check_environment(site, env))
+        return CheckResult(inputs, failures)
+
+    async def _check_environment(self, site: str, env: str) -> list:
+        """Is the environment known at the site? (Kadeploy would refuse it minutes later.)"""
+        failures, fail = failures_list()
+        if env.startswith(("http://", "https://")) or "@" in env:
+            return failures  # a description URL or another user's image: Kadeploy judges
+        ref = Reference(self.ctx.config.g5k)
+        try:
+            names = await ref.environments(site)
+        finally:
+            ref.close()
+        if names is not None and env not in names:
+            family = re.match(r"[a-z]*", env).group(0)  # `debian` of `debian99-min`
+            close = sorted(n for n in names if family and n.startswith(family))[:8]
+            fail("environment", f"no environment `{env}` at {site}" + (f" (similar: {', '.join(close)})" if close else ""))
+        return failures
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}

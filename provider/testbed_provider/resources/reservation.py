@@ -52,8 +52,15 @@ class Reservation(ResourceController):
         failures = validate_inputs(inputs)
         if not failures and not has_unknowns(inputs):
             testbed = make_testbed(self.ctx.config.backend, self.ctx.cancelled, self.ctx.config)
-            failures = testbed.validate(spec_from_inputs(inputs))
+            spec = spec_from_inputs(inputs)
+            failures = testbed.validate(spec)
+            remote = getattr(testbed, "validate_remote", None)  # remote testbeds also consult their API
+            if not failures and remote is not None:
+                return self._check_remote(inputs, remote(spec))
         return CheckResult(inputs, failures)
+
+    async def _check_remote(self, inputs: dict[str, Any], pending) -> CheckResult:
+        return CheckResult(inputs, await pending)
 
     # ---- Diff --------------------------------------------------------------------------------
 

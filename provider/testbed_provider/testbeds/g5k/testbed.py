@@ -69,6 +69,46 @@ class G5kTestbed(Testbed):
             session.close()
         return []
 
+    async def validate_remote(self, spec: ReservationSpec) -> list[CheckFailure]:
+        """Check-time look at the reference API (sites, clusters, sizes, environments); advisory:
+        nothing is reported when the API does not answer within a few seconds."""
+        from .plan import DEFAULT_ENVIRONMENT, group_site
+        from .validation import Reference, check_placement, with_timeout
+
+        if self.settings is None:
+            return []
+        ref = Reference(self.settings)
+
+        async def run() -> list[CheckFailure]:
+            failures: list[CheckFailure] = []
+            by_site: dict[str, list[int]] = {}
+            for g, group in enumerate(spec.machines):
+                by_site.setdefault(group_site(group.options, self.settings.site), []).append(g)
+            for site, groups in by_site.items():
+                wanted: dict[str, int] = {}
+                props: dict[str, str] = {}
+                for g in groups:
+                    cluster = spec.machines[g].options.get("cluster")
+                    if cluster:
+                        wanted[cluster] = wanted.get(cluster, 0) + spec.machines[g].count
+                        props.setdefault(cluster, f"machines[{g}].cluster")
+                found = await check_placement(ref, site, wanted, f"machines[{groups[0]}].site", props)
+                failures += found
+                if found:
+                    continue
+                environments = await ref.environments(site)
+                for g in groups:
+                    env = spec.machines[g].options.get("environment") or DEFAULT_ENVIRONMENT
+                    if environments is not None and env not in environments:
+                        failures.append(CheckFailure(f"machines[{g}].environment",
+                                                     f"no environment `{env}` at {site} (see GET /sites/{site}/environments)"))
+            return failures
+
+        try:
+            return await with_timeout(run())
+        finally:
+            ref.close()
+
     def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
         return validate(spec, self.settings.site if self.settings else None)
 
