@@ -119,7 +119,12 @@ def test_full_reservation_on_emulated_hosts(tmp_path):
             for host in out2["hosts"]:
                 assert ssh(out2, host["name"], "echo ok") == "ok"
             [job2] = codec.reveal(out2["testbedState"])["g5k"]["jobs"]
-            plugin.delete(RES, "r", created.id, updated.properties)
+
+            # the job dies outside Pulumi: refresh (Read) says the reservation is gone
+            emu.control("POST", f"sites/lyon/jobs/{job2['uid']}/kill")
+            emu.wait_for(lambda: job_state(emu, "lyon", job2["uid"]) == "error")
+            assert plugin.read(RES, "r", created.id, updated.properties, news).id == ""
+            plugin.delete(RES, "r", created.id, updated.properties)  # tolerates the already killed job
             assert job_state(emu, "lyon", job2["uid"]) == "error"
         finally:
             plugin.stop()
@@ -145,3 +150,32 @@ def test_timeout_while_queued_keeps_the_job_and_destroy_deletes_it(emulator):
     finally:
         plugin.stop()
         blocker.delete()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="emulated hosts need root")
+def test_two_sites_share_one_start_date(tmp_path):
+    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=True, deploy_seconds=30) as emu:
+        info = emu.control("GET", "ssh")
+        if not info.get("hosts"):
+            pytest.skip("this emulator build has no real hosts")
+        plugin = G5kPlugin(env=FAST_POLL)
+        try:
+            plugin.configure_g5k(emu, g5kSshProxyCommand=info["proxyCommand"])
+            spec = {"machines": [{"roles": ["server"], "count": 1, "site": "lyon", "cluster": "nova"},
+                                 {"roles": ["client"], "count": 1, "site": "nancy", "environment": "debian11-min"}]}
+            inputs = plugin.check_res(RES, "two", spec).inputs
+            created = plugin.create(RES, "two", inputs, timeout=300)
+            out = codec.decode(created.properties)
+            jobs = codec.reveal(out["testbedState"])["g5k"]["jobs"]
+            assert [j["site"] for j in jobs] == ["lyon", "nancy"]
+            from g5k_emulator.testing import grid5000_client
+
+            gk = grid5000_client(emu)
+            starts = {gk.sites[j["site"]].jobs[j["uid"]].scheduled_at for j in jobs}
+            assert len(starts) == 1, f"one common start date, got {starts}"
+            for host in out["hosts"]:
+                assert ssh(out, host["name"], "echo ok") == "ok"
+            plugin.delete(RES, "two", created.id, created.properties)
+            assert all(job_state(emu, j["site"], j["uid"]) == "error" for j in jobs)
+        finally:
+            plugin.stop()
