@@ -179,3 +179,33 @@ def test_two_sites_share_one_start_date(tmp_path):
             assert all(job_state(emu, j["site"], j["uid"]) == "error" for j in jobs)
         finally:
             plugin.stop()
+
+
+def test_a_busy_site_moves_every_site_to_its_could_run_at_date(tmp_path):
+    from g5k_emulator.testing import grid5000_client
+
+    with EmulatorProcess(tmp_path / "emu", clock_speed=600, hosts=False, deploy_seconds=30) as emu:
+        gk = grid5000_client(emu)
+        blocker = gk.sites["lyon"].jobs.create({"resources": "{cluster='nova'}/nodes=23,walltime=1:00:00", "command": "sleep infinity"})
+        emu.wait_for(lambda: gk.sites["lyon"].jobs[blocker.uid].state == "running")
+        ends = gk.sites["lyon"].jobs[blocker.uid].started_at + 3600
+        plugin = G5kPlugin(env={**FAST_POLL, "PULUMI_TESTBED_G5K_READY_TIMEOUT": "1"})
+        try:
+            plugin.configure_g5k(emu, g5kSshProxyCommand="false")
+            spec = {"machines": [{"roles": ["b"], "count": 1, "site": "nancy"},
+                                 {"roles": ["a"], "count": 1, "site": "lyon", "cluster": "nova"}]}
+            with pytest.raises(grpc.RpcError) as err:
+                plugin.create(RES, "busy", plugin.check_res(RES, "busy", spec).inputs, timeout=120)
+            partial = init_failure(err.value)
+            jobs = codec.decode(partial.properties)["testbedState"]["g5k"]["jobs"]
+            assert [j["site"] for j in jobs] == ["nancy", "lyon"]
+            first_try = [j for j in gk.sites["nancy"].jobs.list() if j.uid != jobs[0]["uid"]]
+            assert [j.state for j in first_try] == ["error"]  # nancy's first job was deleted when lyon said "could run at"
+            starts = {gk.sites[j["site"]].jobs[j["uid"]].scheduled_at for j in jobs}
+            assert len(starts) == 1 and starts.pop() >= ends
+            assert any("resubmitting every site" in m for m in plugin.engine.messages())
+            plugin.delete(RES, "busy", partial.id, partial.properties)
+            alive = [j for s in ("lyon", "nancy") for j in gk.sites[s].jobs.list() if j.state not in ("error", "terminated")]
+            assert [j.uid for j in alive if j.uid != blocker.uid] == []
+        finally:
+            plugin.stop()
