@@ -114,3 +114,19 @@ def test_partial_deployment_is_finished_by_the_next_update(plugin, emulator):
     assert dep["results"][nodes[0]]["attempts"] == 1 and len(dep["deploymentUids"]) == 3
     assert emulator.control("GET", "calls")["calls"]["POST /sites/{site}/deployments"] == 1  # only the failed node again
     plugin.delete(JOB, "j", job.id, job.properties)
+
+
+def test_primary_interface_and_subnets(plugin, emulator):
+    plugin.configure_g5k(emulator)
+    job, out = running_job(plugin, "p", {"site": "rennes", "nodes": [{"cluster": "roazhon", "count": 1}], "vlan": {"type": "kavlan-local"},
+                                         "subnet": {"size": "slash_22", "count": 1}})
+    assert out["oarRequest"] == "{cluster='roazhon'}/nodes=1+{type='kavlan-local'}/vlan=1+slash_22=1,walltime=1:00:00"
+    assert len(out["subnets"]) == 1 and out["subnets"][0].endswith("/22")
+    created = plugin.create(VLAN, "a", plugin.check_res(VLAN, "a", {"site": "rennes", "jobUid": out["uid"], "interface": "primary"}).inputs)
+    [member] = codec.decode(created.properties)["members"]
+    vlan = out["vlans"][0]
+    short = out["assignedNodes"][0].split(".")[0]
+    assert member["interfaceAddress"] == out["assignedNodes"][0] and member["device"] == "eth0"
+    assert member["hostname"] == f"{short}-kavlan-{vlan}.rennes.grid5000.fr"
+    plugin.delete(VLAN, "a", created.id, created.properties)
+    plugin.delete(JOB, "p", job.id, job.properties)
