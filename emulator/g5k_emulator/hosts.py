@@ -59,6 +59,39 @@ def mac(site: ref.SiteSpec, node: Node, device: str) -> str:
     return f"02:65:{site.index:02x}:{int(device[-1]):02x}:{node.index // 256:02x}:{node.index % 256:02x}"
 
 
+ROUTED_RANGE = "198.18.0.0/15"  # every production, subnet and vlan network of the emulator
+
+
+def routed(vlan: str) -> bool:
+    """Production, routed (4-9) and global vlans are routed; kavlan-local (1-3) is not."""
+    return vlan == DEFAULT or int(vlan) not in ref.LOCAL_VLANS
+
+
+def route_for(site: ref.SiteSpec, vlan: str) -> list[str]:
+    """The route a node's primary interface gets in `vlan`: the emulator's range (never a
+    default route) via that network's gateway, the switch namespace."""
+    gateway = ref.production_gateway(site) if vlan == DEFAULT else ref.vlan_gateway(site, int(vlan))
+    return [ROUTED_RANGE, "via", gateway, "dev", "eth0"]
+
+
+def etc_hosts_text(platform: ref.Platform) -> str:
+    """Every node's names as Grid'5000's DNS gives them (there is no DNS server here): the FQDN
+    and short name on the production address, `<node>-kavlan-N` and `<node>-eth1-kavlan-N` on
+    the vlan addresses."""
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+             "# Grid'5000 emulator: node names (production and KaVLAN addresses)"]
+    globals_ = sorted(s.global_vlan for s in ref.SITES)
+    for site in platform.sites.values():
+        vlans = [*ref.LOCAL_VLANS, *ref.ROUTED_VLANS, *globals_]
+        for node in platform.nodes_by_site[site.uid]:
+            lines.append(f"{node.ip}\t{node.fqdn} {node.uid}")
+            for vlan in vlans:
+                for device in ("eth0", "eth1") if node.eth1 else ("eth0",):
+                    name = ref.vlan_hostname(node, device, vlan)
+                    lines.append(f"{ref.vlan_address(site, vlan, node, device)}\t{name} {name.split('.')[0]}")
+    return "\n".join(lines) + "\n"
+
+
 class Hosts:
     def __init__(self, emu: "Emulator", run_dir: Optional[str]):
         if os.geteuid() != 0:
@@ -74,6 +107,7 @@ class Hosts:
         self.limit = asyncio.Semaphore(8)
         self.up_nodes: dict[str, int] = {}  # fqdn → job uid
         self.tasks: set[asyncio.Task[None]] = set()
+        self.etc_hosts = etc_hosts_text(emu.platform)
 
     def namespace(self, node: Node) -> str:
         return self.prefix + node.uid
@@ -100,6 +134,10 @@ class Hosts:
                           f"link set {vlan_bridge(site, vlan)} up"]
         await run(["ip", "-n", self.switch, "-batch", "-"], input="\n".join(lines) + "\n",
                   what="setting up the emulator's switch namespace")
+        # The switch is also the router between the production networks and the routed and
+        # global vlans (it has no other interface, so nothing is forwarded out of the namespaces).
+        await run(["ip", "netns", "exec", self.switch, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+                  what="enabling forwarding in the switch namespace")
         for job in self.emu.jobs.jobs.values():  # resume the hosts of running jobs
             if job["state"] in ("launching", "running"):
                 self.up(job)
@@ -193,6 +231,9 @@ class Hosts:
             await run(["ip", "netns", "exec", self.namespace(node), "sysctl", "-q", "-w",
                        "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"],
                       what=f"setting the ARP behaviour of {node.uid}")
+            site = self.emu.platform.sites[node.site]
+            await run(["ip", "-n", self.namespace(node), "route", "replace", *route_for(site, DEFAULT)],
+                      what=f"adding the route of {node.uid}")
 
     async def _install(self, job: dict[str, Any], node: Node, fresh: bool) -> None:
         """Prepare the node's files and start its sshd; `fresh` = a reinstall (new host key,
@@ -204,6 +245,7 @@ class Hosts:
             await asyncio.to_thread(shutil.rmtree, hdir, True)
         await asyncio.to_thread(os.makedirs, hdir, 0o700, True)
         await asyncio.to_thread(sshd.prepare_host_dir, hdir, "\n".join(self._authorized(job, node)))
+        await asyncio.to_thread(sshd.write_etc_hosts, hdir, self.etc_hosts)
         key_path = os.path.join(hdir, "etc-ssh", keys.HOST_KEY)
         if not os.path.exists(key_path):
             await keys.generate(key_path, f"root@{node.uid}", None)
@@ -215,9 +257,17 @@ class Hosts:
         async def ready(address: str) -> None:
             return None
 
-        missing = await wait_for_ssh(self.switch, [n.ip for n in nodes], READY_TIMEOUT, None, ready)
+        missing = await wait_for_ssh(self.switch, [self.primary_address(n) for n in nodes], READY_TIMEOUT, None, ready)
         if missing:
             raise RuntimeError(f"sshd did not answer on {', '.join(missing)}")
+
+    def primary_address(self, node: Node) -> str:
+        """Where the node's eth0 answers now: its production IP, or its address in the vlan
+        KaVLAN (or kadeploy's `vlan`) put it in."""
+        vlan = self.emu.kavlan.vlan_of(node.site, node.fqdn)
+        if vlan == DEFAULT:
+            return node.ip
+        return ref.vlan_address(self.emu.platform.sites[node.site], int(vlan), node, "eth0")
 
     async def _down(self, job: dict[str, Any]) -> None:
         try:
@@ -297,6 +347,8 @@ class Hosts:
                 lines.append(f"addr add {ref.vlan_address(site, int(vlan), node, device)}/{net.prefixlen} dev {device}")
             elif device == "eth0":
                 lines.append(f"addr add {node.ip}/{ref.production_network(site).prefixlen} dev eth0")
+            if device == "eth0" and routed(vlan):
+                lines.append("route replace " + " ".join(route_for(site, vlan)))
             await run(["ip", "-n", self.namespace(node), "-batch", "-"], input="\n".join(lines) + "\n",
                       what=f"readdressing {device} of {node.uid}")
         await run(["ip", "-n", self.switch, "-batch", "-"], input="\n".join(switch_lines) + "\n",
@@ -312,6 +364,6 @@ class Hosts:
         out = []
         for fqdn, uid in sorted(self.up_nodes.items()):
             node = self.emu.platform.nodes[fqdn]
-            out.append({"fqdn": fqdn, "ip": node.ip, "job": uid, "namespace": self.namespace(node),
+            out.append({"fqdn": fqdn, "ip": node.ip, "address": self.primary_address(node), "job": uid, "namespace": self.namespace(node),
                         "sshdPid": sshd.read_pid(self.host_dir(node))})
         return out

@@ -85,6 +85,10 @@ def test_nodes_answer_ssh_deploy_reinstalls_and_vlans_connect(start_emulator, tm
 
     r = emu.wait_for(lambda: (lambda p: p if "reached" in p.stdout else None)(reach(vlan_ip_b)), timeout=20)
     assert " dev eth1 " in r.stdout
+    # nodes resolve each other's names as Grid'5000's DNS would
+    name_b = f"{b.split('.')[0]}-eth1-kavlan-{vlan}.rennes.grid5000.fr"
+    r = ssh(emu, user_key, ip_a, f"getent hosts {name_b} {b}", known)
+    assert vlan_ip_b in r.stdout and ip_b in r.stdout, r.stdout
     # b's eth1 back to DEFAULT: the vlan address is gone, a cannot reach it any more
     site.vlans["DEFAULT"].nodes.submit([eth1[1]])
     emu.wait_for(lambda: "reached" not in reach(vlan_ip_b).stdout, timeout=20)
@@ -169,3 +173,28 @@ def test_nodes_of_two_sites_talk_over_a_global_vlan(start_emulator, tmp_path):
     wait_state(owner, "error", emu, step=5, timeout=60)
     r = ssh(emu, user_key, node_ip(nancy, b), "ip -4 -o addr show eth1", known)
     assert r.returncode == 0 and target not in r.stdout
+
+
+def test_routed_vlans_are_routed_and_local_ones_are_not(start_emulator, tmp_path):
+    user_key = keypair(tmp_path / "user")
+    known = str(tmp_path / "known_hosts")
+    emu = start_emulator(hosts=True, users=[f"alice:x:{user_key}.pub"], deploy_seconds=10)
+    site = grid5000_client(emu).sites["rennes"]
+    job = wait_state(site.jobs.create({"command": "x", "types": ["deploy"], "resources":
+                                       "{cluster='paravance'}/nodes=3+{type='kavlan'}/vlan=1+{type='kavlan-local'}/vlan=1"}),
+                     "running", timeout=60)
+    a, b, c = job.assigned_nodes
+    routed_vlan, local_vlan = job.resources_by_type["vlans"]
+    with open(f"{user_key}.pub") as f:
+        key = f.read()
+    deps = [site.deployments.create({"environment": "debian12-min", "nodes": [n], "vlan": v, "key": key})
+            for n, v in ((b, routed_vlan), (c, local_vlan))]
+    for dep in deps:
+        emu.wait_for(lambda: (emu.advance(5), dep.refresh(), dep.status == "terminated")[2], timeout=60)
+    addr_b = site.clusters["paravance"].nodes[b.split(".")[0]].kavlan["eth0"][f"kavlan-{routed_vlan}"]
+    addr_c = site.clusters["paravance"].nodes[c.split(".")[0]].kavlan["eth0"][f"kavlan-{local_vlan}"]
+    ip_a = node_ip(site, a)
+    # b moved with its primary interface: reachable at its vlan address, from a node in production too
+    assert ssh(emu, user_key, addr_b, "ip -4 -o addr show eth0", known).stdout.count(addr_b) == 1
+    r = ssh(emu, user_key, ip_a, f"nc -z -w 3 {addr_b} 22 && echo reached; nc -z -w 3 {addr_c} 22 && echo local", known)
+    assert "reached" in r.stdout and "local" not in r.stdout
