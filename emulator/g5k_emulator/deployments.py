@@ -80,6 +80,12 @@ class Deployments:
         if refused:
             raise ApiError(400, "Cannot launch deployment: Kadeploy error #15: you do not have the right to deploy on "
                                 f"{', '.join(refused)} (they are not in a running job of yours of type deploy)")
+        if not data.get("ignore_nodes_deploying"):
+            busy = sorted({n for d in self.items.values() if d["site_uid"] == site and d["status"] == "processing"
+                           for n in d["nodes"]} & set(nodes))
+            if busy:
+                raise ApiError(400, "Cannot launch deployment: Kadeploy error #16: some nodes are already being "
+                                    f"deployed: {', '.join(busy)} (use ignore_nodes_deploying)")
         now = self.emu.clock.now()
         uid = f"D-{uuid.uuid4()}"
         dep: dict[str, Any] = {

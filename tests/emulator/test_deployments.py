@@ -118,3 +118,17 @@ def test_deployment_with_vlan_moves_the_primary_interfaces(gk, emu):
                                                "vlan": vlan}), emu)
     assert dep.status == "terminated" and dep.vlan == vlan
     assert {site.vlansnodes.get(n).vlan for n in job.assigned_nodes} == {vlan}
+
+
+def test_nodes_being_deployed_are_refused_unless_ignored(gk, emu, deploy_job):
+    site = gk.sites["rennes"]
+    nodes = deploy_job.assigned_nodes
+    first = site.deployments.create({"environment": "debian12-min", "nodes": nodes[:2]})
+    with pytest.raises(Grid5000CreateError) as err:
+        site.deployments.create({"environment": "debian12-min", "nodes": nodes[1:]})
+    assert err.value.response_code == 400 and nodes[1] in err.value.error_message
+    second = site.deployments.create({"environment": "debian12-min", "nodes": nodes[1:], "ignore_nodes_deploying": True})
+    assert second.status == "processing"
+    assert wait_status(first, emu).status == "terminated"
+    third = site.deployments.create({"environment": "debian12-min", "nodes": nodes[:1]})
+    assert third.status == "processing"

@@ -215,3 +215,15 @@ def test_properties_field_filters_every_node_group(gk, emu):
     with pytest.raises(Grid5000CreateError) as err:
         site.jobs.create({"command": "x", "properties": "cluster = = 'x'"})
     assert err.value.response_code == 400
+
+
+def test_queues_select_their_clusters(gk, emu):
+    site = gk.sites["nancy"]
+    prod = site.jobs.create({"command": "x", "queue": "production", "resources": "{cluster='grappe'}/nodes=2"})
+    assert prod.queue == "production" and {n.split("-")[0] for n in prod.assigned_nodes} == {"grappe"}
+    with pytest.raises(Grid5000CreateError) as err:  # grappe is not in the default queue
+        site.jobs.create({"command": "x", "resources": "{cluster='grappe'}/nodes=1"})
+    assert err.value.response_code == 500
+    besteffort = site.jobs.create({"command": "x", "types": ["besteffort"], "resources": "nodes=1"})
+    assert besteffort.queue == "besteffort"
+    assert [j.uid for j in site.jobs.list(queue="production")] == [prod.uid]
