@@ -217,7 +217,8 @@ class Jobs:
                 continue
             alloc = oar.Allocation.from_dict(job["alloc"])
             if job["state"] in ("launching", "running"):
-                placed.append(oar.Placed(job["started_at"], max(job["started_at"] + job["walltime"], now + 1), alloc))
+                placed.append(oar.Placed(job["started_at"], max(job["started_at"] + job["walltime"], now + 1), alloc,
+                                         job["uid"], job["queue"] == "besteffort" and not job["killed"]))
             elif job["state"] == "finishing":
                 placed.append(oar.Placed(job["started_at"], now + FINISH_SECONDS + 1, alloc))
             elif job["state"] == "waiting" and job.get("reservation") is not None:
@@ -281,13 +282,26 @@ class Jobs:
                         changed.add((site, job["uid"]))
                     continue
                 placer = oar.Placer(self.platform, site, job["queue"], job["types"])
-                found = oar.earliest(placer, self._request(job), job["walltime"], placed, now)
+                besteffort = job["queue"] == "besteffort"
+                visible = placed if besteffort else [p for p in placed if not p.preemptible]
+                found = oar.earliest(placer, self._request(job), job["walltime"], visible, now)
                 if found is None:
                     continue
                 start, alloc = found
                 old = (job.get("scheduled_at"), job.get("alloc"))
                 job["alloc"] = alloc.as_dict()
-                if start <= now:
+                victims = [p for p in placed if p.preemptible and set(p.alloc.nodes) & set(alloc.nodes)] if start <= now else []
+                if victims and not besteffort:
+                    # OAR kills besteffort jobs holding resources a normal job needs; this job
+                    # starts once they are gone.
+                    for victim in victims:
+                        self._preempt(self.jobs[(site, victim.uid)], job["uid"])
+                        victim.preemptible = False
+                        changed.add((site, victim.uid))
+                    job["scheduled_at"] = int(now)
+                    placed.append(oar.Placed(now, now + job["walltime"], alloc))
+                    changed.add((site, job["uid"]))
+                elif start <= now:
                     self._launch(job, now)
                     placed.append(oar.Placed(now, now + job["walltime"], alloc))
                 else:
@@ -297,6 +311,10 @@ class Jobs:
                     changed.add((site, job["uid"]))
         for key in changed:
             self.save(self.jobs[key])
+
+    def _preempt(self, job: dict[str, Any], by: int) -> None:
+        job["killed"] = True
+        self._event(job, "BESTEFFORT_KILL", f"[sarko] kill the besteffort job {job['uid']} for the job {by}")
 
     def _launch(self, job: dict[str, Any], start: float) -> None:
         job.update(state="launching", started_at=int(start), scheduled_at=int(start))

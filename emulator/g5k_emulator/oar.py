@@ -349,6 +349,8 @@ class Placed:
     start: float
     end: float
     alloc: Allocation
+    uid: int = 0
+    preemptible: bool = False  # a started besteffort job: other queues may take its resources
 
 
 VLAN_TYPES = ("kavlan-local", "kavlan", "kavlan-global")

@@ -227,3 +227,16 @@ def test_queues_select_their_clusters(gk, emu):
     besteffort = site.jobs.create({"command": "x", "types": ["besteffort"], "resources": "nodes=1"})
     assert besteffort.queue == "besteffort"
     assert [j.uid for j in site.jobs.list(queue="production")] == [prod.uid]
+
+
+def test_besteffort_jobs_give_way_to_normal_jobs(gk, emu):
+    site = gk.sites["rennes"]
+    be = wait_state(site.jobs.create({"command": "x", "types": ["besteffort"], "resources": "{cluster='roazhon'}/nodes=8"}),
+                    "running", emu, step=5)
+    other_be = site.jobs.create({"command": "x", "types": ["besteffort"], "resources": "{cluster='roazhon'}/nodes=1"})
+    other_be.refresh()
+    assert other_be.state == "waiting"  # besteffort jobs do not preempt each other
+    normal = site.jobs.create({"command": "x", "resources": "{cluster='roazhon'}/nodes=2"})
+    wait_state(be, "error", emu, step=5)
+    assert any(e["type"] == "BESTEFFORT_KILL" for e in be.events)
+    wait_state(normal, "running", emu, step=5)
