@@ -7,7 +7,9 @@ same jobs, deployments and vlans. sqlite (stdlib) gives atomic commits without a
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 from typing import Any, Optional
 
@@ -21,6 +23,15 @@ class Store:
     def __init__(self, path: Optional[str]):
         """`path` None keeps everything in memory (nothing survives a restart)."""
         self.path = path
+        self._lock: Optional[int] = None
+        if path:
+            # One emulator per state file: two would each believe they own the same jobs.
+            self._lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._lock)
+                raise ValueError(f"the state file {path} is in use by another emulator") from None
         self._db = sqlite3.connect(path or ":memory:", isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -42,3 +53,6 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None

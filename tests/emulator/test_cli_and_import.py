@@ -63,3 +63,19 @@ async def test_importable_emulator_serves_in_process(tmp_path):
     again = Emulator(state=str(tmp_path / "state.sqlite"))
     assert (("lyon", uid)) in again.jobs.jobs
     again.store.close()
+
+
+def test_a_state_file_serves_one_emulator_at_a_time(tmp_path):
+    state = str(tmp_path / "shared.sqlite")
+    proc, _ = start_cli("--state", state)
+    try:
+        exe = os.path.join(os.path.dirname(sys.executable), "testbed-g5k-emulator")
+        r = subprocess.run([exe, "--no-hosts", "--state", state], capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and "in use by another emulator" in r.stderr and r.stdout == ""
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    proc, url = start_cli("--state", state)  # free again once the first one stopped
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0 and url
