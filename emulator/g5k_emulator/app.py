@@ -264,6 +264,7 @@ class Emulator:
 
         async def deploy_failures_delete(request: web.Request) -> web.Response:
             self.deployments.failures.clear()
+            self.deployments.errors.clear()
             return web.Response(status=204)
 
         async def calls_get(request: web.Request) -> web.Response:

@@ -29,6 +29,7 @@ class Deployments:
         self.deploy_seconds = deploy_seconds
         self.items: dict[str, dict[str, Any]] = emu.store.load("deployment")
         self.failures: dict[str, int] = {}  # fqdn → how many more deployments fail on it
+        self.errors: dict[str, int] = {}  # fqdn → how many more deployments with it end `error`
 
     def save(self, dep: dict[str, Any]) -> None:
         self.emu.store.put("deployment", dep["uid"], dep)
@@ -39,11 +40,22 @@ class Deployments:
         times = data.get("times", 1)
         if not isinstance(times, int) or times < 1:
             raise ApiError(422, "times must be a positive integer")
+        target = self.errors if data.get("error") else self.failures
         for fqdn in data["nodes"]:
             if fqdn not in self.emu.platform.nodes:
                 raise ApiError(422, f"unknown node {fqdn!r}")
-            self.failures[fqdn] = self.failures.get(fqdn, 0) + times
-        return {"failures": dict(self.failures)}
+        for fqdn in data["nodes"]:
+            target[fqdn] = target.get(fqdn, 0) + times
+        return {"failures": dict(self.failures), "errors": dict(self.errors)}
+
+    @staticmethod
+    def _use(counts: dict[str, int], fqdn: str) -> bool:
+        if counts.get(fqdn, 0) <= 0:
+            return False
+        counts[fqdn] -= 1
+        if not counts[fqdn]:
+            del counts[fqdn]
+        return True
 
     def get(self, site: str, uid: str) -> dict[str, Any]:
         dep = self.items.get(uid)
@@ -129,12 +141,18 @@ class Deployments:
             if dep["status"] != "processing" or now < dep["done_at"] or dep.get("hosts_busy"):
                 continue
             if dep.get("result") is None:
+                mine = self._deployable(dep["site_uid"], dep["user_uid"])
+                gone = [n for n in dep["nodes"] if n not in mine]
+                broken = [n for n in dep["nodes"] if self._use(self.errors, n)]
+                if gone or broken:
+                    why = (f"the nodes {', '.join(gone)} were released before the end of the deployment" if gone
+                           else f"Kadeploy error #1: the workflow failed on {', '.join(broken)}")
+                    dep.update(status="error", updated_at=int(now), output=why)
+                    self.save(dep)
+                    continue
                 result = {}
                 for fqdn in dep["nodes"]:
-                    if self.failures.get(fqdn, 0) > 0:
-                        self.failures[fqdn] -= 1
-                        if not self.failures[fqdn]:
-                            del self.failures[fqdn]
+                    if self._use(self.failures, fqdn):
                         result[fqdn] = {"macro": "SetDeploymentEnv", "micro": "SetDeploymentEnvUntrusted",
                                         "state": "KO", "error": "Unreachable after the reboot"}
                     else:

@@ -132,3 +132,16 @@ def test_nodes_being_deployed_are_refused_unless_ignored(gk, emu, deploy_job):
     assert wait_status(first, emu).status == "terminated"
     third = site.deployments.create({"environment": "debian12-min", "nodes": nodes[:1]})
     assert third.status == "processing"
+
+
+def test_injected_workflow_error_and_released_nodes_end_in_error(gk, emu, deploy_job):
+    site = gk.sites["rennes"]
+    nodes = deploy_job.assigned_nodes
+    emu.control("POST", "deploy-failures", {"nodes": [nodes[0]], "times": 1, "error": True})
+    dep = wait_status(site.deployments.create({"environment": "debian12-min", "nodes": nodes}), emu)
+    assert dep.status == "error" and "Kadeploy error" in dep.output and not hasattr(dep, "result")
+    dep = site.deployments.create({"environment": "debian12-min", "nodes": nodes})
+    deploy_job.delete()
+    wait_state(deploy_job, "error", emu, step=5)
+    dep = wait_status(dep, emu)
+    assert dep.status == "error" and "released" in dep.output
