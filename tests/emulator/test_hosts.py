@@ -33,6 +33,41 @@ def ssh(emu, key: str, ip: str, command: str, known_hosts: str, strict: str = "a
         capture_output=True, text=True, timeout=60)
 
 
+# An ICMP echo (what ping does) in plain Python: the machine has no ping binary. Run as root on a
+# node; prints "reply from <addr>" when the echo reply arrives within 3 s.
+PING = r"""
+import os, socket, struct, sys, time
+target = sys.argv[1]
+def checksum(data):
+    data += b"\0" * (len(data) % 2)
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    s = (s >> 16) + (s & 0xFFFF); s += s >> 16
+    return ~s & 0xFFFF
+ident = os.getpid() & 0xFFFF
+payload = b"pulumi-testbed"
+header = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
+packet = struct.pack("!BBHHH", 8, 0, checksum(header + payload), ident, 1) + payload
+sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+sock.settimeout(3)
+sock.sendto(packet, (target, 0))
+deadline = time.time() + 3
+while time.time() < deadline:
+    try:
+        data, (src, _) = sock.recvfrom(2048)
+    except socket.timeout:
+        sys.exit("no reply")
+    kind, _, _, rid, _ = struct.unpack("!BBHHH", data[20:28])
+    if kind == 0 and rid == ident and src == target:
+        print("reply from", src)
+        break
+"""
+
+
+def ping_command(target: str) -> str:
+    import shlex
+    return f"python3 -c {shlex.quote(PING)} {target}"
+
+
 def namespaces(prefix: str) -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     return [line.split()[0] for line in out.splitlines() if line.startswith(prefix)]
@@ -85,6 +120,8 @@ def test_nodes_answer_ssh_deploy_reinstalls_and_vlans_connect(start_emulator, tm
 
     r = emu.wait_for(lambda: (lambda p: p if "reached" in p.stdout else None)(reach(vlan_ip_b)), timeout=20)
     assert " dev eth1 " in r.stdout
+    r = ssh(emu, user_key, ip_a, ping_command(vlan_ip_b), known)
+    assert f"reply from {vlan_ip_b}" in r.stdout, r.stdout + r.stderr
     # nodes resolve each other's names as Grid'5000's DNS would
     name_b = f"{b.split('.')[0]}-eth1-kavlan-{vlan}.rennes.grid5000.fr"
     r = ssh(emu, user_key, ip_a, f"getent hosts {name_b} {b}", known)
@@ -92,6 +129,7 @@ def test_nodes_answer_ssh_deploy_reinstalls_and_vlans_connect(start_emulator, tm
     # b's eth1 back to DEFAULT: the vlan address is gone, a cannot reach it any more
     site.vlans["DEFAULT"].nodes.submit([eth1[1]])
     emu.wait_for(lambda: "reached" not in reach(vlan_ip_b).stdout, timeout=20)
+    assert "reply" not in ssh(emu, user_key, ip_a, ping_command(vlan_ip_b), known).stdout
 
     # kadeploy with a key: root logs in with that key, the host key changed, the user key is gone
     before = subprocess.run(["ssh-keygen", "-F", ip_a, "-f", known], capture_output=True, text=True).stdout
