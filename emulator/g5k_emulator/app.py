@@ -9,6 +9,7 @@ import base64
 import binascii
 import logging
 import os
+import time
 from collections import Counter
 from typing import Any, Optional
 
@@ -141,7 +142,7 @@ class Emulator:
     def tick(self) -> None:
         self.jobs.tick()
         self.deployments.tick()
-        now = asyncio.get_event_loop().time() if asyncio.get_event_loop().is_running() else 0
+        now = time.monotonic()
         if now - self._last_clock_save >= CLOCK_SAVE:
             self._last_clock_save = now
             self.save_clock()

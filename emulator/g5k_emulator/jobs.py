@@ -242,10 +242,9 @@ class Jobs:
         """Advance every job to where the emulated clock says it is."""
         now = self.clock.now()
         changed: set[tuple[str, int]] = set()
-        for key, job in sorted(self.jobs.items(), key=lambda kv: kv[0][1]):
+        active = sorted(((k, j) for k, j in self.jobs.items() if j["state"] in ACTIVE), key=lambda kv: kv[0][1])
+        for key, job in active:
             state = job["state"]
-            if state not in ACTIVE:
-                continue
             if state in ("waiting", "hold") and job["killed"]:
                 job.update(state="error", stopped_at=int(now), message="Job killed by Leon directly")
                 changed.add(key)
@@ -270,8 +269,7 @@ class Jobs:
                 changed.add(key)
         # start or predict the waiting jobs, site by site, oldest first
         for site in self.platform.sites:
-            waiting = sorted((j for j in self.jobs.values() if j["site"] == site and j["state"] == "waiting"),
-                             key=lambda j: j["uid"])
+            waiting = [j for _, j in active if j["site"] == site and j["state"] == "waiting"]
             if not waiting:
                 continue
             placed = self._placed(site, include_batch=False)
