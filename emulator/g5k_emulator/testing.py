@@ -91,8 +91,17 @@ class EmulatorProcess:
         self.proc = None
         return code
 
-    def restart(self, sig: int = signal.SIGTERM) -> "EmulatorProcess":
+    OPTIONS = ("clock_speed", "users", "hosts", "deploy_seconds", "extra_args")
+
+    def restart(self, sig: int = signal.SIGTERM, **changes: Any) -> "EmulatorProcess":
+        """Stop (TERM: clean; KILL: a crash) and start again on the same state file, optionally
+        with other options (`clock_speed`, `users`, `hosts`, `deploy_seconds`, `extra_args`)."""
+        unknown = set(changes) - set(self.OPTIONS)
+        if unknown:
+            raise TypeError(f"restart() cannot change {', '.join(sorted(unknown))}")
         self.stop(sig)
+        for name, value in changes.items():
+            setattr(self, name, value)
         return self.start()
 
     @property

@@ -34,9 +34,11 @@ def test_jobs_survive_a_crash_and_a_clean_restart(start_emulator):
     new = site.jobs.create({"command": "sleep 1"})
     assert new.uid > killed.uid  # the id counter survived
 
-    emu.restart()  # a clean stop
+    emu.restart(clock_speed=3600)  # a clean stop, and a faster clock
+    assert emu.control("GET", "clock")["speed"] == 3600
     site = grid5000_client(emu).sites["rennes"]
     assert site.jobs[running.uid].state == "running"
     emu.advance(7200)
-    wait_state(site.jobs[waiting.uid], "running", emu, step=5)
+    started = wait_state(site.jobs[waiting.uid], ("running", "finishing", "error"), emu, step=5)
+    assert started.started_at >= again.started_at + 7200  # it started when the first one ended
     assert site.jobs[running.uid].state in ("finishing", "error")
