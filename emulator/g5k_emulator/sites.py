@@ -69,8 +69,11 @@ def status_body(request: web.Request, site: ref.SiteSpec, cluster: str | None) -
         jobs = holders.get(node.fqdn, [])
         running = [j for j in jobs if j["state"] in ("launching", "running", "finishing")]
         ncores = emu.platform.cluster(site.uid, node.cluster).cores
+        soft = "free"
+        if running:
+            soft = "busy_besteffort" if all(j["queue"] == "besteffort" for j in running) else "busy"
         nodes[node.fqdn] = {
-            "hard": "alive", "soft": "busy" if running else "free", "comment": "OK",
+            "hard": "alive", "soft": soft, "comment": "OK",
             "free_slots": 0 if running else ncores, "freeable_slots": 0, "busy_slots": ncores if running else 0,
             "reservations": jobs if details else [{"uid": j["uid"]} for j in jobs],
         }

@@ -233,6 +233,7 @@ def test_besteffort_jobs_give_way_to_normal_jobs(gk, emu):
     site = gk.sites["rennes"]
     be = wait_state(site.jobs.create({"command": "x", "types": ["besteffort"], "resources": "{cluster='roazhon'}/nodes=8"}),
                     "running", emu, step=5)
+    assert {s["soft"] for s in site.clusters["roazhon"].status.list().nodes.values()} == {"busy_besteffort"}
     other_be = site.jobs.create({"command": "x", "types": ["besteffort"], "resources": "{cluster='roazhon'}/nodes=1"})
     other_be.refresh()
     assert other_be.state == "waiting"  # besteffort jobs do not preempt each other
