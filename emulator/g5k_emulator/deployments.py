@@ -6,6 +6,7 @@ With real hosts, an OK node is reinstalled: fresh host key, root logs in with th
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from .reference import environment_names
 if TYPE_CHECKING:
     from .app import Emulator
 
+log = logging.getLogger("g5k_emulator.deployments")
 ACCEPTED = ("nodes", "environment", "version", "arch", "key", "vlan", "partition_label", "block_device",
             "reformat_tmp", "disable_disk_partitioning", "disable_bootloader_install", "ignore_nodes_deploying",
             "reboot_classical_timeout", "reboot_kexec_timeout")
@@ -115,6 +117,7 @@ class Deployments:
                 dep["key"] = f"https://api.grid5000.fr/sites/{site}/files/{user}-{digest}"
         self.items[uid] = dep
         self.save(dep)
+        log.info("deployment %s (%s) of %s on %s", uid, user, env, ", ".join(dep["nodes"]))
         return dep
 
     def _deployable(self, site: str, user: str) -> dict[str, int]:
@@ -148,6 +151,7 @@ class Deployments:
                     why = (f"the nodes {', '.join(gone)} were released before the end of the deployment" if gone
                            else f"Kadeploy error #1: the workflow failed on {', '.join(broken)}")
                     dep.update(status="error", updated_at=int(now), output=why)
+                    log.info("deployment %s error: %s", dep["uid"], why)
                     self.save(dep)
                     continue
                 result = {}
@@ -167,6 +171,8 @@ class Deployments:
                     self.save(dep)
                     continue
             dep.update(status="terminated", updated_at=int(now))
+            log.info("deployment %s terminated: %s", dep["uid"],
+                     ", ".join(f"{n.split('.')[0]} {r['state']}" for n, r in dep["result"].items()))
             dep["output"] = f"Deployment of {len(dep['nodes'])} node(s) with {dep['environment']} done"
             self.save(dep)
 

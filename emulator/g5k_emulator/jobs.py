@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 from typing import Any, Callable, Optional
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from .errors import NOT_AUTHORIZED, ApiError, oar_refusal, oar_url, relayed
 from .reference import Platform
 from .store import Store
 
+log = logging.getLogger("g5k_emulator.jobs")
 PARIS = ZoneInfo("Europe/Paris")
 LAUNCH_SECONDS = 5  # emulated seconds in `launching` when no real hosts are built
 FINISH_SECONDS = 5  # emulated seconds in `finishing`
@@ -204,6 +206,7 @@ class Jobs:
             self._event(job, "RESERVATION_VALIDATED", "[oarsub] Reservation valid --> OK")
         self.jobs[(site, uid)] = job
         self.save(job)
+        log.info("job %s/%s (%s) submitted: %s", site, uid, user, job["resources"])
         self.tick()
         return job
 
@@ -243,6 +246,7 @@ class Jobs:
         now = self.clock.now()
         changed: set[tuple[str, int]] = set()
         active = sorted(((k, j) for k, j in self.jobs.items() if j["state"] in ACTIVE), key=lambda kv: kv[0][1])
+        before = {k: j["state"] for k, j in active}
         for key, job in active:
             state = job["state"]
             if state in ("waiting", "hold") and job["killed"]:
@@ -308,7 +312,10 @@ class Jobs:
                 if old != (job.get("scheduled_at"), job.get("alloc")) or job["state"] != "waiting":
                     changed.add((site, job["uid"]))
         for key in changed:
-            self.save(self.jobs[key])
+            job = self.jobs[key]
+            self.save(job)
+            if before.get(key) != job["state"]:
+                log.info("job %s/%s (%s): %s -> %s", key[0], key[1], job["user"], before.get(key), job["state"])
 
     def _preempt(self, job: dict[str, Any], by: int) -> None:
         job["killed"] = True
