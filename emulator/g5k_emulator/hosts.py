@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from typing import TYPE_CHECKING, Any, Optional
 
 from testbed_provider.testbeds.local import keys, netns, sshd
@@ -189,7 +190,10 @@ class Hosts:
             async with self.lock:
                 if job["state"] not in ("launching", "running"):
                     return
+                started = time.monotonic()
                 await self._build(job, nodes)
+                log.info("job %s/%s: %d node(s) up and answering SSH in %.1f s", job["site"], job["uid"],
+                         len(nodes), time.monotonic() - started)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - a broken node ends its job, as on the platform
@@ -275,6 +279,8 @@ class Hosts:
                 nodes = [self.emu.platform.nodes[f] for f in (job.get("alloc") or {}).get("nodes", [])
                          if self.up_nodes.get(f) == job["uid"]]
                 await netns.teardown([self.namespace(n) for n in nodes], None)
+                if nodes:
+                    log.info("job %s/%s: %d node(s) torn down", job["site"], job["uid"], len(nodes))
                 for node in nodes:
                     self.up_nodes.pop(node.fqdn, None)
                     self.emu.store.delete("node", node.fqdn)
