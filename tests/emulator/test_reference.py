@@ -12,6 +12,10 @@ from .conftest import client_as, wait_state
 
 
 def test_config_file_points_the_client_at_the_emulator(emu, gk):
+    import yaml
+    with open(emu.config_file) as f:
+        config = yaml.safe_load(f)
+    assert config == {"uri": emu.url, "username": "alice", "password": "x", "verify_ssl": False, "timeout": 30.0}
     assert gk._uri == emu.url
     assert emu.url.startswith("http://127.0.0.1:") and emu.url.endswith("/stable")
 
