@@ -86,8 +86,12 @@ async def _wait(session: Session, site: str, dep: dict[str, Any], progress: Prog
     uid = str(dep["uid"])
     delays = poll_delays(max_poll)
     manager = session.site(site).deployments
+    last = ""
     while dep.get("status") not in FINISHED:
-        await progress(f"deployment {uid} {dep.get('status')} on {count} node(s)")
+        line = f"deployment {uid} {dep.get('status')} on {count} node(s)"
+        if line != last:
+            await progress(line)
+            last = line
         await session.sleep(next(delays))
         dep = _as_dict(await session.call(f"reading deployment {site}:{uid}", manager.get, uid))
     return dep

@@ -43,6 +43,10 @@ async def wait_and_pin(host: str, user: str, key_path: str, workdir: str, proxy_
             proc.kill()
             await proc.wait()
             err = b"ssh did not finish within 30 s"
+        except asyncio.CancelledError:  # a sibling host failed: leave no ssh behind
+            if proc.returncode is None:
+                proc.kill()
+            raise
         if proc.returncode == 0:
             key = _key_of(known, host)
             if key:

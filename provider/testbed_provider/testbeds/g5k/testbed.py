@@ -204,8 +204,19 @@ class G5kTestbed(Testbed):
                                   "roles": list(spec.machines[g].roles), "networks": site_networks.get(node, []), "site": site.site})
         await progress(f"waiting for SSH on {len(hosts)} host(s)")
         known: list[str] = []
-        keys = await asyncio.gather(*(wait_and_pin(h["address"], ssh["user"], key_path, work, ssh["proxyCommand"], READY_TIMEOUT,
-                                                   session.stop) for h in hosts))
+        tasks = [asyncio.ensure_future(wait_and_pin(h["address"], ssh["user"], key_path, work, ssh["proxyCommand"],
+                                                    READY_TIMEOUT, session.stop)) for h in hosts]
+        try:
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # the first host that fails (or a cancelled operation) stops the others
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        failed = [t.exception() for t in tasks if not t.cancelled() and t.exception() is not None]
+        if failed:
+            raise failed[0]
+        keys = [t.result() for t in tasks]
         for host, key in zip(hosts, keys):
             known.append(f"{host['name']},{host['address']},{host['fqdn']} {key}\n")
         ssh["knownHosts"] = "".join(known)
