@@ -23,8 +23,9 @@ def test_yaml_file_and_overrides(tmp_path):
     f = tmp_path / "g5k.yaml"
     f.write_text("uri: http://127.0.0.1:8/3.0\nusername: bob\npassword: file-password\ntimeout: 5\n")
     config, failures = parse_config({"backend": "g5k", "g5kConfigFile": str(f), "g5kUsername": "carol",
-                                     "g5kSshProxyCommand": "nc %h %p"})
+                                     "g5kSshProxyCommand": "nc %h %p", "g5kSite": "nancy", "g5kSshUser": "admin"})
     assert failures == []
+    assert (config.g5k.site, config.g5k.ssh_user) == ("nancy", "admin")
     assert (config.g5k.uri, config.g5k.username, config.g5k.password, config.g5k.timeout) == ("http://127.0.0.1:8/3.0", "carol", "file-password", 5.0)
     assert config.g5k.proxy_command == "nc %h %p"
     assert REDACTOR.scrub("file-password") == "[secret]"
