@@ -75,6 +75,44 @@ def test_iperf3_example_runs_unchanged_on_the_g5k_backend(tmp_path, fast_poll):
         assert all(j["state"] in ("error", "terminated") for j in _jobs(emu))
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="emulated hosts need root")
+def test_iperf3_across_two_sites_over_a_kavlan_global_vlan(tmp_path, fast_poll):
+    import ipaddress
+
+    from g5k_emulator.testing import grid5000_client
+
+    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=True, deploy_seconds=30) as emu:
+        info = emu.control("GET", "ssh")
+        if not info.get("hosts"):
+            pytest.skip("this emulator build has no real hosts")
+        # the stack's own config comes from the example's Pulumi.g5k.yaml (server lyon/taurus, client nancy/grisou)
+        stack = Stack(tmp_path, example="iperf3-two-sites", stack="g5k",
+                      config={"testbed:g5kConfigFile": emu.config_file, "testbed:g5kSshProxyCommand": info["proxyCommand"],
+                              "duration": "1"})
+        gk = grid5000_client(emu)
+        try:
+            stack.up()
+            out = stack.outputs()
+            assert out["bandwidth_gbps"] > 0
+            assert sorted(out["sites"].values()) == [["client"], ["server"]]
+            [lyon], [nancy] = ([gk.sites[s].jobs[j.uid].to_dict() for j in gk.sites[s].jobs.list() if j.state == "running"]
+                               for s in ("lyon", "nancy"))
+            [global_vlan] = [int(v) for v in lyon["resources_by_type"]["vlans"]]  # the home site's job holds it
+            assert global_vlan >= 10 and not (nancy.get("resources_by_type") or {}).get("vlans")
+            cidr = gk.sites["lyon"].to_dict()["kavlans"][str(global_vlan)]["network"]
+            assert ipaddress.ip_address(out["server_address"]) in ipaddress.ip_network(cidr)
+            client_eth1 = next(n for n in gk.sites["nancy"].vlans[str(global_vlan)].nodes.list())
+            assert client_eth1.uid.endswith("-eth1.nancy.grid5000.fr")
+            assert lyon["scheduled_at"] == nancy["scheduled_at"] and lyon["scheduled_at"]
+            assert min(lyon["started_at"], nancy["started_at"]) >= lyon["scheduled_at"]
+            assert abs(lyon["started_at"] - nancy["started_at"]) <= 600  # both launched at the common start
+        finally:
+            stack.destroy()
+        assert stack.resources() == []
+        for site in ("lyon", "nancy"):
+            assert all(j.to_dict()["state"] in ("error", "terminated") for j in gk.sites[site].jobs.list())
+
+
 def test_create_timeout_keeps_the_queued_job_and_the_next_up_finishes_it(tmp_path, fast_poll):
     from g5k_emulator.testing import grid5000_client
 

@@ -94,6 +94,7 @@ class ResourceRequest:
     nodes: list[NodeGroup] = field(default_factory=list)
     vlan: Optional[VlanRequest] = None
     subnets: dict[str, int] = field(default_factory=dict)  # {"slash_22": 1}
+    extra_vlans: tuple[VlanRequest, ...] = ()  # further vlan groups after `vlan`, e.g. a kavlan-global one
 
 
 def _quote(text: str) -> str:
@@ -117,8 +118,8 @@ def resources_string(request: ResourceRequest, walltime_seconds: int) -> str:
     for group in sorted(request.nodes, key=lambda g: not g.hosts):  # named nodes first, as EnOSlib does
         flt = group_filter(group)
         parts.append(f"{{{flt}}}/nodes={group.count}" if flt else f"nodes={group.count}")
-    if request.vlan is not None:
-        parts.append(f"{{type={_quote(request.vlan.type)}}}/vlan={request.vlan.count}")
+    for vlan in ((request.vlan,) if request.vlan is not None else ()) + tuple(request.extra_vlans):
+        parts.append(f"{{type={_quote(vlan.type)}}}/vlan={vlan.count}")
     for size, count in sorted(request.subnets.items()):
         parts.append(f"{size}={count}")
     return "+".join(parts) + f",walltime={format_walltime(walltime_seconds)}"

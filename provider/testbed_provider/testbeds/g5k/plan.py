@@ -2,8 +2,13 @@
 
 Machine-group options on g5k: `site` (default: `testbed:g5kSite`), `cluster`, `walltime`
 (one value per reservation, default 1:00:00) and `environment` (Kadeploy image, default
-debian12-min). Each experiment network becomes a routed KaVLAN (`kavlan`) of the site whose
-machines join it; its addressing is the vlan's, so `cidr` cannot be chosen here.
+debian12-min). An experiment network whose machines are on one site becomes a routed KaVLAN
+(`kavlan`, ids 4-9) of that site. A network whose machines span several sites becomes a
+kavlan-global VLAN (ids >= 10, one per site, L2 across sites): its home site is the site of its
+first member group, whose job requests `{type='kavlan-global'}/vlan=1` besides its routed vlans
+(so at most one such network per home site). Every member group, on every site, asks OAR for
+nodes with a kavlan-capable secondary NIC. A network's addressing is the vlan's, so `cidr`
+cannot be chosen here.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ class SitePlan:
     groups: list[int] = field(default_factory=list)  # machine group indexes, in spec order
     networks: list[str] = field(default_factory=list)  # network ids given a vlan of this site
     secondary: set[int] = field(default_factory=set)  # groups whose nodes need a kavlan-capable second NIC
+    global_network: Optional[str] = None  # the multi-site network homed here (its kavlan-global vlan)
 
     def request(self, spec: ReservationSpec) -> ResourceRequest:
         nodes = [NodeGroup(spec.machines[g].count, cluster=spec.machines[g].options.get("cluster"),
                            properties=SECONDARY_NIC if g in self.secondary else None) for g in self.groups]
         vlan = VlanRequest("kavlan", len(self.networks)) if self.networks else None
-        return ResourceRequest(nodes=nodes, vlan=vlan)
+        extra = (VlanRequest("kavlan-global", 1),) if self.global_network is not None else ()
+        return ResourceRequest(nodes=nodes, vlan=vlan, extra_vlans=extra)
 
 
 @dataclass
@@ -82,13 +89,22 @@ def validate(spec: ReservationSpec, default_site: Optional[str]) -> list[CheckFa
             if w != walltimes[first]:
                 fail(f"machines[{g}].walltime", f"differs from machines[{first}].walltime: a reservation has one walltime")
     per_site: dict[str, int] = {}
+    global_home: dict[str, int] = {}  # home site → index of the multi-site network homed there
     for k, net in enumerate(spec.networks):
         if net.cidr is not None:
             fail(f"networks[{k}].cidr", "on g5k a network is a KaVLAN whose addressing Grid'5000 fixes; omit `cidr`")
-        sites = {group_site(spec.machines[g].options, default_site) for g in members(spec, net.roles)}
+        groups = members(spec, net.roles)
+        sites = {group_site(spec.machines[g].options, default_site) for g in groups}
         sites.discard(None)
         if len(sites) > 1:
-            fail(f"networks[{k}].roles", f"joins machines on several sites ({', '.join(sorted(sites))}); a network stays within one site")
+            home = group_site(spec.machines[groups[0]].options, default_site)
+            if home in global_home:
+                fail(f"networks[{k}]", f"spans several sites ({', '.join(sorted(sites))}) from home site {home}, like "
+                                       f"networks[{global_home[home]}]: a site has one kavlan-global VLAN; give it "
+                                       f"another first member group's site")
+            else:
+                global_home[home] = k
+            continue
         for s in sites:
             per_site[s] = per_site.get(s, 0) + 1
             if per_site[s] > MAX_ROUTED_VLANS:
@@ -111,8 +127,12 @@ def make_plan(spec: ReservationSpec, default_site: Optional[str]) -> Plan:
         groups = members(spec, net.roles)
         if groups:
             site = group_site(spec.machines[groups[0]].options, default_site)
-            sites[site].networks.append(net.id)
-            sites[site].secondary.update(groups)
+            if len({group_site(spec.machines[g].options, default_site) for g in groups}) > 1:
+                sites[site].global_network = net.id
+            else:
+                sites[site].networks.append(net.id)
+            for g in groups:
+                sites[group_site(spec.machines[g].options, default_site)].secondary.add(g)
     return Plan(list(sites.values()), walltime, environments)
 
 

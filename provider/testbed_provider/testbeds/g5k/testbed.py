@@ -2,8 +2,12 @@
 
 reserve(): one OAR job of type deploy per site (several sites share one advance-reservation
 start date), Kadeploy of each group's environment with the reservation's own SSH key, each
-experiment network as a routed KaVLAN joined by the members' first secondary interface, and
-SSH readiness with host keys pinned through the ProxyCommand. The state records every job as
+single-site experiment network as a routed KaVLAN (the job's vlans 4-9, in network order) joined
+by the members' first secondary interface, each multi-site network as the kavlan-global VLAN
+(id >= 10) of its home site's job, joined by every member's secondary interface once all the
+sites' jobs run and are deployed (each node is moved through its own site's KaVLAN API, as
+EnOSlib does; the rights come from the home site's job), and SSH readiness with host keys
+pinned through the ProxyCommand. The state records every job as
 soon as it is submitted, so an interrupted or failed reserve leaves nothing unrecorded (the
 resource layer stores it as partial state; destroy deletes the jobs, which frees nodes and vlans).
 
@@ -25,7 +29,7 @@ from typing import Any, Optional
 from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed
 from . import deployments, jobs, kavlan, naming
 from .oar import oar_date
-from .plan import Plan, SitePlan, make_plan, split_nodes, validate
+from .plan import Plan, SitePlan, make_plan, members, split_nodes, validate
 from .session import Cancelled, G5kError, Session
 from .settings import G5kSettings
 from .ssh import wait_and_pin
@@ -34,6 +38,8 @@ READY_TIMEOUT = float(os.environ.get("PULUMI_TESTBED_G5K_READY_TIMEOUT", "600"))
 COULD_RUN_AT = re.compile(r"could run at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 MULTISITE_LEAD = 60  # seconds between now and the common start of a multi-site reservation
 MULTISITE_TRIES = 5
+ROUTED_VLANS = (4, 9)  # a site's routed KaVLAN ids
+GLOBAL_VLAN_MIN = 10  # kavlan-global ids start here (one per site)
 
 
 class G5kTestbed(Testbed):
@@ -138,12 +144,17 @@ class G5kTestbed(Testbed):
 
     async def _submit(self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], progress: Progress) -> None:
         """One job per site; with several sites, the same advance-reservation start (EnOSlib's
-        way: on `could run at X` from any site, delete them all and retry at X)."""
+        way: on `could run at X` from any site, delete them all and retry at X). OAR moves a start
+        that is already past on its own clock to its now, which would split the common start: when
+        a job's `scheduled_at` is not the date asked for, every job is deleted and submitted again
+        for a later date on the server's clock (learnt from `submitted_at`), EnOSlib's growing
+        nudge now+60·(retry+1)² s."""
         start: Optional[dt.datetime] = None
         if len(plan.sites) > 1:
             start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=MULTISITE_LEAD)
         for attempt in range(MULTISITE_TRIES):
             later: Optional[str] = None
+            skew: Optional[float] = None  # server clock − ours, when the server moved our start
             for site in plan.sites:
                 body = {"name": spec.name, "resources": plan.resources(spec, site), "command": "sleep infinity",
                         "types": ["deploy"], "queue": "default"}
@@ -159,29 +170,47 @@ class G5kTestbed(Testbed):
                         break
                     raise
                 state["g5k"]["jobs"].append({"site": site.site, "uid": int(job["uid"]), "resources": body["resources"]})
-            if later is None:
+                scheduled = job.get("scheduled_at")
+                if start is not None and scheduled and int(scheduled) != int(start.timestamp()):
+                    skew = float(job.get("submitted_at") or scheduled) - dt.datetime.now(dt.timezone.utc).timestamp()
+                    break
+            if later is None and skew is None:
                 return
             for record in state["g5k"]["jobs"]:
                 await jobs.release(session, record["site"], record["uid"], progress)
             state["g5k"]["jobs"] = []
-            from .oar import parse_date
+            if later is not None:
+                from .oar import parse_date
 
-            start = parse_date(later)
-            await progress(f"a site cannot start before {later} (Paris); resubmitting every site for then")
+                start = parse_date(later)
+                await progress(f"a site cannot start before {later} (Paris); resubmitting every site for then")
+            else:
+                lead = MULTISITE_LEAD * (attempt + 2) ** 2
+                start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=skew + lead)
+                await progress(f"{site.site} moved the common start (already past on its clock, {skew:+.0f} s from ours); "
+                               f"resubmitting every site for {oar_date(start)} (Paris)")
         raise ReservationError(f"no common start date found for {', '.join(s.site for s in plan.sites)} after {MULTISITE_TRIES} tries", None)
 
     async def _build(self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], work: str, progress: Progress) -> None:
         ssh = state["ssh"]
         key_path = os.path.join(work, "id")
         hosts: list[dict[str, Any]] = []
+        refs: dict[str, dict[str, Any]] = {}
+        placed: dict[int, list[str]] = {}  # machine group → its nodes, over every site
         for site, record in zip(plan.sites, state["g5k"]["jobs"]):
             job = await jobs.get(session, site.site, record["uid"])
             if job is None:
                 raise ReservationError(f"job {site.site}:{record['uid']} disappeared", state)
             job = await jobs.wait_running(session, site.site, job, progress)
             record["vlans"] = [str(v) for v in (job.get("resources_by_type") or {}).get("vlans") or []]
+            if site.global_network is not None:
+                record["globalVlan"] = next((v for v in record["vlans"] if int(v) >= GLOBAL_VLAN_MIN), None)
+                if record["globalVlan"] is None:
+                    raise ReservationError(f"job {site.site}:{record['uid']} holds no kavlan-global vlan "
+                                           f"(vlans: {', '.join(record['vlans']) or 'none'})", state)
             by_group = split_nodes(spec, site, list(job.get("assigned_nodes") or []))
             record["nodes"] = {str(g): nodes for g, nodes in by_group.items()}
+            placed.update(by_group)
             # Kadeploy, one deployment per environment of the site
             per_env: dict[str, list[str]] = {}
             for g, nodes in by_group.items():
@@ -192,7 +221,6 @@ class G5kTestbed(Testbed):
                 if outcome.failed:
                     raise ReservationError(f"{len(outcome.failed)} node(s) of {site.site} could not be deployed with {env}: "
                                            f"{', '.join(outcome.failed)} {'; '.join(outcome.errors)}".strip(), state)
-            refs = {}
             for node in (n for ns in by_group.values() for n in ns):
                 refs[node] = await kavlan.node_reference(session, node) or {}
             site_networks = await self._attach(session, spec, site, record, by_group, refs, state, progress)
@@ -202,6 +230,14 @@ class G5kTestbed(Testbed):
                     nic = kavlan.adapter(refs[node], kavlan.primary_device(refs[node]) or "") or {}
                     hosts.append({"name": naming.short_name(node), "address": nic.get("ip") or node, "fqdn": node,
                                   "roles": list(spec.machines[g].roles), "networks": site_networks.get(node, []), "site": site.site})
+        for site, record in zip(plan.sites, state["g5k"]["jobs"]):
+            if site.global_network is not None:
+                joined = await self._attach_global(session, spec, site, record, placed, refs, state, progress)
+                for host in hosts:
+                    host["networks"] = host["networks"] + joined.get(host["fqdn"], [])
+        order = {n.id: k for k, n in enumerate(spec.networks)}
+        for host in hosts:
+            host["networks"].sort(key=lambda entry: order.get(entry["id"], len(order)))
         await progress(f"waiting for SSH on {len(hosts)} host(s)")
         known: list[str] = []
         tasks = [asyncio.ensure_future(wait_and_pin(h["address"], ssh["user"], key_path, work, ssh["proxyCommand"],
@@ -230,7 +266,8 @@ class G5kTestbed(Testbed):
             return {}
         site_info = (await session.call(f"reading site {site.site}", session.gk.sites.get, site.site)).to_dict()
         out: dict[str, list[dict[str, str]]] = {}
-        for net_id, vlan in zip(site.networks, record["vlans"]):
+        routed = [v for v in record["vlans"] if ROUTED_VLANS[0] <= int(v) <= ROUTED_VLANS[1]]
+        for net_id, vlan in zip(site.networks, routed):
             net = next(n for n in spec.networks if n.id == net_id)
             cidr = ((site_info.get("kavlans") or {}).get(vlan) or {}).get("network", "")
             nodes = [n for g, ns in by_group.items() if net.roles is None or set(spec.machines[g].roles) & set(net.roles) for n in ns]
@@ -251,6 +288,42 @@ class G5kTestbed(Testbed):
                 raise ReservationError(f"KaVLAN refused network `{net_id}`: {'; '.join(bad)}", state)
             for node, entry in entries:
                 out.setdefault(node, []).append({k: entry[k] for k in ("id", "address", "interface", "cidr")})
+        return out
+
+    async def _attach_global(self, session: Session, spec: ReservationSpec, home: SitePlan, record: dict[str, Any],
+                             placed: dict[int, list[str]], refs: dict[str, dict[str, Any]], state: dict[str, Any],
+                             progress: Progress) -> dict[str, list[dict[str, str]]]:
+        """The multi-site network homed at `home`: every member's secondary NIC joins the job's
+        kavlan-global vlan. KaVLAN takes each interface at its own site
+        (`POST /sites/<node's site>/vlans/<id>/nodes`, one call per site, as EnOSlib's
+        `set_nodes_vlan`); the rights come from the home site's job. The CIDR is the one the
+        home site publishes for that vlan."""
+        net_id, vlan = home.global_network, record["globalVlan"]
+        net = next(n for n in spec.networks if n.id == net_id)
+        site_info = (await session.call(f"reading site {home.site}", session.gk.sites.get, home.site)).to_dict()
+        cidr = ((site_info.get("kavlans") or {}).get(vlan) or {}).get("network", "")
+        per_site: dict[str, list[str]] = {}
+        entries: list[tuple[str, dict[str, str]]] = []
+        for g in members(spec, net.roles):
+            for node in placed.get(g, []):
+                ref = refs[node]
+                device = kavlan.secondary_device(ref)
+                if device is None:
+                    raise ReservationError(f"{node} has no secondary interface for network `{net_id}` (choose a cluster with two NICs)", state)
+                node_site = naming.site_of(node)
+                per_site.setdefault(node_site, []).append(naming.interface_address(node, node_site, device, primary=False))
+                entries.append((node, {"id": net_id, "address": kavlan.vlan_ip(ref, device, vlan) or "",
+                                       "interface": device, "cidr": cidr}))
+        for node_site, addresses in per_site.items():
+            await progress(f"network `{net_id}`: moving {len(addresses)} interface(s) of {node_site} into "
+                           f"kavlan-global vlan {vlan} of {home.site}")
+            answer = await kavlan.move(session, node_site, vlan, addresses)
+            bad = kavlan.failures(answer, addresses)
+            if bad:
+                raise ReservationError(f"KaVLAN refused network `{net_id}`: {'; '.join(bad)}", state)
+        out: dict[str, list[dict[str, str]]] = {}
+        for node, entry in entries:
+            out.setdefault(node, []).append(entry)
         return out
 
     # ---- later calls, driven by the state ----------------------------------------------------
