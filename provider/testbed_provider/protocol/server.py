@@ -158,7 +158,9 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
     async def Check(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            result = controller.check(request.name or request.urn.split("::")[-1], codec.decode(request.olds), codec.decode(request.news))
+            extra = {"urn": request.urn} if "urn" in inspect.signature(controller.check).parameters else {}
+            result = controller.check(request.name or request.urn.split("::")[-1], codec.decode(request.olds), codec.decode(request.news),
+                                      **extra)
             if inspect.isawaitable(result):  # controllers that consult a remote API (g5k) check asynchronously
                 result = await result
             return provider_pb2.CheckResponse(inputs=codec.encode(result.inputs), failures=_failures(result.failures))

@@ -19,7 +19,7 @@ from typing import Any, Optional
 from ..protocol.codec import UNKNOWN, has_unknowns
 from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
-from ..testbeds.g5k import jobs
+from ..testbeds.g5k import jobs, naming
 from ..testbeds.g5k.oar import (
     QUEUES,
     SUBNET_SIZES,
@@ -204,9 +204,12 @@ def outputs_of(inputs: dict[str, Any], spec: Optional[JobSpec], job: dict[str, A
 class Job(ResourceController):
     token = "testbed:g5k:Job"
 
-    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
         inputs = {k: v for k, v in news.items() if v is not None}
-        inputs.setdefault("name", olds.get("name") or name)
+        # The OAR job name: the user's, else the one recorded (older stacks used the bare resource
+        # name; keeping it avoids a replacement), else `<name>-<6 hex of the URN>`, unique to
+        # this resource so an interrupted create's job is found again (see create).
+        inputs.setdefault("name", olds.get("name") or (naming.job_name(name, urn) if urn else name))
         spec, failures = validate(inputs)
         if spec is not None and self.ctx.config.backend == "g5k" and self.ctx.config.g5k is not None:
             failures += await with_timeout(self._check_reference(spec, inputs))
@@ -246,9 +249,19 @@ class Job(ResourceController):
             try:
                 if limit.stop.is_set():
                     raise ResourceFailure(limit.explain("cancelled before the job was submitted"))
-                await progress(f"submitting `{spec.resources}` on {spec.site}")
+                job = None
+                if naming.owns(spec.body.get("name", ""), urn):
+                    # Create runs because the engine holds no state for this resource: an alive
+                    # job of this URN-derived name is the orphan of its interrupted create.
+                    try:
+                        job = await jobs.adopt(session, spec.site, spec.body, progress)
+                    except G5kError as err:
+                        raise ResourceFailure(f"looking for a job `{spec.body['name']}` left by an interrupted run "
+                                              f"on {spec.site} failed (nothing was submitted): {err}") from err
                 try:
-                    job = await jobs.submit(session, spec.site, spec.body)
+                    if job is None:
+                        await progress(f"submitting `{spec.resources}` on {spec.site}")
+                        job = await jobs.submit(session, spec.site, spec.body)
                 except G5kError as err:
                     reason = f"(HTTP {err.status}): {err.reason}" if err.status and err.status != 401 else f": {err}"
                     raise ResourceFailure(f"OAR refused the job on {spec.site} {reason}") from err

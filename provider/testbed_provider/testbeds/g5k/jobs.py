@@ -90,6 +90,45 @@ async def find_alive(session: Session, site: str, name: str, since: float = 0) -
     return None
 
 
+def mismatch(job: dict[str, Any], body: dict[str, Any]) -> Optional[str]:
+    """Why an alive job differs from the request `body` (None: it matches). The API does not
+    return the submitted resources string: compare what it does return (walltime, queue, types,
+    project, command, advance-reservation start)."""
+    from .oar import oar_date, parse_date, walltime_of_raw
+
+    wanted = walltime_of_raw(body.get("resources") or "")
+    if wanted is not None and int(job.get("walltime") or 0) != wanted:
+        return f"walltime {format_walltime(int(job.get('walltime') or 0))}, not {format_walltime(wanted)}"
+    for key, default in (("queue", "default"), ("project", None), ("command", None)):
+        want, have = body.get(key, default), job.get(key, default)
+        if want is not None and have is not None and want != have:
+            return f"{key} `{have}`, not `{want}`"
+    if sorted(body.get("types") or []) != sorted(job.get("types") or []):
+        return f"types {sorted(job.get('types') or [])}, not {sorted(body.get('types') or [])}"
+    if body.get("reservation") and job.get("state") == "waiting" and job.get("scheduled_at"):
+        start = int(parse_date(body["reservation"]).timestamp())
+        if int(job["scheduled_at"]) != start:
+            return f"start {epoch_iso(job['scheduled_at'])}, not {oar_date(parse_date(body['reservation']))}"
+    return None
+
+
+async def adopt(session: Session, site: str, body: dict[str, Any], progress: Progress) -> Optional[dict[str, Any]]:
+    """Before submitting `body`, our alive job of that exact name, left by an interrupted create
+    (the provider was killed after the POST): adopted if it matches the request, else deleted
+    (and waited for) so the caller submits anew. None when nothing is to be adopted."""
+    found = await find_alive(session, site, body["name"])
+    if found is None:
+        return None
+    uid = int(found["uid"])
+    why = mismatch(found, body)
+    if why is not None:
+        await progress(f"job {site}:{uid} left by an interrupted run no longer matches the request ({why}): deleting it")
+        await release(session, site, uid, progress)
+        return None
+    await progress(f"adopting job {site}:{uid} left by an interrupted run")
+    return found
+
+
 async def get(session: Session, site: str, uid: int) -> Optional[dict[str, Any]]:
     """The job, or None when the API does not know it (404)."""
     try:
@@ -206,5 +245,5 @@ async def change_walltime(session: Session, site: str, uid: int, delta_seconds: 
     return _as_dict(answer)
 
 
-__all__ = ["Cancelled", "G5kError", "GONE", "RUNNING", "delete", "change_walltime", "find_alive", "get", "release", "submit",
+__all__ = ["Cancelled", "G5kError", "GONE", "RUNNING", "adopt", "delete", "change_walltime", "find_alive", "get", "mismatch", "release", "submit",
            "summary", "wait_released", "wait_running"]

@@ -38,3 +38,23 @@ def kavlan_name(node: str, site: str, vlan: str, device: str, primary: bool) -> 
     if str(vlan).upper() == "DEFAULT":
         return interface_address(node, site, device, primary)
     return f"{short}-kavlan-{vlan}.{site}.{DOMAIN}" if primary else f"{short}-{device}-kavlan-{vlan}.{site}.{DOMAIN}"
+
+
+def resource_name(urn: str) -> str:
+    """The Pulumi resource name, the last `::` part of its URN."""
+    return urn.rsplit("::", 1)[-1]
+
+
+def job_name(name: str, urn: str) -> str:
+    """The OAR job name of a provider-made job: `<resource name>-<6 hex>`, the hex from the URN
+    (which holds stack, project, type and name), so it is unique to one Pulumi resource and the
+    same at every run: an orphan of an interrupted create is found again by this name."""
+    import hashlib
+
+    return f"{name}-{hashlib.sha256(urn.encode()).hexdigest()[:6]}"
+
+
+def owns(name: str, urn: str) -> bool:
+    """Whether `name` is the derived job name of the resource `urn` (only such names are adopted:
+    a name the user chose may be shared with other stacks)."""
+    return bool(urn) and name == job_name(resource_name(urn), urn)

@@ -10,6 +10,8 @@ EnOSlib does; the rights come from the home site's job), and SSH readiness with 
 pinned through the ProxyCommand. The state records every job as
 soon as it is submitted, so an interrupted or failed reserve leaves nothing unrecorded (the
 resource layer stores it as partial state; destroy deletes the jobs, which frees nodes and vlans).
+A provider killed before Create returned leaves no state at all: the jobs of a reservation named
+after its resource are named after its URN too (`job_name`), and the next reserve adopts them.
 
 Outputs match the local backend's: hosts (name = node short name, address = its production IP), roles,
 ssh (user, port 22, knownHosts, proxyCommand, keys), so a Command runs unchanged.
@@ -130,9 +132,11 @@ class G5kTestbed(Testbed):
         session = self._session()
         work = tempfile.mkdtemp(prefix="tb-g5k-")
         state = _empty_state(spec, self.settings)
+        if owner:  # a later reconcile (no URN at hand) names its new jobs the same way
+            state["g5k"]["owner"] = owner
         try:
             state["ssh"].update(await _keypair(work, spec.name))
-            await self._submit(session, spec, plan, state, progress)
+            await self._submit(session, spec, plan, state, progress, owner)
             await self._build(session, spec, plan, state, work, progress)
             return state
         except (G5kError, Cancelled, TimeoutError, ReservationError, OSError) as err:
@@ -142,24 +146,56 @@ class G5kTestbed(Testbed):
             session.close()
             shutil.rmtree(work, ignore_errors=True)
 
-    async def _submit(self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], progress: Progress) -> None:
+    async def _submit(self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], progress: Progress,
+                      owner: str = "") -> None:
         """One job per site; with several sites, the same advance-reservation start (EnOSlib's
         way: on `could run at X` from any site, delete them all and retry at X). OAR moves a start
         that is already past on its own clock to its now, which would split the common start: when
         a job's `scheduled_at` is not the date asked for, every job is deleted and submitted again
         for a later date on the server's clock (learnt from `submitted_at`), EnOSlib's growing
-        nudge now+60·(retry+1)² s."""
+        nudge now+60·(retry+1)² s.
+
+        The OAR job name is `job_name(spec, owner)`: for a reservation named after its resource,
+        unique to the resource's URN. Such a job still alive before any submission can only be
+        left by this resource's interrupted create (the provider killed after the POST): it is
+        adopted per site (deleted instead if it no longer matches the request, or if the sites'
+        orphans cannot share a start any more), never submitted twice."""
+        name = job_name(spec, owner)
+        state["g5k"]["jobName"] = name
         start: Optional[dt.datetime] = None
         if len(plan.sites) > 1:
             start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=MULTISITE_LEAD)
+        orphans: dict[str, dict[str, Any]] = {}
+        if naming.owns(name, owner):
+            for site in plan.sites:
+                body = {"name": name, "resources": plan.resources(spec, site), "command": "sleep infinity",
+                        "types": ["deploy"], "queue": "default"}
+                found = await jobs.adopt(session, site.site, body, progress)
+                if found is not None:
+                    orphans[site.site] = found
+            if start is not None and orphans:
+                starts = {int(j.get("scheduled_at") or 0) for j in orphans.values()}
+                common = starts.pop() if len(starts) == 1 else 0
+                all_sites = len(orphans) == len(plan.sites)
+                if common and (all_sites or common > dt.datetime.now(dt.timezone.utc).timestamp() + MULTISITE_LEAD / 2):
+                    start = dt.datetime.fromtimestamp(common, dt.timezone.utc)
+                else:
+                    await progress("the adopted jobs cannot share a start with the other sites' any more: deleting them")
+                    for site_name, job in orphans.items():
+                        await jobs.release(session, site_name, int(job["uid"]), progress)
+                    orphans = {}
         for attempt in range(MULTISITE_TRIES):
             later: Optional[str] = None
             skew: Optional[float] = None  # server clock − ours, when the server moved our start
             for site in plan.sites:
-                body = {"name": spec.name, "resources": plan.resources(spec, site), "command": "sleep infinity",
+                body = {"name": name, "resources": plan.resources(spec, site), "command": "sleep infinity",
                         "types": ["deploy"], "queue": "default"}
                 if start is not None:
                     body["reservation"] = oar_date(start)
+                if site.site in orphans:
+                    job = orphans.pop(site.site)
+                    state["g5k"]["jobs"].append({"site": site.site, "uid": int(job["uid"]), "resources": body["resources"]})
+                    continue
                 await progress(f"submitting `{body['resources']}` on {site.site}" + (f" for {body['reservation']}" if start else ""))
                 try:
                     job = await jobs.submit(session, site.site, body)
@@ -176,6 +212,9 @@ class G5kTestbed(Testbed):
                     break
             if later is None and skew is None:
                 return
+            for site_name, job in orphans.items():  # adopted but not reached before the retry
+                await jobs.release(session, site_name, int(job["uid"]), progress)
+            orphans = {}
             for record in state["g5k"]["jobs"]:
                 await jobs.release(session, record["site"], record["uid"], progress)
             state["g5k"]["jobs"] = []
@@ -333,7 +372,7 @@ class G5kTestbed(Testbed):
         await progress("a g5k reservation cannot grow or shrink in place: releasing it and reserving again")
         await self.release(state, progress)
         try:
-            return await self.reserve(spec, owner="", progress=progress)
+            return await self.reserve(spec, owner=state.get("g5k", {}).get("owner", ""), progress=progress)
         except ReservationError as err:
             if err.state is None:  # the old jobs are gone and nothing new exists: record exactly that
                 empty = {**_empty_state(spec, self.settings), "ssh": state["ssh"], "id": state["id"]}
@@ -366,6 +405,14 @@ class G5kTestbed(Testbed):
             raise ReservationError(f"deleting the reservation's jobs failed: {err}", state) from err
         finally:
             session.close()
+
+
+def job_name(spec: ReservationSpec, owner: str) -> str:
+    """The OAR job name: `<name>-<6 hex of the URN>` for a reservation named after its resource
+    (the default), the user's own `name` as is otherwise."""
+    if owner and spec.name == naming.resource_name(owner):
+        return naming.job_name(spec.name, owner)
+    return spec.name
 
 
 def _empty_state(spec: ReservationSpec, settings: G5kSettings) -> dict[str, Any]:

@@ -39,7 +39,7 @@ class JobArgs:
 
         :param pulumi.Input[_builtins.str] site: Grid'5000 site, e.g. `rennes`. Changing it replaces the job.
         :param pulumi.Input[_builtins.str] command: Command the job runs (default `sleep infinity`: the job lasts its walltime).
-        :param pulumi.Input[_builtins.str] name: OAR job name (defaults to the resource name).
+        :param pulumi.Input[_builtins.str] name: OAR job name (defaults to `<resource name>-<6 hex of the URN>`, unique to the resource: the job of a Create interrupted by a killed provider is found again by it and adopted).
         :param pulumi.Input[Sequence[pulumi.Input['NodeRequestArgs']]] nodes: Node groups to reserve (or give `rawResources`).
         :param pulumi.Input[_builtins.str] project: OAR project to account the job to.
         :param pulumi.Input[_builtins.str] queue: OAR queue: `default` (default), `production`, `besteffort`, `testing` or `admin`.
@@ -105,7 +105,7 @@ class JobArgs:
     @pulumi.getter
     def name(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        OAR job name (defaults to the resource name).
+        OAR job name (defaults to `<resource name>-<6 hex of the URN>`, unique to the resource: the job of a Create interrupted by a killed provider is found again by it and adopted).
         """
         return pulumi.get(self, "name")
 
@@ -260,7 +260,7 @@ class Job(pulumi.CustomResource):
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.str] command: Command the job runs (default `sleep infinity`: the job lasts its walltime).
-        :param pulumi.Input[_builtins.str] name: OAR job name (defaults to the resource name).
+        :param pulumi.Input[_builtins.str] name: OAR job name (defaults to `<resource name>-<6 hex of the URN>`, unique to the resource: the job of a Create interrupted by a killed provider is found again by it and adopted).
         :param pulumi.Input[Sequence[pulumi.Input[Union['NodeRequestArgs', 'NodeRequestArgsDict']]]] nodes: Node groups to reserve (or give `rawResources`).
         :param pulumi.Input[_builtins.str] project: OAR project to account the job to.
         :param pulumi.Input[_builtins.str] queue: OAR queue: `default` (default), `production`, `besteffort`, `testing` or `admin`.
@@ -419,7 +419,7 @@ class Job(pulumi.CustomResource):
     @pulumi.getter
     def name(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        OAR job name (defaults to the resource name).
+        OAR job name (defaults to `<resource name>-<6 hex of the URN>`, unique to the resource: the job of a Create interrupted by a killed provider is found again by it and adopted).
         """
         return pulumi.get(self, "name")
 
