@@ -62,6 +62,7 @@ def test_unreachable_hosts_keep_the_jobs_in_state_and_destroy_deletes_them(emula
     try:
         plugin.configure_g5k(emulator, g5kSite="lyon", g5kSshProxyCommand="false")
         inputs = plugin.check_res(RES, "r", SPEC).inputs
+        emulator.control("DELETE", "calls")
         with pytest.raises(grpc.RpcError) as err:
             plugin.create(RES, "r", inputs, timeout=120)
         assert "did not answer SSH" in err.value.details()
@@ -73,6 +74,9 @@ def test_unreachable_hosts_keep_the_jobs_in_state_and_destroy_deletes_them(emula
                                    "+{type='kavlan'}/vlan=1,walltime=1:00:00")
         assert job_state(emulator, "lyon", job["uid"]) == "running"
         assert state["g5k"]["deployments"], "the nodes were deployed before SSH was tried"
+        calls = emulator.control("GET", "calls")["calls"]  # node references: one list per cluster, no GET per node
+        assert calls.get("GET /sites/{site}/clusters/{cluster}/nodes") == 1
+        assert "GET /sites/{site}/clusters/{cluster}/nodes/{node}" not in calls
         plugin.delete(RES, "r", partial.id, partial.properties)
         assert job_state(emulator, "lyon", job["uid"]) == "error"
     finally:

@@ -46,6 +46,34 @@ async def node_reference(session: Session, node: str) -> Optional[dict[str, Any]
         raise
 
 
+async def node_references(session: Session, nodes: list[str]) -> dict[str, dict[str, Any]]:
+    """The reference entries of `nodes` (FQDNs), one `GET /sites/{s}/clusters/{c}/nodes` per
+    cluster instead of one GET per node; a node missing from its cluster's list is read alone.
+    FQDN → entry ({} if the API does not know it)."""
+    from grid5000.objects import Cluster
+
+    by_cluster: dict[tuple[str, str], list[str]] = {}
+    for node in nodes:
+        by_cluster.setdefault((naming.site_of(node), naming.cluster_of(node)), []).append(node)
+    out: dict[str, dict[str, Any]] = {}
+    for (site, cluster), members in by_cluster.items():
+        manager = Cluster(session.site(site).clusters, {"uid": cluster}).nodes
+        try:
+            items = await session.call(f"reading the reference of cluster {cluster} at {site}", manager.list)
+        except G5kError as err:
+            if err.status != 404:
+                raise
+            items = []
+        entries = {}
+        for item in items:
+            data = item.to_dict() if hasattr(item, "to_dict") else dict(item)
+            entries[data.get("uid")] = data
+        for node in members:
+            found = entries.get(naming.short_name(node))
+            out[node] = found if found is not None else (await node_reference(session, node) or {})
+    return out
+
+
 def adapter(reference: dict[str, Any], device: str) -> Optional[dict[str, Any]]:
     for nic in reference.get("network_adapters") or []:
         if nic.get("device") == device:

@@ -260,8 +260,7 @@ class G5kTestbed(Testbed):
                 if outcome.failed:
                     raise ReservationError(f"{len(outcome.failed)} node(s) of {site.site} could not be deployed with {env}: "
                                            f"{', '.join(outcome.failed)} {'; '.join(outcome.errors)}".strip(), state)
-            for node in (n for ns in by_group.values() for n in ns):
-                refs[node] = await kavlan.node_reference(session, node) or {}
+            refs.update(await kavlan.node_references(session, [n for ns in by_group.values() for n in ns]))
             site_networks = await self._attach(session, spec, site, record, by_group, refs, state, progress)
             for g, nodes in sorted(by_group.items()):
                 for node in nodes:
