@@ -38,11 +38,18 @@ def address_on(hosts, role: str, network: str) -> str:
     return next(n.address for h in hosts if role in h.roles for n in h.networks if n.id == network)
 
 
+def measure(addr: str) -> str:
+    """iperf3's client, retried while the server (just started in the background) is not yet
+    listening or still busy with a previous connection; prints the last attempt's JSON and fails
+    if none succeeded. (Probing the port with `nc -z` would itself occupy the server for a moment.)"""
+    return (f"ok=1; for i in $(seq 50); do if iperf3 -c {addr} -t {duration} -J >/tmp/iperf3.json; then ok=0; break; fi; "
+            f"sleep 0.2; done; cat /tmp/iperf3.json; exit $ok")
+
+
 server_address = nodes.hosts.apply(lambda hosts: address_on(hosts, "server", "experiment"))
 client = testbed.Command(
     "iperf3-client", inventory=nodes.inventory, on="client",
-    create=server_address.apply(lambda addr: f"for i in $(seq 100); do nc -z {addr} 5201 && break; sleep 0.1; done; "
-                                             f"iperf3 -c {addr} -t {duration} -J"),
+    create=server_address.apply(measure),
     opts=pulumi.ResourceOptions(depends_on=[server]),
 )
 
