@@ -185,13 +185,7 @@ class Deployments:
 
 
 def add_routes(app: web.Application) -> None:
-    from .httputil import EMU, add, base, body, collection, ok, query, writer
-
-    def site_of(request: web.Request) -> str:
-        site = request.match_info["site"]
-        if site not in request.app[EMU].platform.sites:
-            raise ApiError(404, f"Cannot find resource /sites/{site}")
-        return site
+    from .httputil import EMU, add, base, body, collection, ok, query, site_of, writer
 
     async def create(request: web.Request) -> web.Response:
         emu = request.app[EMU]

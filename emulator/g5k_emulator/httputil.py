@@ -44,6 +44,14 @@ def base(request: web.Request) -> str:
     return request.get(PREFIX_KEY, "/stable")
 
 
+def site_of(request: web.Request) -> str:
+    """The `{site}` of the path, or the real API's 404 for a site it does not know."""
+    site = request.match_info["site"]
+    if site not in request.app[EMU].platform.sites:
+        raise ApiError(404, f"Cannot find resource /sites/{site}")
+    return site
+
+
 def user(request: web.Request) -> str:
     return request.get(USER_KEY, "anonymous")
 

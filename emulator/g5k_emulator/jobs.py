@@ -467,13 +467,7 @@ def _int(text: Optional[str], default: int) -> int:
 # ---- endpoints -----------------------------------------------------------------------------------
 
 def add_routes(app: web.Application) -> None:
-    from .httputil import EMU, add, base, body, collection, ok, query, writer
-
-    def site_of(request: web.Request) -> str:
-        site = request.match_info["site"]
-        if site not in request.app[EMU].platform.sites:
-            raise ApiError(404, f"Cannot find resource /sites/{site}")
-        return site
+    from .httputil import EMU, add, base, body, collection, ok, query, site_of, writer
 
     async def list_jobs(request: web.Request) -> web.Response:
         emu = request.app[EMU]

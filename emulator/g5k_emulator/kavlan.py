@@ -184,14 +184,10 @@ class Kavlan:
 
 
 def add_routes(app: web.Application) -> None:
-    from .httputil import EMU, add, base, body, collection, ok, writer
+    from .httputil import EMU, add, base, body, collection, ok, site_of, writer
 
     def ctx(request: web.Request) -> tuple[Kavlan, str]:
-        emu = request.app[EMU]
-        site = request.match_info["site"]
-        if site not in emu.platform.sites:
-            raise ApiError(404, f"Cannot find resource /sites/{site}")
-        return emu.kavlan, site
+        return request.app[EMU].kavlan, site_of(request)
 
     def json_only(request: web.Request) -> None:
         ctype = request.headers.get("Content-Type", "")

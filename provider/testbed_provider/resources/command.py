@@ -22,6 +22,7 @@ from ..protocol.errors import PartialFailure, ResourceFailure
 from ..protocol.redact import REDACTOR
 from ..remote import HostResult, PatternError, RemoteError, match_hosts, run_shell, stop_background
 from ..remote.patterns import warm_up as warm_up_patterns
+from ..remote.scripts import ENV_NAME
 from ..testbeds.base import CheckFailure
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
@@ -29,7 +30,6 @@ from .diff import DiffResult, Kind, diff_inputs
 
 INPUT_KEYS = {"inventory", "on", "create", "update", "delete", "background", "environment", "triggers", "timeout", "become"}
 RERUN_KEYS = {"create", "environment", "triggers", "on", "background", "become"}
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 STDERR_TAIL = 400
 
 

@@ -8,7 +8,9 @@ from typing import Any, Callable, Optional
 from ..protocol.codec import UNKNOWN
 from ..protocol.errors import ResourceFailure
 from ..testbeds.base import CheckFailure
+from ..testbeds.g5k import jobs
 from ..testbeds.g5k.oar import SITE_RE
+from ..testbeds.g5k.session import G5kError, Session
 from ..testbeds.g5k.settings import G5kSettings
 from .base import ProviderContext
 
@@ -77,3 +79,16 @@ def unknown_keys(obj: dict[str, Any], allowed: set[str], path: str, fail: Fail, 
 def failures_list() -> tuple[list[CheckFailure], Fail]:
     failures: list[CheckFailure] = []
     return failures, lambda prop, reason: failures.append(CheckFailure(prop, reason))
+
+
+async def job_of_step_alive(ctx: ProviderContext, outputs: dict[str, Any]) -> bool:
+    """Read of a step on a job's nodes (Deployment, VlanAttachment): is that job still alive?
+    When it has ended, its nodes are no longer ours and the step is gone with it."""
+    session = Session(settings_of(ctx), ctx.cancelled)
+    try:
+        job = await jobs.get(session, outputs["site"], int(outputs["jobUid"]))
+    except G5kError as err:
+        raise ResourceFailure(f"reading job {outputs['site']}:{outputs['jobUid']} failed: {err}") from err
+    finally:
+        session.close()
+    return job is not None and job.get("state") not in jobs.GONE

@@ -18,7 +18,7 @@ from ..testbeds.g5k.session import Cancelled, G5kError, Session
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, diff_inputs
-from .g5k_common import check_int, check_site, failures_list, settings_of, unknown_keys
+from .g5k_common import check_int, check_site, failures_list, job_of_step_alive, settings_of, unknown_keys
 
 INPUT_KEYS = {"site", "jobUid", "vlan", "nodes", "interface"}
 COMPUTED = ("vlanId", "members")
@@ -119,14 +119,7 @@ class VlanAttachment(ResourceController):
     async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
         if not outputs:
             raise ResourceFailure("importing a VlanAttachment is not supported; declare it and run `pulumi up`")
-        session = Session(settings_of(self.ctx), self.ctx.cancelled)
-        try:
-            job = await jobs.get(session, outputs["site"], int(outputs["jobUid"]))
-        except G5kError as err:
-            raise ResourceFailure(f"reading job {outputs['site']}:{outputs['jobUid']} failed: {err}") from err
-        finally:
-            session.close()
-        if job is None or job.get("state") in jobs.GONE:
+        if not await job_of_step_alive(self.ctx, outputs):
             return None
         return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
 
