@@ -20,6 +20,7 @@ import time
 from typing import Any, Optional
 
 from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
+from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..testbeds import make_testbed
 from ..testbeds.base import CheckFailure, MachineGroup, NetworkSpec, ReservationError, ReservationSpec
@@ -77,6 +78,7 @@ class Reservation(ResourceController):
 
     async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
         if preview:
+            await self._forecast(urn, inputs)
             return "", {**inputs, "backend": self.ctx.config.backend, **{k: UNKNOWN for k in COMPUTED}}
         spec = spec_from_inputs(inputs)
         progress = self.ctx.log.status(urn)
@@ -100,6 +102,22 @@ class Reservation(ResourceController):
                 ) from err
         await self.ctx.log.info(urn, f"reserved {_summary(state)} on the {state['backend']} testbed in {time.monotonic() - started:.1f} s")
         return state["id"], outputs_from_state(state, inputs)
+
+    async def _forecast(self, urn: str, inputs: dict[str, Any]) -> None:
+        """Preview on a queued testbed: say when the reservation could start."""
+        if has_unknowns(inputs) or validate_inputs(inputs):
+            return
+        spec = spec_from_inputs(inputs)
+        testbed = make_testbed(self.ctx.config.backend, self.ctx.cancelled, self.ctx.config)
+        if testbed.validate(spec):
+            return
+        found = await testbed.forecast(spec)
+        if found is not None:
+            warning, text = found
+            if warning:
+                await self.ctx.log.log(WARNING, text, urn=urn)
+            else:
+                await self.ctx.log.info(urn, text)
 
     async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
         if "testbedState" not in outputs:

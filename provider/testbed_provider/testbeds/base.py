@@ -74,6 +74,11 @@ class Testbed(abc.ABC):
     def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
         """Backend-specific input rules (accepted options, address ranges); pure, no side effects."""
 
+    async def forecast(self, spec: ReservationSpec) -> Optional[tuple[bool, str]]:
+        """Preview: when the reservation could start, as (is it a warning, a line for the CLI);
+        None when the testbed has no queue or cannot tell."""
+        return None
+
     @abc.abstractmethod
     async def reserve(self, spec: ReservationSpec, owner: str, progress: Progress) -> dict[str, Any]:
         """Create everything and wait until every host answers SSH; return the state.
