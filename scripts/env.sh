@@ -11,4 +11,11 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_IGNORE_AMBIENT_PLUGINS=true
 # The language host runs programs with the project's virtualenv unless a project names its own.
 export PULUMI_PYTHON_CMD="${PULUMI_PYTHON_CMD:-$_tb_root/.venv/bin/python}"
-unset _tb_root _tb_engine
+# `ansible -i <stack>.testbed.yml` finds the testbed CLI's inventory plugin (`testbed inventory
+# --plugin-file`); Ansible's default plugin directories are kept, and sourcing twice adds it once.
+_tb_inv="$_tb_root/provider/testbed_provider/cli/ansible_plugins/inventory"
+case ":${ANSIBLE_INVENTORY_PLUGINS:-}:" in
+  *":$_tb_inv:"*) ;;
+  *) export ANSIBLE_INVENTORY_PLUGINS="$_tb_inv:${ANSIBLE_INVENTORY_PLUGINS:-$HOME/.ansible/plugins/inventory:/usr/share/ansible/plugins/inventory}" ;;
+esac
+unset _tb_root _tb_engine _tb_inv

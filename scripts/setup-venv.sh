@@ -7,7 +7,10 @@ cd "$root"
 version=$(tr -d '[:space:]' < engine/PULUMI_VERSION)
 stamp=.venv/.testbed-stamp
 want=$(cat engine/PULUMI_VERSION provider/pyproject.toml sdk/python/pyproject.toml emulator/pyproject.toml scripts/setup-venv.sh | sha256sum | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/python ]; then exit 0; fi
+# The console scripts are checked too: a new entry point needs the editable provider reinstalled
+# (pip always reinstalls editables), which a matching stamp alone would skip.
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/python ] \
+   && [ -x .venv/bin/pulumi-resource-testbed ] && [ -x .venv/bin/testbed ]; then exit 0; fi
 
 echo "setup-venv: installing the provider, the SDK and test tools into .venv (pulumi==$version)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
