@@ -1,6 +1,7 @@
 """A provider killed (SIGKILL) while Create waits for its job leaves no state in the engine: the
-next Create of the same resource must adopt the job it left (found by its URN-derived OAR job
-name), never submit a second one. The real plugin process over gRPC, against the emulator."""
+next Create of the same resource must adopt the job it left (found by its OAR job name and the
+owner tag in its command, whatever the name), never submit a second one, and must delete it
+instead when the request changed. The real plugin process over gRPC, against the emulator."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from pulumi.runtime.proto import provider_pb2
 
 from testbed_provider.protocol import codec
-from testbed_provider.testbeds.g5k import naming
+from testbed_provider.testbeds.g5k import naming, tagging
 
 from ..plugin.engine import init_failure
 from .conftest import FAST_POLL, G5kPlugin, job_state
@@ -72,7 +73,7 @@ def test_job_names_are_unique_per_urn_and_stable(plugin, emulator):
     assert checked(a, spec) == names[0] == naming.job_name("exp", a)  # deterministic: a second preview shows no diff
     assert checked(a, {**spec, "name": "mine"}) == "mine"  # a user's name is kept as is
     assert checked(a, spec, olds={**spec, "name": "exp"}) == "exp"  # an older stack's recorded name: no replacement
-    assert naming.owns(names[0], a) and not naming.owns(names[0], b) and not naming.owns("mine", a)
+    assert names[0] == f"exp-{tagging.owner_of(a)}"  # the suffix is the owner in the command's tag
 
 
 def test_killed_provider_job_is_adopted_not_resubmitted(emulator):
@@ -134,15 +135,88 @@ def test_orphan_that_no_longer_matches_is_deleted_and_a_new_job_submitted(emulat
         second.stop()
 
 
-def test_a_user_named_job_is_never_adopted(plugin, emulator):
-    """A name the user chose may be another stack's: an alive job of that name is left alone."""
+def test_killed_provider_user_named_job_is_adopted(emulator):
+    """A user-set name proves nothing, the owner tag does: the orphan is adopted all the same."""
+    first = G5kPlugin(env=FAST_POLL)
+    second = G5kPlugin(env=FAST_POLL)
+    try:
+        first.configure_g5k(emulator)
+        blocker = first.create(JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs)
+        spec = {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 2}], "name": "fixed", "command": "sleep 3600"}
+        inputs = first.check_res(JOB, "named", spec).inputs
+        kill_during_create(first, JOB, "named", inputs, lambda: emulator.wait_for(lambda: alive(emulator, "rennes", "fixed"), timeout=20))
+        [orphan] = alive(emulator, "rennes", "fixed")
+        mark = tagging.parse_tag(orphan["command"])
+        assert mark is not None and mark.owner == tagging.owner_of(first.urn(JOB, "named"))
+        assert tagging.strip_tag(orphan["command"]) == "sleep 3600" and posts(emulator) == 2
+
+        second.configure_g5k(emulator)
+        second.delete(JOB, "all", blocker.id, blocker.properties)
+        created = second.create(JOB, "named", second.check_res(JOB, "named", spec).inputs)
+        out = codec.decode(created.properties)
+        assert created.id == f"rennes:{orphan['uid']}" and out["state"] == "running"
+        assert out["command"] == "sleep 3600" and out["name"] == "fixed"  # the user's command, no tag
+        assert any(f"adopting job rennes:{orphan['uid']} left by an interrupted run" in m for m in second.engine.messages())
+        assert posts(emulator) == 2
+        imported = codec.decode(second.read(JOB, "named", created.id).inputs)  # `pulumi import`: no tag either
+        assert imported["command"] == "sleep 3600" and imported["name"] == "fixed"
+        second.delete(JOB, "named", created.id, created.properties)
+        assert alive(emulator, "rennes", "fixed") == []
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_orphan_holding_another_node_count_is_deleted_and_a_new_job_submitted(emulator):
+    """Same walltime, queue, types and command: only the tag's request hash tells the orphan holds 2 nodes, not 3."""
+    first = G5kPlugin(env=FAST_POLL)
+    second = G5kPlugin(env=FAST_POLL)
+    try:
+        first.configure_g5k(emulator)
+        blocker = first.create(JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs)
+        spec = {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 2}]}
+        inputs = first.check_res(JOB, "grow", spec).inputs
+        name = codec.decode(inputs)["name"]
+        kill_during_create(first, JOB, "grow", inputs, lambda: emulator.wait_for(lambda: alive(emulator, "rennes", name), timeout=20))
+        [orphan] = alive(emulator, "rennes", name)
+
+        second.configure_g5k(emulator)
+        second.delete(JOB, "all", blocker.id, blocker.properties)
+        changed = second.check_res(JOB, "grow", {**spec, "nodes": [{"cluster": "parasilo", "count": 3}]}).inputs
+        created = second.create(JOB, "grow", changed)
+        out = codec.decode(created.properties)
+        assert out["uid"] != orphan["uid"] and len(out["assignedNodes"]) == 3
+        assert any(f"job rennes:{orphan['uid']} left by an interrupted run no longer matches the request (the request changed" in m
+                   for m in second.engine.messages())
+        assert job_state(emulator, "rennes", orphan["uid"]) in ("error", "terminated")
+        assert [j["uid"] for j in alive(emulator, "rennes", name)] == [out["uid"]]
+        assert posts(emulator) == 3  # the blocker, the orphan, the new job
+        second.delete(JOB, "grow", created.id, created.properties)
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_another_stacks_job_of_the_same_name_is_neither_adopted_nor_deleted(plugin, emulator):
+    """A name the user chose may be shared: jobs of that name with another owner's tag (another
+    stack, same resource name) or with no tag at all (made by hand) are left alone."""
+    from g5k_emulator.testing import grid5000_client
+
     plugin.configure_g5k(emulator)
     spec = {"site": "nancy", "nodes": [{"count": 1}], "name": "shared"}
-    other = plugin.create(JOB, "other", plugin.check_res(JOB, "other", spec).inputs)
-    mine = plugin.create(JOB, "mine", plugin.check_res(JOB, "mine", spec).inputs)
-    assert mine.id != other.id and len(alive(emulator, "nancy", "shared")) == 2
+    inputs = plugin.check_res(JOB, "mine", spec).inputs
+    prod = plugin.urn(JOB, "mine").replace(":test::", ":prod::")
+    other = plugin.stub.Create(provider_pb2.CreateRequest(urn=prod, type=JOB, properties=inputs, timeout=120))
+    by_hand = grid5000_client(emulator).sites["nancy"].jobs.create({"resources": "nodes=1", "command": "sleep infinity", "name": "shared"})
+    mine = plugin.create(JOB, "mine", inputs)
+    assert mine.id not in (other.id, f"nancy:{by_hand.uid}")
+    assert {j["uid"] for j in alive(emulator, "nancy", "shared")} == {
+        int(other.id.split(":")[1]), by_hand.uid, codec.decode(mine.properties)["uid"]}
+    assert not any("interrupted run" in m for m in plugin.engine.messages())
     plugin.delete(JOB, "mine", mine.id, mine.properties)
-    plugin.delete(JOB, "other", other.id, other.properties)
+    assert len(alive(emulator, "nancy", "shared")) == 2  # theirs still run
+    plugin.stub.Delete(provider_pb2.DeleteRequest(id=other.id, urn=prod, type=JOB, properties=other.properties, timeout=120))
+    grid5000_client(emulator).sites["nancy"].jobs[by_hand.uid].delete()
 
 
 def test_killed_provider_reservation_job_is_adopted(emulator):

@@ -7,7 +7,9 @@ expert's OAR string (`rawResources`); the exact `resources` string sent to OAR i
 in-place update through `/jobs/{uid}/walltime` (OAR >= 2.5.8 extends and shortens; an extension
 the scheduler cannot grant yet stays pending and is reported); anything else replaces the job
 (the old one is deleted first: the same nodes cannot be held twice). The id is `<site>:<uid>`,
-which is also the import id.
+which is also the import id. A provider killed mid-Create leaks no job: the submitted command
+carries a tag of the URN and of the request (see `tagging`; outputs and imports show the user's
+command), by which the next Create adopts the job, or deletes it if the request changed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Optional
 from ..protocol.codec import UNKNOWN, has_unknowns
 from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
-from ..testbeds.g5k import jobs, naming
+from ..testbeds.g5k import jobs, naming, tagging
 from ..testbeds.g5k.oar import (
     QUEUES,
     SUBNET_SIZES,
@@ -207,8 +209,8 @@ class Job(ResourceController):
     async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
         inputs = {k: v for k, v in news.items() if v is not None}
         # The OAR job name: the user's, else the one recorded (older stacks used the bare resource
-        # name; keeping it avoids a replacement), else `<name>-<6 hex of the URN>`, unique to
-        # this resource so an interrupted create's job is found again (see create).
+        # name; keeping it avoids a replacement), else `<name>-<6 hex of the URN>`, distinct
+        # between stacks (an interrupted create's job is found by name and command tag, see create).
         inputs.setdefault("name", olds.get("name") or (naming.job_name(name, urn) if urn else name))
         spec, failures = validate(inputs)
         if spec is not None and self.ctx.config.backend == "g5k" and self.ctx.config.g5k is not None:
@@ -249,19 +251,18 @@ class Job(ResourceController):
             try:
                 if limit.stop.is_set():
                     raise ResourceFailure(limit.explain("cancelled before the job was submitted"))
-                job = None
-                if naming.owns(spec.body.get("name", ""), urn):
-                    # Create runs because the engine holds no state for this resource: an alive
-                    # job of this URN-derived name is the orphan of its interrupted create.
-                    try:
-                        job = await jobs.adopt(session, spec.site, spec.body, progress)
-                    except G5kError as err:
-                        raise ResourceFailure(f"looking for a job `{spec.body['name']}` left by an interrupted run "
-                                              f"on {spec.site} failed (nothing was submitted): {err}") from err
+                # Create runs because the engine holds no state for this resource: an alive job of
+                # this name whose command carries this URN's tag is the orphan of its interrupted create.
+                body = {**spec.body, "command": tagging.tag(spec.body["command"], urn, spec.body)}
+                try:
+                    job = await jobs.adopt(session, spec.site, body, progress)
+                except G5kError as err:
+                    raise ResourceFailure(f"looking for a job `{body['name']}` left by an interrupted run "
+                                          f"on {spec.site} failed (nothing was submitted): {err}") from err
                 try:
                     if job is None:
                         await progress(f"submitting `{spec.resources}` on {spec.site}")
-                        job = await jobs.submit(session, spec.site, spec.body)
+                        job = await jobs.submit(session, spec.site, body)
                 except G5kError as err:
                     reason = f"(HTTP {err.status}): {err.reason}" if err.status and err.status != 401 else f": {err}"
                     raise ResourceFailure(f"OAR refused the job on {spec.site} {reason}") from err
@@ -379,6 +380,8 @@ def _imported_inputs(site: str, job: dict[str, Any]) -> dict[str, Any]:
     for key in ("name", "project", "queue", "command"):
         if job.get(key):
             inputs[key] = job[key]
+    if inputs.get("command"):  # the user's command, not our tag (see `tagging`)
+        inputs["command"] = tagging.strip_tag(inputs["command"])
     if job.get("types"):
         inputs["types"] = list(job["types"])
     return inputs

@@ -3,6 +3,9 @@
 Polling backs off (1 s, 2 s, 3 s, 5 s, … up to `max_poll`) and sleeps until shortly before a
 known scheduled start instead of hammering the API; every wait watches the session's stop
 event (Cancel or customTimeouts) and reports progress lines (state, predicted start).
+Callers tag the command of what they submit (see `tagging`): `adopt` finds the job of an
+interrupted create again by its name and owner tag, and `mismatch` tells whether it still
+holds what is asked.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from typing import Any, Optional
 
 from ..base import Progress
+from . import tagging
 from .oar import epoch_iso, format_walltime
 from .session import Cancelled, G5kError, Session
 
@@ -59,7 +63,8 @@ def summary(job: dict[str, Any]) -> dict[str, Any]:
 
 
 async def submit(session: Session, site: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST the job; on an ambiguous failure (no answer, 502/504) adopt the job if it was created."""
+    """POST the job; on an ambiguous failure (no answer, 502/504) adopt the job if it was created
+    (found by name and, when the command is tagged, by our owner tag: the name may be shared)."""
     started = time.time()
     manager = session.site(site).jobs
     try:
@@ -67,9 +72,10 @@ async def submit(session: Session, site: str, body: dict[str, Any]) -> dict[str,
     except G5kError as err:
         if err.status not in (None, 502, 504) or not body.get("name"):
             raise
+        mark = tagging.parse_tag(body.get("command"))
         # The POST may still be processed after our timeout: look a few times before giving up.
         for attempt in range(ADOPT_LOOKS):
-            found = await find_alive(session, site, body["name"], since=started - 5)
+            found = await find_alive(session, site, body["name"], since=started - 5, owner=mark.owner if mark else "")
             if found is not None:
                 return found
             if attempt + 1 < ADOPT_LOOKS:
@@ -77,23 +83,34 @@ async def submit(session: Session, site: str, body: dict[str, Any]) -> dict[str,
         raise
 
 
-async def find_alive(session: Session, site: str, name: str, since: float = 0) -> Optional[dict[str, Any]]:
-    """Our newest job called `name` still queued or running (EnOSlib's reuse query)."""
+async def find_alive(session: Session, site: str, name: str, since: float = 0, owner: str = "") -> Optional[dict[str, Any]]:
+    """Our newest job called `name` still queued or running (EnOSlib's reuse query); with
+    `owner`, only one whose command carries that owner's tag (another stack's job may share
+    the name, an untagged job is not ours)."""
     query: dict[str, Any] = {"name": name, "state": "waiting,launching,running"}
     if session.settings.username:
         query["user"] = session.settings.username
     jobs = await session.call(f"listing jobs named {name} on {site}", session.site(site).jobs.list, **query)
     for job in jobs:
         data = _as_dict(job)
-        if (data.get("submitted_at") or 0) >= since:
-            return await get(session, site, int(data["uid"]))
+        if (data.get("submitted_at") or 0) < since or (owner and "command" in data and not _owned(data, owner)):
+            continue
+        found = await get(session, site, int(data["uid"]))  # the full job (and its command if the list lacks it)
+        if found is not None and (not owner or _owned(found, owner)):
+            return found
     return None
+
+
+def _owned(job: dict[str, Any], owner: str) -> bool:
+    mark = tagging.parse_tag(job.get("command"))
+    return mark is not None and mark.owner == owner
 
 
 def mismatch(job: dict[str, Any], body: dict[str, Any]) -> Optional[str]:
     """Why an alive job differs from the request `body` (None: it matches). The API does not
     return the submitted resources string: compare what it does return (walltime, queue, types,
-    project, command, advance-reservation start)."""
+    project, command without its tag, advance-reservation start), then the request hash of the
+    tags, which covers the resources (node count, cluster, vlan, subnet, properties)."""
     from .oar import oar_date, parse_date, walltime_of_raw
 
     wanted = walltime_of_raw(body.get("resources") or "")
@@ -101,10 +118,15 @@ def mismatch(job: dict[str, Any], body: dict[str, Any]) -> Optional[str]:
         return f"walltime {format_walltime(int(job.get('walltime') or 0))}, not {format_walltime(wanted)}"
     for key, default in (("queue", "default"), ("project", None), ("command", None)):
         want, have = body.get(key, default), job.get(key, default)
+        if key == "command":
+            want, have = want and tagging.strip_tag(want), have and tagging.strip_tag(have)
         if want is not None and have is not None and want != have:
             return f"{key} `{have}`, not `{want}`"
     if sorted(body.get("types") or []) != sorted(job.get("types") or []):
         return f"types {sorted(job.get('types') or [])}, not {sorted(body.get('types') or [])}"
+    have_tag, want_tag = tagging.parse_tag(job.get("command")), tagging.parse_tag(body.get("command"))
+    if want_tag is not None and (have_tag is None or have_tag.request != want_tag.request):
+        return f"the request changed: it holds other resources than `{body.get('resources')}`"
     if body.get("reservation") and job.get("state") == "waiting" and job.get("scheduled_at"):
         start = int(parse_date(body["reservation"]).timestamp())
         if int(job["scheduled_at"]) != start:
@@ -113,10 +135,14 @@ def mismatch(job: dict[str, Any], body: dict[str, Any]) -> Optional[str]:
 
 
 async def adopt(session: Session, site: str, body: dict[str, Any], progress: Progress) -> Optional[dict[str, Any]]:
-    """Before submitting `body`, our alive job of that exact name, left by an interrupted create
-    (the provider was killed after the POST): adopted if it matches the request, else deleted
-    (and waited for) so the caller submits anew. None when nothing is to be adopted."""
-    found = await find_alive(session, site, body["name"])
+    """Before submitting `body` (its command tagged, see `tagging`), our alive job of that name
+    whose command carries the same owner tag, left by an interrupted create (the provider was
+    killed after the POST): adopted if it matches the request, else deleted (and waited for) so
+    the caller submits anew. None when nothing is to be adopted; an untagged request adopts nothing."""
+    mark = tagging.parse_tag(body.get("command"))
+    if mark is None or not body.get("name"):
+        return None
+    found = await find_alive(session, site, body["name"], owner=mark.owner)
     if found is None:
         return None
     uid = int(found["uid"])

@@ -7,6 +7,8 @@ primary interface in vlan N is `<node>-kavlan-N.<site>.grid5000.fr`, a secondary
 
 from __future__ import annotations
 
+from .tagging import owner_of
+
 DOMAIN = "grid5000.fr"
 
 
@@ -46,15 +48,8 @@ def resource_name(urn: str) -> str:
 
 
 def job_name(name: str, urn: str) -> str:
-    """The OAR job name of a provider-made job: `<resource name>-<6 hex>`, the hex from the URN
-    (which holds stack, project, type and name), so it is unique to one Pulumi resource and the
-    same at every run: an orphan of an interrupted create is found again by this name."""
-    import hashlib
-
-    return f"{name}-{hashlib.sha256(urn.encode()).hexdigest()[:6]}"
-
-
-def owns(name: str, urn: str) -> bool:
-    """Whether `name` is the derived job name of the resource `urn` (only such names are adopted:
-    a name the user chose may be shared with other stacks)."""
-    return bool(urn) and name == job_name(resource_name(urn), urn)
+    """The OAR job name of a provider-made job without a user-set name: `<resource name>-<6 hex>`,
+    the hex from the URN (which holds stack, project, type and name), so it differs between
+    stacks and is the same at every run. Which alive job is this resource's is proven by the
+    command's tag, not by the name (see `tagging`): the hex is the tag's owner."""
+    return f"{name}-{owner_of(urn)}"

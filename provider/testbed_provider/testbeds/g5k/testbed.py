@@ -10,8 +10,10 @@ EnOSlib does; the rights come from the home site's job), and SSH readiness with 
 pinned through the ProxyCommand. The state records every job as
 soon as it is submitted, so an interrupted or failed reserve leaves nothing unrecorded (the
 resource layer stores it as partial state; destroy deletes the jobs, which frees nodes and vlans).
-A provider killed before Create returned leaves no state at all: the jobs of a reservation named
-after its resource are named after its URN too (`job_name`), and the next reserve adopts them.
+A provider killed before Create returned leaves no state at all: every job's command carries a
+tag of the resource's URN and of its request (see `tagging`), and the next reserve adopts the
+jobs so tagged, whatever their name (a reservation named after its resource gets a job name
+derived from its URN, `job_name`; a user-set name is used as is).
 
 Outputs match the local backend's: hosts (name = node short name, address = its production IP), roles,
 ssh (user, port 22, knownHosts, proxyCommand, keys), so a Command runs unchanged.
@@ -29,7 +31,7 @@ import tempfile
 from typing import Any, Optional
 
 from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed
-from . import deployments, jobs, kavlan, naming
+from . import deployments, jobs, kavlan, naming, tagging
 from .oar import oar_date
 from .plan import Plan, SitePlan, make_plan, members, split_nodes, validate
 from .session import Cancelled, G5kError, Session
@@ -155,22 +157,21 @@ class G5kTestbed(Testbed):
         for a later date on the server's clock (learnt from `submitted_at`), EnOSlib's growing
         nudge now+60·(retry+1)² s.
 
-        The OAR job name is `job_name(spec, owner)`: for a reservation named after its resource,
-        unique to the resource's URN. Such a job still alive before any submission can only be
-        left by this resource's interrupted create (the provider killed after the POST): it is
-        adopted per site (deleted instead if it no longer matches the request, or if the sites'
-        orphans cannot share a start any more), never submitted twice."""
+        The OAR job name is `job_name(spec, owner)`; each command carries the tag of the
+        resource's URN `owner` (see `tagging`). An alive job of that name and owner tag before
+        any submission can only be left by this resource's interrupted create (the provider
+        killed after the POST): it is adopted per site (deleted instead if it no longer matches
+        the request, or if the sites' orphans cannot share a start any more), never submitted
+        twice. Without a URN nothing is tagged nor adopted."""
         name = job_name(spec, owner)
         state["g5k"]["jobName"] = name
         start: Optional[dt.datetime] = None
         if len(plan.sites) > 1:
             start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=MULTISITE_LEAD)
         orphans: dict[str, dict[str, Any]] = {}
-        if naming.owns(name, owner):
+        if owner:
             for site in plan.sites:
-                body = {"name": name, "resources": plan.resources(spec, site), "command": "sleep infinity",
-                        "types": ["deploy"], "queue": "default"}
-                found = await jobs.adopt(session, site.site, body, progress)
+                found = await jobs.adopt(session, site.site, _job_body(spec, plan, site, name, owner), progress)
                 if found is not None:
                     orphans[site.site] = found
             if start is not None and orphans:
@@ -188,8 +189,7 @@ class G5kTestbed(Testbed):
             later: Optional[str] = None
             skew: Optional[float] = None  # server clock − ours, when the server moved our start
             for site in plan.sites:
-                body = {"name": name, "resources": plan.resources(spec, site), "command": "sleep infinity",
-                        "types": ["deploy"], "queue": "default"}
+                body = _job_body(spec, plan, site, name, owner)
                 if start is not None:
                     body["reservation"] = oar_date(start)
                 if site.site in orphans:
@@ -412,6 +412,13 @@ def job_name(spec: ReservationSpec, owner: str) -> str:
     if owner and spec.name == naming.resource_name(owner):
         return naming.job_name(spec.name, owner)
     return spec.name
+
+
+def _job_body(spec: ReservationSpec, plan: Plan, site: SitePlan, name: str, owner: str) -> dict[str, Any]:
+    """The OAR request of one site, its command tagged with the URN `owner` (when known)."""
+    body = {"name": name, "resources": plan.resources(spec, site), "command": "sleep infinity",
+            "types": ["deploy"], "queue": "default"}
+    return {**body, "command": tagging.tag(body["command"], owner, body)}
 
 
 def _empty_state(spec: ReservationSpec, settings: G5kSettings) -> dict[str, Any]:
