@@ -23,6 +23,7 @@ def test_job_deployment_vlan_preview_up_update_refresh_destroy(tmp_path, fast_po
         try:
             preview = stack.run("preview", "--diff")
             assert "{cluster='taurus'}/nodes=2+{type='kavlan'}/vlan=1,walltime=1:00:00" in preview.stdout
+            assert "could start now on lyon" in preview.stdout + preview.stderr  # the forecast from the site's status, in the CLI
             assert emu.control("GET", "calls")["calls"].get("POST /sites/{site}/jobs") is None
             stack.up()
             out = stack.outputs()

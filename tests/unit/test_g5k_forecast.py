@@ -111,3 +111,18 @@ def test_eligible_clusters_follow_queue_and_exotic():
     assert eligible_clusters(clusters, "default", ["exotic"]) == {"taurus", "gpu"}
     assert eligible_clusters(clusters, "besteffort", []) == {"taurus", "prod"}
     assert eligible_clusters(None, "default", []) is None
+
+
+def test_properties_evaluated_from_the_reference_filter_nodes_without_a_caveat():
+    from testbed_provider.testbeds.g5k.forecast import kavlan_nics
+
+    two = {"uid": "taurus-1", "network_adapters": [{"interface": "Ethernet", "kavlan": True}, {"interface": "Ethernet", "kavlan": True},
+                                                   {"interface": "Ethernet", "kavlan": False, "management": True}]}
+    one = {"uid": "taurus-2", "network_adapters": [{"interface": "Ethernet", "kavlan": True}, {"interface": "InfiniBand", "kavlan": True}]}
+    assert (kavlan_nics(two), kavlan_nics(one)) == (2, 1)
+    body = status({fqdn("taurus", 1): node(job(1, NOW - 60, H)), fqdn("taurus", 2): node()})
+    prop = "eth_kavlan_count > 1"
+    evaluated = demand(Group(1, "taurus", properties=prop), evaluated=((prop, frozenset({fqdn("taurus", 1)})),))
+    found = earliest(body, evaluated)
+    assert found.start == NOW - 60 + H and found.caveats == []  # taurus-2 is free but has one kavlan NIC
+    assert earliest(body, demand(Group(1, "taurus", properties=prop))).start == NOW  # not evaluated: any node

@@ -21,6 +21,7 @@ from typing import Any, Optional
 from ..protocol.codec import UNKNOWN, has_unknowns
 from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
+from ..testbeds.g5k import forecast as forecasting
 from ..testbeds.g5k import jobs, naming, tagging
 from ..testbeds.g5k.oar import (
     QUEUES,
@@ -31,6 +32,7 @@ from ..testbeds.g5k.oar import (
     ResourceRequest,
     VlanRequest,
     check_raw_resources,
+    epoch_iso,
     format_walltime,
     oar_date,
     parse_date,
@@ -39,7 +41,7 @@ from ..testbeds.g5k.oar import (
     walltime_of_raw,
 )
 from ..testbeds.g5k.session import Cancelled, G5kError, Session
-from ..testbeds.g5k.validation import Reference, check_placement, with_timeout
+from ..testbeds.g5k.validation import CHECK_TIMEOUT, Reference, check_placement, with_timeout
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, diff_inputs
@@ -62,6 +64,7 @@ class JobSpec:
     resources: str  # the exact OAR request, walltime included
     walltime: int
     body: dict[str, Any]
+    request: Optional[ResourceRequest] = None  # the typed request (None for `rawResources`)
 
 
 def validate(inputs: dict[str, Any]) -> tuple[Optional[JobSpec], list]:
@@ -134,7 +137,8 @@ def validate(inputs: dict[str, Any]) -> tuple[Optional[JobSpec], list]:
         body["types"] = list(inputs["types"])
     if start is not None:
         body["reservation"] = oar_date(start)
-    return JobSpec(site=site, resources=resources, walltime=walltime or 0, body=body), failures
+    return JobSpec(site=site, resources=resources, walltime=walltime or 0, body=body,
+                   request=request if raw is None else None), failures
 
 
 def _typed_request(inputs: dict[str, Any], fail) -> Optional[ResourceRequest]:
@@ -240,7 +244,11 @@ class Job(ResourceController):
     async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
         spec, failures = validate(inputs)
         if preview:
-            return "", {**inputs, "oarRequest": spec.resources if spec else UNKNOWN, **{k: UNKNOWN for k in COMPUTED}}
+            planned = {**inputs, "oarRequest": spec.resources if spec else UNKNOWN, **{k: UNKNOWN for k in COMPUTED}}
+            start = await self._forecast(urn, spec) if spec is not None else None
+            if start is not None:
+                planned["scheduledAt"] = epoch_iso(int(start))  # the forecast; the job's own once submitted
+            return "", planned
         if spec is None:
             raise ResourceFailure("; ".join(f"{f.property}: {f.reason}" for f in failures) or "job inputs are not complete")
         settings = settings_of(self.ctx)
@@ -273,6 +281,35 @@ class Job(ResourceController):
         await self.ctx.log.info(urn, f"job {rid} {job['state']} on {len(job.get('assigned_nodes') or [])} node(s) "
                                      f"after {time.monotonic() - started:.1f} s ({sum(session.calls.values())} API calls)")
         return rid, outputs_of(inputs, spec, job)
+
+    async def _forecast(self, urn: str, spec: JobSpec) -> Optional[float]:
+        """Preview: when the job could start, from the site's status (see forecast.py), told in
+        the CLI; a warning when it cannot be placed or an asked start is not free."""
+        settings = self.ctx.config.g5k
+        if settings is None or spec.request is None:
+            return None  # a raw OAR request is not parsed here: OAR is its judge
+        body = spec.body
+        asked = parse_date(body["reservation"]).timestamp() if body.get("reservation") else None
+        ref = Reference(settings)
+        try:
+            clusters = await with_timeout(ref.clusters(spec.site), CHECK_TIMEOUT)
+        finally:
+            ref.close()
+        demand = forecasting.demand_of(spec.site, spec.request, spec.walltime, body.get("queue", "default"), asked,
+                                       forecasting.eligible_clusters(clusters or None, body.get("queue", "default"), body.get("types") or []))
+        found = await forecasting.forecast(settings, [demand])
+        if found is None:
+            return None
+        start, (one,) = found
+        text = forecasting.describe(one, f"job `{spec.resources}`")
+        if asked is not None and start is not None and start > asked:
+            await self.ctx.log.log(WARNING, f"the asked start {forecasting.paris(asked)} (Paris) is not free, OAR would refuse "
+                                            f"it (`could run at`): {text}", urn=urn)
+        elif start is None:
+            await self.ctx.log.log(WARNING, text, urn=urn)
+        else:
+            await self.ctx.log.info(urn, text)
+        return start
 
     async def _wait(self, session: Session, rid: str, spec: JobSpec, inputs: dict[str, Any], job: dict[str, Any], progress, limit) -> dict[str, Any]:
         """Wait for the job; on interruption keep it in state, on failure delete it."""

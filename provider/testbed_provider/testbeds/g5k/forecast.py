@@ -48,6 +48,8 @@ class Demand:
     besteffort: bool = False
     not_before: Optional[float] = None  # an advance reservation's start (epoch)
     eligible_clusters: Optional[frozenset[str]] = None  # for groups without a cluster (queue, exotic)
+    # OAR properties evaluated from the reference API: properties → the FQDNs that have them
+    evaluated: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 @dataclass
@@ -114,8 +116,9 @@ def earliest(status: dict[str, Any], demand: Demand) -> Forecast:
     usable = sorted((n for n, info in nodes.items() if info.get("hard") in USABLE), key=_node_order)
 
     forecast = Forecast(demand.site, now, None)
-    if any(g.properties for g in demand.groups):
-        props = sorted({g.properties for g in demand.groups if g.properties})
+    known = dict(demand.evaluated)
+    if any(g.properties and g.properties not in known for g in demand.groups):
+        props = sorted({g.properties for g in demand.groups if g.properties and g.properties not in known})
         forecast.caveats.append(f"OAR properties ({'; '.join(props)}) not evaluated: this is the earliest for any node of the cluster")
     if unplaced | vlan_unplaced:
         forecast.caveats.append(f"{len(unplaced | vlan_unplaced)} queued job(s) not yet placed by OAR may come first")
@@ -166,6 +169,10 @@ def _fits(demand: Demand, usable: list[str], node_windows: dict, vlans: dict[str
 
 def _matches(fqdn: str, group: Group, demand: Demand) -> bool:
     cluster = cluster_of(fqdn)
+    if group.properties:
+        having = dict(demand.evaluated).get(group.properties)
+        if having is not None and fqdn not in having:
+            return False
     if group.cluster:
         return cluster == group.cluster
     return demand.eligible_clusters is None or cluster in demand.eligible_clusters
@@ -228,6 +235,19 @@ def eligible_clusters(clusters: Optional[dict[str, dict[str, Any]]], queue: str,
     return frozenset(out)
 
 
+def kavlan_nics(node: dict[str, Any]) -> int:
+    """OAR's `eth_kavlan_count` of a node from its reference description: its enabled Ethernet
+    adapters that KaVLAN can move (the management one excluded)."""
+    return sum(1 for a in node.get("network_adapters") or []
+               if a.get("kavlan") and a.get("interface", "Ethernet") == "Ethernet" and not a.get("management")
+               and a.get("enabled", True))
+
+
+def _fqdn(node: dict[str, Any], site: str) -> str:
+    uid = str(node.get("uid", ""))
+    return uid if "." in uid else f"{uid}.{site}.grid5000.fr"
+
+
 def paris(epoch: float) -> str:
     """A date the way OAR shows it (Paris local time)."""
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).astimezone(OAR_TZ).strftime("%Y-%m-%d %H:%M:%S")
@@ -275,7 +295,7 @@ async def forecast(settings: Any, demands: list[Demand], lead: float = 0, second
 async def reservation_forecast(settings: Any, spec: Any, lead: float) -> Optional[tuple[bool, str]]:
     """Preview of a Reservation on g5k: (is it a warning, the line to show), None when the API
     cannot tell. One deploy job per site, several sites share one start (see testbed.py)."""
-    from .plan import make_plan
+    from .plan import SECONDARY_NIC, make_plan
     from .validation import CHECK_TIMEOUT, Reference, with_timeout
 
     plan = make_plan(spec, settings.site)
@@ -284,8 +304,19 @@ async def reservation_forecast(settings: Any, spec: Any, lead: float) -> Optiona
         demands = []
         for site in plan.sites:
             clusters = await with_timeout(ref.clusters(site.site), CHECK_TIMEOUT)
-            demands.append(demand_of(site.site, site.request(spec), plan.walltime,
-                                     eligible=eligible_clusters(clusters or None, "default", ["deploy"])))
+            request = site.request(spec)
+            demand = demand_of(site.site, request, plan.walltime, eligible=eligible_clusters(clusters or None, "default", ["deploy"]))
+            wanted = {g.cluster for g in request.nodes if g.properties == SECONDARY_NIC}
+            if wanted and None not in wanted:  # the nodes of those clusters with two kavlan-capable NICs
+                having: set[str] = set()
+                for cluster in sorted(wanted):  # type: ignore[type-var]
+                    nodes = await with_timeout(ref.cluster_nodes(site.site, cluster), CHECK_TIMEOUT)
+                    if not nodes:
+                        break
+                    having |= {_fqdn(n, site.site) for n in nodes if kavlan_nics(n) > 1}
+                else:
+                    demand = replace(demand, evaluated=((SECONDARY_NIC, frozenset(having)),))
+            demands.append(demand)
     finally:
         ref.close()
     found = await forecast(settings, demands, lead=lead if len(demands) > 1 else 0)

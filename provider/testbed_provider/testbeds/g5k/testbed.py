@@ -122,6 +122,14 @@ class G5kTestbed(Testbed):
     def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
         return validate(spec, self.settings.site if self.settings else None)
 
+    async def forecast(self, spec: ReservationSpec) -> Optional[tuple[bool, str]]:
+        """The earliest (common) start of the reservation's jobs, from the sites' status."""
+        from .forecast import reservation_forecast
+
+        if self.settings is None or self.validate(spec):
+            return None
+        return await reservation_forecast(self.settings, spec, MULTISITE_LEAD)
+
     def _session(self, stop: Optional[asyncio.Event] = None) -> Session:
         if self.settings is None:
             raise ReservationError(self.preflight() or "g5k backend not configured", None)

@@ -64,15 +64,20 @@ class Reference:
         value = await self._cached(f"clusters/{site}", fetch)
         return value or None
 
-    async def node_count(self, site: str, cluster: str) -> Optional[int]:
+    async def cluster_nodes(self, site: str, cluster: str) -> Optional[list[dict[str, Any]]]:
+        """The cluster's node descriptions (uid, network adapters, …); None: could not tell."""
         from grid5000.objects import Cluster
 
         async def fetch(s: Session):
             c = Cluster(s.site(site).clusters, {"uid": cluster})
-            return len(await s.call(f"listing nodes of {site}/{cluster}", c.nodes.list, limit=1000))
+            return [n.to_dict() for n in await s.call(f"listing nodes of {site}/{cluster}", c.nodes.list, limit=1000)]
 
         value = await self._cached(f"nodes/{site}/{cluster}", fetch)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return value if isinstance(value, list) else None
+
+    async def node_count(self, site: str, cluster: str) -> Optional[int]:
+        nodes = await self.cluster_nodes(site, cluster)
+        return None if nodes is None else len(nodes)
 
     async def environments(self, site: str) -> Optional[set[str]]:
         async def fetch(s: Session):
