@@ -68,8 +68,21 @@ async def test_ansible_inventory_has_roles_as_groups_and_connection_vars(closed)
     data = json.load(open(ws.ansible_inventory))
     assert list(data["all"]["hosts"]) == ["server-1", "client-1"]
     assert data["all"]["hosts"]["client-1"] == {"ansible_host": "198.19.0.2", "ansible_user": "admin", "ansible_port": 2222,
-                                                "ansible_python_interpreter": "/usr/bin/python3"}
+                                                "ansible_python_interpreter": "/usr/bin/python3",
+                                                "testbed_networks": {}, "testbed_roles": ["client"]}
     assert data["all"]["children"] == {"server": {"hosts": {"server-1": {}}}, "client": {"hosts": {"client-1": {}}}}
+
+
+@pytest.mark.asyncio
+async def test_ansible_inventory_carries_network_addresses_and_group_vars(closed):
+    inv = inventory()
+    inv["hosts"][0]["networks"] = [{"id": "exp", "address": "10.9.0.1", "interface": "eth1"}]
+    inv["hosts"][0]["vars"] = {"iperf_port": 5201, "testbed_roles": "overridden by the reservation"}
+    ws = await materialize.workspace(inv)
+    server = json.load(open(ws.ansible_inventory))["all"]["hosts"]["server-1"]
+    assert server["testbed_networks"] == {"exp": "10.9.0.1"} and server["iperf_port"] == 5201
+    assert server["testbed_roles"] == ["server"]
+    assert ws.dir != (await materialize.workspace(inventory())).dir  # other variables: another inventory file
 
 
 @pytest.mark.asyncio

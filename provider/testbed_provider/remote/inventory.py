@@ -34,6 +34,13 @@ class Host:
     address: str
     user: str
     port: int
+    # Ansible host variables, as canonical JSON (hashable): `testbed_networks` (network id →
+    # address), `testbed_roles`, and the variables its machine group set (`vars`).
+    vars_json: str = "{}"
+
+    @property
+    def vars(self) -> dict[str, Any]:
+        return json.loads(self.vars_json)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class Inventory:
         inventory file holds): one workspace per distinct value."""
         data = {
             "hosts": [[h.name, h.address, h.user, h.port] for h in self.hosts],
+            "vars": [h.vars_json for h in self.hosts],
             "groups": [[g, list(m)] for g, m in self.groups],
             "key": self.private_key,
             "knownHosts": self.known_hosts,
@@ -85,6 +93,19 @@ class Inventory:
 
 def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _host_vars(h: dict[str, Any], name: str) -> str:
+    """A host's Ansible variables: its own `vars`, then what the reservation says of it."""
+    own = h.get("vars") or {}
+    if not isinstance(own, dict):
+        raise InventoryError(f"inventory: host `{name}`'s `vars` must be an object")
+    networks = {}
+    for n in h.get("networks") or []:
+        if isinstance(n, dict) and isinstance(n.get("id"), str) and isinstance(n.get("address"), str):
+            networks[n["id"]] = n["address"]
+    data = {**own, "testbed_networks": networks, "testbed_roles": [r for r in h.get("roles") or [] if isinstance(r, str)]}
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def _port(value: Any, where: str) -> int:
@@ -137,7 +158,8 @@ def parse(inventory: Any, connection: bool = True) -> Inventory:
         if not isinstance(user, str) or not USER_NAME.match(user):
             raise InventoryError(f"inventory: host `{name}` has an invalid user {user!r}")
         seen.add(name)
-        hosts.append(Host(name, address, user, _port(h.get("port", default_port), f"host `{name}`'s port")))
+        hosts.append(Host(name, address, user, _port(h.get("port", default_port), f"host `{name}`'s port"),
+                          _host_vars(h, name)))
 
     raw_groups = inventory.get("groups")
     if raw_groups is None:  # derive from the hosts' roles

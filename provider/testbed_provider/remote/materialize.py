@@ -118,10 +118,11 @@ def ssh_config_text(inv: Inventory, key: str, known_hosts: str, control_dir: str
 
 
 def ansible_inventory_data(inv: Inventory) -> dict[str, Any]:
-    """Groups = roles; each host carries its connection variables. `all.hosts` lists the hosts
+    """Groups = roles; each host carries its connection variables, its addresses per network
+    (`testbed_networks`), roles (`testbed_roles`) and its machine group's `vars`. `all.hosts` lists the hosts
     in inventory order, so Ansible's order (and `role[0]` subscripts) match ours."""
     hostvars = {
-        h.name: {"ansible_host": h.address, "ansible_user": h.user, "ansible_port": h.port,
+        h.name: {**h.vars, "ansible_host": h.address, "ansible_user": h.user, "ansible_port": h.port,
                  "ansible_python_interpreter": PYTHON_INTERPRETER}
         for h in inv.hosts
     }

@@ -25,6 +25,11 @@ GLOB_CHARS = ("*", "?", "[")
 SHOWN = 12  # names listed in an error message
 
 _lock = threading.Lock()
+# Every import of ansible-core in this process goes under this lock: warm-ups import it from
+# threads while Check may need it on the event loop, and ansible's collection loader imports
+# modules from inside import hooks, which deadlocks on Python's per-module import locks when
+# two threads interleave (seen: Play's module lookup against a warm-up).
+IMPORT_LOCK = threading.RLock()
 _cache: "OrderedDict[str, _Resolver]" = OrderedDict()
 _ansible: Any = None  # the lazily imported pieces of ansible-core
 
@@ -40,6 +45,12 @@ def warm_up() -> None:
 
 def _load_ansible() -> Any:
     """Import the parts of ansible-core we use (once)."""
+    global _ansible
+    with IMPORT_LOCK:
+        return _ansible or _import_ansible()
+
+
+def _import_ansible() -> Any:
     global _ansible
     if _ansible is None:
         import ansible.constants as C

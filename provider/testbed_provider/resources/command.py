@@ -12,14 +12,11 @@ leaves the matched hosts alone) are recorded without running anything.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import uuid
 from typing import Any, Optional
 
 from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
-from ..protocol.redact import REDACTOR
 from ..remote import HostResult, PatternError, RemoteError, match_hosts, run_shell, stop_background
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.scripts import ENV_NAME
@@ -27,6 +24,9 @@ from ..testbeds.base import CheckFailure
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, Kind, diff_inputs
+from .steps import inventory_of as _inventory
+from .steps import targets as _targets
+from .steps import top as _top
 
 INPUT_KEYS = {"inventory", "on", "create", "update", "delete", "background", "environment", "triggers", "timeout", "become"}
 RERUN_KEYS = {"create", "environment", "triggers", "on", "background", "become"}
@@ -193,42 +193,8 @@ class Command(ResourceController):
             return  # its hosts are gone already: nothing left running
 
 
-def _top(path: str) -> str:
-    return re.split(r"[.\[]", path, maxsplit=1)[0]
-
-
-def _inventory(inputs: dict[str, Any]) -> dict[str, Any]:
-    """The revealed inventory; everything in it but the private key is public (see declassify)."""
-    inventory = reveal(inputs["inventory"])
-    if isinstance(inventory, dict):
-        ssh = inventory.get("ssh")
-        public_ssh = {k: v for k, v in ssh.items() if k != "privateKey"} if isinstance(ssh, dict) else None
-        REDACTOR.declassify([inventory.get("hosts"), inventory.get("groups"), public_ssh])
-    return inventory
-
-
 def _tag(rid: str) -> str:
     return f"cmd-{rid}"
-
-
-def _targets(inputs: dict[str, Any]) -> Optional[list[tuple[str, str, str]]]:
-    """The machines a command reaches: (name, address, host key) of every matched host."""
-    try:
-        inventory = _inventory(inputs)
-        names = match_hosts(inventory, inputs.get("on", "all"))
-    except (PatternError, KeyError, TypeError, ValueError):
-        return None
-    keys = inventory.get("ssh", {}).get("knownHosts", "")
-    by_name = {h["name"]: h for h in inventory["hosts"]}
-    return [(n, by_name[n]["address"], _host_key(keys, n)) for n in names]
-
-
-def _host_key(known_hosts: str, name: str) -> str:
-    for line in known_hosts.splitlines():
-        first = line.split(" ", 1)[0]
-        if name in first.split(","):
-            return hashlib.sha256(line.encode()).hexdigest()[:16]
-    return ""
 
 
 def _is_secret_run(command: Any, inputs: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ import typing
 # Export this package's modules as members:
 from .command import *
 from .get_backend import *
+from .play import *
 from .provider import *
 from .reservation import *
 from ._inputs import *
@@ -42,6 +43,7 @@ _utilities.register(
   "fqn": "pulumi_testbed",
   "classes": {
    "testbed:index:Command": "Command",
+   "testbed:index:Play": "Play",
    "testbed:index:Reservation": "Reservation"
   }
  }

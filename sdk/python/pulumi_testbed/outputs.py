@@ -24,6 +24,8 @@ __all__ = [
     'InventorySsh',
     'MachineGroup',
     'Network',
+    'PlayHostStats',
+    'PlayTaskResult',
     'SshConnection',
 ]
 
@@ -596,6 +598,177 @@ class Network(dict):
         Machine roles whose hosts join this network; every machine when omitted.
         """
         return pulumi.get(self, "roles")
+
+
+@pulumi.output_type
+class PlayHostStats(dict):
+    """
+    Ansible's recap for one host.
+    """
+    def __init__(__self__, *,
+                 changed: _builtins.int,
+                 failed: _builtins.int,
+                 host: _builtins.str,
+                 ok: _builtins.int,
+                 skipped: _builtins.int,
+                 unreachable: _builtins.int):
+        """
+        Ansible's recap for one host.
+
+        :param _builtins.int changed: Tasks that changed something.
+        :param _builtins.int failed: Tasks that failed.
+        :param _builtins.str host: Host name.
+        :param _builtins.int ok: Tasks that ran fine (changed ones included).
+        :param _builtins.int skipped: Tasks skipped (`when`).
+        :param _builtins.int unreachable: 1 when the host could not be reached.
+        """
+        pulumi.set(__self__, "changed", changed)
+        pulumi.set(__self__, "failed", failed)
+        pulumi.set(__self__, "host", host)
+        pulumi.set(__self__, "ok", ok)
+        pulumi.set(__self__, "skipped", skipped)
+        pulumi.set(__self__, "unreachable", unreachable)
+
+    @_builtins.property
+    @pulumi.getter
+    def changed(self) -> _builtins.int:
+        """
+        Tasks that changed something.
+        """
+        return pulumi.get(self, "changed")
+
+    @_builtins.property
+    @pulumi.getter
+    def failed(self) -> _builtins.int:
+        """
+        Tasks that failed.
+        """
+        return pulumi.get(self, "failed")
+
+    @_builtins.property
+    @pulumi.getter
+    def host(self) -> _builtins.str:
+        """
+        Host name.
+        """
+        return pulumi.get(self, "host")
+
+    @_builtins.property
+    @pulumi.getter
+    def ok(self) -> _builtins.int:
+        """
+        Tasks that ran fine (changed ones included).
+        """
+        return pulumi.get(self, "ok")
+
+    @_builtins.property
+    @pulumi.getter
+    def skipped(self) -> _builtins.int:
+        """
+        Tasks skipped (`when`).
+        """
+        return pulumi.get(self, "skipped")
+
+    @_builtins.property
+    @pulumi.getter
+    def unreachable(self) -> _builtins.int:
+        """
+        1 when the host could not be reached.
+        """
+        return pulumi.get(self, "unreachable")
+
+
+@pulumi.output_type
+class PlayTaskResult(dict):
+    """
+    What one task did on one host.
+    """
+    def __init__(__self__, *,
+                 host: _builtins.str,
+                 status: _builtins.str,
+                 task: _builtins.str,
+                 msg: Optional[_builtins.str] = None,
+                 rc: Optional[_builtins.int] = None,
+                 stderr: Optional[_builtins.str] = None,
+                 stdout: Optional[_builtins.str] = None):
+        """
+        What one task did on one host.
+
+        :param _builtins.str host: Host name.
+        :param _builtins.str status: ok, changed, failed, skipped or unreachable.
+        :param _builtins.str task: Task name.
+        :param _builtins.str msg: Ansible's message, if any.
+        :param _builtins.int rc: Exit code, for command-like modules.
+        :param _builtins.str stderr: Standard error, for command-like modules (first 4000 characters).
+        :param _builtins.str stdout: Standard output, for command-like modules (first 4000 characters).
+        """
+        pulumi.set(__self__, "host", host)
+        pulumi.set(__self__, "status", status)
+        pulumi.set(__self__, "task", task)
+        if msg is not None:
+            pulumi.set(__self__, "msg", msg)
+        if rc is not None:
+            pulumi.set(__self__, "rc", rc)
+        if stderr is not None:
+            pulumi.set(__self__, "stderr", stderr)
+        if stdout is not None:
+            pulumi.set(__self__, "stdout", stdout)
+
+    @_builtins.property
+    @pulumi.getter
+    def host(self) -> _builtins.str:
+        """
+        Host name.
+        """
+        return pulumi.get(self, "host")
+
+    @_builtins.property
+    @pulumi.getter
+    def status(self) -> _builtins.str:
+        """
+        ok, changed, failed, skipped or unreachable.
+        """
+        return pulumi.get(self, "status")
+
+    @_builtins.property
+    @pulumi.getter
+    def task(self) -> _builtins.str:
+        """
+        Task name.
+        """
+        return pulumi.get(self, "task")
+
+    @_builtins.property
+    @pulumi.getter
+    def msg(self) -> Optional[_builtins.str]:
+        """
+        Ansible's message, if any.
+        """
+        return pulumi.get(self, "msg")
+
+    @_builtins.property
+    @pulumi.getter
+    def rc(self) -> Optional[_builtins.int]:
+        """
+        Exit code, for command-like modules.
+        """
+        return pulumi.get(self, "rc")
+
+    @_builtins.property
+    @pulumi.getter
+    def stderr(self) -> Optional[_builtins.str]:
+        """
+        Standard error, for command-like modules (first 4000 characters).
+        """
+        return pulumi.get(self, "stderr")
+
+    @_builtins.property
+    @pulumi.getter
+    def stdout(self) -> Optional[_builtins.str]:
+        """
+        Standard output, for command-like modules (first 4000 characters).
+        """
+        return pulumi.get(self, "stdout")
 
 
 @pulumi.output_type

@@ -21,6 +21,8 @@ DOCUMENTATION = """
     description:
       - Prints {"tb":"start"|"ok"|"failed"|"unreachable"|"skipped", "host":..., "t":..., ...} lines.
 """
+# Each event carries the task's name and `changed`; a registered result comes whole
+# (`registered`: {var, value}); one {"tb":"stats","stats":{host: recap}} line ends the run.
 
 KEYS = ("rc", "stdout", "stderr", "msg", "module_stdout", "module_stderr", "timedout", "start", "end")
 
@@ -52,11 +54,21 @@ class CallbackModule(CallbackBase):
 
     def _result(self, event, result):
         data = result.result if hasattr(result, "result") else result._result
+        task = result.task if hasattr(result, "task") else result._task
         picked = {k: _plain(data[k]) for k in KEYS if k in data}
-        self._emit(event, result.host.get_name() if hasattr(result, "host") else result._host.get_name(), result=picked)
+        extra = {"task": task.get_name(), "changed": bool(data.get("changed"))}
+        register = getattr(task, "register", None)
+        if register:
+            value = {k: v for k, v in data.items() if k != "invocation" and not str(k).startswith("_ansible")}
+            extra["registered"] = {"var": str(register), "value": _plain(value)}
+        self._emit(event, result.host.get_name() if hasattr(result, "host") else result._host.get_name(), result=picked, **extra)
 
     def v2_runner_on_start(self, host, task):
-        self._emit("start", host.get_name())
+        self._emit("start", host.get_name(), task=task.get_name())
+
+    def v2_playbook_on_stats(self, stats):
+        per_host = {h: _plain(stats.summarize(h)) for h in sorted(stats.processed)}
+        self._emit("stats", None, stats=per_host)
 
     def v2_runner_on_ok(self, result):
         self._result("ok", result)

@@ -1,0 +1,258 @@
+"""`testbed:index:Play`: Ansible tasks (as data) or a playbook file, run on the hosts of a
+reservation that match a pattern: EnOSlib's `actions()` block as a resource.
+
+Idempotence is Ansible's: the modules report `changed`, the outputs count it per host, and an
+unchanged program is an empty diff, so a second `pulumi up` runs nothing. A change of the tasks,
+the playbook's files, the local files the tasks ship (`src` of copy/template…), `vars`,
+`hostVars`, `gatherFacts`, `become`, `triggers`, `on` or of the matched machines re-runs the play
+in place; `destroyTasks` and `timeout` changes are only recorded. A failed task fails the step
+naming the host, the task and Ansible's message; the partial results stay in the stack and the
+next `pulumi up` runs the play again.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Optional
+
+from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
+from ..protocol.errors import PartialFailure, ResourceFailure
+from ..remote import PatternError, RemoteError, match_hosts
+from ..remote.patterns import warm_up as warm_up_patterns
+from ..remote.playbook import PlayReport, check_tasks, content_hash, local_sources, playbook_files, run_play
+from ..remote.playbook import warm_up as warm_up_modules
+from ..testbeds.base import CheckFailure
+from .base import CheckResult, ReadResult, ResourceController
+from .deadline import deadline
+from .diff import DiffResult, Kind, diff_inputs
+from .steps import inventory_of, targets, top
+
+INPUT_KEYS = {"inventory", "on", "tasks", "playbook", "vars", "hostVars", "gatherFacts", "become", "triggers",
+              "destroyTasks", "timeout", "sourcesHash"}
+RERUN_KEYS = {"tasks", "playbook", "sourcesHash", "vars", "hostVars", "gatherFacts", "become", "triggers", "on"}
+OUTPUTS = ("hosts", "hostStats", "changed", "results", "registered")
+FAILURE_TAIL = 400
+
+
+class Play(ResourceController):
+    token = "testbed:index:Play"
+
+    @classmethod
+    def warm_up(cls) -> None:
+        warm_up_patterns()
+        warm_up_modules()
+
+    # ---- Check -------------------------------------------------------------------------------
+
+    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {k: v for k, v in news.items() if v is not None and k != "sourcesHash"}
+        inputs.setdefault("on", "all")
+        failures: list[CheckFailure] = []
+        fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
+        if inputs.get("inventory") is not None and not has_unknowns(inputs.get("inventory")):
+            try:  # first: it declassifies the inventory's public parts (host and role names in messages)
+                inventory_of(inputs)
+            except (KeyError, TypeError, ValueError):
+                pass
+        for key in sorted(set(inputs) - INPUT_KEYS):
+            fail(key, f"unknown property `{key}` (Play accepts {', '.join(sorted(INPUT_KEYS - {'sourcesHash'}))})")
+        tasks, playbook = inputs.get("tasks"), inputs.get("playbook")
+        if tasks is None and playbook is None:
+            fail("tasks", "required: a list of Ansible tasks (or give `playbook`, a playbook file)")
+        elif tasks is not None and playbook is not None:
+            fail("playbook", "give either `tasks` or `playbook`, not both")
+        for key in ("tasks", "destroyTasks"):
+            value = inputs.get(key)
+            if value is not None and not has_unknowns(value):
+                for prop, reason in check_tasks(reveal(value), key):
+                    fail(prop, reason)
+        if isinstance(playbook, str):
+            if tasks is None and not os.path.isfile(playbook):
+                fail("playbook", f"no readable playbook file `{playbook}` (relative to {os.getcwd()})")
+        elif playbook is not None and playbook is not UNKNOWN:
+            fail("playbook", "must be the path of a playbook file")
+        for key in ("vars", "hostVars"):
+            value = inputs.get(key)
+            if value is not None and value is not UNKNOWN and not isinstance(reveal(value), dict):
+                fail(key, "must be an object" + (" mapping host names to their variables" if key == "hostVars" else " of variables"))
+        for host, hv in (reveal(inputs.get("hostVars")) or {}).items() if isinstance(reveal(inputs.get("hostVars")), dict) else ():
+            if hv is not UNKNOWN and not isinstance(reveal(hv), dict):
+                fail(f"hostVars.{host}", "must be an object of variables")
+        for key in ("gatherFacts", "become"):
+            value = inputs.get(key)
+            if value is not None and value is not UNKNOWN and not isinstance(value, bool):
+                fail(key, "must be true or false")
+        timeout = inputs.get("timeout")
+        if timeout is not None and timeout is not UNKNOWN and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
+            fail("timeout", "must be a number of seconds ≥ 0 (0: no limit)")
+        on = inputs.get("on")
+        if on is not UNKNOWN and (not isinstance(on, str) or not on.strip()):
+            fail("on", "must be an Ansible host pattern over roles and host names, e.g. `server`, `all`")
+        if not failures:
+            self._check_files(inputs, fail)
+        inventory = inputs.get("inventory")
+        if inventory is None:
+            fail("inventory", "required: a Reservation's `inventory` output")
+        elif not has_unknowns(inventory) and isinstance(on, str) and on.strip() and not failures:
+            try:
+                inv = inventory_of(inputs)
+                match_hosts(inv, on)
+                names = {h["name"] for h in inv["hosts"]}
+                host_vars = reveal(inputs.get("hostVars"))
+                if isinstance(host_vars, dict):
+                    for host in sorted(set(host_vars) - names):
+                        fail(f"hostVars.{host}", f"no host `{host}` in the inventory (hosts: {', '.join(sorted(names))})")
+            except PatternError as err:
+                fail("on", str(err))
+            except (KeyError, TypeError, ValueError) as err:
+                fail("inventory", f"not a Reservation inventory ({err})")
+        return CheckResult(inputs, failures)
+
+    @staticmethod
+    def _check_files(inputs: dict[str, Any], fail) -> None:
+        """Hash the controller files the play uses into `sourcesHash`, so an edit re-runs it."""
+        base = os.getcwd()
+        paths: list[str] = []
+        playbook = inputs.get("playbook")
+        if isinstance(playbook, str):
+            paths += playbook_files(playbook)
+        tasks = reveal(inputs.get("tasks"))
+        if tasks is not None and not has_unknowns(tasks):
+            for path in local_sources(tasks, base):
+                if not os.path.exists(path):
+                    fail("tasks", f"a task ships `{os.path.relpath(path, base)}`, which does not exist (relative to {base})")
+                else:
+                    paths.append(path)
+        if paths:
+            try:
+                inputs["sourcesHash"] = content_hash(paths)
+            except OSError as err:
+                fail("playbook" if playbook else "tasks", f"cannot read `{err.filename}`: {err.strerror}")
+
+    # ---- Diff --------------------------------------------------------------------------------
+
+    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        old_inputs = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
+        result = diff_inputs(old_inputs, news, replace_keys=())
+        result.detailed = {p: k for p, k in result.detailed.items() if not p.startswith("inventory")}
+        if has_unknowns(news.get("inventory")) or has_unknowns(news.get("on")):
+            result.detailed.setdefault("hosts", Kind.UPDATE)
+        elif targets(old_inputs) != targets(news):
+            result.detailed["hosts"] = Kind.UPDATE
+        elif reveal(old_inputs.get("inventory")) != reveal(news.get("inventory")) and not result.detailed:
+            result.detailed["inventory"] = Kind.UPDATE
+        return result
+
+    # ---- Create / Read / Update / Delete ----------------------------------------------------
+
+    async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
+        if preview:
+            return "", {**inputs, **{k: UNKNOWN for k in OUTPUTS}}
+        rid = uuid.uuid4().hex[:16]
+        outputs, failure = await self._run(urn, inputs, "tasks", timeout)
+        if failure:
+            raise PartialFailure(failure, rid, outputs)
+        return rid, outputs
+
+    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
+        if "results" not in outputs:
+            raise ResourceFailure("importing a Play is not supported; it runs on `pulumi up`")
+        return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
+
+    async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
+                     preview: bool, timeout: float = 0) -> dict[str, Any]:
+        changes = self.diff(outputs, old_inputs, news).detailed
+        failed_before = any(r.get("failed") or r.get("unreachable") for r in reveal(outputs.get("hostStats")) or [])
+        rerun = failed_before or any(top(p) in RERUN_KEYS | {"hosts"} for p in changes)
+        kept = {k: outputs[k] for k in OUTPUTS if k in outputs}
+        if not rerun:
+            return {**news, **kept}
+        if preview:
+            return {**news, **{k: UNKNOWN for k in OUTPUTS}}
+        outputs, failure = await self._run(urn, news, "tasks", timeout)
+        if failure:
+            raise PartialFailure(failure, id, outputs)
+        return outputs
+
+    async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None:
+        inputs = {k: v for k, v in outputs.items() if k in INPUT_KEYS}
+        if not inputs.get("destroyTasks") or "inventory" not in inputs:
+            return
+        _, failure = await self._run(urn, inputs, "destroyTasks", timeout)
+        if failure:
+            raise ResourceFailure(f"the destroy tasks failed (the play stays in the stack; fix them and retry): {failure}")
+
+    # ---- running ------------------------------------------------------------------------------
+
+    async def _run(self, urn: str, inputs: dict[str, Any], which: str, timeout: float) -> tuple[dict[str, Any], Optional[str]]:
+        pattern = inputs.get("on", "all")
+        limit_s = float(inputs.get("timeout") or 0) or timeout
+        playbook = inputs.get("playbook") if which == "tasks" else None
+        async with deadline(self.ctx.cancelled, limit_s) as limit:
+            try:
+                report = await run_play(
+                    inventory_of(inputs), pattern, None if playbook else reveal(inputs.get(which)),
+                    playbook=playbook, extra_vars=reveal(inputs.get("vars")), host_vars=_host_vars(inputs),
+                    gather_facts=bool(inputs.get("gatherFacts")), become=bool(inputs.get("become")),
+                    timeout=limit_s, cancelled=limit.stop, progress=self.ctx.log.status(urn),
+                )
+            except PatternError as err:
+                raise ResourceFailure(f"`on: {pattern}`: {err}") from err
+            except RemoteError as err:
+                raise ResourceFailure(limit.explain(f"could not run the play: {err}")) from err
+        outputs = {**inputs, **_outputs(report, secret=_is_secret(inputs))}
+        problem = _failure(report)
+        if problem:
+            return outputs, limit.explain(problem)
+        summary = ", ".join(f"{r['host']} {r['changed']} changed" for r in report.host_stats()[:8])
+        await self.ctx.log.info(urn, f"play ran on {len(report.hosts)} host(s): {summary}{' …' if len(report.hosts) > 8 else ''}")
+        return outputs, None
+
+
+def _host_vars(inputs: dict[str, Any]) -> Optional[dict[str, dict[str, Any]]]:
+    value = reveal(inputs.get("hostVars"))
+    return {h: reveal(v) for h, v in value.items()} if isinstance(value, dict) else None
+
+
+def _is_secret(inputs: dict[str, Any]) -> bool:
+    """Secret tasks or variables may show up in results: then the results are secret too."""
+    def has(value: Any) -> bool:
+        if isinstance(value, Secret):
+            return True
+        if isinstance(value, dict):
+            return any(has(v) for v in value.values())
+        if isinstance(value, list):
+            return any(has(v) for v in value)
+        return False
+
+    return any(has(inputs.get(k)) for k in ("tasks", "vars", "hostVars", "destroyTasks"))
+
+
+def _outputs(report: PlayReport, secret: bool) -> dict[str, Any]:
+    wrap = Secret if secret else (lambda v: v)
+    return {
+        "hosts": list(report.hosts),
+        "hostStats": report.host_stats(),
+        "changed": report.changed,
+        "results": wrap([r.as_output() for r in report.results]),
+        "registered": wrap(report.registered),
+    }
+
+
+def _failure(report: PlayReport) -> Optional[str]:
+    """Which hosts failed which task and why; None when the play succeeded everywhere."""
+    parts = []
+    for r in report.failed:
+        why = "; ".join(x.strip() for x in (r.msg, r.stderr[-FAILURE_TAIL:]) if x and x.strip()) or r.stdout.strip() or "(no message)"
+        parts.append(f"{r.host}: task `{r.task}` {'unreachable' if r.status == 'unreachable' else 'failed'}"
+                     + (f" (rc={r.rc})" if r.rc not in (None, 0) else "") + f": {why[-FAILURE_TAIL:]}")
+    seen = {r.host for r in report.results} | set(report.stats)
+    missing = [h for h in report.hosts if h not in seen]
+    if missing and report.outcome != "exited":
+        parts.append(f"{', '.join(missing)}: {'cancelled' if report.outcome == 'cancelled' else 'timed out'} before any result")
+    elif missing and not report.stats:
+        parts.append(f"{', '.join(missing)}: no result (ansible-playbook exited with {report.returncode}: {report.stderr.strip()[-FAILURE_TAIL:]})")
+    if not parts:
+        return None
+    return f"play failed on {len({p.split(':')[0] for p in parts})} of {len(report.hosts)} host(s): " + "; ".join(parts)
