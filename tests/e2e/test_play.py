@@ -28,8 +28,8 @@ def test_play_configures_hosts_idempotently_and_reruns_on_change(play):
     play.up()
     out = play.outputs()
     server, client = out["addresses"]["server-1"], out["addresses"]["client-1"]
-    assert out["conf"]["client-1"] == f"server={server}\nme={client}\ncolor=blue\nmode=plain\nclient-1"
-    assert out["conf"]["server-1"] == f"server={server}\nme={server}\ncolor=blue\nmode=fast\nserver-1"
+    assert out["conf"]["client-1"] == f"server={server}\nme={client}\ncolor=blue\nport=none\nmode=plain\nclient-1"
+    assert out["conf"]["server-1"] == f"server={server}\nme={server}\ncolor=blue\nport=5201\nmode=fast\nserver-1"
     assert out["changed"] == 8  # 4 changing tasks on 2 hosts (the read-back is `changed_when: false`)
     assert {s["host"]: (s["changed"], s["failed"]) for s in out["hostStats"]} == {"server-1": (4, 0), "client-1": (4, 0)}
     assert out["site"] == {"server-1": "site of server-1 color=blue", "client-1": "site of client-1 color=blue"}
@@ -57,6 +57,15 @@ def test_play_configures_hosts_idempotently_and_reruns_on_change(play):
     assert play.preview_ops() == {"site": "update"}
     play.up()
     assert play.outputs()["site"]["server-1"] == "site v2 of server-1"
+
+    # a machine group's host variable: the inventory is updated in place (no host re-made) and
+    # the plays on those hosts re-run
+    hosts_before = play.reservation()["outputs"]["testbedState"]
+    play.run("config", "set", "port", "6000")
+    assert play.preview_ops() == {"nodes": "update", "setup": "update", "site": "update"}
+    play.up()
+    assert "port=6000" in play.outputs()["conf"]["server-1"]
+    assert play.reservation()["outputs"]["testbedState"] == hosts_before
 
     # a failing task fails the step naming host, task and message; the play before is untouched
     play.run("config", "set", "failing", "true")

@@ -138,7 +138,7 @@ class Play(ResourceController):
         result.detailed = {p: k for p, k in result.detailed.items() if not p.startswith("inventory")}
         if has_unknowns(news.get("inventory")) or has_unknowns(news.get("on")):
             result.detailed.setdefault("hosts", Kind.UPDATE)
-        elif targets(old_inputs) != targets(news):
+        elif targets(old_inputs, with_vars=True) != targets(news, with_vars=True):
             result.detailed["hosts"] = Kind.UPDATE
         elif reveal(old_inputs.get("inventory")) != reveal(news.get("inventory")) and not result.detailed:
             result.detailed["inventory"] = Kind.UPDATE

@@ -35,7 +35,8 @@ NETWORK_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 # Machine-group options a backend may accept; each backend's validate() says which it does.
 BACKEND_OPTIONS = {"cluster", "site", "walltime", "environment"}
-MACHINE_KEYS = {"roles", "count"} | BACKEND_OPTIONS
+# `vars`: Ansible host variables of the group's hosts (EnOSlib's `host.extra`), never a backend's.
+MACHINE_KEYS = {"roles", "count", "vars"} | BACKEND_OPTIONS
 NETWORK_KEYS = {"id", "roles", "cidr"}
 INPUT_KEYS = {"name", "machines", "networks"}
 COMPUTED = ("hosts", "roles", "ssh", "inventory", "sshPrivateKey", "testbedState")
@@ -140,6 +141,10 @@ class Reservation(ResourceController):
         preview: bool,
         timeout: float = 0,
     ) -> dict[str, Any]:
+        if _same_machines(old_inputs or _inputs_of(outputs), news) and "testbedState" in outputs and not _missing_hosts(outputs, news):
+            # Only host variables changed: nothing to do on the testbed (on g5k a reconcile
+            # would even make the jobs anew), the inventory is recomputed.
+            return outputs_from_state(state_from_outputs(outputs), news)
         if preview:
             keep = {"sshPrivateKey": outputs.get("sshPrivateKey", UNKNOWN)}
             return {**news, "backend": outputs.get("backend"), **{k: UNKNOWN for k in COMPUTED}, **keep}
@@ -262,6 +267,9 @@ def _check_group(path: str, group: Any, fail) -> Optional[set[str]]:
         return set()
     for key in sorted(set(group) - MACHINE_KEYS):
         fail(f"{path}.{key}", f"unknown property `{key}` (a machine group accepts {', '.join(sorted(MACHINE_KEYS))})")
+    host_vars = group.get("vars")
+    if host_vars is not None and host_vars is not UNKNOWN and not isinstance(reveal(host_vars), dict):
+        fail(f"{path}.vars", "must be an object of Ansible variables for the group's hosts")
     count = group.get("count")
     if count is not UNKNOWN:
         if not isinstance(count, int) or isinstance(count, bool):
@@ -297,7 +305,7 @@ def spec_from_inputs(inputs: dict[str, Any]) -> ReservationSpec:
         MachineGroup(
             roles=list(g["roles"]),
             count=int(g["count"]),
-            options={k: v for k, v in g.items() if k not in ("roles", "count") and v is not None},
+            options={k: v for k, v in g.items() if k not in ("roles", "count", "vars") and v is not None},
         )
         for g in plain["machines"]
     ]
@@ -305,11 +313,24 @@ def spec_from_inputs(inputs: dict[str, Any]) -> ReservationSpec:
     return ReservationSpec(name=plain["name"], machines=machines, networks=networks)
 
 
+def _group_vars(state_host: dict[str, Any], machines: Any) -> dict[str, Any]:
+    """The `vars` of the machine group a host belongs to (by the group index the backend
+    recorded; by its roles for states written before that)."""
+    groups = reveal(machines) if isinstance(reveal(machines), list) else []
+    index = state_host.get("group")
+    if not isinstance(index, int) or not 0 <= index < len(groups):
+        index = next((k for k, g in enumerate(groups) if isinstance(g, dict) and list(g.get("roles") or []) == list(state_host["roles"])), None)
+    group = groups[index] if index is not None else None
+    value = group.get("vars") if isinstance(group, dict) else None
+    return dict(value) if isinstance(value, dict) else {}
+
+
 def outputs_from_state(state: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
     hosts = [
         {"name": h["name"], "address": h["address"], "roles": list(h["roles"]), "networks": list(h.get("networks", []))}
         for h in state["hosts"]
     ]
+    host_vars = {h["name"]: _group_vars(h, inputs.get("machines")) for h in state["hosts"]}
     roles: dict[str, list[str]] = {}
     for h in hosts:
         for role in h["roles"]:
@@ -318,7 +339,8 @@ def outputs_from_state(state: dict[str, Any], inputs: dict[str, Any]) -> dict[st
     public_ssh = {k: ssh[k] for k in ("user", "port", "knownHosts", "proxyCommand", "publicKey") if k in ssh}
     key = Secret(ssh["privateKey"])
     inventory = {
-        "hosts": [{**h, "user": ssh["user"], "port": ssh["port"]} for h in hosts],
+        "hosts": [{**h, "user": ssh["user"], "port": ssh["port"], **({"vars": host_vars[h["name"]]} if host_vars[h["name"]] else {})}
+                  for h in hosts],
         "groups": roles,
         "ssh": {**public_ssh, "privateKey": key},
     }
@@ -349,6 +371,17 @@ def _summary(state: dict[str, Any]) -> str:
 
 def _inputs_of(outputs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in outputs.items() if k in INPUT_KEYS}
+
+
+def _same_machines(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether two inputs ask the testbed for the same thing (they may differ in `vars`)."""
+    if has_unknowns(new) or has_unknowns(old):
+        return False
+    try:
+        a, b = spec_from_inputs({**old, "name": new.get("name")}), spec_from_inputs(new)
+    except (KeyError, TypeError, ValueError):
+        return False
+    return a == b and reveal(old.get("name")) == reveal(new.get("name"))
 
 
 def _missing_hosts(outputs: dict[str, Any], news: dict[str, Any]) -> bool:

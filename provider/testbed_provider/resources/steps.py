@@ -4,6 +4,7 @@ machines it reaches (a re-run is due when they change, not when another host doe
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any, Optional
 
@@ -26,8 +27,9 @@ def inventory_of(inputs: dict[str, Any]) -> dict[str, Any]:
     return inventory
 
 
-def targets(inputs: dict[str, Any]) -> Optional[list[tuple[str, str, str]]]:
-    """The machines a command reaches: (name, address, host key) of every matched host."""
+def targets(inputs: dict[str, Any], with_vars: bool = False) -> Optional[list[tuple[str, ...]]]:
+    """The machines a step reaches: (name, address, host key) of every matched host, plus its
+    Ansible variables (networks, roles, its group's `vars`) for steps that template them."""
     try:
         inventory = inventory_of(inputs)
         names = match_hosts(inventory, inputs.get("on", "all"))
@@ -35,7 +37,14 @@ def targets(inputs: dict[str, Any]) -> Optional[list[tuple[str, str, str]]]:
         return None
     keys = inventory.get("ssh", {}).get("knownHosts", "")
     by_name = {h["name"]: h for h in inventory["hosts"]}
-    return [(n, by_name[n]["address"], _host_key(keys, n)) for n in names]
+    out = []
+    for n in names:
+        entry: tuple[str, ...] = (n, by_name[n]["address"], _host_key(keys, n))
+        if with_vars:
+            h = by_name[n]
+            entry += (json.dumps([h.get("vars") or {}, h.get("networks") or [], h.get("roles") or []], sort_keys=True),)
+        out.append(entry)
+    return out
 
 
 def _host_key(known_hosts: str, name: str) -> str:

@@ -211,6 +211,10 @@ class InventoryHostArgsDict(TypedDict):
     """
     Login user.
     """
+    vars: NotRequired[pulumi.Input[Optional[Mapping[str, Any]]]]
+    """
+    The host's Ansible variables from its machine group's `vars`.
+    """
 
 @pulumi.input_type
 class InventoryHostArgs:
@@ -220,7 +224,8 @@ class InventoryHostArgs:
                  networks: pulumi.Input[Sequence[pulumi.Input['HostNetworkArgs']]],
                  port: pulumi.Input[_builtins.int],
                  roles: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]],
-                 user: pulumi.Input[_builtins.str]):
+                 user: pulumi.Input[_builtins.str],
+                 vars: pulumi.Input[Optional[Mapping[str, Any]]] = None):
         """
         A host entry of the inventory.
 
@@ -230,6 +235,7 @@ class InventoryHostArgs:
         :param pulumi.Input[_builtins.int] port: SSH port.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] roles: Roles (inventory groups).
         :param pulumi.Input[_builtins.str] user: Login user.
+        :param pulumi.Input[Mapping[str, Any]] vars: The host's Ansible variables from its machine group's `vars`.
         """
         pulumi.set(__self__, "address", address)
         pulumi.set(__self__, "name", name)
@@ -237,6 +243,8 @@ class InventoryHostArgs:
         pulumi.set(__self__, "port", port)
         pulumi.set(__self__, "roles", roles)
         pulumi.set(__self__, "user", user)
+        if vars is not None:
+            pulumi.set(__self__, "vars", vars)
 
     @_builtins.property
     @pulumi.getter
@@ -309,6 +317,18 @@ class InventoryHostArgs:
     @user.setter
     def user(self, value: pulumi.Input[_builtins.str]):
         pulumi.set(self, "user", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def vars(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        The host's Ansible variables from its machine group's `vars`.
+        """
+        return pulumi.get(self, "vars")
+
+    @vars.setter
+    def vars(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "vars", value)
 
 
 class InventorySshArgsDict(TypedDict):
@@ -465,6 +485,10 @@ class MachineGroupArgsDict(TypedDict):
     """
     Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
     """
+    vars: NotRequired[pulumi.Input[Optional[Mapping[str, Any]]]]
+    """
+    Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.
+    """
     walltime: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
@@ -478,6 +502,7 @@ class MachineGroupArgs:
                  cluster: pulumi.Input[Optional[_builtins.str]] = None,
                  environment: pulumi.Input[Optional[_builtins.str]] = None,
                  site: pulumi.Input[Optional[_builtins.str]] = None,
+                 vars: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  walltime: pulumi.Input[Optional[_builtins.str]] = None):
         """
         `count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).
@@ -487,6 +512,7 @@ class MachineGroupArgs:
         :param pulumi.Input[_builtins.str] cluster: Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
         :param pulumi.Input[_builtins.str] environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
         :param pulumi.Input[_builtins.str] site: Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
+        :param pulumi.Input[Mapping[str, Any]] vars: Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.
         :param pulumi.Input[_builtins.str] walltime: How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
         """
         pulumi.set(__self__, "count", count)
@@ -497,6 +523,8 @@ class MachineGroupArgs:
             pulumi.set(__self__, "environment", environment)
         if site is not None:
             pulumi.set(__self__, "site", site)
+        if vars is not None:
+            pulumi.set(__self__, "vars", vars)
         if walltime is not None:
             pulumi.set(__self__, "walltime", walltime)
 
@@ -559,6 +587,18 @@ class MachineGroupArgs:
     @site.setter
     def site(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "site", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def vars(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.
+        """
+        return pulumi.get(self, "vars")
+
+    @vars.setter
+    def vars(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "vars", value)
 
     @_builtins.property
     @pulumi.getter

@@ -301,7 +301,8 @@ class InventoryHost(dict):
                  networks: Sequence['outputs.HostNetwork'],
                  port: _builtins.int,
                  roles: Sequence[_builtins.str],
-                 user: _builtins.str):
+                 user: _builtins.str,
+                 vars: Optional[Mapping[str, Any]] = None):
         """
         A host entry of the inventory.
 
@@ -311,6 +312,7 @@ class InventoryHost(dict):
         :param _builtins.int port: SSH port.
         :param Sequence[_builtins.str] roles: Roles (inventory groups).
         :param _builtins.str user: Login user.
+        :param Mapping[str, Any] vars: The host's Ansible variables from its machine group's `vars`.
         """
         pulumi.set(__self__, "address", address)
         pulumi.set(__self__, "name", name)
@@ -318,6 +320,8 @@ class InventoryHost(dict):
         pulumi.set(__self__, "port", port)
         pulumi.set(__self__, "roles", roles)
         pulumi.set(__self__, "user", user)
+        if vars is not None:
+            pulumi.set(__self__, "vars", vars)
 
     @_builtins.property
     @pulumi.getter
@@ -366,6 +370,14 @@ class InventoryHost(dict):
         Login user.
         """
         return pulumi.get(self, "user")
+
+    @_builtins.property
+    @pulumi.getter
+    def vars(self) -> Optional[Mapping[str, Any]]:
+        """
+        The host's Ansible variables from its machine group's `vars`.
+        """
+        return pulumi.get(self, "vars")
 
 
 @pulumi.output_type
@@ -482,6 +494,7 @@ class MachineGroup(dict):
                  cluster: Optional[_builtins.str] = None,
                  environment: Optional[_builtins.str] = None,
                  site: Optional[_builtins.str] = None,
+                 vars: Optional[Mapping[str, Any]] = None,
                  walltime: Optional[_builtins.str] = None):
         """
         `count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).
@@ -491,6 +504,7 @@ class MachineGroup(dict):
         :param _builtins.str cluster: Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
         :param _builtins.str environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
         :param _builtins.str site: Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
+        :param Mapping[str, Any] vars: Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.
         :param _builtins.str walltime: How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
         """
         pulumi.set(__self__, "count", count)
@@ -501,6 +515,8 @@ class MachineGroup(dict):
             pulumi.set(__self__, "environment", environment)
         if site is not None:
             pulumi.set(__self__, "site", site)
+        if vars is not None:
+            pulumi.set(__self__, "vars", vars)
         if walltime is not None:
             pulumi.set(__self__, "walltime", walltime)
 
@@ -543,6 +559,14 @@ class MachineGroup(dict):
         Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
         """
         return pulumi.get(self, "site")
+
+    @_builtins.property
+    @pulumi.getter
+    def vars(self) -> Optional[Mapping[str, Any]]:
+        """
+        Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.
+        """
+        return pulumi.get(self, "vars")
 
     @_builtins.property
     @pulumi.getter

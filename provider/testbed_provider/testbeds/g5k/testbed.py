@@ -275,7 +275,8 @@ class G5kTestbed(Testbed):
                     # The production IP, not the FQDN: it needs no DNS at the far end of the ProxyCommand.
                     nic = kavlan.adapter(refs[node], kavlan.primary_device(refs[node]) or "") or {}
                     hosts.append({"name": naming.short_name(node), "address": nic.get("ip") or node, "fqdn": node,
-                                  "roles": list(spec.machines[g].roles), "networks": site_networks.get(node, []), "site": site.site})
+                                  "roles": list(spec.machines[g].roles), "networks": site_networks.get(node, []), "site": site.site,
+                                  "group": g})
         for site, record in zip(plan.sites, state["g5k"]["jobs"]):
             if site.global_network is not None:
                 joined = await self._attach_global(session, spec, site, record, placed, refs, state, progress)

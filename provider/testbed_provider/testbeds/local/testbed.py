@@ -343,7 +343,8 @@ class LocalTestbed(Testbed):
         return {
             "backend": "local",
             "id": ctx.id,
-            "hosts": [{"name": r.name, "address": r.address, "roles": list(r.roles or []), "networks": [dict(n) for n in r.networks]}
+            "hosts": [{"name": r.name, "address": r.address, "roles": list(r.roles or []), "networks": [dict(n) for n in r.networks],
+                       "group": r.group}
                       for r in listed],
             "networks": [{"id": n.id, "cidr": str(n.cidr), "roles": list(n.roles) if n.roles is not None else None} for n in ctx.networks],
             "ssh": {

@@ -7,7 +7,8 @@ import pulumi_testbed as testbed
 config = pulumi.Config()
 nodes = testbed.Reservation(
     "nodes",
-    machines=[testbed.MachineGroupArgs(roles=["server"], count=1), testbed.MachineGroupArgs(roles=["client"], count=1)],
+    machines=[testbed.MachineGroupArgs(roles=["server"], count=1, vars={"iperf_port": int(config.get("port") or 5201)}),
+              testbed.MachineGroupArgs(roles=["client"], count=1)],
     networks=[testbed.NetworkArgs(id="exp", roles=["server", "client"])],
 )
 
