@@ -1,0 +1,78 @@
+"""myperf's infrastructure and steps; `myperf.py` drives it (up, bench, backup, destroy).
+
+A server and `clients` clients (stack config, default 1) on one experiment network; a Play
+installs iperf3 and prepares the results directory; one `iperf3 -s` per client runs in the
+background on the server. The stack config `myperf:bench` (set by `myperf bench`: run id,
+duration, extra iperf3 client options) adds the measurement step: every client runs iperf3
+against its server on the experiment network and keeps its JSON report in
+/root/results/<id>.json. The
+config `myperf:backup` (set by `myperf backup`) adds a Fetch of every client's results into
+`backups/<stack>/<host>/`.
+"""
+
+import pulumi
+import pulumi_testbed as testbed
+
+config = pulumi.Config()
+clients = config.get_int("clients") or 1
+stack = pulumi.get_stack()
+
+nodes = testbed.Reservation(
+    "nodes",
+    machines=[
+        testbed.MachineGroupArgs(roles=["server"], count=1),
+        testbed.MachineGroupArgs(roles=["client"], count=clients),
+    ],
+    networks=[testbed.NetworkArgs(id="experiment", roles=["server", "client"])],
+)
+
+deps = testbed.Play(
+    "deps",
+    inventory=nodes.inventory,
+    tasks=[
+        {"name": "iperf3", "ansible.builtin.shell": "dpkg -s iperf3 >/dev/null 2>&1 && echo present || "
+         "(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 && echo installed)",
+         "register": "iperf3", "changed_when": "'installed' in iperf3.stdout"},
+        {"name": "results directory", "ansible.builtin.file": {"path": "/root/results", "state": "directory"}},
+    ],
+)
+
+# One iperf3 server per client (port 5200 + the client's number), so clients measure at once.
+server = testbed.Command(
+    "iperf3-server",
+    inventory=nodes.inventory,
+    on="server",
+    create=f"for n in $(seq {clients}); do iperf3 -s -p $((5200 + n)) & done; wait",
+    background=True,
+    opts=pulumi.ResourceOptions(depends_on=[deps]),
+)
+
+pulumi.export("roles", nodes.roles)
+pulumi.export("server_address", nodes.hosts.apply(
+    lambda hosts: next(n.address for h in hosts if "server" in h.roles for n in h.networks if n.id == "experiment")))
+
+bench = config.get_object("bench")
+if bench:
+    run, duration, extra = bench["id"], int(bench.get("duration", 10)), str(bench.get("args", ""))
+
+    def client_script(hosts) -> str:
+        address = next(n.address for h in hosts if "server" in h.roles for n in h.networks if n.id == "experiment")
+        out = f"/root/results/{run}.json"
+        # Each client its own server port; retried while that server is not listening yet.
+        return (f"port=$((5200 + $(hostname | sed 's/.*-//'))); "
+                f"ok=1; for i in $(seq 50); do if iperf3 -c {address} -p $port -t {duration} {extra} -J >{out}.tmp; "
+                f"then ok=0; break; fi; sleep 0.2; done; mv {out}.tmp {out}; "
+                f"python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); "
+                f"print(round(r[\"end\"][\"sum_received\"][\"bits_per_second\"]/1e9, 3) if \"end\" in r and \"sum_received\" in r[\"end\"] "
+                f"else r.get(\"error\", \"no result\"))' {out}; exit $ok")
+
+    measure = testbed.Command(
+        "bench",
+        inventory=nodes.inventory,
+        on="client",
+        create=nodes.hosts.apply(client_script),
+        triggers=[run],
+        opts=pulumi.ResourceOptions(depends_on=[server]),
+    )
+    pulumi.export("bench", {"id": run, "duration": duration, "args": extra,
+                            "gbps": measure.results.apply(lambda rs: {r.host: r.stdout for r in rs})})
