@@ -1,0 +1,67 @@
+"""examples/myperf's whole lifecycle, as a user runs it: its CLI drives the real engine through
+the Automation API on the local testbed (up with two clients, two benches, status, destroy)."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..helpers import IS_ROOT, ROOT
+
+pytestmark = pytest.mark.skipif(not IS_ROOT, reason="the local testbed needs root")
+
+
+@pytest.fixture
+def myperf(tmp_path):
+    project = tmp_path / "myperf"
+    shutil.copytree(ROOT / "examples" / "myperf", project, ignore=shutil.ignore_patterns(".pulumi-state", "backups", "Pulumi.*.yaml", "__pycache__"))
+    text = (project / "Pulumi.yaml").read_text()
+    (project / "Pulumi.yaml").write_text(text.replace("../../provider/bin", str(ROOT / "provider" / "bin")).replace("../../.venv", str(ROOT / ".venv")))
+    env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}", "PULUMI_HOME": str(tmp_path / "home"),
+           "PULUMI_CONFIG_PASSPHRASE": ""}
+    (tmp_path / "state").mkdir()
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, str(project / "myperf.py"), *args], cwd=project, env=env,
+                              capture_output=True, text=True, timeout=600)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"myperf {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    run.project = project
+    yield run
+    run("destroy", check=False)
+
+
+def namespaces() -> set[str]:
+    return {n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split() if n.startswith("tb-")}
+
+
+def test_myperf_lifecycle_on_the_local_testbed(myperf):
+    before = namespaces()
+    assert "no current stack" in myperf("bench", check=False).stderr  # nothing deployed yet: a clear error
+
+    up = myperf("local", "--clients", "2")
+    assert "iperf3-server: create done" in up.stdout and "server on the experiment network: 198.18." in up.stdout
+    assert re.search(r"\[\s*\d+\.\ds\] nodes: SSH ready on \d/3 hosts", up.stdout)  # progress while waiting
+
+    bench = myperf("bench", "-t", "1", "--", "-P", "2")
+    rates = dict(re.findall(r"^(client-\d): ([\d.]+) Gbit/s$", bench.stdout, re.M))
+    assert set(rates) == {"client-1", "client-2"} and all(float(r) > 0.1 for r in rates.values()), bench.stdout
+    run = re.search(r"^run (\S+):", bench.stdout, re.M).group(1)
+
+    status = json.loads(myperf("status").stdout)
+    assert status["bench"]["id"] == run and status["bench"]["args"] == "-P 2"
+    assert status["roles"] == {"server": ["server-1"], "client": ["client-1", "client-2"]}
+
+    again = myperf("bench", "-t", "1")  # a new run: only the measurement runs again
+    assert "bench: update …" in again.stdout and "nodes: update" not in again.stdout and "deps: update" not in again.stdout
+
+    down = myperf("destroy")
+    assert "destroyed" in down.stdout
+    assert namespaces() <= before  # every host of the stack is gone
