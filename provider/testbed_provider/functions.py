@@ -20,4 +20,10 @@ async def get_backend(ctx: ProviderContext, args: dict[str, Any]) -> tuple[dict[
     return {"backend": name, "ready": reason is None, "reason": reason or "", "available": sorted(BACKENDS)}, []
 
 
-FUNCTIONS: dict[str, Function] = {"testbed:index:getBackend": get_backend}
+def _get_facts(ctx: ProviderContext, args: dict[str, Any]) -> Awaitable[tuple[dict[str, Any] | None, list[CheckFailure]]]:
+    from .get_facts import get_facts  # imports the remote layer: only when asked
+
+    return get_facts(ctx, args)
+
+
+FUNCTIONS: dict[str, Function] = {"testbed:index:getBackend": get_backend, "testbed:index:getFacts": _get_facts}

@@ -52,7 +52,7 @@ class Command(ResourceController):
         for key in sorted(set(inputs) - INPUT_KEYS):
             fail(key, f"unknown property `{key}` (Command accepts {', '.join(sorted(INPUT_KEYS))})")
         for key in ("create", "update", "delete"):
-            value = inputs.get(key)
+            value = reveal(inputs.get(key))  # a secret command (e.g. built from a secret output) is a command too
             if value is UNKNOWN or value is None and key != "create":
                 continue
             if not isinstance(value, str) or not value.strip():

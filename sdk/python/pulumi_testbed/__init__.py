@@ -7,7 +7,9 @@ from . import _utilities
 import typing
 # Export this package's modules as members:
 from .command import *
+from .fetch import *
 from .get_backend import *
+from .get_facts import *
 from .play import *
 from .provider import *
 from .reservation import *
@@ -43,6 +45,7 @@ _utilities.register(
   "fqn": "pulumi_testbed",
   "classes": {
    "testbed:index:Command": "Command",
+   "testbed:index:Fetch": "Fetch",
    "testbed:index:Play": "Play",
    "testbed:index:Reservation": "Reservation"
   }

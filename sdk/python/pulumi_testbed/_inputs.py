@@ -15,12 +15,20 @@ else:
 from . import _utilities
 
 __all__ = [
+    'HostNetwork',
+    'HostNetworkDict',
     'HostNetworkArgs',
     'HostNetworkArgsDict',
+    'Inventory',
+    'InventoryDict',
     'InventoryArgs',
     'InventoryArgsDict',
+    'InventoryHost',
+    'InventoryHostDict',
     'InventoryHostArgs',
     'InventoryHostArgsDict',
+    'InventorySsh',
+    'InventorySshDict',
     'InventorySshArgs',
     'InventorySshArgsDict',
     'MachineGroupArgs',
@@ -28,6 +36,96 @@ __all__ = [
     'NetworkArgs',
     'NetworkArgsDict',
 ]
+
+class HostNetworkDict(TypedDict):
+    """
+    A host's interface on one experiment network.
+    """
+    address: _builtins.str
+    """
+    The host's address on that network.
+    """
+    cidr: _builtins.str
+    """
+    The network's address range.
+    """
+    id: _builtins.str
+    """
+    Network id.
+    """
+    interface: _builtins.str
+    """
+    Interface name on the host.
+    """
+
+@pulumi.input_type
+class HostNetwork:
+    def __init__(__self__, *,
+                 address: _builtins.str,
+                 cidr: _builtins.str,
+                 id: _builtins.str,
+                 interface: _builtins.str):
+        """
+        A host's interface on one experiment network.
+
+        :param _builtins.str address: The host's address on that network.
+        :param _builtins.str cidr: The network's address range.
+        :param _builtins.str id: Network id.
+        :param _builtins.str interface: Interface name on the host.
+        """
+        pulumi.set(__self__, "address", address)
+        pulumi.set(__self__, "cidr", cidr)
+        pulumi.set(__self__, "id", id)
+        pulumi.set(__self__, "interface", interface)
+
+    @_builtins.property
+    @pulumi.getter
+    def address(self) -> _builtins.str:
+        """
+        The host's address on that network.
+        """
+        return pulumi.get(self, "address")
+
+    @address.setter
+    def address(self, value: _builtins.str):
+        pulumi.set(self, "address", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def cidr(self) -> _builtins.str:
+        """
+        The network's address range.
+        """
+        return pulumi.get(self, "cidr")
+
+    @cidr.setter
+    def cidr(self, value: _builtins.str):
+        pulumi.set(self, "cidr", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def id(self) -> _builtins.str:
+        """
+        Network id.
+        """
+        return pulumi.get(self, "id")
+
+    @id.setter
+    def id(self, value: _builtins.str):
+        pulumi.set(self, "id", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def interface(self) -> _builtins.str:
+        """
+        Interface name on the host.
+        """
+        return pulumi.get(self, "interface")
+
+    @interface.setter
+    def interface(self, value: _builtins.str):
+        pulumi.set(self, "interface", value)
+
 
 class HostNetworkArgsDict(TypedDict):
     """
@@ -119,6 +217,70 @@ class HostNetworkArgs:
         pulumi.set(self, "interface", value)
 
 
+class InventoryDict(TypedDict):
+    """
+    Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
+    """
+    groups: Mapping[str, Sequence[_builtins.str]]
+    """
+    Role -> host names.
+    """
+    hosts: Sequence['InventoryHostDict']
+    """
+    Hosts.
+    """
+    ssh: 'InventorySshDict'
+
+@pulumi.input_type
+class Inventory:
+    def __init__(__self__, *,
+                 groups: Mapping[str, Sequence[_builtins.str]],
+                 hosts: Sequence['InventoryHost'],
+                 ssh: 'InventorySsh'):
+        """
+        Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
+
+        :param Mapping[str, Sequence[_builtins.str]] groups: Role -> host names.
+        :param Sequence['InventoryHost'] hosts: Hosts.
+        """
+        pulumi.set(__self__, "groups", groups)
+        pulumi.set(__self__, "hosts", hosts)
+        pulumi.set(__self__, "ssh", ssh)
+
+    @_builtins.property
+    @pulumi.getter
+    def groups(self) -> Mapping[str, Sequence[_builtins.str]]:
+        """
+        Role -> host names.
+        """
+        return pulumi.get(self, "groups")
+
+    @groups.setter
+    def groups(self, value: Mapping[str, Sequence[_builtins.str]]):
+        pulumi.set(self, "groups", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def hosts(self) -> Sequence['InventoryHost']:
+        """
+        Hosts.
+        """
+        return pulumi.get(self, "hosts")
+
+    @hosts.setter
+    def hosts(self, value: Sequence['InventoryHost']):
+        pulumi.set(self, "hosts", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def ssh(self) -> 'InventorySsh':
+        return pulumi.get(self, "ssh")
+
+    @ssh.setter
+    def ssh(self, value: 'InventorySsh'):
+        pulumi.set(self, "ssh", value)
+
+
 class InventoryArgsDict(TypedDict):
     """
     Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
@@ -181,6 +343,154 @@ class InventoryArgs:
     @ssh.setter
     def ssh(self, value: pulumi.Input['InventorySshArgs']):
         pulumi.set(self, "ssh", value)
+
+
+class InventoryHostDict(TypedDict):
+    """
+    A host entry of the inventory.
+    """
+    address: _builtins.str
+    """
+    Address SSH connects to.
+    """
+    name: _builtins.str
+    """
+    Host name.
+    """
+    networks: Sequence['HostNetworkDict']
+    """
+    Experiment interfaces.
+    """
+    port: _builtins.int
+    """
+    SSH port.
+    """
+    roles: Sequence[_builtins.str]
+    """
+    Roles (inventory groups).
+    """
+    user: _builtins.str
+    """
+    Login user.
+    """
+    vars: NotRequired[Mapping[str, Any]]
+    """
+    The host's Ansible variables from its machine group's `vars`.
+    """
+
+@pulumi.input_type
+class InventoryHost:
+    def __init__(__self__, *,
+                 address: _builtins.str,
+                 name: _builtins.str,
+                 networks: Sequence['HostNetwork'],
+                 port: _builtins.int,
+                 roles: Sequence[_builtins.str],
+                 user: _builtins.str,
+                 vars: Optional[Mapping[str, Any]] = None):
+        """
+        A host entry of the inventory.
+
+        :param _builtins.str address: Address SSH connects to.
+        :param _builtins.str name: Host name.
+        :param Sequence['HostNetwork'] networks: Experiment interfaces.
+        :param _builtins.int port: SSH port.
+        :param Sequence[_builtins.str] roles: Roles (inventory groups).
+        :param _builtins.str user: Login user.
+        :param Mapping[str, Any] vars: The host's Ansible variables from its machine group's `vars`.
+        """
+        pulumi.set(__self__, "address", address)
+        pulumi.set(__self__, "name", name)
+        pulumi.set(__self__, "networks", networks)
+        pulumi.set(__self__, "port", port)
+        pulumi.set(__self__, "roles", roles)
+        pulumi.set(__self__, "user", user)
+        if vars is not None:
+            pulumi.set(__self__, "vars", vars)
+
+    @_builtins.property
+    @pulumi.getter
+    def address(self) -> _builtins.str:
+        """
+        Address SSH connects to.
+        """
+        return pulumi.get(self, "address")
+
+    @address.setter
+    def address(self, value: _builtins.str):
+        pulumi.set(self, "address", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def name(self) -> _builtins.str:
+        """
+        Host name.
+        """
+        return pulumi.get(self, "name")
+
+    @name.setter
+    def name(self, value: _builtins.str):
+        pulumi.set(self, "name", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def networks(self) -> Sequence['HostNetwork']:
+        """
+        Experiment interfaces.
+        """
+        return pulumi.get(self, "networks")
+
+    @networks.setter
+    def networks(self, value: Sequence['HostNetwork']):
+        pulumi.set(self, "networks", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def port(self) -> _builtins.int:
+        """
+        SSH port.
+        """
+        return pulumi.get(self, "port")
+
+    @port.setter
+    def port(self, value: _builtins.int):
+        pulumi.set(self, "port", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def roles(self) -> Sequence[_builtins.str]:
+        """
+        Roles (inventory groups).
+        """
+        return pulumi.get(self, "roles")
+
+    @roles.setter
+    def roles(self, value: Sequence[_builtins.str]):
+        pulumi.set(self, "roles", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def user(self) -> _builtins.str:
+        """
+        Login user.
+        """
+        return pulumi.get(self, "user")
+
+    @user.setter
+    def user(self, value: _builtins.str):
+        pulumi.set(self, "user", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def vars(self) -> Optional[Mapping[str, Any]]:
+        """
+        The host's Ansible variables from its machine group's `vars`.
+        """
+        return pulumi.get(self, "vars")
+
+    @vars.setter
+    def vars(self, value: Optional[Mapping[str, Any]]):
+        pulumi.set(self, "vars", value)
 
 
 class InventoryHostArgsDict(TypedDict):
@@ -329,6 +639,136 @@ class InventoryHostArgs:
     @vars.setter
     def vars(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
         pulumi.set(self, "vars", value)
+
+
+class InventorySshDict(TypedDict):
+    """
+    SSH settings shared by every inventory host.
+    """
+    known_hosts: _builtins.str
+    """
+    known_hosts lines.
+    """
+    port: _builtins.int
+    """
+    SSH port.
+    """
+    private_key: _builtins.str
+    """
+    Private key (secret).
+    """
+    user: _builtins.str
+    """
+    Login user.
+    """
+    proxy_command: NotRequired[_builtins.str]
+    """
+    ProxyCommand, when hosts are not directly reachable.
+    """
+    public_key: NotRequired[_builtins.str]
+    """
+    Public key.
+    """
+
+@pulumi.input_type
+class InventorySsh:
+    def __init__(__self__, *,
+                 known_hosts: _builtins.str,
+                 port: _builtins.int,
+                 private_key: _builtins.str,
+                 user: _builtins.str,
+                 proxy_command: Optional[_builtins.str] = None,
+                 public_key: Optional[_builtins.str] = None):
+        """
+        SSH settings shared by every inventory host.
+
+        :param _builtins.str known_hosts: known_hosts lines.
+        :param _builtins.int port: SSH port.
+        :param _builtins.str private_key: Private key (secret).
+        :param _builtins.str user: Login user.
+        :param _builtins.str proxy_command: ProxyCommand, when hosts are not directly reachable.
+        :param _builtins.str public_key: Public key.
+        """
+        pulumi.set(__self__, "known_hosts", known_hosts)
+        pulumi.set(__self__, "port", port)
+        pulumi.set(__self__, "private_key", private_key)
+        pulumi.set(__self__, "user", user)
+        if proxy_command is not None:
+            pulumi.set(__self__, "proxy_command", proxy_command)
+        if public_key is not None:
+            pulumi.set(__self__, "public_key", public_key)
+
+    @_builtins.property
+    @pulumi.getter(name="knownHosts")
+    def known_hosts(self) -> _builtins.str:
+        """
+        known_hosts lines.
+        """
+        return pulumi.get(self, "known_hosts")
+
+    @known_hosts.setter
+    def known_hosts(self, value: _builtins.str):
+        pulumi.set(self, "known_hosts", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def port(self) -> _builtins.int:
+        """
+        SSH port.
+        """
+        return pulumi.get(self, "port")
+
+    @port.setter
+    def port(self, value: _builtins.int):
+        pulumi.set(self, "port", value)
+
+    @_builtins.property
+    @pulumi.getter(name="privateKey")
+    def private_key(self) -> _builtins.str:
+        """
+        Private key (secret).
+        """
+        return pulumi.get(self, "private_key")
+
+    @private_key.setter
+    def private_key(self, value: _builtins.str):
+        pulumi.set(self, "private_key", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def user(self) -> _builtins.str:
+        """
+        Login user.
+        """
+        return pulumi.get(self, "user")
+
+    @user.setter
+    def user(self, value: _builtins.str):
+        pulumi.set(self, "user", value)
+
+    @_builtins.property
+    @pulumi.getter(name="proxyCommand")
+    def proxy_command(self) -> Optional[_builtins.str]:
+        """
+        ProxyCommand, when hosts are not directly reachable.
+        """
+        return pulumi.get(self, "proxy_command")
+
+    @proxy_command.setter
+    def proxy_command(self, value: Optional[_builtins.str]):
+        pulumi.set(self, "proxy_command", value)
+
+    @_builtins.property
+    @pulumi.getter(name="publicKey")
+    def public_key(self) -> Optional[_builtins.str]:
+        """
+        Public key.
+        """
+        return pulumi.get(self, "public_key")
+
+    @public_key.setter
+    def public_key(self, value: Optional[_builtins.str]):
+        pulumi.set(self, "public_key", value)
 
 
 class InventorySshArgsDict(TypedDict):

@@ -17,8 +17,12 @@ from . import outputs
 
 __all__ = [
     'CommandResult',
+    'FetchHostResult',
+    'FetchedFile',
     'Host',
+    'HostFacts',
     'HostNetwork',
+    'InterfaceFacts',
     'Inventory',
     'InventoryHost',
     'InventorySsh',
@@ -138,6 +142,185 @@ class CommandResult(dict):
 
 
 @pulumi.output_type
+class FetchHostResult(dict):
+    """
+    What a fetch did on one host.
+    """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "durationS":
+            suggest = "duration_s"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in FetchHostResult. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        FetchHostResult.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        FetchHostResult.__key_warning(key)
+        return super().get(key, default)
+
+    def __init__(__self__, *,
+                 bytes: _builtins.int,
+                 duration_s: _builtins.float,
+                 errors: Sequence[_builtins.str],
+                 files: _builtins.int,
+                 host: _builtins.str,
+                 status: _builtins.str):
+        """
+        What a fetch did on one host.
+
+        :param _builtins.int bytes: Bytes fetched from it.
+        :param _builtins.float duration_s: How long it took, in seconds.
+        :param Sequence[_builtins.str] errors: `<remote path>: <why>` for each problem.
+        :param _builtins.int files: Files fetched from it.
+        :param _builtins.str host: Host name.
+        :param _builtins.str status: ok, failed (a path missing or unreadable, a checksum mismatch), unreachable or timeout.
+        """
+        pulumi.set(__self__, "bytes", bytes)
+        pulumi.set(__self__, "duration_s", duration_s)
+        pulumi.set(__self__, "errors", errors)
+        pulumi.set(__self__, "files", files)
+        pulumi.set(__self__, "host", host)
+        pulumi.set(__self__, "status", status)
+
+    @_builtins.property
+    @pulumi.getter
+    def bytes(self) -> _builtins.int:
+        """
+        Bytes fetched from it.
+        """
+        return pulumi.get(self, "bytes")
+
+    @_builtins.property
+    @pulumi.getter(name="durationS")
+    def duration_s(self) -> _builtins.float:
+        """
+        How long it took, in seconds.
+        """
+        return pulumi.get(self, "duration_s")
+
+    @_builtins.property
+    @pulumi.getter
+    def errors(self) -> Sequence[_builtins.str]:
+        """
+        `<remote path>: <why>` for each problem.
+        """
+        return pulumi.get(self, "errors")
+
+    @_builtins.property
+    @pulumi.getter
+    def files(self) -> _builtins.int:
+        """
+        Files fetched from it.
+        """
+        return pulumi.get(self, "files")
+
+    @_builtins.property
+    @pulumi.getter
+    def host(self) -> _builtins.str:
+        """
+        Host name.
+        """
+        return pulumi.get(self, "host")
+
+    @_builtins.property
+    @pulumi.getter
+    def status(self) -> _builtins.str:
+        """
+        ok, failed (a path missing or unreadable, a checksum mismatch), unreachable or timeout.
+        """
+        return pulumi.get(self, "status")
+
+
+@pulumi.output_type
+class FetchedFile(dict):
+    """
+    One fetched file.
+    """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "remotePath":
+            suggest = "remote_path"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in FetchedFile. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        FetchedFile.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        FetchedFile.__key_warning(key)
+        return super().get(key, default)
+
+    def __init__(__self__, *,
+                 host: _builtins.str,
+                 path: _builtins.str,
+                 remote_path: _builtins.str,
+                 sha256: _builtins.str,
+                 size: _builtins.int):
+        """
+        One fetched file.
+
+        :param _builtins.str host: Host it came from.
+        :param _builtins.str path: Local path, relative to `destination` (`<host>/<name>`).
+        :param _builtins.str remote_path: Its path on the host.
+        :param _builtins.str sha256: SHA-256 of the content (hex), the same on the host and here.
+        :param _builtins.int size: Bytes.
+        """
+        pulumi.set(__self__, "host", host)
+        pulumi.set(__self__, "path", path)
+        pulumi.set(__self__, "remote_path", remote_path)
+        pulumi.set(__self__, "sha256", sha256)
+        pulumi.set(__self__, "size", size)
+
+    @_builtins.property
+    @pulumi.getter
+    def host(self) -> _builtins.str:
+        """
+        Host it came from.
+        """
+        return pulumi.get(self, "host")
+
+    @_builtins.property
+    @pulumi.getter
+    def path(self) -> _builtins.str:
+        """
+        Local path, relative to `destination` (`<host>/<name>`).
+        """
+        return pulumi.get(self, "path")
+
+    @_builtins.property
+    @pulumi.getter(name="remotePath")
+    def remote_path(self) -> _builtins.str:
+        """
+        Its path on the host.
+        """
+        return pulumi.get(self, "remote_path")
+
+    @_builtins.property
+    @pulumi.getter
+    def sha256(self) -> _builtins.str:
+        """
+        SHA-256 of the content (hex), the same on the host and here.
+        """
+        return pulumi.get(self, "sha256")
+
+    @_builtins.property
+    @pulumi.getter
+    def size(self) -> _builtins.int:
+        """
+        Bytes.
+        """
+        return pulumi.get(self, "size")
+
+
+@pulumi.output_type
 class Host(dict):
     """
     One reserved machine.
@@ -194,6 +377,194 @@ class Host(dict):
 
 
 @pulumi.output_type
+class HostFacts(dict):
+    """
+    A host's Ansible facts: the usual ones under stable names, and all of them as `facts`. Fields whose subset was not gathered are empty (0, "").
+    """
+    def __init__(__self__, *,
+                 all_ipv4: Sequence[_builtins.str],
+                 architecture: _builtins.str,
+                 default_interface: _builtins.str,
+                 default_ipv4: _builtins.str,
+                 distribution: _builtins.str,
+                 distribution_version: _builtins.str,
+                 facts: Mapping[str, Any],
+                 fqdn: _builtins.str,
+                 hostname: _builtins.str,
+                 interfaces: Sequence['outputs.InterfaceFacts'],
+                 kernel: _builtins.str,
+                 memory_mb: _builtins.int,
+                 name: _builtins.str,
+                 processor_cores: _builtins.int,
+                 processor_count: _builtins.int,
+                 processor_vcpus: _builtins.int):
+        """
+        A host's Ansible facts: the usual ones under stable names, and all of them as `facts`. Fields whose subset was not gathered are empty (0, "").
+
+        :param Sequence[_builtins.str] all_ipv4: Every IPv4 address but loopback.
+        :param _builtins.str architecture: CPU architecture (`x86_64`…).
+        :param _builtins.str default_interface: Interface of the default route.
+        :param _builtins.str default_ipv4: IPv4 address of the default route's interface (empty when the host has no default route).
+        :param _builtins.str distribution: Distribution (`Debian`…).
+        :param _builtins.str distribution_version: Its version.
+        :param Mapping[str, Any] facts: Every fact Ansible gathered (`ansible_facts`, keys without the `ansible_` prefix).
+        :param _builtins.str fqdn: Fully qualified name.
+        :param _builtins.str hostname: The host's own hostname.
+        :param Sequence['InterfaceFacts'] interfaces: Network interfaces, by name.
+        :param _builtins.str kernel: Kernel release.
+        :param _builtins.int memory_mb: Total memory, MiB.
+        :param _builtins.str name: Inventory host name.
+        :param _builtins.int processor_cores: Cores per processor.
+        :param _builtins.int processor_count: Processor sockets.
+        :param _builtins.int processor_vcpus: Logical CPUs.
+        """
+        pulumi.set(__self__, "all_ipv4", all_ipv4)
+        pulumi.set(__self__, "architecture", architecture)
+        pulumi.set(__self__, "default_interface", default_interface)
+        pulumi.set(__self__, "default_ipv4", default_ipv4)
+        pulumi.set(__self__, "distribution", distribution)
+        pulumi.set(__self__, "distribution_version", distribution_version)
+        pulumi.set(__self__, "facts", facts)
+        pulumi.set(__self__, "fqdn", fqdn)
+        pulumi.set(__self__, "hostname", hostname)
+        pulumi.set(__self__, "interfaces", interfaces)
+        pulumi.set(__self__, "kernel", kernel)
+        pulumi.set(__self__, "memory_mb", memory_mb)
+        pulumi.set(__self__, "name", name)
+        pulumi.set(__self__, "processor_cores", processor_cores)
+        pulumi.set(__self__, "processor_count", processor_count)
+        pulumi.set(__self__, "processor_vcpus", processor_vcpus)
+
+    @_builtins.property
+    @pulumi.getter(name="allIpv4")
+    def all_ipv4(self) -> Sequence[_builtins.str]:
+        """
+        Every IPv4 address but loopback.
+        """
+        return pulumi.get(self, "all_ipv4")
+
+    @_builtins.property
+    @pulumi.getter
+    def architecture(self) -> _builtins.str:
+        """
+        CPU architecture (`x86_64`…).
+        """
+        return pulumi.get(self, "architecture")
+
+    @_builtins.property
+    @pulumi.getter(name="defaultInterface")
+    def default_interface(self) -> _builtins.str:
+        """
+        Interface of the default route.
+        """
+        return pulumi.get(self, "default_interface")
+
+    @_builtins.property
+    @pulumi.getter(name="defaultIpv4")
+    def default_ipv4(self) -> _builtins.str:
+        """
+        IPv4 address of the default route's interface (empty when the host has no default route).
+        """
+        return pulumi.get(self, "default_ipv4")
+
+    @_builtins.property
+    @pulumi.getter
+    def distribution(self) -> _builtins.str:
+        """
+        Distribution (`Debian`…).
+        """
+        return pulumi.get(self, "distribution")
+
+    @_builtins.property
+    @pulumi.getter(name="distributionVersion")
+    def distribution_version(self) -> _builtins.str:
+        """
+        Its version.
+        """
+        return pulumi.get(self, "distribution_version")
+
+    @_builtins.property
+    @pulumi.getter
+    def facts(self) -> Mapping[str, Any]:
+        """
+        Every fact Ansible gathered (`ansible_facts`, keys without the `ansible_` prefix).
+        """
+        return pulumi.get(self, "facts")
+
+    @_builtins.property
+    @pulumi.getter
+    def fqdn(self) -> _builtins.str:
+        """
+        Fully qualified name.
+        """
+        return pulumi.get(self, "fqdn")
+
+    @_builtins.property
+    @pulumi.getter
+    def hostname(self) -> _builtins.str:
+        """
+        The host's own hostname.
+        """
+        return pulumi.get(self, "hostname")
+
+    @_builtins.property
+    @pulumi.getter
+    def interfaces(self) -> Sequence['outputs.InterfaceFacts']:
+        """
+        Network interfaces, by name.
+        """
+        return pulumi.get(self, "interfaces")
+
+    @_builtins.property
+    @pulumi.getter
+    def kernel(self) -> _builtins.str:
+        """
+        Kernel release.
+        """
+        return pulumi.get(self, "kernel")
+
+    @_builtins.property
+    @pulumi.getter(name="memoryMb")
+    def memory_mb(self) -> _builtins.int:
+        """
+        Total memory, MiB.
+        """
+        return pulumi.get(self, "memory_mb")
+
+    @_builtins.property
+    @pulumi.getter
+    def name(self) -> _builtins.str:
+        """
+        Inventory host name.
+        """
+        return pulumi.get(self, "name")
+
+    @_builtins.property
+    @pulumi.getter(name="processorCores")
+    def processor_cores(self) -> _builtins.int:
+        """
+        Cores per processor.
+        """
+        return pulumi.get(self, "processor_cores")
+
+    @_builtins.property
+    @pulumi.getter(name="processorCount")
+    def processor_count(self) -> _builtins.int:
+        """
+        Processor sockets.
+        """
+        return pulumi.get(self, "processor_count")
+
+    @_builtins.property
+    @pulumi.getter(name="processorVcpus")
+    def processor_vcpus(self) -> _builtins.int:
+        """
+        Logical CPUs.
+        """
+        return pulumi.get(self, "processor_vcpus")
+
+
+@pulumi.output_type
 class HostNetwork(dict):
     """
     A host's interface on one experiment network.
@@ -247,6 +618,106 @@ class HostNetwork(dict):
         Interface name on the host.
         """
         return pulumi.get(self, "interface")
+
+
+@pulumi.output_type
+class InterfaceFacts(dict):
+    """
+    One network interface of a host, from Ansible's facts.
+    """
+    def __init__(__self__, *,
+                 active: _builtins.bool,
+                 ipv4: _builtins.str,
+                 ipv4_prefix: _builtins.int,
+                 ipv4_secondaries: Sequence[_builtins.str],
+                 ipv6: Sequence[_builtins.str],
+                 mac_address: _builtins.str,
+                 mtu: _builtins.int,
+                 name: _builtins.str):
+        """
+        One network interface of a host, from Ansible's facts.
+
+        :param _builtins.bool active: Whether it is up.
+        :param _builtins.str ipv4: Primary IPv4 address (empty when none).
+        :param _builtins.int ipv4_prefix: Its prefix length.
+        :param Sequence[_builtins.str] ipv4_secondaries: Other IPv4 addresses.
+        :param Sequence[_builtins.str] ipv6: IPv6 addresses.
+        :param _builtins.str mac_address: MAC address.
+        :param _builtins.int mtu: MTU.
+        :param _builtins.str name: Interface name (`eth0`, `lo`…).
+        """
+        pulumi.set(__self__, "active", active)
+        pulumi.set(__self__, "ipv4", ipv4)
+        pulumi.set(__self__, "ipv4_prefix", ipv4_prefix)
+        pulumi.set(__self__, "ipv4_secondaries", ipv4_secondaries)
+        pulumi.set(__self__, "ipv6", ipv6)
+        pulumi.set(__self__, "mac_address", mac_address)
+        pulumi.set(__self__, "mtu", mtu)
+        pulumi.set(__self__, "name", name)
+
+    @_builtins.property
+    @pulumi.getter
+    def active(self) -> _builtins.bool:
+        """
+        Whether it is up.
+        """
+        return pulumi.get(self, "active")
+
+    @_builtins.property
+    @pulumi.getter
+    def ipv4(self) -> _builtins.str:
+        """
+        Primary IPv4 address (empty when none).
+        """
+        return pulumi.get(self, "ipv4")
+
+    @_builtins.property
+    @pulumi.getter(name="ipv4Prefix")
+    def ipv4_prefix(self) -> _builtins.int:
+        """
+        Its prefix length.
+        """
+        return pulumi.get(self, "ipv4_prefix")
+
+    @_builtins.property
+    @pulumi.getter(name="ipv4Secondaries")
+    def ipv4_secondaries(self) -> Sequence[_builtins.str]:
+        """
+        Other IPv4 addresses.
+        """
+        return pulumi.get(self, "ipv4_secondaries")
+
+    @_builtins.property
+    @pulumi.getter
+    def ipv6(self) -> Sequence[_builtins.str]:
+        """
+        IPv6 addresses.
+        """
+        return pulumi.get(self, "ipv6")
+
+    @_builtins.property
+    @pulumi.getter(name="macAddress")
+    def mac_address(self) -> _builtins.str:
+        """
+        MAC address.
+        """
+        return pulumi.get(self, "mac_address")
+
+    @_builtins.property
+    @pulumi.getter
+    def mtu(self) -> _builtins.int:
+        """
+        MTU.
+        """
+        return pulumi.get(self, "mtu")
+
+    @_builtins.property
+    @pulumi.getter
+    def name(self) -> _builtins.str:
+        """
+        Interface name (`eth0`, `lo`…).
+        """
+        return pulumi.get(self, "name")
 
 
 @pulumi.output_type

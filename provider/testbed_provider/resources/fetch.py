@@ -1,0 +1,214 @@
+"""`testbed:index:Fetch`: copy files or directories from the hosts of a reservation that match a
+pattern into a local directory, one subfolder per host (EnOSlib's results gathering).
+
+The transfer is the remote layer's (`remote/fetch.py`: a tar stream per host over the
+reservation's SSH connections, every file's sha256 checked on both sides). Preview fetches
+nothing. A change of `paths`, `destination`, `on`, `triggers` or of the matched machines
+re-fetches in place; `timeout` and `deleteOnDestroy` changes are only recorded. A host that
+fails (a missing path, unreachable) fails the step naming host and path; the files of the
+other hosts (and what that host could send) are placed and recorded, and the next `pulumi up`
+fetches again. Destroy keeps the fetched files (they are the experiment's results) unless
+`deleteOnDestroy` is set: then exactly the files it recorded are removed (and the directories
+that become empty), nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any, Optional
+
+from ..protocol.codec import UNKNOWN, has_unknowns, reveal
+from ..protocol.errors import PartialFailure, ResourceFailure
+from ..remote import PatternError, RemoteError, match_hosts
+from ..remote.fetch import HostFetch, fetch
+from ..remote.patterns import warm_up as warm_up_patterns
+from ..testbeds.base import CheckFailure
+from .base import CheckResult, ReadResult, ResourceController
+from .deadline import deadline
+from .diff import DiffResult, Kind, diff_inputs
+from .steps import inventory_of, targets, top
+
+INPUT_KEYS = {"inventory", "on", "paths", "destination", "triggers", "timeout", "deleteOnDestroy"}
+RERUN_KEYS = {"paths", "destination", "on", "triggers"}
+OUTPUTS = ("hosts", "files", "results", "totalFiles", "totalBytes")
+
+
+class Fetch(ResourceController):
+    token = "testbed:index:Fetch"
+
+    @classmethod
+    def warm_up(cls) -> None:
+        warm_up_patterns()
+
+    # ---- Check -------------------------------------------------------------------------------
+
+    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        inputs = {k: v for k, v in news.items() if v is not None}
+        inputs.setdefault("on", "all")
+        failures: list[CheckFailure] = []
+        fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
+        for key in sorted(set(inputs) - INPUT_KEYS):
+            fail(key, f"unknown property `{key}` (Fetch accepts {', '.join(sorted(INPUT_KEYS))})")
+        paths = reveal(inputs.get("paths"))
+        if paths is None:
+            fail("paths", "required: remote files, directories or globs, e.g. [\"/root/results/*.json\"]")
+        elif paths is not UNKNOWN:
+            if not isinstance(paths, list) or not paths:
+                fail("paths", "must be a non-empty list of remote paths, e.g. [\"/root/results\"]")
+            else:
+                for i, p in enumerate(paths):
+                    if p is UNKNOWN:
+                        continue
+                    if not isinstance(p, str) or not p.strip():
+                        fail(f"paths[{i}]", "must be a non-empty path")
+                    elif not (p.startswith("/") or p == "~" or p.startswith("~/")):
+                        fail(f"paths[{i}]", f"`{p}`: give an absolute path (or one under `~/`, the login user's home)")
+        dest = reveal(inputs.get("destination"))
+        if dest is None:
+            fail("destination", "required: a local directory (relative to the Pulumi program), e.g. \"results\"")
+        elif dest is not UNKNOWN:
+            if not isinstance(dest, str) or not dest.strip():
+                fail("destination", "must be a non-empty directory path")
+            elif os.path.exists(dest) and not os.path.isdir(dest):
+                fail("destination", f"`{dest}` exists and is not a directory (relative to {os.getcwd()})")
+        on = inputs.get("on")
+        if on is not UNKNOWN and (not isinstance(on, str) or not on.strip()):
+            fail("on", "must be an Ansible host pattern over roles and host names, e.g. `server`, `client:!server`, `all`")
+        timeout = inputs.get("timeout")
+        if timeout is not None and timeout is not UNKNOWN and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
+            fail("timeout", "must be a number of seconds ≥ 0 (0: no limit)")
+        flag = inputs.get("deleteOnDestroy")
+        if flag is not None and flag is not UNKNOWN and not isinstance(flag, bool):
+            fail("deleteOnDestroy", "must be true or false")
+        inventory = inputs.get("inventory")
+        if inventory is None:
+            fail("inventory", "required: a Reservation's `inventory` output")
+        elif not has_unknowns(inventory) and isinstance(on, str) and on.strip() and not failures:
+            try:
+                match_hosts(inventory_of(inputs), on)
+            except PatternError as err:
+                fail("on", str(err))
+            except (KeyError, TypeError, ValueError) as err:
+                fail("inventory", f"not a Reservation inventory ({err})")
+        return CheckResult(inputs, failures)
+
+    # ---- Diff --------------------------------------------------------------------------------
+
+    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        old_inputs = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
+        result = diff_inputs(old_inputs, news, replace_keys=())
+        result.detailed = {p: k for p, k in result.detailed.items() if not p.startswith("inventory")}
+        if has_unknowns(news.get("inventory")) or has_unknowns(news.get("on")):
+            result.detailed.setdefault("hosts", Kind.UPDATE)
+        elif targets(old_inputs) != targets(news):
+            result.detailed["hosts"] = Kind.UPDATE
+        elif reveal(old_inputs.get("inventory")) != reveal(news.get("inventory")) and not result.detailed:
+            result.detailed["inventory"] = Kind.UPDATE  # another host changed: record, do not re-fetch
+        return result
+
+    # ---- Create / Read / Update / Delete ----------------------------------------------------
+
+    async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
+        if preview:
+            return "", {**inputs, **{k: UNKNOWN for k in OUTPUTS}}
+        rid = uuid.uuid4().hex[:16]
+        outputs, failure = await self._run(urn, inputs, timeout)
+        if failure:
+            raise PartialFailure(failure, rid, outputs)
+        return rid, outputs
+
+    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
+        if "files" not in outputs:
+            raise ResourceFailure("importing a Fetch is not supported; it runs on `pulumi up`")
+        return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
+
+    async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
+                     preview: bool, timeout: float = 0) -> dict[str, Any]:
+        changes = self.diff(outputs, old_inputs, news).detailed
+        failed_before = any(r.get("status") != "ok" for r in reveal(outputs.get("results")) or [])
+        rerun = failed_before or any(top(p) in RERUN_KEYS | {"hosts"} for p in changes)
+        kept = {k: outputs[k] for k in OUTPUTS if k in outputs}
+        if not rerun:
+            return {**news, **kept}
+        if preview:
+            return {**news, **{k: UNKNOWN for k in OUTPUTS}}
+        outputs, failure = await self._run(urn, news, timeout)
+        if failure:
+            raise PartialFailure(failure, id, outputs)
+        return outputs
+
+    async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None:
+        destination = reveal(outputs.get("destination"))
+        if not outputs.get("deleteOnDestroy") or not isinstance(destination, str):
+            return  # the default: fetched files are results, and stay
+        removed = delete_fetched(destination, reveal(outputs.get("files")) or [])
+        await self.ctx.log.info(urn, f"removed {removed} fetched file(s) under {destination}")
+
+    # ---- running ------------------------------------------------------------------------------
+
+    async def _run(self, urn: str, inputs: dict[str, Any], timeout: float) -> tuple[dict[str, Any], Optional[str]]:
+        pattern = inputs.get("on", "all")
+        limit_s = float(inputs.get("timeout") or 0) or timeout
+        async with deadline(self.ctx.cancelled, limit_s) as limit:
+            try:
+                results = await fetch(inventory_of(inputs), pattern, list(reveal(inputs["paths"])), reveal(inputs["destination"]),
+                                      timeout=limit_s, cancelled=limit.stop, progress=self.ctx.log.status(urn))
+            except PatternError as err:
+                raise ResourceFailure(f"`on: {pattern}`: {err}") from err
+            except RemoteError as err:
+                raise ResourceFailure(limit.explain(f"could not fetch: {err}")) from err
+        outputs = {**inputs, **outputs_of(results)}
+        failed = [r for r in results if r.status != "ok"]
+        if failed:
+            return outputs, limit.explain(failure_message(failed, len(results), reveal(inputs["destination"])))
+        await self.ctx.log.info(urn, f"fetched {outputs['totalFiles']} file(s), {outputs['totalBytes']} bytes from "
+                                     f"{len(results)} host(s) into {reveal(inputs['destination'])}")
+        return outputs, None
+
+
+def outputs_of(results: list[HostFetch]) -> dict[str, Any]:
+    files = [f.as_output() for r in results for f in r.files]
+    return {
+        "hosts": [r.host for r in results],
+        "files": files,
+        "results": [r.as_output() for r in results],
+        "totalFiles": len(files),
+        "totalBytes": sum(f["size"] for f in files),
+    }
+
+
+def failure_message(failed: list[HostFetch], total: int, destination: str) -> str:
+    parts = [f"{r.host} ({r.status}): " + "; ".join(e.strip()[-400:] for e in r.errors) for r in failed]
+    return (f"fetch failed on {len(failed)} of {total} host(s): " + "; ".join(parts)
+            + f" (the files that arrived are in {destination}/<host>/ and recorded)")
+
+
+def delete_fetched(destination: str, files: list[dict[str, Any]]) -> int:
+    """Remove the recorded files (only those) and the directories left empty under destination."""
+    base = os.path.abspath(destination)
+    removed, dirs = 0, set()
+    for f in files:
+        rel = f.get("path") if isinstance(f, dict) else None
+        if not isinstance(rel, str):
+            continue
+        path = os.path.abspath(os.path.join(base, rel))
+        if not path.startswith(base + os.sep):
+            continue
+        try:
+            os.unlink(path)
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            continue
+        parent = os.path.dirname(path)
+        while parent.startswith(base + os.sep):
+            dirs.add(parent)
+            parent = os.path.dirname(parent)
+    for d in sorted(dirs, key=len, reverse=True):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass  # not empty: something else lives there
+    return removed
