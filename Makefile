@@ -13,5 +13,5 @@ setup:                 ## Debian packages, the Pulumi engine (cached), the virtu
 sdk: setup             ## regenerate sdk/python from schema.json
 	scripts/gen-sdk.sh
 
-bench: setup           ## time to SSH-ready (2 and 20 hosts), plugin start; fan-out of a Command to 20 hosts vs ssh and ansible
+bench: setup           ## time to SSH-ready, plugin start; Command fan-out vs ssh/ansible; Play vs ansible-playbook; g5k 100 nodes
 	scripts/bench.sh

@@ -76,3 +76,19 @@ if bench:
     )
     pulumi.export("bench", {"id": run, "duration": duration, "args": extra,
                             "gbps": measure.results.apply(lambda rs: {r.host: r.stdout for r in rs})})
+
+backup = config.get("backup")
+if backup:
+    fetched = testbed.Fetch(
+        "backup",
+        inventory=nodes.inventory,
+        on="client",
+        paths=["/root/results"],
+        destination=f"backups/{stack}",
+        triggers=[backup],
+        opts=pulumi.ResourceOptions(depends_on=[server]),
+    )
+    pulumi.export("backup", {
+        "directory": fetched.destination,
+        "files": fetched.files.apply(lambda fs: [{"host": f.host, "path": f.path, "size": f.size, "sha256": f.sha256} for f in fs]),
+    })

@@ -6,7 +6,7 @@
                                     `pulumi config set testbed:g5k… --stack g5k`, see README)
     myperf bench -t 120 [-- -P 4 -R]  one measurement on the current stack; iperf3 client
                                     options after `--`; prints each client's Gbit/s
-    myperf backup                   copy every client's reports to backups/<stack>/<host>/
+    myperf backup                   copy every client's reports to backups/<stack>/<host>/ (a Fetch)
     myperf status                   the current stack's outputs
     myperf destroy                  release everything of the current stack
 
@@ -141,7 +141,7 @@ def cmd_backup(args: argparse.Namespace) -> None:
     backup = outputs.get("backup") or {}
     for entry in backup.get("files") or []:
         print(f"{entry['host']}: {entry['path']} ({entry['size']} bytes, sha256 {entry['sha256'][:16]}…)")
-    print(f"in {backup.get('directory')}")
+    print(f"in {HERE / str(backup.get('directory'))}")
 
 
 def cmd_status(args: argparse.Namespace) -> None:

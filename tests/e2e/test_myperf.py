@@ -1,6 +1,7 @@
 """examples/myperf's whole lifecycle, as a user runs it: its CLI drives the real engine through
 the Automation API on the local testbed (up with two clients, two benches, status, destroy)."""
 
+import hashlib
 import json
 import os
 import re
@@ -61,6 +62,14 @@ def test_myperf_lifecycle_on_the_local_testbed(myperf):
 
     again = myperf("bench", "-t", "1")  # a new run: only the measurement runs again
     assert "bench: update …" in again.stdout and "nodes: update" not in again.stdout and "deps: update" not in again.stdout
+
+    saved = myperf("backup")
+    lines = re.findall(r"^(client-\d): (client-\d/results/\S+\.json) \((\d+) bytes, sha256 ([0-9a-f]{16})…\)$", saved.stdout, re.M)
+    assert len(lines) == 4, saved.stdout  # two runs on two clients
+    for host, path, size, digest in lines:
+        local = myperf.project / "backups" / "local" / path
+        assert local.stat().st_size == int(size) and hashlib.sha256(local.read_bytes()).hexdigest().startswith(digest)
+        assert json.loads(local.read_text())["start"]["connected"]  # an iperf3 report
 
     down = myperf("destroy")
     assert "destroyed" in down.stdout
