@@ -15,17 +15,17 @@ from __future__ import annotations
 import uuid
 from typing import Any, Optional
 
-from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
+from ..protocol.codec import UNKNOWN, Secret, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
-from ..remote import HostResult, PatternError, RemoteError, match_hosts, run_shell, stop_background
+from ..remote import HostResult, PatternError, RemoteError, run_shell, stop_background
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.scripts import ENV_NAME
 from ..testbeds.base import CheckFailure
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
-from .diff import DiffResult, Kind, diff_inputs
+from .diff import DiffResult
+from .steps import check_targets, check_timeout, step_diff
 from .steps import inventory_of as _inventory
-from .steps import targets as _targets
 from .steps import top as _top
 
 INPUT_KEYS = {"inventory", "on", "create", "update", "delete", "background", "environment", "triggers", "timeout", "become"}
@@ -69,35 +69,14 @@ class Command(ResourceController):
                     fail(f"environment.{k}", "must be a string")
         elif env is not None and env is not UNKNOWN:
             fail("environment", "must be a map of variable names to strings")
-        timeout = inputs.get("timeout")
-        if timeout is not None and timeout is not UNKNOWN and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
-            fail("timeout", "must be a number of seconds ≥ 0 (0: no limit)")
-        inventory = inputs.get("inventory")
-        if inventory is None:
-            fail("inventory", "required: a Reservation's `inventory` output")
-        elif not has_unknowns(inventory) and isinstance(on, str) and on.strip() and not failures:
-            try:
-                match_hosts(_inventory(inputs), on)
-            except PatternError as err:
-                fail("on", str(err))
-            except (KeyError, TypeError, ValueError) as err:
-                fail("inventory", f"not a Reservation inventory ({err})")
+        check_timeout(inputs, fail)
+        check_targets(inputs, not failures, fail)
         return CheckResult(inputs, failures)
 
     # ---- Diff --------------------------------------------------------------------------------
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        old_inputs = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
-        result = diff_inputs(old_inputs, news, replace_keys=())
-        # The inventory is compared by what it means for this command: which machines it reaches.
-        result.detailed = {p: k for p, k in result.detailed.items() if not p.startswith("inventory")}
-        if has_unknowns(news.get("inventory")) or has_unknowns(news.get("on")):
-            result.detailed.setdefault("hosts", Kind.UPDATE)
-        elif _targets(old_inputs) != _targets(news):
-            result.detailed["hosts"] = Kind.UPDATE
-        elif reveal(old_inputs.get("inventory")) != reveal(news.get("inventory")) and not result.detailed:
-            result.detailed["inventory"] = Kind.UPDATE  # e.g. another host changed: record, do not re-run
-        return result
+        return step_diff(outputs, old_inputs, news, INPUT_KEYS)
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 

@@ -18,16 +18,16 @@ import os
 import uuid
 from typing import Any, Optional
 
-from ..protocol.codec import UNKNOWN, has_unknowns, reveal
+from ..protocol.codec import UNKNOWN, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
-from ..remote import PatternError, RemoteError, match_hosts
+from ..remote import PatternError, RemoteError
 from ..remote.fetch import HostFetch, fetch
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..testbeds.base import CheckFailure
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
-from .diff import DiffResult, Kind, diff_inputs
-from .steps import inventory_of, targets, top
+from .diff import DiffResult
+from .steps import check_targets, check_timeout, inventory_of, step_diff, top
 
 INPUT_KEYS = {"inventory", "on", "paths", "destination", "triggers", "timeout", "deleteOnDestroy"}
 RERUN_KEYS = {"paths", "destination", "on", "triggers"}
@@ -75,37 +75,17 @@ class Fetch(ResourceController):
         on = inputs.get("on")
         if on is not UNKNOWN and (not isinstance(on, str) or not on.strip()):
             fail("on", "must be an Ansible host pattern over roles and host names, e.g. `server`, `client:!server`, `all`")
-        timeout = inputs.get("timeout")
-        if timeout is not None and timeout is not UNKNOWN and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
-            fail("timeout", "must be a number of seconds ≥ 0 (0: no limit)")
+        check_timeout(inputs, fail)
         flag = inputs.get("deleteOnDestroy")
         if flag is not None and flag is not UNKNOWN and not isinstance(flag, bool):
             fail("deleteOnDestroy", "must be true or false")
-        inventory = inputs.get("inventory")
-        if inventory is None:
-            fail("inventory", "required: a Reservation's `inventory` output")
-        elif not has_unknowns(inventory) and isinstance(on, str) and on.strip() and not failures:
-            try:
-                match_hosts(inventory_of(inputs), on)
-            except PatternError as err:
-                fail("on", str(err))
-            except (KeyError, TypeError, ValueError) as err:
-                fail("inventory", f"not a Reservation inventory ({err})")
+        check_targets(inputs, not failures, fail)
         return CheckResult(inputs, failures)
 
     # ---- Diff --------------------------------------------------------------------------------
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        old_inputs = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
-        result = diff_inputs(old_inputs, news, replace_keys=())
-        result.detailed = {p: k for p, k in result.detailed.items() if not p.startswith("inventory")}
-        if has_unknowns(news.get("inventory")) or has_unknowns(news.get("on")):
-            result.detailed.setdefault("hosts", Kind.UPDATE)
-        elif targets(old_inputs) != targets(news):
-            result.detailed["hosts"] = Kind.UPDATE
-        elif reveal(old_inputs.get("inventory")) != reveal(news.get("inventory")) and not result.detailed:
-            result.detailed["inventory"] = Kind.UPDATE  # another host changed: record, do not re-fetch
-        return result
+        return step_diff(outputs, old_inputs, news, INPUT_KEYS)
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 

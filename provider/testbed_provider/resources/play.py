@@ -18,15 +18,15 @@ from typing import Any, Optional
 
 from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
-from ..remote import PatternError, RemoteError, match_hosts
+from ..remote import PatternError, RemoteError
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.playbook import PlayReport, check_tasks, content_hash, local_sources, playbook_files, run_play
 from ..remote.playbook import warm_up as warm_up_modules
 from ..testbeds.base import CheckFailure
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
-from .diff import DiffResult, Kind, diff_inputs
-from .steps import inventory_of, targets, top
+from .diff import DiffResult
+from .steps import check_targets, check_timeout, inventory_of, step_diff, top
 
 INPUT_KEYS = {"inventory", "on", "tasks", "playbook", "vars", "hostVars", "gatherFacts", "become", "triggers",
               "destroyTasks", "timeout", "sourcesHash"}
@@ -83,30 +83,18 @@ class Play(ResourceController):
             value = inputs.get(key)
             if value is not None and value is not UNKNOWN and not isinstance(value, bool):
                 fail(key, "must be true or false")
-        timeout = inputs.get("timeout")
-        if timeout is not None and timeout is not UNKNOWN and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
-            fail("timeout", "must be a number of seconds ≥ 0 (0: no limit)")
+        check_timeout(inputs, fail)
         on = inputs.get("on")
         if on is not UNKNOWN and (not isinstance(on, str) or not on.strip()):
             fail("on", "must be an Ansible host pattern over roles and host names, e.g. `server`, `all`")
         if not failures:
             self._check_files(inputs, fail)
-        inventory = inputs.get("inventory")
-        if inventory is None:
-            fail("inventory", "required: a Reservation's `inventory` output")
-        elif not has_unknowns(inventory) and isinstance(on, str) and on.strip() and not failures:
-            try:
-                inv = inventory_of(inputs)
-                match_hosts(inv, on)
-                names = {h["name"] for h in inv["hosts"]}
-                host_vars = reveal(inputs.get("hostVars"))
-                if isinstance(host_vars, dict):
-                    for host in sorted(set(host_vars) - names):
-                        fail(f"hostVars.{host}", f"no host `{host}` in the inventory (hosts: {', '.join(sorted(names))})")
-            except PatternError as err:
-                fail("on", str(err))
-            except (KeyError, TypeError, ValueError) as err:
-                fail("inventory", f"not a Reservation inventory ({err})")
+        inv = check_targets(inputs, not failures, fail)
+        host_vars = reveal(inputs.get("hostVars"))
+        if inv is not None and isinstance(host_vars, dict):
+            names = {h["name"] for h in inv["hosts"]}
+            for host in sorted(set(host_vars) - names):
+                fail(f"hostVars.{host}", f"no host `{host}` in the inventory (hosts: {', '.join(sorted(names))})")
         return CheckResult(inputs, failures)
 
     @staticmethod
@@ -133,16 +121,7 @@ class Play(ResourceController):
     # ---- Diff --------------------------------------------------------------------------------
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        old_inputs = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
-        result = diff_inputs(old_inputs, news, replace_keys=())
-        result.detailed = {p: k for p, k in result.detailed.items() if not p.startswith("inventory")}
-        if has_unknowns(news.get("inventory")) or has_unknowns(news.get("on")):
-            result.detailed.setdefault("hosts", Kind.UPDATE)
-        elif targets(old_inputs, with_vars=True) != targets(news, with_vars=True):
-            result.detailed["hosts"] = Kind.UPDATE
-        elif reveal(old_inputs.get("inventory")) != reveal(news.get("inventory")) and not result.detailed:
-            result.detailed["inventory"] = Kind.UPDATE
-        return result
+        return step_diff(outputs, old_inputs, news, INPUT_KEYS, with_vars=True)
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 
