@@ -87,7 +87,7 @@ def test_fetch_brings_results_back_and_facts_feed_a_later_step(stack):
     stack.run("config", "set", "factsOn", "db")
     failed = stack.run("up", "--yes", "--skip-preview", check=False)
     assert failed.returncode != 0
-    assert "getFacts failed: unknown role or host `db` (roles: client, server; hosts: server-1, client-1) (on)" in failed.stdout + failed.stderr
+    assert "getFacts failed: unknown role or host `db` (roles: client, server; hosts: server-1, client-1) (on)" in failed.stdout + failed.stderr, failed.stdout + failed.stderr
 
     # destroy keeps the results; `deleteOnDestroy` removes exactly what that Fetch brought
     stack.destroy()

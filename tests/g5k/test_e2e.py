@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -135,4 +136,39 @@ def test_create_timeout_keeps_the_queued_job_and_the_next_up_finishes_it(tmp_pat
         finally:
             stack.destroy()
         assert stack.resources() == []
+        assert all(j["state"] in ("error", "terminated") for j in _jobs(emu))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="emulated hosts need root")
+def test_myperf_lifecycle_on_the_g5k_backend(tmp_path, fast_poll):
+    """examples/myperf's CLI, unchanged, on a `g5k` stack: the same lifecycle as on the local one."""
+    import subprocess
+    import sys
+
+    from ..helpers import ROOT
+
+    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=True, deploy_seconds=30) as emu:
+        info = emu.control("GET", "ssh")
+        if not info.get("hosts"):
+            pytest.skip("this emulator build has no real hosts")
+        stack = Stack(tmp_path, example=str(ROOT / "examples" / "myperf"), stack="g5k",
+                      config={"testbed:g5kConfigFile": emu.config_file, "testbed:g5kSite": "lyon",
+                              "testbed:g5kSshProxyCommand": info["proxyCommand"]})
+
+        def myperf(*args: str) -> str:
+            proc = subprocess.run([sys.executable, str(stack.dir / "myperf.py"), *args], cwd=stack.dir, env=stack.env,
+                                  capture_output=True, text=True, timeout=600)
+            assert proc.returncode == 0, f"myperf {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+            return proc.stdout
+
+        try:
+            up = myperf("g5k")
+            assert "submitting" in up and "iperf3-server: create done" in up  # progress from the g5k backend
+            bench = myperf("bench", "-t", "1")
+            assert re.search(r"^(taurus|nova|orion)-\d+: [\d.]+ Gbit/s$", bench, re.M), bench  # a node of lyon
+            saved = myperf("backup")
+            assert re.search(r"^(\S+): \1/results/\S+\.json \(\d+ bytes", saved, re.M), saved
+            myperf("destroy")
+        finally:
+            stack.destroy()
         assert all(j["state"] in ("error", "terminated") for j in _jobs(emu))

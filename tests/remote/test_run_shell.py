@@ -56,7 +56,7 @@ async def test_patterns_select_the_right_hosts(bed, pattern, expected):
 
 
 async def test_unknown_role_and_empty_selection_raise_pattern_error(bed):
-    with pytest.raises(PatternError, match=r"unknown role or host `web` \(roles: server, client; hosts: server-1, client-1, client-2\)"):
+    with pytest.raises(PatternError, match=r"unknown role or host `web` \(roles: client, server; hosts: server-1, client-1, client-2\)"):
         await run_shell(bed.inventory, "server:web", "hostname")
     with pytest.raises(PatternError, match="`server:&client` matches no host"):
         await run_shell(bed.inventory, "server:&client", "hostname")

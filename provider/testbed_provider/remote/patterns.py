@@ -126,7 +126,7 @@ class _Resolver:
             shown = ", ".join(items[:SHOWN]) + (f", … ({len(items)} in all)" if len(items) > SHOWN else "")
             return shown or "none"
 
-        return f"roles: {listing(self.inv.roles)}; hosts: {listing(self.inv.names)}"
+        return f"roles: {listing(sorted(self.inv.roles))}; hosts: {listing(self.inv.names)}"  # (map order is not kept over gRPC)
 
 
 def _resolver(inv: Inventory) -> _Resolver:
