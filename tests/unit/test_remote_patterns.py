@@ -62,7 +62,7 @@ def test_patterns_resolve_like_ansible(pattern, expected):
 @pytest.mark.parametrize(
     "pattern, message",
     [
-        ("nope", "unknown role or host `nope` (roles: server, web, front, client, db; "
+        ("nope", "unknown role or host `nope` (roles: client, db, front, server, web; "
                  "hosts: server-1, web-1, web-2, client-1, client-2, db-1, spare-1)"),
         ("client:!nope", "unknown role or host `nope`"),
         ("web:&typo", "unknown role or host `typo`"),
