@@ -197,6 +197,32 @@ def test_orphan_holding_another_node_count_is_deleted_and_a_new_job_submitted(em
         second.stop()
 
 
+def test_orphan_of_a_renamed_job_is_found_by_its_tag_and_deleted(emulator):
+    """The user renamed the Job between the killed create and the next up: the orphan is found by
+    its owner tag among the user's alive jobs (not by name), and deleted since its name differs."""
+    first = G5kPlugin(env=FAST_POLL)
+    second = G5kPlugin(env=FAST_POLL)
+    try:
+        first.configure_g5k(emulator)
+        blocker = first.create(JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs)
+        spec = {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 1}], "name": "before"}
+        kill_during_create(first, JOB, "exp", first.check_res(JOB, "exp", spec).inputs,
+                           lambda: emulator.wait_for(lambda: alive(emulator, "rennes", "before"), timeout=20))
+        [orphan] = alive(emulator, "rennes", "before")
+
+        second.configure_g5k(emulator)
+        second.delete(JOB, "all", blocker.id, blocker.properties)
+        created = second.create(JOB, "exp", second.check_res(JOB, "exp", {**spec, "name": "after"}).inputs)
+        assert any(f"job rennes:{orphan['uid']} left by an interrupted run no longer matches the request (name `before`, not `after`)" in m
+                   for m in second.engine.messages())
+        assert job_state(emulator, "rennes", orphan["uid"]) in ("error", "terminated")  # not leaked
+        assert [j["uid"] for j in alive(emulator, "rennes", "after")] == [codec.decode(created.properties)["uid"]]
+        second.delete(JOB, "exp", created.id, created.properties)
+    finally:
+        first.stop()
+        second.stop()
+
+
 def test_another_stacks_job_of_the_same_name_is_neither_adopted_nor_deleted(plugin, emulator):
     """A name the user chose may be shared: jobs of that name with another owner's tag (another
     stack, same resource name) or with no tag at all (made by hand) are left alone."""

@@ -86,11 +86,16 @@ async def submit(session: Session, site: str, body: dict[str, Any]) -> dict[str,
 async def find_alive(session: Session, site: str, name: str, since: float = 0, owner: str = "") -> Optional[dict[str, Any]]:
     """Our newest job called `name` still queued or running (EnOSlib's reuse query); with
     `owner`, only one whose command carries that owner's tag (another stack's job may share
-    the name, an untagged job is not ours)."""
+    the name, an untagged job is not ours). With an owner and a known user, every alive job of
+    the user is looked at, whatever its name: the resource's `name` may have changed since its
+    interrupted create (`mismatch` then tells the caller to delete it)."""
     query: dict[str, Any] = {"name": name, "state": "waiting,launching,running"}
     if session.settings.username:
         query["user"] = session.settings.username
-    jobs = await session.call(f"listing jobs named {name} on {site}", session.site(site).jobs.list, **query)
+        if owner:
+            del query["name"]
+    what = f"listing the alive jobs of {query['user']}" if "name" not in query else f"listing jobs named {name}"
+    jobs = await session.call(f"{what} on {site}", session.site(site).jobs.list, **query)
     for job in jobs:
         data = _as_dict(job)
         if (data.get("submitted_at") or 0) < since or (owner and "command" in data and not _owned(data, owner)):
@@ -122,6 +127,8 @@ def mismatch(job: dict[str, Any], body: dict[str, Any]) -> Optional[str]:
             want, have = want and tagging.strip_tag(want), have and tagging.strip_tag(have)
         if want is not None and have is not None and want != have:
             return f"{key} `{have}`, not `{want}`"
+    if body.get("name") and job.get("name") is not None and job["name"] != body["name"]:
+        return f"name `{job.get('name')}`, not `{body['name']}`"
     if sorted(body.get("types") or []) != sorted(job.get("types") or []):
         return f"types {sorted(job.get('types') or [])}, not {sorted(body.get('types') or [])}"
     have_tag, want_tag = tagging.parse_tag(job.get("command")), tagging.parse_tag(body.get("command"))
