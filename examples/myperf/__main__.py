@@ -48,8 +48,9 @@ server = testbed.Command(
 )
 
 pulumi.export("roles", nodes.roles)
-pulumi.export("server_address", nodes.hosts.apply(
-    lambda hosts: next(n.address for h in hosts if "server" in h.roles for n in h.networks if n.id == "experiment")))
+server_address = nodes.hosts.apply(
+    lambda hosts: next(n.address for h in hosts if "server" in h.roles for n in h.networks if n.id == "experiment"))
+pulumi.export("server_address", server_address)
 
 bench = config.get_object("bench")
 if bench:
@@ -66,8 +67,6 @@ if bench:
         "print(round(e[\"bits_per_second\"]/1e9, 3)) if e and not r.get(\"error\") else sys.exit(r.get(\"error\", \"no result\"))' "
         f"{out} && exit $ok"
     )
-    server_address = nodes.hosts.apply(
-        lambda hosts: next(n.address for h in hosts if "server" in h.roles for n in h.networks if n.id == "experiment"))
     measure = testbed.Play(
         "bench",
         inventory=nodes.inventory,

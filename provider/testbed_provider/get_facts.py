@@ -16,7 +16,7 @@ from .remote import PatternError, RemoteError, match_hosts
 from .remote.facts import check_subset, curate, gather
 from .resources.base import ProviderContext
 from .resources.deadline import deadline
-from .resources.steps import inventory_of
+from .resources.steps import check_timeout, inventory_of
 from .testbeds.base import CheckFailure
 
 INPUT_KEYS = {"inventory", "on", "subset", "timeout"}
@@ -54,9 +54,7 @@ def check(args: dict[str, Any]) -> list[CheckFailure]:
     if subset is not None:
         for prop, reason in check_subset(subset):
             fail(prop, reason)
-    timeout = args.get("timeout")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
-        fail("timeout", "must be a number of seconds ≥ 0 (0: no limit)")
+    check_timeout(args, fail)
     inventory = args.get("inventory")
     if inventory is None or inventory is UNKNOWN:
         fail("inventory", "required: a Reservation's `inventory` output")

@@ -125,21 +125,14 @@ async def run(
         raise RemoteError(f"ansible-core is not installed for {sys.executable}: the Ansible engine cannot run")
     book = os.path.join(ws.dir, f"step-{run_id}.yml")
     text = playbook_text(script, env, become, timeout)
-    await asyncio.to_thread(_write_private, book, text)
+    await asyncio.to_thread(write_private, book, text)
     argv = [sys.executable, "-m", "ansible", "playbook", "-i", ws.ansible_inventory, "-f", str(max(1, len(hosts))),
             "--limit", ",".join(hosts), book]
     started: dict[str, float] = {}
     results: dict[str, HostResult] = {}
     pending: list[asyncio.Task] = []
-    buf = bytearray()
 
-    def on_line(line: bytes) -> None:
-        if not line.startswith(b'{"tb":'):
-            return
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return
+    def on_event(event: dict[str, Any]) -> None:
         host = event.get("host")
         if host not in hosts or host in results:
             return
@@ -151,12 +144,13 @@ async def run(
 
     hard = None if deadline is None else deadline + HARD_GRACE
     t_start = time.time()
+    events = EventReader(on_event)
     try:
         f = await procs.run(argv, env=environment(ws), deadline=hard, cancelled=cancelled, cwd=ws.dir, term_grace=1.0,
-                            kill_group=True, on_stdout=lambda chunk: _lines(buf, chunk, on_line))
+                            kill_group=True, on_stdout=events.feed)
     finally:
-        await asyncio.to_thread(_unlink, book)
-    _lines(buf, b"\n", on_line)
+        await asyncio.to_thread(unlink_quietly, book)
+    events.close()
     if pending:
         await asyncio.gather(*pending)
 
@@ -182,27 +176,45 @@ async def run(
     return out
 
 
-def _lines(buf: bytearray, chunk: bytes, handle: Callable[[bytes], None]) -> None:
-    buf += chunk
-    while True:
-        nl = buf.find(b"\n")
-        if nl < 0:
+class EventReader:
+    """Turns ansible-playbook's stdout, chunk by chunk, into the `testbed_events` callback's
+    events (the lines starting with `{"tb":`; anything else Ansible prints is ignored)."""
+
+    def __init__(self, handle: Callable[[dict[str, Any]], None]) -> None:
+        self.handle = handle
+        self.buf = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.buf += chunk
+        while True:
+            nl = self.buf.find(b"\n")
+            if nl < 0:
+                return
+            line = bytes(self.buf[:nl]).strip()
+            del self.buf[: nl + 1]
+            self._line(line)
+
+    def close(self) -> None:
+        self.feed(b"\n")
+
+    def _line(self, line: bytes) -> None:
+        if not line.startswith(b'{"tb":'):
             return
-        line = bytes(buf[:nl]).strip()
-        del buf[: nl + 1]
-        if line:
-            handle(line)
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        self.handle(event)
 
 
-def _write_private(path: str, text: str) -> None:
+def write_private(path: str, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
 
 
-def _unlink(path: str) -> None:
+def unlink_quietly(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
-

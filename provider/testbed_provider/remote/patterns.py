@@ -45,7 +45,6 @@ def warm_up() -> None:
 
 def _load_ansible() -> Any:
     """Import the parts of ansible-core we use (once)."""
-    global _ansible
     with IMPORT_LOCK:
         return _ansible or _import_ansible()
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from . import procs, ssh_engine
-from .ansible_engine import HARD_GRACE, STDERR_TAIL, _lines, _unlink, _write_private, environment
+from .ansible_engine import HARD_GRACE, STDERR_TAIL, EventReader, environment, unlink_quietly, write_private
 from .api import Progress, RemoteError
 from .inventory import parse
 from .materialize import workspace
@@ -137,6 +137,16 @@ def _ansible_version() -> str:
         return "not installed"
 
 
+def _shipped_src(module: str, args: Any) -> Optional[str]:
+    """The controller file a task ships: the literal `src` of copy/template/script/… (not a
+    templated one, not an unarchive of a file already on the host)."""
+    if short_module(module) not in SHIPPING or not isinstance(args, dict) or not isinstance(args.get("src"), str):
+        return None
+    if (short_module(module) == "unarchive" and args.get("remote_src")) or "{{" in args["src"]:
+        return None
+    return args["src"]
+
+
 def local_sources(tasks: Any, base: str) -> list[str]:
     """The controller files the tasks ship (relative `src` of copy/template/script…), absolute."""
     found: list[str] = []
@@ -146,12 +156,9 @@ def local_sources(tasks: Any, base: str) -> list[str]:
         for key in BLOCK_KEYS:
             found += local_sources(task.get(key), base)
         for module in module_of(task):
-            args = task.get(module)
-            if short_module(module) in SHIPPING and isinstance(args, dict) and isinstance(args.get("src"), str):
-                if short_module(module) == "unarchive" and args.get("remote_src"):
-                    continue
-                if "{{" not in args["src"]:
-                    found.append(os.path.join(base, os.path.expanduser(args["src"])))
+            src = _shipped_src(module, task.get(module))
+            if src is not None:
+                found.append(os.path.join(base, os.path.expanduser(src)))
     return found
 
 
@@ -197,10 +204,9 @@ def absolute_sources(tasks: list[Any], base: str) -> list[Any]:
             if isinstance(task.get(key), list):
                 task[key] = absolute_sources(task[key], base)
         for module in module_of(task):
-            args = task.get(module)
-            if short_module(module) in SHIPPING and isinstance(args, dict) and isinstance(args.get("src"), str) \
-                    and "{{" not in args["src"] and not (short_module(module) == "unarchive" and args.get("remote_src")):
-                task[module] = {**args, "src": os.path.join(base, os.path.expanduser(args["src"]))}
+            src = _shipped_src(module, task.get(module))
+            if src is not None:
+                task[module] = {**task[module], "src": os.path.join(base, os.path.expanduser(src))}
         out.append(task)
     return out
 
@@ -307,7 +313,7 @@ async def run_play(
 
     def private(name: str, text: str) -> str:
         path = os.path.join(ws.dir, f"play-{run_id}-{name}")
-        _write_private(path, text)
+        write_private(path, text)
         files.append(path)
         return path
 
@@ -325,17 +331,9 @@ async def run_play(
     argv += ["-f", str(max(1, len(names))), "--limit", ",".join(names), book]
 
     report = PlayReport(hosts=names)
-    buf = bytearray()
-    done_hosts: set[str] = set()
     pending: list[asyncio.Future] = []
 
-    def on_line(line: bytes) -> None:
-        if not line.startswith(b'{"tb":'):
-            return
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return
+    def on_event(event: dict[str, Any]) -> None:
         kind = event.get("tb")
         if kind == "stats":
             report.stats = event.get("stats") or {}
@@ -348,7 +346,6 @@ async def run_play(
         if reg:
             report.registered.setdefault(result.host, {})[reg["var"]] = reg["value"]
         if progress is not None:
-            done_hosts.add(result.host)
             pending.append(asyncio.ensure_future(progress(f"task `{result.task}`: {result.host} {result.status}")))
 
     deadline = time.monotonic() + timeout + HARD_GRACE if timeout > 0 else None
@@ -360,14 +357,14 @@ async def run_play(
     env = environment(ws)
     if playbook is not None:
         env["ANSIBLE_ROLES_PATH"] = os.path.join(os.path.dirname(os.path.abspath(playbook)), "roles")
+    events = EventReader(on_event)
     try:
         finished = await procs.run(argv, env=env, deadline=deadline, cancelled=cancelled,
-                                   cwd=base_dir or os.getcwd(), term_grace=1.0, kill_group=True,
-                                   on_stdout=lambda chunk: _lines(buf, chunk, on_line))
+                                   cwd=base_dir or os.getcwd(), term_grace=1.0, kill_group=True, on_stdout=events.feed)
     finally:
         for path in files:
-            await asyncio.to_thread(_unlink, path)
-    _lines(buf, b"\n", on_line)
+            await asyncio.to_thread(unlink_quietly, path)
+    events.close()
     if pending:
         await asyncio.gather(*pending)
     report.outcome, report.returncode = finished.outcome, finished.returncode

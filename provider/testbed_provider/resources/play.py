@@ -76,8 +76,9 @@ class Play(ResourceController):
             value = inputs.get(key)
             if value is not None and value is not UNKNOWN and not isinstance(reveal(value), dict):
                 fail(key, "must be an object" + (" mapping host names to their variables" if key == "hostVars" else " of variables"))
-        for host, hv in (reveal(inputs.get("hostVars")) or {}).items() if isinstance(reveal(inputs.get("hostVars")), dict) else ():
-            if hv is not UNKNOWN and not isinstance(reveal(hv), dict):
+        host_vars = reveal(inputs.get("hostVars"))
+        for host, hv in host_vars.items() if isinstance(host_vars, dict) else ():
+            if hv is not UNKNOWN and not isinstance(hv, dict):
                 fail(f"hostVars.{host}", "must be an object of variables")
         for key in ("gatherFacts", "become"):
             value = inputs.get(key)
@@ -90,7 +91,6 @@ class Play(ResourceController):
         if not failures:
             self._check_files(inputs, fail)
         inv = check_targets(inputs, not failures, fail)
-        host_vars = reveal(inputs.get("hostVars"))
         if inv is not None and isinstance(host_vars, dict):
             names = {h["name"] for h in inv["hosts"]}
             for host in sorted(set(host_vars) - names):

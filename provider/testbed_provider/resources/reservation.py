@@ -378,10 +378,9 @@ def _same_machines(old: dict[str, Any], new: dict[str, Any]) -> bool:
     if has_unknowns(new) or has_unknowns(old):
         return False
     try:
-        a, b = spec_from_inputs({**old, "name": new.get("name")}), spec_from_inputs(new)
+        return spec_from_inputs(old) == spec_from_inputs(new)
     except (KeyError, TypeError, ValueError):
         return False
-    return a == b and reveal(old.get("name")) == reveal(new.get("name"))
 
 
 def _missing_hosts(outputs: dict[str, Any], news: dict[str, Any]) -> bool:

@@ -20,8 +20,8 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Optional
 
-from .naming import cluster_of
-from .oar import OAR_TZ, ResourceRequest
+from .naming import cluster_of, node_order
+from .oar import ResourceRequest, oar_date
 from .session import Cancelled, G5kError, Session
 
 USABLE = {"alive", "standby"}  # standby nodes are powered off but OAR wakes them for a job
@@ -100,12 +100,6 @@ def _free(windows: list[tuple[float, float, int]], start: float, end: float) -> 
     return all(not (s < end and start < e) for s, e, _ in windows)
 
 
-def _node_order(fqdn: str) -> tuple[str, int]:
-    short = fqdn.split(".")[0]
-    base, _, num = short.rpartition("-")
-    return (base, int(num)) if num.isdigit() else (short, 0)
-
-
 def earliest(status: dict[str, Any], demand: Demand) -> Forecast:
     """The first start at which the whole demand fits, from a site status body."""
     now = float(status.get("uid") or dt.datetime.now(dt.timezone.utc).timestamp())
@@ -113,7 +107,7 @@ def earliest(status: dict[str, Any], demand: Demand) -> Forecast:
     vlans: dict[str, Any] = status.get("vlans") or {}
     node_windows, unplaced = _windows(nodes, now, demand.besteffort)
     vlan_windows, vlan_unplaced = _windows(vlans, now, demand.besteffort)
-    usable = sorted((n for n, info in nodes.items() if info.get("hard") in USABLE), key=_node_order)
+    usable = sorted((n for n, info in nodes.items() if info.get("hard") in USABLE), key=node_order)
 
     forecast = Forecast(demand.site, now, None)
     known = dict(demand.evaluated)
@@ -250,7 +244,7 @@ def _fqdn(node: dict[str, Any], site: str) -> str:
 
 def paris(epoch: float) -> str:
     """A date the way OAR shows it (Paris local time)."""
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).astimezone(OAR_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    return oar_date(dt.datetime.fromtimestamp(epoch, dt.timezone.utc))
 
 
 def delay_text(seconds: float) -> str:

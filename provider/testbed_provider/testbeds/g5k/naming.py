@@ -25,6 +25,13 @@ def cluster_of(fqdn: str) -> str:
     return short_name(fqdn).rsplit("-", 1)[0]
 
 
+def node_order(fqdn: str) -> tuple[str, int]:
+    """Sort key of node names in their numeric order (`taurus-2` before `taurus-10`)."""
+    short = short_name(fqdn)
+    base, _, num = short.rpartition("-")
+    return (base, int(num)) if num.isdigit() else (short, 0)
+
+
 def fqdn(node: str, site: str) -> str:
     return node if "." in node else f"{node}.{site}.{DOMAIN}"
 

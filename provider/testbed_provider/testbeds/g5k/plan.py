@@ -139,9 +139,9 @@ def make_plan(spec: ReservationSpec, default_site: Optional[str]) -> Plan:
 def split_nodes(spec: ReservationSpec, site: SitePlan, assigned: list[str]) -> dict[int, list[str]]:
     """Which assigned node serves which machine group: groups with a cluster take nodes of that
     cluster first, the others take what is left (OAR does not say which group a node came from)."""
-    from .naming import cluster_of
+    from .naming import cluster_of, node_order
 
-    left = sorted(assigned, key=_node_order)
+    left = sorted(assigned, key=node_order)
     out: dict[int, list[str]] = {}
     for g in sorted(site.groups, key=lambda g: spec.machines[g].options.get("cluster") is None):
         cluster = spec.machines[g].options.get("cluster")
@@ -149,9 +149,3 @@ def split_nodes(spec: ReservationSpec, site: SitePlan, assigned: list[str]) -> d
         out[g] = mine
         left = [n for n in left if n not in mine]
     return out
-
-
-def _node_order(fqdn: str) -> tuple[str, int]:
-    short = fqdn.split(".")[0]
-    base, _, num = short.rpartition("-")
-    return (base, int(num)) if num.isdigit() else (short, 0)
