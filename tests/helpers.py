@@ -19,3 +19,22 @@ def netns_list() -> set[str]:
 def namespaces_of(reservation_id: str) -> set[str]:
     """The network namespaces of one reservation (its id is their prefix, without the dash)."""
     return {ns for ns in netns_list() if ns.startswith(reservation_id + "-")}
+
+
+class Failure:
+    """A Check failure as the provider sends it: the property path leads the reason
+    (`machines[0].count: must be at least 1`) and the wire's `property` is empty."""
+
+    def __init__(self, wire) -> None:
+        assert not wire.property, f"Check failures carry their path in the reason, not in `property`: {wire}"
+        self.property, sep, self.reason = wire.reason.partition(": ")
+        if not sep:
+            self.property, self.reason = "", wire.reason
+
+
+def failures_of(response) -> list[Failure]:
+    return [Failure(f) for f in response.failures]
+
+
+def failure_map(response) -> dict[str, str]:
+    return {f.property: f.reason for f in failures_of(response)}

@@ -3,6 +3,7 @@ which the real python-grid5000 client inside the plugin talks to."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Optional
 
 import pytest
@@ -10,6 +11,7 @@ from pulumi.runtime.proto import provider_pb2
 
 from testbed_provider.protocol import codec
 
+from ..helpers import failures_of
 from ..plugin.engine import PluginUnderTest
 
 g5k_emulator = pytest.importorskip("g5k_emulator.testing")
@@ -28,8 +30,10 @@ class G5kPlugin(PluginUnderTest):
         return f"urn:pulumi:test::proj::{token}::{name}"
 
     def check_res(self, token: str, name: str, news: dict[str, Any], olds: Optional[dict[str, Any]] = None):
-        return self.stub.Check(provider_pb2.CheckRequest(urn=self.urn(token, name), type=token, name=name,
-                                                         olds=codec.encode(olds or {}), news=codec.encode(news)))
+        """The CheckResponse, with its failures read back as (property, reason) (see Failure)."""
+        response = self.stub.Check(provider_pb2.CheckRequest(urn=self.urn(token, name), type=token, name=name,
+                                                             olds=codec.encode(olds or {}), news=codec.encode(news)))
+        return SimpleNamespace(inputs=response.inputs, failures=failures_of(response))
 
     def create(self, token: str, name: str, inputs, preview: bool = False, timeout: float = 120):
         props = inputs if not isinstance(inputs, dict) else codec.encode(inputs)

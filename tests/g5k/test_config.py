@@ -6,12 +6,14 @@ from pulumi.runtime.proto import provider_pb2
 
 from testbed_provider.protocol import codec
 
+from ..helpers import failure_map
+
 PROVIDER = "urn:pulumi:test::proj::pulumi:providers:testbed::default"
 
 
 def check_config(plugin, config: dict) -> dict[str, str]:
     checked = plugin.stub.CheckConfig(provider_pb2.CheckRequest(urn=PROVIDER, news=codec.encode(config)))
-    return {f.property: f.reason for f in checked.failures}
+    return failure_map(checked)
 
 
 def test_config_failures_name_the_key(plugin, tmp_path):

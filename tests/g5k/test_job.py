@@ -11,6 +11,7 @@ from pulumi.runtime.proto import provider_pb2
 from testbed_provider.protocol import codec
 from testbed_provider.protocol.codec import UNKNOWN
 
+from ..helpers import failures_of
 from ..plugin.engine import init_failure
 from .conftest import job_state
 
@@ -144,8 +145,8 @@ def test_bad_credentials_are_a_clear_error_without_the_password(plugin, emulator
     config = {"backend": "g5k", "g5kUri": emulator.url, "g5kUsername": "alice", "g5kPassword": codec.Secret("wrong-password-123")}
     checked = plugin.stub.CheckConfig(provider_pb2.CheckRequest(urn="urn:pulumi:test::proj::pulumi:providers:testbed::default",
                                                                 news=codec.encode(config)))
-    assert {f.property for f in checked.failures} == {"g5kPassword"}
-    assert "refused the credentials of `alice`" in checked.failures[0].reason
+    assert {f.property for f in failures_of(checked)} == {"g5kPassword"}
+    assert "refused the credentials of `alice`" in failures_of(checked)[0].reason
     # the engine stops at a failing CheckConfig; configured anyway, operations fail clearly too
     plugin.stub.Configure(provider_pb2.ConfigureRequest(args=codec.encode(config), acceptSecrets=True))
     inputs = plugin.check_res(JOB, "c", {"site": "rennes", "nodes": [{"count": 1}]}).inputs

@@ -15,7 +15,7 @@ from pulumi.runtime.proto import provider_pb2
 from testbed_provider.protocol import codec
 from testbed_provider.protocol.codec import UNKNOWN, Secret
 
-from ..helpers import IS_ROOT, namespaces_of
+from ..helpers import failure_map, IS_ROOT, namespaces_of
 from .engine import TOKEN, URN, PluginUnderTest, init_failure
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="the local testbed needs root")
@@ -130,7 +130,7 @@ def test_without_privileges_the_config_check_says_so():
     plugin = PluginUnderTest(argv_prefix=("setpriv", "--bounding-set=-net_admin,-sys_admin"))
     try:
         response = plugin.stub.CheckConfig(provider_pb2.CheckRequest(urn="urn:pulumi:t::p::pulumi:providers:testbed::default", news=codec.encode({"backend": "local"})))
-        failures = {f.property: f.reason for f in response.failures}
+        failures = failure_map(response)
         assert "CAP_NET_ADMIN and CAP_SYS_ADMIN" in failures.get("backend", ""), failures
         assert "Traceback" not in failures["backend"]
     finally:

@@ -14,7 +14,7 @@ from pulumi.runtime.proto import engine_pb2_grpc, plugin_pb2, provider_pb2, prov
 from testbed_provider.protocol import codec
 from testbed_provider.protocol.codec import UNKNOWN, Secret
 
-from ..helpers import PLUGIN, ROOT, netns_list
+from ..helpers import failure_map, PLUGIN, ROOT, netns_list
 from .engine import TOKEN, URN, PluginUnderTest, RecordingEngine
 
 
@@ -36,7 +36,7 @@ def test_config_unknown_backend_and_unknown_key_are_check_failures(plugin):
     response = plugin.stub.CheckConfig(
         provider_pb2.CheckRequest(urn="urn:pulumi:t::p::pulumi:providers:testbed::default", news=codec.encode({"backend": "slurm", "typo": "x", "version": "0.1.0"}))
     )
-    failures = {f.property: f.reason for f in response.failures}
+    failures = failure_map(response)
     assert failures["backend"].startswith("unknown backend `slurm`")
     assert "typo" in failures and "version" not in failures
 
@@ -70,7 +70,7 @@ def test_configure_rejects_an_unknown_backend_with_a_clear_error(plugin):
 def test_bad_input_is_a_check_failure_naming_the_property(plugin, news, prop):
     plugin.handshake_and_configure()
     response = plugin.check(news)
-    failures = {f.property: f.reason for f in response.failures}
+    failures = failure_map(response)
     assert prop in failures, failures
     assert all("Traceback" not in r for r in failures.values())
 
@@ -140,7 +140,7 @@ COMMAND = "urn:pulumi:test::proj::testbed:index:Command::step"
 def check_command(plugin, **news):
     plugin.handshake_and_configure()
     request = provider_pb2.CheckRequest(urn=COMMAND, type="testbed:index:Command", name="step", news=codec.encode({"inventory": INVENTORY, **news}))
-    return {f.property: f.reason for f in plugin.stub.Check(request).failures}
+    return failure_map(plugin.stub.Check(request))
 
 
 @pytest.mark.parametrize(

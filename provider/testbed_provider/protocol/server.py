@@ -41,7 +41,24 @@ def _type_of(urn: str, type_: str = "") -> str:
     return parts[2].split("$")[-1] if len(parts) >= 4 else ""
 
 
+def _decode(controller: ResourceController, struct) -> dict[str, Any]:
+    props = codec.decode(struct)
+    controller.declassify(props)
+    return props
+
+
 def _failures(failures: list[CheckFailure]) -> list[provider_pb2.CheckFailure]:
+    """Check failures as the engine prints them best: `machines[0].count: must be at least 1`.
+
+    The engine formats a failure that names a property as `property P value V has a problem`,
+    looking V up among the top-level inputs only: a nested path prints `{<nil>}` and a secret
+    prints a Go struct. So the path goes into the reason and the property stays empty."""
+    return [provider_pb2.CheckFailure(reason=REDACTOR.scrub(f"{f.property}: {f.reason}" if f.property else f.reason))
+            for f in failures]
+
+
+def _invoke_failures(failures: list[CheckFailure]) -> list[provider_pb2.CheckFailure]:
+    """An Invoke's failures: the SDKs print them as `reason (property)`, so both are kept."""
     return [provider_pb2.CheckFailure(property=f.property, reason=REDACTOR.scrub(f.reason)) for f in failures]
 
 
@@ -159,7 +176,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
             extra = {"urn": request.urn} if "urn" in inspect.signature(controller.check).parameters else {}
-            result = controller.check(request.name or request.urn.split("::")[-1], codec.decode(request.olds), codec.decode(request.news),
+            result = controller.check(request.name or request.urn.split("::")[-1], _decode(controller, request.olds), _decode(controller, request.news),
                                       **extra)
             if inspect.isawaitable(result):  # controllers that consult a remote API (g5k) check asynchronously
                 result = await result
@@ -170,7 +187,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
     async def Diff(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            result = controller.diff(codec.decode(request.olds), codec.decode(request.old_inputs), codec.decode(request.news))
+            result = controller.diff(_decode(controller, request.olds), _decode(controller, request.old_inputs), _decode(controller, request.news))
             detailed = {path: provider_pb2.PropertyDiff(kind=int(kind), inputDiff=True) for path, kind in result.detailed.items()}
             return provider_pb2.DiffResponse(
                 changes=provider_pb2.DiffResponse.DIFF_SOME if detailed else provider_pb2.DiffResponse.DIFF_NONE,
@@ -186,7 +203,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
     async def Create(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            rid, outputs = await controller.create(request.urn, codec.decode(request.properties), request.preview, request.timeout)
+            rid, outputs = await controller.create(request.urn, _decode(controller, request.properties), request.preview, request.timeout)
             return provider_pb2.CreateResponse(id=rid, properties=codec.encode(outputs))
 
         return await self._guard(context, "create", body)
@@ -194,7 +211,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
     async def Read(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            result = await controller.read(request.id, request.urn, codec.decode(request.properties), codec.decode(request.inputs))
+            result = await controller.read(request.id, request.urn, _decode(controller, request.properties), _decode(controller, request.inputs))
             if result is None:
                 return provider_pb2.ReadResponse(id="")
             response = provider_pb2.ReadResponse(id=result.id, properties=codec.encode(result.outputs))
@@ -210,9 +227,9 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
             outputs = await controller.update(
                 request.id,
                 request.urn,
-                codec.decode(request.olds),
-                codec.decode(request.old_inputs),
-                codec.decode(request.news),
+                _decode(controller, request.olds),
+                _decode(controller, request.old_inputs),
+                _decode(controller, request.news),
                 request.preview,
                 request.timeout,
             )
@@ -223,7 +240,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
     async def Delete(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            await controller.delete(request.id, request.urn, codec.decode(request.properties), request.timeout)
+            await controller.delete(request.id, request.urn, _decode(controller, request.properties), request.timeout)
             return empty_pb2.Empty()
 
         return await self._guard(context, "delete", body)
@@ -237,7 +254,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
                 raise ResourceFailure(f"unknown function `{request.tok}` (known: {', '.join(sorted(FUNCTIONS))})")
             result, failures = await function(self.ctx, codec.decode(request.args))
             return provider_pb2.InvokeResponse(
-                failures=_failures(failures),
+                failures=_invoke_failures(failures),
                 **({"return": codec.encode(result)} if result is not None else {}),
             )
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Optional
 
 from .api import PatternError
-from .inventory import Inventory, parse
+from .inventory import Host, Inventory, parse
 
 CACHE_SIZE = 32  # inventory shapes kept (one per reservation version seen by this process)
 GLOB_CHARS = ("*", "?", "[")
@@ -69,12 +69,20 @@ def _import_ansible() -> Any:
     return _ansible
 
 
-class _Resolver:
-    """One inventory shape loaded into an InventoryManager, plus resolved patterns."""
+class CannotTell(Exception):
+    """The pattern may name hosts whose names are not known yet (see match_planned)."""
 
-    def __init__(self, inv: Inventory):
+
+class _Resolver:
+    """One inventory shape loaded into an InventoryManager, plus resolved patterns.
+
+    `names_known=False`: the host names are placeholders (the testbed names hosts only when it
+    reserves them), so a term that could name a host rather than a role raises CannotTell."""
+
+    def __init__(self, inv: Inventory, names_known: bool = True):
         a = _load_ansible()
         self.inv = inv
+        self.names_known = names_known
         self.order = {name: k for k, name in enumerate(inv.names)}
         self.manager = a.InventoryManager(loader=None, sources=None, parse=False)
         for role, _ in inv.groups:
@@ -113,8 +121,12 @@ class _Resolver:
         if not body:
             raise PatternError(f"empty term `{term}` in the pattern ({self._known()})")
         if body.startswith("~"):
+            if not self.names_known:
+                raise CannotTell(body)
             return
         base, _ = self.manager._split_subscript(body)  # `role[0:2]` → `role`
+        if not self.names_known and base != "all" and (base not in self.manager.groups or any(c in base for c in GLOB_CHARS)):
+            raise CannotTell(base)
         if any(c in base for c in GLOB_CHARS) or base == "all":
             return
         if base not in self.manager.groups and base not in self.order:
@@ -125,17 +137,18 @@ class _Resolver:
             shown = ", ".join(items[:SHOWN]) + (f", … ({len(items)} in all)" if len(items) > SHOWN else "")
             return shown or "none"
 
-        return f"roles: {listing(sorted(self.inv.roles))}; hosts: {listing(self.inv.names)}"  # (map order is not kept over gRPC)
+        hosts = listing(self.inv.names) if self.names_known else "named when reserved"
+        return f"roles: {listing(sorted(self.inv.roles))}; hosts: {hosts}"  # (map order is not kept over gRPC)
 
 
-def _resolver(inv: Inventory) -> _Resolver:
-    key = inv.shape_hash()
+def _resolver(inv: Inventory, names_known: bool = True) -> _Resolver:
+    key = inv.shape_hash() + ("" if names_known else "+placeholders")
     with _lock:
         found = _cache.get(key)
         if found is not None:
             _cache.move_to_end(key)
             return found
-    made = _Resolver(inv)  # outside the lock: the first import of ansible takes a while
+    made = _Resolver(inv, names_known)  # outside the lock: the first import of ansible takes a while
     with _lock:
         found = _cache.setdefault(key, made)
         _cache.move_to_end(key)
@@ -154,3 +167,26 @@ def match_hosts(inventory: dict[str, Any] | Inventory, pattern: str) -> list[str
         raise PatternError("the host pattern is empty (use `all` for every host)")
     inv = inventory if isinstance(inventory, Inventory) else parse(inventory, connection=False)
     return _resolver(inv).resolve(pattern.strip())
+
+
+def match_planned(hosts: list[tuple[Optional[str], tuple[str, ...]]], pattern: str) -> Optional[list[str]]:
+    """Check `pattern` against hosts known only from a Reservation's inputs (its inventory is
+    unknown until it is reserved): (name or None where the testbed names hosts itself, roles).
+
+    Returns the matched names (placeholders `<role>#<k>` for unnamed hosts), None when the
+    pattern cannot be judged yet (it may name a host whose name is not known), and raises
+    PatternError as match_hosts does."""
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise PatternError("the host pattern is empty (use `all` for every host)")
+    names_known = all(name is not None for name, _ in hosts)
+    names = [name if name is not None else f"{roles[0]}#{k}" for k, (name, roles) in enumerate(hosts, 1)]
+    groups: dict[str, list[str]] = {}
+    for name, (_, roles) in zip(names, hosts):
+        for role in roles:
+            groups.setdefault(role, []).append(name)
+    inv = Inventory(tuple(Host(n, "planned", "root", 22) for n in names),
+                    tuple((role, tuple(members)) for role, members in groups.items()), "", "", None)
+    try:
+        return _resolver(inv, names_known).resolve(pattern.strip())
+    except CannotTell:
+        return None

@@ -17,6 +17,14 @@ from ..testbeds.base import CheckFailure
 from .diff import DiffResult
 
 
+@dataclass(frozen=True)
+class PlannedHosts:
+    """A Reservation's hosts as its inputs describe them, before it exists: each host's name
+    (None where the testbed names hosts only when it reserves them) and roles."""
+
+    hosts: tuple[tuple[Optional[str], tuple[str, ...]], ...]
+
+
 @dataclass
 class ProviderContext:
     """Provider-wide state: configuration, the engine log, and the Cancel signal."""
@@ -24,6 +32,9 @@ class ProviderContext:
     config: ProviderConfig
     log: EngineLog
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    # Reservation URN → its planned hosts, from its last valid Check in this process: at the
+    # first preview a step's inventory is unknown, and its pattern is checked against these.
+    planned: dict[str, PlannedHosts] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +60,10 @@ class ResourceController(abc.ABC):
     def warm_up(cls) -> None:
         """Slow one-off preparation (e.g. imports) done in a thread once the provider is
         configured, so the first operation on this resource type does not pay for it."""
+
+    def declassify(self, props: dict[str, Any]) -> None:
+        """Mark the public parts of secret values in freshly decoded `props` (see
+        steps.declassify); called by the server on every request before the controller runs."""
 
     @abc.abstractmethod
     def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:

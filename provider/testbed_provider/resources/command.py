@@ -21,10 +21,10 @@ from ..remote import HostResult, PatternError, RemoteError, run_shell, stop_back
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.scripts import ENV_NAME
 from ..testbeds.base import CheckFailure
-from .base import CheckResult, ReadResult, ResourceController
+from .base import CheckResult, ReadResult
 from .deadline import deadline
 from .diff import DiffResult
-from .steps import check_targets, check_timeout, step_diff
+from .steps import Step, check_targets, note_unchecked_pattern, check_timeout, step_diff
 from .steps import inventory_of as _inventory
 from .steps import top as _top
 
@@ -33,7 +33,7 @@ RERUN_KEYS = {"create", "environment", "triggers", "on", "background", "become"}
 STDERR_TAIL = 400
 
 
-class Command(ResourceController):
+class Command(Step):
     token = "testbed:index:Command"
 
     @classmethod
@@ -70,7 +70,7 @@ class Command(ResourceController):
         elif env is not None and env is not UNKNOWN:
             fail("environment", "must be a map of variable names to strings")
         check_timeout(inputs, fail)
-        check_targets(inputs, not failures, fail)
+        check_targets(inputs, not failures, fail, self.ctx.planned.values())
         return CheckResult(inputs, failures)
 
     # ---- Diff --------------------------------------------------------------------------------
@@ -82,6 +82,7 @@ class Command(ResourceController):
 
     async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
         if preview:
+            await note_unchecked_pattern(self.ctx, urn, inputs)
             return "", {**inputs, "results": UNKNOWN, "stdout": UNKNOWN, "hosts": UNKNOWN}
         rid = uuid.uuid4().hex[:16]
         outputs, failure = await self._run(urn, rid, inputs, inputs["create"], timeout)
@@ -112,6 +113,7 @@ class Command(ResourceController):
         if not rerun:
             return {**news, **kept}
         if preview:
+            await note_unchecked_pattern(self.ctx, urn, news)
             return {**news, "results": UNKNOWN, "stdout": UNKNOWN, "hosts": UNKNOWN}
         if old_inputs.get("background"):
             await self._stop_background(urn, id, {**old_inputs, **{"inventory": outputs.get("inventory", old_inputs.get("inventory"))}})

@@ -24,17 +24,17 @@ from ..remote import PatternError, RemoteError
 from ..remote.fetch import HostFetch, fetch
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..testbeds.base import CheckFailure
-from .base import CheckResult, ReadResult, ResourceController
+from .base import CheckResult, ReadResult
 from .deadline import deadline
 from .diff import DiffResult
-from .steps import check_targets, check_timeout, inventory_of, step_diff, top
+from .steps import Step, check_targets, note_unchecked_pattern, check_timeout, inventory_of, step_diff, top
 
 INPUT_KEYS = {"inventory", "on", "paths", "destination", "triggers", "timeout", "deleteOnDestroy"}
 RERUN_KEYS = {"paths", "destination", "on", "triggers"}
 OUTPUTS = ("hosts", "files", "results", "totalFiles", "totalBytes")
 
 
-class Fetch(ResourceController):
+class Fetch(Step):
     token = "testbed:index:Fetch"
 
     @classmethod
@@ -79,7 +79,7 @@ class Fetch(ResourceController):
         flag = inputs.get("deleteOnDestroy")
         if flag is not None and flag is not UNKNOWN and not isinstance(flag, bool):
             fail("deleteOnDestroy", "must be true or false")
-        check_targets(inputs, not failures, fail)
+        check_targets(inputs, not failures, fail, self.ctx.planned.values())
         return CheckResult(inputs, failures)
 
     # ---- Diff --------------------------------------------------------------------------------
@@ -91,6 +91,7 @@ class Fetch(ResourceController):
 
     async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
         if preview:
+            await note_unchecked_pattern(self.ctx, urn, inputs)
             return "", {**inputs, **{k: UNKNOWN for k in OUTPUTS}}
         rid = uuid.uuid4().hex[:16]
         outputs, failure = await self._run(urn, inputs, timeout)
@@ -112,6 +113,7 @@ class Fetch(ResourceController):
         if not rerun:
             return {**news, **kept}
         if preview:
+            await note_unchecked_pattern(self.ctx, urn, news)
             return {**news, **{k: UNKNOWN for k in OUTPUTS}}
         outputs, failure = await self._run(urn, news, timeout)
         if failure:

@@ -23,10 +23,10 @@ from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.playbook import PlayReport, check_tasks, content_hash, local_sources, playbook_files, run_play
 from ..remote.playbook import warm_up as warm_up_modules
 from ..testbeds.base import CheckFailure
-from .base import CheckResult, ReadResult, ResourceController
+from .base import CheckResult, ReadResult
 from .deadline import deadline
 from .diff import DiffResult
-from .steps import check_targets, check_timeout, inventory_of, step_diff, top
+from .steps import Step, check_targets, note_unchecked_pattern, check_timeout, inventory_of, step_diff, top
 
 INPUT_KEYS = {"inventory", "on", "tasks", "playbook", "vars", "hostVars", "gatherFacts", "become", "triggers",
               "destroyTasks", "timeout", "sourcesHash"}
@@ -35,7 +35,7 @@ OUTPUTS = ("hosts", "hostStats", "changed", "results", "registered")
 FAILURE_TAIL = 400
 
 
-class Play(ResourceController):
+class Play(Step):
     token = "testbed:index:Play"
 
     @classmethod
@@ -90,7 +90,7 @@ class Play(ResourceController):
             fail("on", "must be an Ansible host pattern over roles and host names, e.g. `server`, `all`")
         if not failures:
             self._check_files(inputs, fail)
-        inv = check_targets(inputs, not failures, fail)
+        inv = check_targets(inputs, not failures, fail, self.ctx.planned.values())
         if inv is not None and isinstance(host_vars, dict):
             names = {h["name"] for h in inv["hosts"]}
             for host in sorted(set(host_vars) - names):
@@ -127,6 +127,7 @@ class Play(ResourceController):
 
     async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
         if preview:
+            await note_unchecked_pattern(self.ctx, urn, inputs)
             return "", {**inputs, **{k: UNKNOWN for k in OUTPUTS}}
         rid = uuid.uuid4().hex[:16]
         outputs, failure = await self._run(urn, inputs, "tasks", timeout)
@@ -148,6 +149,7 @@ class Play(ResourceController):
         if not rerun:
             return {**news, **kept}
         if preview:
+            await note_unchecked_pattern(self.ctx, urn, news)
             return {**news, **{k: UNKNOWN for k in OUTPUTS}}
         outputs, failure = await self._run(urn, news, "tasks", timeout)
         if failure:

@@ -23,8 +23,8 @@ from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..testbeds import make_testbed
-from ..testbeds.base import CheckFailure, MachineGroup, NetworkSpec, ReservationError, ReservationSpec
-from .base import CheckResult, ReadResult, ResourceController
+from ..testbeds.base import CheckFailure, MachineGroup, NetworkSpec, ReservationError, ReservationSpec, hosts_summary
+from .base import CheckResult, PlannedHosts, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, Kind, diff_inputs
 
@@ -47,19 +47,32 @@ class Reservation(ResourceController):
 
     # ---- Check -------------------------------------------------------------------------------
 
-    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
         inputs = {k: v for k, v in news.items() if v is not None}
-        if "name" not in inputs:
+        defaulted = "name" not in inputs
+        if defaulted:
             inputs["name"] = olds.get("name") or name
         failures = validate_inputs(inputs)
+        if defaulted:  # the user never wrote `name`: say where the value came from
+            failures = [CheckFailure(f.property, f"{f.reason} (the name defaults to the resource name `{inputs['name']}`; "
+                                                 "pass `name` to choose another)") if f.property == "name" else f for f in failures]
         if not failures and not has_unknowns(inputs):
             testbed = make_testbed(self.ctx.config.backend, self.ctx.cancelled, self.ctx.config)
             spec = spec_from_inputs(inputs)
             failures = testbed.validate(spec)
+            if not failures and urn:
+                self._remember_plan(urn, spec, testbed.planned_names(spec))
             remote = getattr(testbed, "validate_remote", None)  # remote testbeds also consult their API
             if not failures and remote is not None:
                 return self._check_remote(inputs, remote(spec))
         return CheckResult(inputs, failures)
+
+    def _remember_plan(self, urn: str, spec: ReservationSpec, names: Optional[list[str]]) -> None:
+        """Keep the hosts the inputs describe: a step's first preview checks its pattern
+        against them while this reservation's inventory is still unknown."""
+        roles = [tuple(g.roles) for g in spec.machines for _ in range(g.count)]
+        hosts = tuple(zip(names if names and len(names) == len(roles) else [None] * len(roles), roles))
+        self.ctx.planned[urn] = PlannedHosts(hosts)
 
     async def _check_remote(self, inputs: dict[str, Any], pending) -> CheckResult:
         return CheckResult(inputs, await pending)
@@ -175,7 +188,8 @@ class Reservation(ResourceController):
                 raise ResourceFailure(
                     limit.explain(f"releasing the reservation failed (it stays in the stack; retry `pulumi destroy`): {err}")
                 ) from err
-        await self.ctx.log.info(urn, f"released reservation {id} ({_summary(state)})")
+            described = testbed.describe(state)
+        await self.ctx.log.info(urn, f"released reservation {id} ({described})")
 
 
 # ---- input rules shared by every backend ---------------------------------------------------------
@@ -272,8 +286,10 @@ def _check_group(path: str, group: Any, fail) -> Optional[set[str]]:
         fail(f"{path}.vars", "must be an object of Ansible variables for the group's hosts")
     count = group.get("count")
     if count is not UNKNOWN:
-        if not isinstance(count, int) or isinstance(count, bool):
-            fail(f"{path}.count", "required: a whole number of machines")
+        if count is None:
+            fail(f"{path}.count", "required: the number of machines in the group (at least 1)")
+        elif not isinstance(count, int) or isinstance(count, bool):
+            fail(f"{path}.count", f"must be a whole number of machines (got {_shown(count)})")
         elif count < 1:
             fail(f"{path}.count", f"must be at least 1 (got {count})")
     roles = group.get("roles")
@@ -294,6 +310,15 @@ def _check_group(path: str, group: Any, fail) -> Optional[set[str]]:
             fail(f"{path}.roles", f"duplicate role `{role}`")
         seen.add(role)
     return seen
+
+
+def _shown(value: Any) -> str:
+    """A bad input value as the user wrote it, short (never a secret: those are not shown)."""
+    if isinstance(reveal(value), str) and not isinstance(value, Secret):
+        return f"the string `{value[:40]}`"
+    if isinstance(value, Secret):
+        return "a secret value"
+    return f"`{str(value)[:40]}`"
 
 
 # ---- mapping between inputs, backend state and outputs -------------------------------------------
@@ -364,9 +389,7 @@ def state_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summary(state: dict[str, Any]) -> str:
-    names = [h["name"] for h in state["hosts"]]
-    shown = ", ".join(names[:6]) + (f", … ({len(names)} in all)" if len(names) > 6 else "")
-    return f"{len(names)} host(s) [{shown}]"
+    return hosts_summary([h["name"] for h in state["hosts"]])
 
 
 def _inputs_of(outputs: dict[str, Any]) -> dict[str, Any]:

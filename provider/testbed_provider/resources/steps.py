@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from ..protocol.codec import UNKNOWN, has_unknowns, reveal
 from ..protocol.redact import REDACTOR
 from ..remote import PatternError, match_hosts
+from ..remote.patterns import match_planned
+from .base import PlannedHosts, ProviderContext, ResourceController
 from .diff import DiffResult, Kind, diff_inputs
 
 
@@ -18,14 +20,44 @@ def top(path: str) -> str:
     return re.split(r"[.\[]", path, maxsplit=1)[0]
 
 
-def inventory_of(inputs: dict[str, Any]) -> dict[str, Any]:
-    """The revealed inventory; everything in it but the private key is public (see declassify)."""
-    inventory = reveal(inputs["inventory"])
+def declassify(props: dict[str, Any]) -> None:
+    """Everything in a step's `inventory` but the private key is public.
+
+    The Reservation returns its inventory with the key alone secret, but the SDKs make the
+    whole object secret once one field is, so host names, addresses and roles reach a step as
+    secrets and the redactor would learn them: every later line naming a host (this step's,
+    or the Reservation's `adding server-2`) would read `[secret]-2`. The server calls this
+    on every decoded request of a step, before anything can be logged."""
+    inventory = reveal(props.get("inventory")) if isinstance(props, dict) else None
     if isinstance(inventory, dict):
         ssh = inventory.get("ssh")
         public_ssh = {k: v for k, v in ssh.items() if k != "privateKey"} if isinstance(ssh, dict) else None
         REDACTOR.declassify([inventory.get("hosts"), inventory.get("groups"), public_ssh])
-    return inventory
+
+
+class Step(ResourceController):
+    """A controller of a remote step (Command, Play, Fetch): its `inventory` input is a
+    Reservation's, public but for the key."""
+
+    def declassify(self, props: dict[str, Any]) -> None:
+        declassify(props)
+
+
+async def note_unchecked_pattern(ctx: ProviderContext, urn: str, inputs: dict[str, Any]) -> None:
+    """Preview of a step whose inventory is unknown: say when its pattern could not be
+    checked yet (no Reservation of this provider describes hosts it could name)."""
+    on = inputs.get("on", "all")
+    if not has_unknowns(inputs.get("inventory")) or not isinstance(on, str) or on.strip() == "all":
+        return
+    _, judged = planned_verdict(on, ctx.planned.values())
+    if not judged:
+        await ctx.log.info(urn, UNCHECKED.format(on=on))
+
+
+def inventory_of(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The revealed inventory (its public parts declassified, see declassify)."""
+    declassify(inputs)
+    return reveal(inputs["inventory"])
 
 
 def targets(inputs: dict[str, Any], with_vars: bool = False) -> Optional[list[tuple[str, ...]]]:
@@ -62,12 +94,39 @@ def check_timeout(inputs: dict[str, Any], fail) -> None:
         fail("timeout", "must be a number of seconds ≥ 0 (0: no limit)")
 
 
-def check_targets(inputs: dict[str, Any], ready: bool, fail) -> Optional[dict[str, Any]]:
+UNCHECKED = ("the host pattern `{on}` will be checked against the reservation's hosts once its inventory is known "
+             "(at `pulumi up`)")
+
+
+def planned_verdict(on: str, planned: Iterable[PlannedHosts]) -> tuple[Optional[str], bool]:
+    """Judge a pattern against the hosts that Reservations' inputs describe: (an error, whether
+    it was judged). Wrong only when every planned reservation judged it wrong: the step's
+    inventory comes from one of them, but which one is not known while it is unknown."""
+    errors: list[str] = []
+    for plan in planned:
+        try:
+            if match_planned(list(plan.hosts), on) is None:
+                return None, False  # may name a host not named yet
+            return None, True
+        except PatternError as err:
+            errors.append(str(err))
+    if not errors:
+        return None, False
+    return (f"{errors[0]}; checked against the hosts the Reservation's inputs describe, as its inventory is not known "
+            "before it is reserved"), True
+
+
+def check_targets(inputs: dict[str, Any], ready: bool, fail, planned: Iterable[PlannedHosts] = ()) -> Optional[dict[str, Any]]:
     """Check rules of `inventory` and `on`: the revealed inventory when the pattern matched.
-    `ready`: no other failure so far (the pattern is only tried on otherwise valid inputs)."""
+    `ready`: no other failure so far (the pattern is only tried on otherwise valid inputs).
+    While the inventory is unknown (a first preview), `on` is checked against `planned`."""
     inventory, on = inputs.get("inventory"), inputs.get("on")
     if inventory is None:
         fail("inventory", "required: a Reservation's `inventory` output")
+    elif has_unknowns(inventory) and isinstance(on, str) and on.strip() and ready:
+        error, _ = planned_verdict(on, planned)
+        if error:
+            fail("on", error)
     elif not has_unknowns(inventory) and isinstance(on, str) and on.strip() and ready:
         try:
             inv = inventory_of(inputs)

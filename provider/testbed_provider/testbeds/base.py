@@ -74,6 +74,11 @@ class Testbed(abc.ABC):
     def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
         """Backend-specific input rules (accepted options, address ranges); pure, no side effects."""
 
+    def planned_names(self, spec: ReservationSpec) -> Optional[list[str]]:
+        """The host names `spec` will get, in spec order, when the testbed derives them from
+        the spec alone (patterns are then checked before anything exists); None otherwise."""
+        return None
+
     async def forecast(self, spec: ReservationSpec) -> Optional[tuple[bool, str]]:
         """Preview: when the reservation could start, as (is it a warning, a line for the CLI);
         None when the testbed has no queue or cannot tell."""
@@ -95,6 +100,17 @@ class Testbed(abc.ABC):
     async def inspect(self, state: dict[str, Any]) -> Optional[dict[str, Any]]:
         """The reservation as it really is now (hosts lost outside Pulumi removed), or None if gone."""
 
+    def describe(self, state: dict[str, Any]) -> str:
+        """What `state` holds, for the line saying what was released: the ready hosts, and
+        what else a partial reservation recorded (a release frees that too)."""
+        return hosts_summary([h["name"] for h in state.get("hosts", [])])
+
     @abc.abstractmethod
     async def release(self, state: dict[str, Any], progress: Progress) -> None:
         """Free everything recorded in `state`; succeeds when it is already gone."""
+
+
+def hosts_summary(names: list[str], shown: int = 6) -> str:
+    """`3 host(s) [server-1, client-1, client-2]`, the list cut after `shown` names."""
+    listed = ", ".join(names[:shown]) + (f", … ({len(names)} in all)" if len(names) > shown else "")
+    return f"{len(names)} host(s) [{listed}]"

@@ -30,7 +30,7 @@ import shutil
 import tempfile
 from typing import Any, Optional
 
-from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed
+from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
 from . import deployments, jobs, kavlan, naming, tagging
 from .oar import oar_date
 from .plan import Plan, SitePlan, make_plan, members, split_nodes, validate
@@ -402,6 +402,15 @@ class G5kTestbed(Testbed):
         if not alive_sites:
             return None
         return {**state, "hosts": [h for h in state["hosts"] if h.get("site") in alive_sites]}
+
+    def describe(self, state: dict[str, Any]) -> str:
+        ready = hosts_summary([h["name"] for h in state.get("hosts", [])])
+        records = state.get("g5k", {}).get("jobs", [])
+        if not records:
+            return ready
+        held = sum(len(nodes) for r in records for nodes in (r.get("nodes") or {}).values())
+        listed = ", ".join(f"{r['site']}:{r['uid']}" for r in records)
+        return f"{ready}; job(s) {listed}" + (f" holding {held} node(s)" if held != len(state.get("hosts", [])) else "")
 
     async def release(self, state: dict[str, Any], progress: Progress) -> None:
         session = self._session()

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed
+from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
 from . import manifest, sshd
 from .addressing import allocate, allocate_management, parse_cidr, slot
 from .client_config import known_hosts_text, proxy_command, ssh_config_text, write_private
@@ -103,6 +103,9 @@ class LocalTestbed(Testbed):
 
     def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
         return validate(spec)
+
+    def planned_names(self, spec: ReservationSpec) -> Optional[list[str]]:
+        return [h.name for h in plan_hosts(spec)]
 
     # ---- reserve ---------------------------------------------------------------------------
 
@@ -254,6 +257,13 @@ class LocalTestbed(Testbed):
             raise ReservationError(_describe(err, f"releasing {reservation_id(prefix)}"), state) from err
         if present:
             await progress(f"released {reservation_id(prefix)} in {time.monotonic() - t0:.1f} s")
+
+    def describe(self, state: dict[str, Any]) -> str:
+        recorded = list(state.get("local", {}).get("hosts", {}))
+        ready = [h["name"] for h in state.get("hosts", [])]
+        if sorted(recorded) == sorted(ready):
+            return hosts_summary(ready)
+        return f"{hosts_summary(recorded)} with their namespaces, {len(ready)} of them ready"
 
     # ---- bringing hosts up -----------------------------------------------------------------
 
