@@ -6,6 +6,11 @@ exited. They live in `$PULUMI_TESTBED_CACHE/cli` (default ~/.cache/pulumi-testbe
 engine cache's parent), one directory per distinct inventory, all 0700/0600, written once and
 atomically (a concurrent reader never sees half a key). The ssh_config is the remote layer's
 own (`ssh_config_text`), so plain ssh/ansible connect exactly as the provider's steps do.
+
+ControlMaster sockets sit beside them in `ctl-<hash16>/` when that path is short enough for a
+socket (it rarely is under a home directory: see materialize.control_dir_fits), else in the
+user's short private runtime directory (materialize.runtime_dir). The ssh_config names the
+place, and is rewritten when the place changes.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+from ..remote.api import RemoteError
 from ..remote.inventory import Inventory
-from ..remote.materialize import SOCKET_PATH_MAX, ssh_config_text
+from ..remote.materialize import control_dir_fits, control_dir_name, runtime_dir, ssh_config_text
 from .stacks import CliError
 
 
@@ -52,16 +58,41 @@ def _write_private(path: str, text: str) -> None:
         raise
 
 
+def workspace_dir(inv: Inventory) -> str:
+    """`<cache>/ws-<hash16>`: one directory per distinct inventory (its connection hash)."""
+    return os.path.join(cache_root(), "ws-" + inv.connection_hash()[:16])
+
+
+def control_dir(inv: Inventory) -> str:
+    """Where the reservation's ControlMaster sockets go: beside the files when they fit there."""
+    beside = os.path.join(cache_root(), control_dir_name(inv))
+    if control_dir_fits(beside):
+        return beside
+    try:
+        return os.path.join(runtime_dir(), control_dir_name(inv))
+    except RemoteError as err:
+        raise CliError(f"{err} (or set PULUMI_TESTBED_CACHE to a short directory)") from None
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def files_for(inv: Inventory) -> Files:
     """The files of `inv`, written on first use (the directory is named by the inventory's
-    connection hash, so existing files always hold the right content)."""
+    connection hash, so an existing key and known_hosts always hold the right content; the
+    ssh_config also names the socket directory, so it is compared)."""
     root = cache_root()
-    wdir = os.path.join(root, "ws-" + inv.connection_hash()[:16])
+    wdir = workspace_dir(inv)
     files = Files(wdir, os.path.join(wdir, "id"), os.path.join(wdir, "known_hosts"), os.path.join(wdir, "ssh_config"),
-                  os.path.join(root, "ctl-" + inv.identity_hash()[:16]))
-    if len(os.path.join(files.control_dir, "x" * 40)) > SOCKET_PATH_MAX:
-        raise CliError(f"the cache directory {root} is too long a path for SSH control sockets: set PULUMI_TESTBED_CACHE shorter")
-    if all(os.path.isfile(p) for p in (files.key, files.known_hosts, files.ssh_config)) and os.path.isdir(files.control_dir):
+                  control_dir(inv))
+    config = ssh_config_text(inv, files.key, files.known_hosts, files.control_dir)
+    if (all(os.path.isfile(p) for p in (files.key, files.known_hosts)) and os.path.isdir(files.control_dir)
+            and _read(files.ssh_config) == config):
         return files
     try:
         os.makedirs(os.path.dirname(root), exist_ok=True)
@@ -70,7 +101,7 @@ def files_for(inv: Inventory) -> Files:
         known = inv.known_hosts if not inv.known_hosts or inv.known_hosts.endswith("\n") else inv.known_hosts + "\n"
         _write_private(files.key, inv.private_key)
         _write_private(files.known_hosts, known)
-        _write_private(files.ssh_config, ssh_config_text(inv, files.key, files.known_hosts, files.control_dir))
+        _write_private(files.ssh_config, config)
     except OSError as err:
         raise CliError(f"could not write the SSH files under {root}: {err.strerror or err}") from None
     return files

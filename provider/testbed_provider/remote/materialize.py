@@ -10,6 +10,9 @@ inventory into a private per-process directory and keeps them for the life of th
         known_hosts  ssh_config  inventory.yml  ansible.cfg
       ctl-<hash16>/              ControlMaster sockets of one reservation (keyed by its key)
 
+The root is made under $TMPDIR, or under /tmp when $TMPDIR is too long a path for the
+sockets (see `control_dir_fits`).
+
 Connections are multiplexed (ControlMaster auto, ControlPersist 60 s) with sockets in a
 per-reservation directory, so consecutive steps of one reservation reuse authenticated
 connections (measured: 20 hosts in ~0.1 s warm instead of ~1.1 s), whichever engine runs
@@ -25,6 +28,7 @@ import atexit
 import json
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -37,7 +41,13 @@ from .inventory import Inventory, parse
 PYTHON_INTERPRETER = "/usr/bin/python3"  # see local-testbed.md, "Ansible interpreter discovery"
 CONTROL_PERSIST = "60s"
 CONNECT_TIMEOUT = 10  # seconds; also what Ansible uses by default
-SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; OpenSSH appends a temporary suffix while binding
+# A ControlMaster socket is `<control dir>/%C`, and OpenSSH first binds it as `<that>.<16 random
+# characters>` (mux.c) before renaming it; the path must fit sockaddr_un.sun_path (108 bytes on
+# Linux) with its terminating NUL (unix_listener refuses it otherwise, "too long for Unix domain socket").
+SUN_PATH_SIZE = 108
+OPENSSH_BIND_SUFFIX = 17  # "." and 16 random characters
+CONTROL_NAME = 40  # %C: the SHA-1 of the connection, in hex
+CONTROL_DIR_MAX = SUN_PATH_SIZE - 1 - OPENSSH_BIND_SUFFIX - CONTROL_NAME - 1  # 49: the longest directory for "<dir>/%C"
 # What every ssh we start (and Ansible's) runs with: no inherited secrets, predictable tools.
 SSH_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
            "HOME": os.environ.get("HOME", "/root")}
@@ -137,20 +147,78 @@ ANSIBLE_CFG = """\
 """
 
 
+def control_dir_name(inv: Inventory) -> str:
+    """`ctl-<16 hex>`: one directory of ControlMaster sockets per reservation (keyed by its key)."""
+    return "ctl-" + inv.identity_hash()[:16]
+
+
+def control_dir_fits(path: str) -> bool:
+    """Whether ControlMaster sockets `<path>/%C` can be bound (OpenSSH's temporary name included)."""
+    return len(os.fsencode(path)) <= CONTROL_DIR_MAX
+
+
+def _private_dir_ok(path: str) -> Optional[str]:
+    """None when `path` is a real directory (not a symlink) owned by us and private (made so
+    if we own it); else why it cannot hold our sockets."""
+    try:
+        st = os.lstat(path)
+    except OSError as err:
+        return f"{path}: {err.strerror or err}"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} is not a directory (a symlink?)"
+    if st.st_uid != os.geteuid():
+        return f"{path} belongs to uid {st.st_uid}, not to us"
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, 0o700)
+    return None
+
+
+RUNTIME_NAME = "tb-ssh"
+_CTL_PROBE = "ctl-" + "0" * 16  # every control directory's name has this length
+
+
+def runtime_dir() -> str:
+    """A stable directory private to this user for ControlMaster sockets when the usual place is
+    too long a path: `$XDG_RUNTIME_DIR/tb-ssh`, else `/tmp/tb-ssh-<uid>`; created 0700, and one
+    that is a symlink or not ours is refused (a shared /tmp is anyone's to fill)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    candidates = [os.path.join(runtime, RUNTIME_NAME)] if os.path.isabs(runtime) else []
+    candidates.append(f"/tmp/{RUNTIME_NAME}-{os.geteuid()}")
+    refused = []
+    for path in candidates:
+        if not control_dir_fits(os.path.join(path, _CTL_PROBE)):
+            refused.append(f"{path} is too long a path")
+            continue
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as err:
+            refused.append(f"{path}: {err.strerror or err}")
+            continue
+        why = _private_dir_ok(path)
+        if why is None:
+            return path
+        refused.append(why)
+    raise RemoteError("no private directory short enough for SSH control sockets: " + "; ".join(refused))
+
+
 def _root_dir() -> str:
     global _root
     if _root is None or not os.path.isdir(_root):
-        _root = tempfile.mkdtemp(prefix="tb-remote-")
-        os.chmod(_root, 0o700)
+        root = tempfile.mkdtemp(prefix="tb-remote-")
+        if not control_dir_fits(os.path.join(root, _CTL_PROBE)):  # a long $TMPDIR: mkdtemp is safe in /tmp too
+            os.rmdir(root)
+            root = tempfile.mkdtemp(prefix="tb-remote-", dir="/tmp")
+        os.chmod(root, 0o700)
+        _root = root
     return _root
 
 
 def _create(inv: Inventory, key: str) -> Workspace:
     root = _root_dir()
     wdir = os.path.join(root, "ws-" + key[:16])
-    cdir = os.path.join(root, "ctl-" + inv.identity_hash()[:16])
-    if len(os.path.join(cdir, "x" * 40)) > SOCKET_PATH_MAX:
-        raise RemoteError(f"the temporary directory {root} is too long a path for SSH control sockets; set TMPDIR shorter")
+    cdir = os.path.join(root, control_dir_name(inv))
     os.makedirs(wdir, mode=0o700, exist_ok=True)
     os.makedirs(cdir, mode=0o700, exist_ok=True)
     ws = Workspace(inv, wdir, os.path.join(wdir, "id"), os.path.join(wdir, "known_hosts"), os.path.join(wdir, "ssh_config"),
