@@ -152,6 +152,27 @@ async def wire_hosts(switch: str, hosts: list[HostWiring], cancelled: Optional[a
     await asyncio.gather(*(configure(h) for h in hosts))
 
 
+async def stop_processes(targets: list[NsId], cancelled: Optional[asyncio.Event], grace: float = 2.0) -> None:
+    """TERM every process inside the namespaces `targets`, KILL what is left after `grace`."""
+    pids = await asyncio.to_thread(pids_in, targets)
+    if not pids:
+        return
+    _signal_all(pids, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline and not (cancelled and cancelled.is_set()):
+        await asyncio.sleep(0.05)
+        pids = await asyncio.to_thread(pids_in, targets)
+    for _ in range(50):
+        if not pids:
+            break
+        _signal_all(pids, signal.SIGKILL)
+        await asyncio.sleep(0.02)
+        pids = await asyncio.to_thread(pids_in, targets)
+    if pids:
+        raise CommandError("stopping the processes of the namespaces", ["kill", "-KILL", *map(str, pids[:10])], None,
+                           f"{len(pids)} process(es) survived SIGKILL")
+
+
 async def teardown(names: list[str], cancelled: Optional[asyncio.Event], grace: float = 2.0) -> None:
     """Stop every process inside `names` (TERM, then KILL after `grace`), then delete them.
 
@@ -161,23 +182,7 @@ async def teardown(names: list[str], cancelled: Optional[asyncio.Event], grace: 
     present = [n for n in names if os.path.lexists(namespace_path(n))]
     if not present:
         return
-    targets = [i for i in (namespace_id(n) for n in present) if i is not None]
-    pids = await asyncio.to_thread(pids_in, targets)
-    if pids:
-        _signal_all(pids, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while pids and time.monotonic() < deadline and not (cancelled and cancelled.is_set()):
-            await asyncio.sleep(0.05)
-            pids = await asyncio.to_thread(pids_in, targets)
-        for _ in range(50):
-            if not pids:
-                break
-            _signal_all(pids, signal.SIGKILL)
-            await asyncio.sleep(0.02)
-            pids = await asyncio.to_thread(pids_in, targets)
-        if pids:
-            raise CommandError("stopping the processes of the namespaces", ["kill", "-KILL", *map(str, pids[:10])], None,
-                               f"{len(pids)} process(es) survived SIGKILL")
+    await stop_processes([i for i in (namespace_id(n) for n in present) if i is not None], cancelled, grace)
     result = await run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in present),
                        what=f"deleting {len(present)} network namespace(s)", check=False)
     left = [n for n in present if os.path.lexists(namespace_path(n))]

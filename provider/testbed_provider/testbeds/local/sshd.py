@@ -15,8 +15,9 @@ import os
 import pwd
 from typing import Optional
 
-from .commands import run
+from .commands import pid_alive, run
 from .keys import HOST_KEY
+from .manifest import process_start_time
 
 SSHD = "/usr/sbin/sshd"
 PID_FILE = "run/sshd.pid"  # relative to the host directory (it is /run/sshd.pid inside the host)
@@ -124,3 +125,20 @@ def log_tail(hdir: str, chars: int = 400) -> str:
             return f.read()[-chars:].strip()
     except OSError:
         return ""
+
+
+def start_time(pid: Optional[int]) -> Optional[int]:
+    """What identifies the sshd `pid` later, beside its pid: its start time (see still_running)."""
+    return process_start_time(pid) if pid else None
+
+
+def still_running(pid: Optional[int], started: Optional[int]) -> bool:
+    """Whether the sshd recorded as (`pid`, `started`) is still that very process: a reused pid
+    has another start time. Never guessed without a recorded start time, never by name alone."""
+    if not isinstance(pid, int) or not isinstance(started, int) or not pid_alive(pid) or process_start_time(pid) != started:
+        return False
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip().startswith("sshd")
+    except OSError:
+        return False

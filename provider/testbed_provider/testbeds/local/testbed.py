@@ -35,7 +35,17 @@ from .naming import (
     reservation_id,
     switch_namespace,
 )
-from .netns import HostWiring, add_namespaces, list_namespaces, namespace_id, process_namespace, setup_switch, teardown, wire_hosts
+from .netns import (
+    HostWiring,
+    add_namespaces,
+    list_namespaces,
+    namespace_id,
+    process_namespace,
+    setup_switch,
+    stop_processes,
+    teardown,
+    wire_hosts,
+)
 from .preflight import preflight
 from .readiness import wait_for_ssh
 from .validation import validate
@@ -62,6 +72,7 @@ class HostRecord:
     address: Optional[str] = None
     networks: list[dict[str, str]] = field(default_factory=list)
     sshd_pid: Optional[int] = None
+    sshd_start: Optional[int] = None  # the sshd's start time: tells it from a later process with its pid
     host_key: Optional[str] = None
 
 
@@ -197,6 +208,8 @@ class LocalTestbed(Testbed):
             parts.append("recreating the switch namespace")
         await progress("reconciling hosts: " + "; ".join(parts))
 
+        await self._stop_unlisted([(r.name, r.namespace, r.sshd_pid, r.sshd_start) for r in ctx.records.values() if r.name not in keep],
+                                  progress)
         if doomed:
             await teardown(doomed, self.cancelled)
             for name in removed:
@@ -249,6 +262,7 @@ class LocalTestbed(Testbed):
             await progress(f"releasing {reservation_id(prefix)}: stopping and deleting {len(present)} namespace(s)")
         t0 = time.monotonic()
         try:
+            await self._stop_unlisted(_recorded_sshds(local), progress)
             await teardown(present, self.cancelled)
             if os.path.basename(os.path.normpath(run_dir)) == prefix:  # never remove anything but our own run dir
                 await _unmount_below(run_dir)
@@ -264,6 +278,24 @@ class LocalTestbed(Testbed):
         if sorted(recorded) == sorted(ready):
             return hosts_summary(ready)
         return f"{hosts_summary(recorded)} with their namespaces, {len(ready)} of them ready"
+
+    async def _stop_unlisted(self, sshds: list[tuple[str, str, Optional[int], Optional[int]]], progress: Progress) -> None:
+        """Stop the hosts whose namespace was deleted outside Pulumi (`ip netns del`): their sshd
+        (and whatever it started) lives on in a namespace no name leads to any more, so teardown
+        by namespace misses it. It is found by its recorded pid, checked to be that very sshd by
+        its start time, and its now anonymous namespace is emptied: every process in it is that
+        host's. Never by name: all hosts share one kernel."""
+        own = process_namespace(os.getpid())
+        found: dict[tuple[int, int], str] = {}
+        for name, namespace, pid, started in sshds:
+            if pid is None or not sshd.still_running(pid, started):
+                continue
+            ns = process_namespace(pid)
+            if ns is not None and ns != own and ns != namespace_id(namespace):
+                found[ns] = name
+        if found:
+            await progress(f"stopping the processes of {', '.join(sorted(found.values()))}, whose namespace was deleted outside Pulumi")
+            await stop_processes(sorted(found), self.cancelled)
 
     # ---- bringing hosts up -----------------------------------------------------------------
 
@@ -321,6 +353,7 @@ class LocalTestbed(Testbed):
             nonlocal ready, last_report
             r = by_address[address]
             r.sshd_pid = sshd.read_pid(ctx.host_dir(r.name))
+            r.sshd_start = sshd.start_time(r.sshd_pid)
             ready += 1
             now = time.monotonic()
             if ready == n or now - last_report >= PROGRESS_INTERVAL:
@@ -370,7 +403,8 @@ class LocalTestbed(Testbed):
                 "runDir": ctx.run_dir,
                 "switchNamespace": ctx.switch,
                 "sshConfig": os.path.join(ctx.run_dir, "ssh_config"),
-                "hosts": {r.name: {"namespace": r.namespace, "sshdPid": r.sshd_pid, "group": r.group} for r in ctx.records.values()},
+                "hosts": {r.name: {"namespace": r.namespace, "sshdPid": r.sshd_pid, "sshdStartTime": r.sshd_start, "group": r.group}
+                          for r in ctx.records.values()},
             },
         }
 
@@ -380,6 +414,7 @@ class LocalTestbed(Testbed):
         for r in ctx.records.values():
             if r.sshd_pid is None:
                 r.sshd_pid = sshd.read_pid(ctx.host_dir(r.name))
+                r.sshd_start = sshd.start_time(r.sshd_pid)
         switch_up = namespace_id(ctx.switch) is not None
         alive = {r.name for r in ctx.records.values() if switch_up and _alive(r)}
         return self._state(ctx, alive)
@@ -397,6 +432,11 @@ def _bare_state(prefix: str, run_dir: str) -> dict[str, Any]:
     return {"backend": "local", "id": reservation_id(prefix), "hosts": [], "networks": [],
             "local": {"prefix": prefix, "runDir": run_dir, "switchNamespace": switch_namespace(prefix),
                       "sshConfig": os.path.join(run_dir, "ssh_config"), "hosts": {}}}
+
+
+def _recorded_sshds(local: dict[str, Any]) -> list[tuple[str, str, Optional[int], Optional[int]]]:
+    """(host, namespace, sshd pid, its start time) of every host a state records."""
+    return [(name, h.get("namespace", ""), h.get("sshdPid"), h.get("sshdStartTime")) for name, h in (local.get("hosts") or {}).items()]
 
 
 def _networks(spec: ReservationSpec) -> list[Network]:
@@ -466,6 +506,7 @@ def _load(state: dict[str, Any]) -> Context:
             address=seen["address"] if seen else None,
             networks=[dict(n) for n in seen.get("networks", [])] if seen else [],
             sshd_pid=h.get("sshdPid"),
+            sshd_start=h.get("sshdStartTime"),
             host_key=known.get(name),
         )
     return ctx
