@@ -3,7 +3,7 @@
 Inputs keep EnOSlib's vocabulary: `machines` (groups of `count` hosts carrying `roles`) and
 `networks` (joined by the hosts of some roles). Outputs give every later step what it needs
 from stack state alone: `hosts`, `roles`, the public `ssh` connection data, the `inventory`
-(secret: it carries the private key) and `sshPrivateKey` (secret). The backend's own
+(only its private key is secret) and `sshPrivateKey` (secret). The backend's own
 bookkeeping (namespaces, pids, job ids) is kept in the `testbedState` output, which the schema
 does not expose.
 
@@ -27,6 +27,7 @@ from ..testbeds.base import CheckFailure, MachineGroup, NetworkSpec, Reservation
 from .base import CheckResult, PlannedHosts, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, Kind, diff_inputs
+from .steps import declassify
 
 ROLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Ansible's implicit groups: a role with these names would silently mean something else.
@@ -44,6 +45,11 @@ COMPUTED = ("hosts", "roles", "ssh", "inventory", "sshPrivateKey", "testbedState
 
 class Reservation(ResourceController):
     token = "testbed:index:Reservation"
+
+    def declassify(self, props: dict[str, Any]) -> None:
+        # Stacks made before the inventory's key alone was secret hold the whole inventory as
+        # a secret: its host names must not become redacted words either.
+        declassify(props)
 
     # ---- Check -------------------------------------------------------------------------------
 
@@ -142,7 +148,19 @@ class Reservation(ResourceController):
             return None
         live.setdefault("ssh", state["ssh"])
         recorded_inputs = inputs or _inputs_of(outputs)
-        return ReadResult(id, outputs_from_state(live, recorded_inputs), recorded_inputs)
+        lost = _lost_hosts(state, live)
+        if not lost:
+            return ReadResult(id, outputs_from_state(live, recorded_inputs), recorded_inputs)
+        # What refresh found is what the state records now: inputs that would make exactly
+        # these hosts (a group's count as many as are left), so the next preview shows the
+        # drift as `machines[1].count: 0 => 1` rather than the whole list, and its update says
+        # which hosts it recreates.
+        await self.ctx.log.info(urn, f"lost outside Pulumi: {', '.join(lost)}; the next `pulumi up` recreates "
+                                     f"{'it' if len(lost) == 1 else 'them'}")
+        live_inputs = {**recorded_inputs, "machines": _live_machines(live, recorded_inputs.get("machines"))}
+        outputs = outputs_from_state(live, live_inputs)
+        outputs["testbedState"] = {**outputs["testbedState"], "lostHosts": lost}
+        return ReadResult(id, outputs, live_inputs)
 
     async def update(
         self,
@@ -159,6 +177,9 @@ class Reservation(ResourceController):
             # would even make the jobs anew), the inventory is recomputed.
             return outputs_from_state(state_from_outputs(outputs), news)
         if preview:
+            lost = reveal(outputs.get("testbedState") or {}).get("lostHosts") or []
+            if lost:
+                await self.ctx.log.info(urn, f"recreates {', '.join(lost)} (lost outside Pulumi, seen by refresh)")
             keep = {"sshPrivateKey": outputs.get("sshPrivateKey", UNKNOWN)}
             return {**news, "backend": outputs.get("backend"), **{k: UNKNOWN for k in COMPUTED}, **keep}
         state = state_from_outputs(outputs)
@@ -190,6 +211,19 @@ class Reservation(ResourceController):
                 ) from err
             described = testbed.describe(state)
         await self.ctx.log.info(urn, f"released reservation {id} ({described})")
+        # The `testbed` CLI's cached copy of the key (and its ssh_config, sockets) serves no
+        # reservation any more. Best effort: a cache problem never fails a release.
+        try:
+            import asyncio
+
+            from ..cli.cache import forget
+            from ..remote.inventory import parse
+
+            await asyncio.to_thread(forget, parse(reveal(outputs.get("inventory"))))
+        except ValueError:  # no usable inventory recorded: no key the CLI could have cached
+            pass
+        except OSError as err:
+            await self.ctx.log.log(WARNING, f"could not remove the testbed CLI's files of {id}: {err}", urn=urn)
 
 
 # ---- input rules shared by every backend ---------------------------------------------------------
@@ -338,13 +372,19 @@ def spec_from_inputs(inputs: dict[str, Any]) -> ReservationSpec:
     return ReservationSpec(name=plain["name"], machines=machines, networks=networks)
 
 
-def _group_vars(state_host: dict[str, Any], machines: Any) -> dict[str, Any]:
-    """The `vars` of the machine group a host belongs to (by the group index the backend
-    recorded; by its roles for states written before that)."""
-    groups = reveal(machines) if isinstance(reveal(machines), list) else []
+def _group_index(state_host: dict[str, Any], groups: list[Any]) -> Optional[int]:
+    """The machine group a host belongs to (by the group index the backend recorded; by its
+    roles for states written before that)."""
     index = state_host.get("group")
     if not isinstance(index, int) or not 0 <= index < len(groups):
         index = next((k for k, g in enumerate(groups) if isinstance(g, dict) and list(g.get("roles") or []) == list(state_host["roles"])), None)
+    return index
+
+
+def _group_vars(state_host: dict[str, Any], machines: Any) -> dict[str, Any]:
+    """The `vars` of the machine group a host belongs to."""
+    groups = reveal(machines) if isinstance(reveal(machines), list) else []
+    index = _group_index(state_host, groups)
     group = groups[index] if index is not None else None
     value = group.get("vars") if isinstance(group, dict) else None
     return dict(value) if isinstance(value, dict) else {}
@@ -404,6 +444,26 @@ def _same_machines(old: dict[str, Any], new: dict[str, Any]) -> bool:
         return spec_from_inputs(old) == spec_from_inputs(new)
     except (KeyError, TypeError, ValueError):
         return False
+
+
+def _lost_hosts(recorded: dict[str, Any], live: dict[str, Any]) -> list[str]:
+    """Hosts the state listed (or had already found lost) that are not alive any more."""
+    alive = {h["name"] for h in live["hosts"]}
+    before = [h["name"] for h in recorded.get("hosts", [])] + list(recorded.get("lostHosts") or [])
+    return sorted(set(before) - alive, key=before.index)
+
+
+def _live_machines(state: dict[str, Any], machines: Any) -> Any:
+    """`machines` with each group's count set to the hosts of that group still alive."""
+    groups = reveal(machines)
+    if not isinstance(groups, list):
+        return machines
+    counts = [0] * len(groups)
+    for h in state["hosts"]:
+        index = _group_index(h, groups)
+        if index is not None:
+            counts[index] += 1
+    return [{**g, "count": counts[k]} if isinstance(g, dict) else g for k, g in enumerate(machines)]
 
 
 def _missing_hosts(outputs: dict[str, Any], news: dict[str, Any]) -> bool:

@@ -219,7 +219,7 @@ class HostNetworkArgs:
 
 class InventoryDict(TypedDict):
     """
-    Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
+    Everything a later step needs to reach the hosts from stack state alone (its `ssh.privateKey` is secret).
     """
     groups: Mapping[str, Sequence[_builtins.str]]
     """
@@ -238,7 +238,7 @@ class Inventory:
                  hosts: Sequence['InventoryHost'],
                  ssh: 'InventorySsh'):
         """
-        Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
+        Everything a later step needs to reach the hosts from stack state alone (its `ssh.privateKey` is secret).
 
         :param Mapping[str, Sequence[_builtins.str]] groups: Role -> host names.
         :param Sequence['InventoryHost'] hosts: Hosts.
@@ -283,7 +283,7 @@ class Inventory:
 
 class InventoryArgsDict(TypedDict):
     """
-    Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
+    Everything a later step needs to reach the hosts from stack state alone (its `ssh.privateKey` is secret).
     """
     groups: pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]]
     """
@@ -302,7 +302,7 @@ class InventoryArgs:
                  hosts: pulumi.Input[Sequence[pulumi.Input['InventoryHostArgs']]],
                  ssh: pulumi.Input['InventorySshArgs']):
         """
-        Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
+        Everything a later step needs to reach the hosts from stack state alone (its `ssh.privateKey` is secret).
 
         :param pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]] groups: Role -> host names.
         :param pulumi.Input[Sequence[pulumi.Input['InventoryHostArgs']]] hosts: Hosts.

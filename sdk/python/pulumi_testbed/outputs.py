@@ -723,14 +723,14 @@ class InterfaceFacts(dict):
 @pulumi.output_type
 class Inventory(dict):
     """
-    Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
+    Everything a later step needs to reach the hosts from stack state alone (its `ssh.privateKey` is secret).
     """
     def __init__(__self__, *,
                  groups: Mapping[str, Sequence[_builtins.str]],
                  hosts: Sequence['outputs.InventoryHost'],
                  ssh: 'outputs.InventorySsh'):
         """
-        Everything a later step needs to reach the hosts from stack state alone (secret: it carries the private key).
+        Everything a later step needs to reach the hosts from stack state alone (its `ssh.privateKey` is secret).
 
         :param Mapping[str, Sequence[_builtins.str]] groups: Role -> host names.
         :param Sequence['InventoryHost'] hosts: Hosts.

@@ -140,7 +140,7 @@ class Reservation(pulumi.CustomResource):
             __props__.__dict__["roles"] = None
             __props__.__dict__["ssh"] = None
             __props__.__dict__["ssh_private_key"] = None
-        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["inventory", "sshPrivateKey"])
+        secret_opts = pulumi.ResourceOptions(additional_secret_outputs=["sshPrivateKey"])
         opts = pulumi.ResourceOptions.merge(opts, secret_opts)
         super(Reservation, __self__).__init__(
             'testbed:index:Reservation',
@@ -195,7 +195,7 @@ class Reservation(pulumi.CustomResource):
     @pulumi.getter
     def inventory(self) -> pulumi.Output['outputs.Inventory']:
         """
-        Inventory for later steps (secret).
+        Inventory for later steps; only its `ssh.privateKey` is secret in state, so host names, addresses and roles show.
         """
         return pulumi.get(self, "inventory")
 
