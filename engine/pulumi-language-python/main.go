@@ -5,12 +5,19 @@
 // and Go module proxies that serve only tagged versions (as the one this project builds with does)
 // refuse it. engine/build.sh prefers the upstream module and falls back to this one. Everything that
 // matters is delegated to Pulumi's own libraries from the pinned, tagged modules:
+//
 //   - running programs: the Python toolchain resolution of sdk/v3/python/toolchain (pip/venv, uv,
 //     poetry) and the upstream executor script pulumi-language-python-exec shipped in sdk/v3;
-//   - SDK generation (`pulumi package gen-sdk --language python`): pkg/v3/codegen/python.
+//   - SDK generation (`pulumi package gen-sdk --language python`): pkg/v3/codegen/python;
+//   - program generation (`pulumi import` prints the code to paste, `pulumi convert`):
+//     pkg/v3/codegen/pcl binds the PCL the engine sends, pkg/v3/codegen/python writes it out.
 //
-// It implements the RPCs that `pulumi preview/up/refresh/destroy`, `pulumi about`, `pulumi install`
-// and `pulumi package gen-sdk` call; program conversion and packing answer UNIMPLEMENTED.
+// It implements the RPCs that `pulumi preview/up/refresh/destroy/import/convert`, `pulumi about`,
+// `pulumi install` and `pulumi package gen-sdk` call; packing and linking answer UNIMPLEMENTED.
+//
+// Like upstream's host it watches the engine (a gRPC health check of the engine's address): a
+// `pulumi` that dies abruptly (SIGKILL, SIGPIPE under `pulumi preview | head`) cannot stop its
+// plugins, so the host stops the program it runs and exits on its own (see engineGone).
 package main
 
 import (
@@ -23,14 +30,22 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
 
+	"github.com/pulumi/pulumi/pkg/v3/codegen/hcl2/syntax"
+	"github.com/pulumi/pulumi/pkg/v3/codegen/pcl"
 	codegen "github.com/pulumi/pulumi/pkg/v3/codegen/python"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"github.com/pulumi/pulumi/sdk/v3/python/toolchain"
 	"google.golang.org/grpc"
@@ -39,6 +54,16 @@ import (
 
 // exitCodeUserMessageShown is the executor's way of saying "the error was already shown to the user".
 const exitCodeUserMessageShown = 32
+
+const (
+	// engineHealthInterval: how often the host asks the engine whether it lives. Upstream waits
+	// 5 minutes; a loopback health RPC is cheap, and an orphaned host holds its port until then.
+	engineHealthInterval = 5 * time.Second
+	// programStopGrace: once the engine is gone, how long the program has between SIGTERM and SIGKILL.
+	programStopGrace = 5 * time.Second
+	// exitGrace: how long the host then waits for its RPCs to return before exiting regardless.
+	exitGrace = 30 * time.Second
+)
 
 func main() {
 	tracing := flag.String("tracing", "", "Zipkin-compatible tracing endpoint")
@@ -61,14 +86,30 @@ func main() {
 		cmdutil.Exit(fmt.Errorf("missing executor %s: %w", execPath, err))
 	}
 
-	host := &languageHost{executor: execPath, tracing: *tracing}
+	alive, engineGone := context.WithCancel(context.Background())
+	host := &languageHost{executor: execPath, tracing: *tracing, alive: alive, engineGone: engineGone,
+		watched: map[string]bool{}}
 	if args := flag.Args(); len(args) > 0 {
 		host.engineAddress = args[0]
+		if err := host.watchEngine(args[0]); err != nil {
+			cmdutil.Exit(err)
+		}
 	}
 
+	// SIGINT stops serving once the running RPCs return (the program got the terminal's SIGINT
+	// too); a dead engine also stops the program first (Run watches `alive`).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	cancel := make(chan bool)
-	go func() { <-ctx.Done(); stop(); close(cancel) }()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-alive.Done():
+			// Nobody is left to read our output or to wait for us: never hang on a stuck RPC.
+			time.AfterFunc(programStopGrace+exitGrace, func() { os.Exit(1) })
+		}
+		stop()
+		close(cancel)
+	}()
 
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
 		Cancel: cancel,
@@ -92,6 +133,26 @@ type languageHost struct {
 	executor      string
 	engineAddress string
 	tracing       string
+
+	alive      context.Context    // done once the engine no longer answers its health check
+	engineGone context.CancelFunc // called by the health check
+	mu         sync.Mutex
+	watched    map[string]bool // engine addresses under health check
+}
+
+// watchEngine starts the health check of the engine at addr (once per address): when it fails,
+// the engine is gone and the host stops its programs and exits.
+func (h *languageHost) watchEngine(addr string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if addr == "" || h.watched[addr] {
+		return nil
+	}
+	if err := rpcutil.Healthcheck(h.alive, addr, engineHealthInterval, h.engineGone); err != nil {
+		return fmt.Errorf("starting the health check of the engine at %s: %w", addr, err)
+	}
+	h.watched[addr] = true
+	return nil
 }
 
 // pythonOptions maps Pulumi.yaml `runtime.options` onto the SDK's toolchain options.
@@ -140,6 +201,9 @@ func pythonOptions(info *pulumirpc.ProgramInfo) (toolchain.PythonOptions, error)
 func (h *languageHost) Handshake(_ context.Context, req *pulumirpc.LanguageHandshakeRequest,
 ) (*pulumirpc.LanguageHandshakeResponse, error) {
 	h.engineAddress = req.GetEngineAddress()
+	if err := h.watchEngine(h.engineAddress); err != nil {
+		return nil, err
+	}
 	return &pulumirpc.LanguageHandshakeResponse{}, nil
 }
 
@@ -172,11 +236,19 @@ func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pul
 	if err := tc.ValidateVenv(ctx); err != nil {
 		return nil, err
 	}
-	cmd, err := tc.Command(ctx, append([]string{h.executor}, h.executorArgs(req)...)...)
+	// The program ends with the RPC (the engine hung up) or with the engine's health (engineGone).
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	defer context.AfterFunc(h.alive, cancelRun)()
+	cmd, err := tc.Command(runCtx, append([]string{h.executor}, h.executorArgs(req)...)...)
 	if err != nil {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// Stopped: SIGTERM, then SIGKILL after a grace; and killed with the host if the host dies.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = programStopGrace
+	dieWithParent(cmd)
 	configMap := req.GetConfig()
 	if configMap == nil {
 		configMap = map[string]string{} // a stack without config: `{}`, not `null`, for the SDK
@@ -198,7 +270,12 @@ func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pul
 	}
 	cmd.Env = append(cmd.Env, "PULUMI_CONFIG="+string(config), "PULUMI_CONFIG_SECRET_KEYS="+string(secretJSON))
 
-	if err := cmd.Run(); err != nil {
+	// The parent-death signal fires when the thread that forked the program exits: keep this
+	// goroutine on its thread until the program is gone.
+	runtime.LockOSThread()
+	err = cmd.Run()
+	runtime.UnlockOSThread()
+	if err != nil {
 		os.Stdout.Sync() //nolint:errcheck // best effort: let the engine see a crashing program's output
 		os.Stderr.Sync() //nolint:errcheck
 		var exitErr *exec.ExitError
@@ -342,4 +419,77 @@ func (h *languageHost) GeneratePackage(_ context.Context, req *pulumirpc.Generat
 		}
 	}
 	return &pulumirpc.GeneratePackageResponse{Diagnostics: rpcDiags}, nil
+}
+
+// GenerateProgram turns PCL into Python, as `pulumi import` asks to print the code that declares
+// what it imported (not strict: such code may name providers or parents it does not declare).
+func (h *languageHost) GenerateProgram(_ context.Context, req *pulumirpc.GenerateProgramRequest,
+) (*pulumirpc.GenerateProgramResponse, error) {
+	loader, err := schema.NewLoaderClient(req.GetLoaderTarget())
+	if err != nil {
+		return nil, err
+	}
+	defer loader.Close()
+	parser := syntax.NewParser()
+	for name, text := range req.GetSource() {
+		if err := parser.ParseFile(strings.NewReader(text), name); err != nil {
+			return nil, fmt.Errorf("parsing %s: %w", name, err)
+		}
+	}
+	if parser.Diagnostics.HasErrors() {
+		return &pulumirpc.GenerateProgramResponse{Diagnostics: plugin.HclDiagnosticsToRPCDiagnostics(parser.Diagnostics)}, nil
+	}
+	program, diags, err := pcl.BindProgram(parser.Files, schema.NewCachedLoader(loader), bindOptions(req.GetStrict())...)
+	if err != nil {
+		return nil, err
+	}
+	rpcDiags := plugin.HclDiagnosticsToRPCDiagnostics(diags)
+	if diags.HasErrors() || program == nil {
+		return &pulumirpc.GenerateProgramResponse{Diagnostics: rpcDiags}, nil
+	}
+	files, genDiags, err := codegen.GenerateProgram(program)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.GenerateProgramResponse{
+		Source:      files,
+		Diagnostics: append(rpcDiags, plugin.HclDiagnosticsToRPCDiagnostics(genDiags)...),
+	}, nil
+}
+
+// GenerateProject writes a whole Python project from a directory of PCL (`pulumi convert`).
+func (h *languageHost) GenerateProject(_ context.Context, req *pulumirpc.GenerateProjectRequest,
+) (*pulumirpc.GenerateProjectResponse, error) {
+	loader, err := schema.NewLoaderClient(req.GetLoaderTarget())
+	if err != nil {
+		return nil, err
+	}
+	defer loader.Close()
+	program, diags, err := pcl.BindDirectory(req.GetSourceDirectory(), schema.NewCachedLoader(loader),
+		bindOptions(req.GetStrict())...)
+	if err != nil {
+		return nil, err
+	}
+	rpcDiags := plugin.HclDiagnosticsToRPCDiagnostics(diags)
+	if diags.HasErrors() || program == nil {
+		return &pulumirpc.GenerateProjectResponse{Diagnostics: rpcDiags}, nil
+	}
+	var project workspace.Project
+	if err := json.Unmarshal([]byte(req.GetProject()), &project); err != nil {
+		return nil, fmt.Errorf("parsing the project: %w", err)
+	}
+	// No typechecker and the default toolchain (pip), as `pulumi new` would write.
+	if err := codegen.GenerateProject(req.GetTargetDirectory(), project, program, req.GetLocalDependencies(), "", ""); err != nil {
+		return nil, err
+	}
+	return &pulumirpc.GenerateProjectResponse{Diagnostics: rpcDiags}, nil
+}
+
+// bindOptions: Python prefers the output-versioned form of invokes (`get_facts_output`), as upstream.
+func bindOptions(strict bool) []pcl.BindOption {
+	opts := []pcl.BindOption{pcl.PreferOutputVersionedInvokes}
+	if !strict {
+		opts = append(opts, pcl.NonStrictBindOptions()...)
+	}
+	return opts
 }
