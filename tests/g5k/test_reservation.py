@@ -44,6 +44,18 @@ def test_check_rejects_local_only_inputs(plugin, emulator):
         plugin2.stop()
 
 
+def test_check_compares_nodes_asked_anywhere_on_a_site_with_what_it_has(plugin, emulator):
+    """A group without a cluster takes any cluster serving the queue: asking for more nodes than
+    those have used to pass Check and fail at `pulumi up` (OAR: not enough resources)."""
+    plugin.configure_g5k(emulator, g5kSite="lyon")
+    bad = {f.property: f.reason for f in plugin.check_res(RES, "r", {"machines": [
+        {"roles": ["a"], "count": 10, "cluster": "taurus"}, {"roles": ["b"], "count": 500}]}).failures}
+    assert set(bad) == {"machines[1].count"}, bad
+    assert bad["machines[1].count"].startswith("500 nodes requested at `lyon` on any cluster, but its clusters serving the job's queue have ")
+    assert "left once the named clusters are served" in bad["machines[1].count"]
+    assert not plugin.check_res(RES, "r", {"machines": [{"roles": ["a"], "count": 10, "cluster": "taurus"}, {"roles": ["b"], "count": 20}]}).failures
+
+
 def test_check_allows_one_network_across_sites_per_home_site(plugin, emulator):
     plugin.configure_g5k(emulator)
     machines = [{"roles": ["a"], "count": 1, "site": "lyon", "cluster": "taurus"},

@@ -82,6 +82,7 @@ class G5kTestbed(Testbed):
     async def validate_remote(self, spec: ReservationSpec) -> list[CheckFailure]:
         """Check-time look at the reference API (sites, clusters, sizes, environments); advisory:
         nothing is reported when the API does not answer within a few seconds."""
+        from .forecast import eligible_clusters
         from .plan import DEFAULT_ENVIRONMENT, group_site
         from .validation import Reference, check_placement, with_timeout
 
@@ -97,12 +98,18 @@ class G5kTestbed(Testbed):
             for site, groups in by_site.items():
                 wanted: dict[str, int] = {}
                 props: dict[str, str] = {}
+                anywhere, anywhere_prop = 0, ""
                 for g in groups:
                     cluster = spec.machines[g].options.get("cluster")
                     if cluster:
                         wanted[cluster] = wanted.get(cluster, 0) + spec.machines[g].count
                         props.setdefault(cluster, f"machines[{g}].cluster")
-                found = await check_placement(ref, site, wanted, f"machines[{groups[0]}].site", props)
+                    else:
+                        anywhere += spec.machines[g].count
+                        anywhere_prop = anywhere_prop or f"machines[{g}].count"
+                found = await check_placement(ref, site, wanted, f"machines[{groups[0]}].site", props,
+                                              anywhere=anywhere, anywhere_prop=anywhere_prop,
+                                              eligible=lambda known: eligible_clusters(known, "default", ["deploy"]))
                 failures += found
                 if found:
                     continue

@@ -99,11 +99,15 @@ class Reference:
 
 
 async def check_placement(
-    ref: Reference, site: str, clusters: dict[str, int], site_prop: str, cluster_props: dict[str, str], total_prop: str = ""
+    ref: Reference, site: str, clusters: dict[str, int], site_prop: str, cluster_props: dict[str, str], total_prop: str = "",
+    anywhere: int = 0, anywhere_prop: str = "", eligible=None,
 ) -> list[CheckFailure]:
     """Is `site` known, is each cluster at that site, and does it have enough nodes?
 
-    `clusters` maps cluster → nodes wanted, `cluster_props` cluster → the property to blame."""
+    `clusters` maps cluster → nodes wanted, `cluster_props` cluster → the property to blame.
+    `anywhere` nodes are wanted on any cluster `eligible(clusters)` names (those serving the
+    queue): they must fit in what those clusters have left once the named ones are served,
+    or OAR refuses the job at `pulumi up`, after the preview passed."""
     failures: list[CheckFailure] = []
     sites = await ref.sites()
     if sites is None:
@@ -123,6 +127,16 @@ async def check_placement(
         if available is not None and wanted > available:
             failures.append(CheckFailure(prop.rsplit(".", 1)[0] + ".count" if prop.endswith(".cluster") else prop,
                                          f"{wanted} nodes requested but cluster `{cluster}` has only {available}"))
+    if anywhere and not failures and eligible is not None:
+        names = eligible(known)
+        counts = [await ref.node_count(site, c) for c in sorted(names or ())]
+        if names is not None and None not in counts:
+            left = sum(max(0, n - clusters.get(c, 0)) for c, n in zip(sorted(names), counts))  # type: ignore[operator]
+            if anywhere > left:
+                taken = " left once the named clusters are served" if any(c in names for c in clusters) else ""
+                failures.append(CheckFailure(anywhere_prop, f"{anywhere} nodes requested at `{site}` on any cluster, but its "
+                                                            f"clusters serving the job's queue have {left}{taken} "
+                                                            f"({', '.join(sorted(names)) or 'none'})"))
     return failures
 
 
