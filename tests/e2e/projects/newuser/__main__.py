@@ -7,6 +7,8 @@ import pulumi_testbed as testbed
 config = pulumi.Config()
 servers = config.get("servers") or "1"
 extra = {"name": config.get("name")} if config.get("name") else {}
+if config.get("cidr"):
+    extra["networks"] = [testbed.NetworkArgs(id="experiment", cidr=config.get("cidr"))]
 nodes = testbed.Reservation(
     config.get("resource") or "nodes",
     machines=[
