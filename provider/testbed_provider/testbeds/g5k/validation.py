@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..base import CheckFailure
 from .session import G5kError, Session
@@ -100,7 +100,7 @@ class Reference:
 
 async def check_placement(
     ref: Reference, site: str, clusters: dict[str, int], site_prop: str, cluster_props: dict[str, str], total_prop: str = "",
-    anywhere: int = 0, anywhere_prop: str = "", eligible=None,
+    anywhere: int = 0, anywhere_prop: str = "", eligible: Optional[Callable[[dict[str, Any]], Optional[frozenset[str]]]] = None,
 ) -> list[CheckFailure]:
     """Is `site` known, is each cluster at that site, and does it have enough nodes?
 
@@ -127,11 +127,11 @@ async def check_placement(
         if available is not None and wanted > available:
             failures.append(CheckFailure(prop.rsplit(".", 1)[0] + ".count" if prop.endswith(".cluster") else prop,
                                          f"{wanted} nodes requested but cluster `{cluster}` has only {available}"))
-    if anywhere and not failures and eligible is not None:
-        names = eligible(known)
-        counts = [await ref.node_count(site, c) for c in sorted(names or ())]
-        if names is not None and None not in counts:
-            left = sum(max(0, n - clusters.get(c, 0)) for c, n in zip(sorted(names), counts))  # type: ignore[operator]
+    names = eligible(known) if anywhere and not failures and eligible is not None else None
+    if names is not None:
+        counts = {c: await ref.node_count(site, c) for c in sorted(names)}
+        if all(n is not None for n in counts.values()):
+            left = sum(max(0, (n or 0) - clusters.get(c, 0)) for c, n in counts.items())
             if anywhere > left:
                 taken = " left once the named clusters are served" if any(c in names for c in clusters) else ""
                 failures.append(CheckFailure(anywhere_prop, f"{anywhere} nodes requested at `{site}` on any cluster, but its "
