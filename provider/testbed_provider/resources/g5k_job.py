@@ -10,10 +10,19 @@ the scheduler cannot grant yet stays pending and is reported); anything else rep
 which is also the import id. A provider killed mid-Create leaks no job: the submitted command
 carries a tag of the URN and of the request (see `tagging`; outputs and imports show the user's
 command), by which the next Create adopts the job, or deletes it if the request changed.
+
+Import reads back inputs that declare the job (the API never returns its `resources` string):
+the request is rebuilt from what the job holds (`jobs.requests_for`), and for a job this provider
+submitted, the spelling whose hash its tag carries is chosen (cluster named or not, group order…).
+Diff compares what the inputs mean (`effective`), not how they are written, so a program that
+spells the same job with its defaults, `1:00` for `1:00:00` or typed nodes for the same raw
+string changes nothing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -44,11 +53,12 @@ from ..testbeds.g5k.session import Cancelled, G5kError, Session
 from ..testbeds.g5k.validation import CHECK_TIMEOUT, Reference, check_placement, with_timeout
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
-from .diff import DiffResult, diff_inputs
+from .diff import DiffResult, Kind, diff_inputs
 from .g5k_common import check_int, check_site, check_str, failures_list, parse_job_id, settings_of, unknown_keys
 
 DEFAULT_WALLTIME = "1:00:00"
 DEFAULT_COMMAND = "sleep infinity"
+DEFAULT_PROJECT = "default"  # what OAR records for a job submitted without a project
 INPUT_KEYS = {"site", "nodes", "vlan", "subnet", "walltime", "types", "queue", "project", "name", "reservation",
               "rawResources", "command", "waitUntil"}
 NODE_KEYS = {"count", "cluster", "properties", "hosts"}
@@ -56,6 +66,12 @@ COMPUTED = ("uid", "state", "assignedNodes", "vlans", "subnets", "scheduledAt", 
 WAIT_MODES = {"running", "scheduled"}
 # Changing anything else needs a new job.
 IN_PLACE = {"walltime", "waitUntil"}
+# The parts of a job (see `effective`) and the inputs that say them; `rawResources` may end with the walltime.
+PARTS = {"site": ("site",), "request": ("nodes", "vlan", "subnet", "rawResources"), "walltime": ("walltime", "rawResources"),
+         "command": ("command",), "queue": ("queue",), "project": ("project",), "name": ("name",), "types": ("types",),
+         "reservation": ("reservation",), "waitUntil": ("waitUntil",)}
+_WALLTIME_SUFFIX = re.compile(r",\s*walltime=[0-9:]+\s*$")
+_RESERVATION_JOB = re.compile(r"(^|,)J=R(,|\s|$)")  # OAR's job message: `…,J=R,…` for an advance reservation
 
 
 @dataclass
@@ -207,6 +223,32 @@ def outputs_of(inputs: dict[str, Any], spec: Optional[JobSpec], job: dict[str, A
     }
 
 
+def effective(inputs: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """The job that checked inputs ask for, part by part (`PARTS`), defaults filled in and spellings
+    made one: `1:00` is `1:00:00`, a vlan `{type: kavlan}` is `{type: kavlan, count: 1}`, typed nodes
+    are the OAR string they make, no project is OAR's `default`. None when an input is unknown or
+    invalid (then the inputs are compared as written)."""
+    if has_unknowns(inputs):
+        return None
+    spec, _ = validate(inputs)
+    if spec is None:
+        return None
+    body = spec.body
+    types = sorted(body.get("types") or [])
+    return {
+        "site": spec.site,
+        "request": _WALLTIME_SUFFIX.sub("", spec.resources),
+        "walltime": spec.walltime,
+        "command": body["command"],
+        "queue": "besteffort" if "besteffort" in types else body["queue"],  # OAR moves besteffort jobs there
+        "project": body.get("project") or DEFAULT_PROJECT,
+        "name": body.get("name"),
+        "types": types,
+        "reservation": body.get("reservation"),
+        "waitUntil": inputs.get("waitUntil", "running"),
+    }
+
+
 class Job(ResourceController):
     token = "testbed:g5k:Job"
 
@@ -215,7 +257,9 @@ class Job(ResourceController):
         # The OAR job name: the user's, else the one recorded (older stacks used the bare resource
         # name; keeping it avoids a replacement), else `<name>-<6 hex of the URN>`, distinct
         # between stacks (an interrupted create's job is found by name and command tag, see create).
-        inputs.setdefault("name", olds.get("name") or (naming.job_name(name, urn) if urn else name))
+        # A job imported without a name keeps none: naming it would replace it.
+        if "name" not in inputs and (olds.get("name") or not olds.get("site")):
+            inputs["name"] = olds.get("name") or (naming.job_name(name, urn) if urn else name)
         spec, failures = validate(inputs)
         if spec is not None and self.ctx.config.backend == "g5k" and self.ctx.config.g5k is not None:
             failures += await with_timeout(self._check_reference(spec, inputs))
@@ -236,8 +280,18 @@ class Job(ResourceController):
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
-        replace = (set(old) | set(news)) - IN_PLACE
-        result = diff_inputs(old, news, replace_keys=replace)
+        before, after = effective(old), effective(news)
+        if before is None or after is None:  # unknown (preview) or invalid: the inputs as written
+            result = diff_inputs(old, news, replace_keys=(set(old) | set(news)) - IN_PLACE)
+        else:  # what changed in the job, shown at the inputs that say it
+            changed = [part for part in PARTS if before[part] != after[part]]
+            keys = {k for part in changed for k in PARTS[part]}
+            replacing = {k for part in changed if part not in IN_PLACE for k in PARTS[part]}
+            result = diff_inputs({k: v for k, v in old.items() if k in keys}, {k: v for k, v in news.items() if k in keys},
+                                 replace_keys=replacing)
+            for part in changed:
+                if not set(result.changed_keys) & set(PARTS[part]):  # the same words, another meaning
+                    result.detailed[PARTS[part][0]] = Kind.UPDATE if part in IN_PLACE else Kind.UPDATE_REPLACE
         result.delete_before_replace = True
         return result
 
@@ -357,8 +411,11 @@ class Job(ResourceController):
         if job is None or job.get("state") in jobs.GONE:
             return None  # ended (walltime, oardel, crash): refresh drops it, the next up resubmits
         if not outputs:  # import: inputs from what the API knows
-            recorded = _imported_inputs(site, job)
-            return ReadResult(id, outputs_of(recorded, None, job) | {"oarRequest": ""}, recorded)
+            recorded, warning = _imported_inputs(site, job)
+            if warning:
+                await self.ctx.log.log(WARNING, warning, urn=urn)
+            spec, _ = validate(recorded)
+            return ReadResult(id, outputs_of(recorded, spec, job), recorded)
         recorded = inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
         return ReadResult(id, {**outputs_of(recorded, None, job), "oarRequest": outputs.get("oarRequest", "")}, recorded)
 
@@ -412,13 +469,72 @@ class Job(ResourceController):
         await self.ctx.log.info(urn, f"job {id}: {outcome}")
 
 
-def _imported_inputs(site: str, job: dict[str, Any]) -> dict[str, Any]:
-    inputs: dict[str, Any] = {"site": site, "walltime": format_walltime(int(job.get("walltime") or 0))}
-    for key in ("name", "project", "queue", "command"):
-        if job.get(key):
-            inputs[key] = job[key]
-    if inputs.get("command"):  # the user's command, not our tag (see `tagging`)
-        inputs["command"] = tagging.strip_tag(inputs["command"])
-    if job.get("types"):
-        inputs["types"] = list(job["types"])
-    return inputs
+def _imported_inputs(site: str, job: dict[str, Any]) -> tuple[dict[str, Any], Optional[str]]:
+    """Inputs that declare `job` as the API shows it (defaults left out), and a warning when the
+    request it was submitted with could not be told exactly."""
+    walltime = int(job.get("walltime") or 0)
+    command = tagging.strip_tag(job.get("command") or "")  # the user's command, not our tag (see `tagging`)
+    types = list(job.get("types") or [])
+    inputs: dict[str, Any] = {"site": site, "walltime": format_walltime(walltime)}
+    if job.get("name"):
+        inputs["name"] = job["name"]
+    if job.get("project") and job["project"] != DEFAULT_PROJECT:
+        inputs["project"] = job["project"]
+    queue = job.get("queue") or "default"
+    if queue != "default" and not (queue == "besteffort" and "besteffort" in types):
+        inputs["queue"] = queue
+    if command != DEFAULT_COMMAND:
+        inputs["command"] = command
+    if types:
+        inputs["types"] = types
+    if _RESERVATION_JOB.search(job.get("message") or "") and job.get("scheduled_at"):
+        inputs["reservation"] = oar_date(dt.datetime.fromtimestamp(int(job["scheduled_at"]), dt.timezone.utc))
+
+    rid = f"{site}:{job.get('uid')}"
+    if not job.get("assigned_nodes"):
+        raise ResourceFailure(f"job {rid} holds no nodes yet (`{job.get('state')}`, not placed by OAR): what it asked for "
+                              "cannot be read from the API (which does not return the request); import it once it is scheduled")
+    candidates = jobs.requests_for(jobs.holding(job))
+    if not candidates:
+        by_type = job.get("resources_by_type") or {}
+        raise ResourceFailure(f"job {rid} holds resources a Job cannot declare (vlans {by_type.get('vlans')}, "
+                              f"subnets {by_type.get('subnets')})")
+    chosen, warning = candidates[0], None
+    mark = tagging.parse_tag(job.get("command"))
+    if mark is not None:  # ours: the request whose hash the tag carries, spelled as it was submitted
+        projects = {job.get("project") or ""} | ({""} if job.get("project") == DEFAULT_PROJECT else set())
+        queues = {queue} | ({"default"} if "besteffort" in types else set())
+        found = next((c for c in candidates
+                      if any(tagging.request_of({"resources": resources_string(c, walltime), "types": types, "queue": q,
+                                                 "project": p, "command": command}) == mark.request
+                             for q in queues for p in projects)), None)
+        if found is not None:
+            chosen = found
+        else:
+            warning = (f"job {rid}: the request it was submitted with could not be told from what it holds (node "
+                       "properties, or a walltime changed since, are not shown by the API); imported as "
+                       f"`{resources_string(chosen, walltime)}`: declare it so, or `pulumi up` will replace it")
+    return inputs | _request_inputs(chosen, walltime), warning
+
+
+def _request_inputs(request: ResourceRequest, walltime: int) -> dict[str, Any]:
+    """`nodes`/`vlan`/`subnet` inputs that make `request`, or `rawResources` when they cannot
+    (vlans of several types, subnets of several sizes)."""
+    if request.extra_vlans or len(request.subnets) > 1:
+        return {"rawResources": _WALLTIME_SUFFIX.sub("", resources_string(request, walltime))}
+    nodes = []
+    for group in request.nodes:
+        entry: dict[str, Any] = {"count": group.count}
+        if group.cluster:
+            entry["cluster"] = group.cluster
+        if group.properties:
+            entry["properties"] = group.properties
+        if group.hosts:
+            entry["hosts"] = [naming.short_name(h) for h in group.hosts]
+        nodes.append(entry)
+    out: dict[str, Any] = {"nodes": nodes}
+    if request.vlan is not None:
+        out["vlan"] = {"type": request.vlan.type} | ({"count": request.vlan.count} if request.vlan.count != 1 else {})
+    for size, count in request.subnets.items():
+        out["subnet"] = {"size": size} | ({"count": count} if count != 1 else {})
+    return out

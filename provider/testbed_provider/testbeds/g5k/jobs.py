@@ -5,18 +5,23 @@ known scheduled start instead of hammering the API; every wait watches the sessi
 event (Cancel or customTimeouts) and reports progress lines (state, predicted start).
 Callers tag the command of what they submit (see `tagging`): `adopt` finds the job of an
 interrupted create again by its name and owner tag, and `mismatch` tells whether it still
-holds what is asked.
+holds what is asked. The API never returns a job's `resources` string: `holding` reads what a
+job holds instead, and `requests_for` lists the requests that would hold just that.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import os
+import re
 import time
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..base import Progress
-from . import tagging
-from .oar import epoch_iso, format_walltime
+from . import naming, tagging
+from .oar import VLAN_ID_TYPES, NodeGroup, ResourceRequest, VlanRequest, epoch_iso, format_walltime, resources_string
 from .session import Cancelled, G5kError, Session
 
 RUNNING = "running"
@@ -278,5 +283,78 @@ async def change_walltime(session: Session, site: str, uid: int, delta_seconds: 
     return _as_dict(answer)
 
 
-__all__ = ["Cancelled", "G5kError", "GONE", "RUNNING", "adopt", "delete", "change_walltime", "find_alive", "get", "mismatch", "release", "submit",
+# The user's filter in a job's `properties`, which Grid'5000 ANDs with its maintenance clause.
+_MAINTENANCE = re.compile(r"^\s*(?:\((?P<user>.*)\)\s+AND\s+)?maintenance\s*=\s*'NO'\s*$", re.S | re.I)
+_SUBNET_PREFIXES = {22: "slash_22", 18: "slash_18", 16: "slash_16", 14: "slash_14"}
+MAX_ORDERED_CLUSTERS = 4  # beyond, only the sorted order of clusters is tried (k! orders)
+
+
+@dataclass(frozen=True)
+class Holding:
+    """What an OAR job holds, as the API shows it: nodes per cluster, vlans, subnets."""
+
+    nodes: dict[str, tuple[str, ...]]  # cluster -> node FQDNs, in node order
+    vlans: tuple[str, ...]  # the vlans' types (`kavlan`, ...), one per vlan; "" for an id of no known type
+    subnets: tuple[int, ...]  # the subnets' prefix lengths, one per subnet
+    properties: Optional[str]  # the user's job-level filter, without Grid'5000's maintenance clause
+
+
+def holding(job: dict[str, Any]) -> Holding:
+    by_type = job.get("resources_by_type") or {}
+    nodes: dict[str, list[str]] = {}
+    for fqdn in sorted(job.get("assigned_nodes") or [], key=naming.node_order):
+        nodes.setdefault(naming.cluster_of(fqdn), []).append(fqdn)
+    vlans = tuple(VLAN_ID_TYPES.get(int(v), "") if str(v).isdigit() else "" for v in by_type.get("vlans") or [])
+    subnets = tuple(ipaddress.ip_network(str(c), strict=False).prefixlen for c in by_type.get("subnets") or [])
+    text = (job.get("properties") or "").strip()
+    match = _MAINTENANCE.match(text)
+    properties = (match.group("user") or None) if match else (text or None)
+    return Holding({c: tuple(n) for c, n in nodes.items()}, vlans, subnets, properties)
+
+
+def requests_for(held: Holding) -> list[ResourceRequest]:
+    """Requests that OAR would answer with exactly what `held` holds, the most natural first
+    (one group per cluster, clusters sorted, every group naming its cluster); then the other
+    spellings a program may have used: clusters in another order or not named, one group for
+    all, named hosts, a big subnet that the API lists as /22s. Empty when the job holds no
+    node yet, or a vlan of no known type."""
+    if not held.nodes or "" in held.vlans:
+        return []
+    props = held.properties
+    clusters = sorted(held.nodes)
+    node_options: list[list[NodeGroup]] = []
+    orders = itertools.permutations(clusters) if len(clusters) <= MAX_ORDERED_CLUSTERS else iter([tuple(clusters)])
+    for order in orders:  # the first order is the sorted one, its first variant names every cluster
+        for named in itertools.product((True, False), repeat=len(order)):
+            node_options.append([NodeGroup(len(held.nodes[c]), c if keep else None, props) for c, keep in zip(order, named)])
+    every = tuple(n for c in clusters for n in held.nodes[c])
+    node_options.append([NodeGroup(len(every), None, props)])
+    node_options.append([NodeGroup(len(held.nodes[c]), c, props, held.nodes[c]) for c in clusters])
+    node_options.append([NodeGroup(len(held.nodes[c]), None, props, held.nodes[c]) for c in clusters])
+    node_options.append([NodeGroup(len(every), None, props, every)])
+
+    counts: dict[str, int] = {}
+    for vtype in held.vlans:
+        counts[vtype] = counts.get(vtype, 0) + 1
+    vlans = [VlanRequest(t, n) for t, n in sorted(counts.items())]
+    if any(p not in _SUBNET_PREFIXES for p in held.subnets):
+        return []  # a subnet of a size the request syntax has no name for
+    subnet_options = [{_SUBNET_PREFIXES[p]: held.subnets.count(p) for p in sorted(set(held.subnets), reverse=True)}]
+    if held.subnets and set(held.subnets) == {22}:  # a /18, /16 or /14 may be listed as its /22s
+        for prefix in (18, 16, 14):
+            per = 2 ** (22 - prefix)
+            if len(held.subnets) % per == 0:
+                subnet_options.append({_SUBNET_PREFIXES[prefix]: len(held.subnets) // per})
+    out: list[ResourceRequest] = []
+    seen: set[str] = set()
+    for groups, subnets in itertools.product(node_options, subnet_options):
+        request = ResourceRequest(nodes=groups, vlan=vlans[0] if vlans else None, subnets=subnets, extra_vlans=tuple(vlans[1:]))
+        text = resources_string(request, 1)
+        if text not in seen:
+            seen.add(text)
+            out.append(request)
+    return out
+
+
+__all__ = ["Cancelled", "Holding", "holding", "requests_for", "G5kError", "GONE", "RUNNING", "adopt", "delete", "change_walltime", "find_alive", "get", "mismatch", "release", "submit",
            "summary", "wait_released", "wait_running"]
