@@ -98,7 +98,7 @@ def validate(inputs: dict[str, Any]) -> tuple[Optional[JobSpec], list]:
 
     raw = inputs.get("rawResources")
     typed = [k for k in ("nodes", "vlan", "subnet") if inputs.get(k) is not None]
-    request = ResourceRequest()
+    request: Optional[ResourceRequest] = ResourceRequest()
     resources: Optional[str] = None
     if raw is not None:
         if typed:
@@ -266,6 +266,7 @@ class Job(ResourceController):
         return CheckResult(inputs, failures)
 
     async def _check_reference(self, spec: JobSpec, inputs: dict[str, Any]) -> list:
+        assert self.ctx.config.g5k is not None  # check() asks only on a configured g5k backend
         ref = Reference(self.ctx.config.g5k)
         try:
             wanted: dict[str, int] = {}

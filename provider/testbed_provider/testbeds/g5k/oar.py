@@ -36,9 +36,10 @@ class OarError(ValueError):
 
 def parse_walltime(text: object, prop: str = "walltime") -> int:
     """`H`, `H:MM` or `H:MM:SS` (OAR's forms) → seconds."""
-    if not isinstance(text, str) or not WALLTIME_RE.match(text.strip()):
+    match = WALLTIME_RE.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
         raise OarError(prop, f"walltime `{text}` must be `H:MM:SS`, `H:MM` or `H` (e.g. `1:30:00`)")
-    h, m, s = WALLTIME_RE.match(text.strip()).groups()
+    h, m, s = match.groups()
     seconds = int(h) * 3600 + int(m or 0) * 60 + int(s or 0)
     if seconds <= 0:
         raise OarError(prop, f"walltime `{text}` must be longer than zero")
