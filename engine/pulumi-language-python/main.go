@@ -9,11 +9,12 @@
 //   - running programs: the Python toolchain resolution of sdk/v3/python/toolchain (pip/venv, uv,
 //     poetry) and the upstream executor script pulumi-language-python-exec shipped in sdk/v3;
 //   - SDK generation (`pulumi package gen-sdk --language python`): pkg/v3/codegen/python;
-//   - program generation (`pulumi import` prints the code to paste, `pulumi convert`):
-//     pkg/v3/codegen/pcl binds the PCL the engine sends, pkg/v3/codegen/python writes it out.
+//   - program generation (`pulumi import` prints the code to paste; `pulumi convert` writes the
+//     project): pkg/v3/codegen/pcl binds the PCL the engine sends, pkg/v3/codegen/python writes it.
 //
-// It implements the RPCs that `pulumi preview/up/refresh/destroy/import/convert`, `pulumi about`,
-// `pulumi install` and `pulumi package gen-sdk` call; packing and linking answer UNIMPLEMENTED.
+// It implements the RPCs that `pulumi preview/up/refresh/destroy/import`, `pulumi about`,
+// `pulumi install` and `pulumi package gen-sdk` call; packing and linking answer UNIMPLEMENTED
+// (so `pulumi convert` stops after writing the program, when it would link a local SDK).
 //
 // Like upstream's host it watches the engine (a gRPC health check of the engine's address): a
 // `pulumi` that dies abruptly (SIGKILL, SIGPIPE under `pulumi preview | head`) cannot stop its
