@@ -5,10 +5,14 @@ leads to), and a reservation whose create was interrupted by a killed provider."
 from __future__ import annotations
 
 import subprocess
+import time
 
+import pytest
 from testbed_provider.testbeds.local.manifest import process_start_time
 
-from ..helpers import namespaces_of
+from ..helpers import IS_ROOT, namespaces_of
+from .interrupt import Interrupted, kill_mid_create
+from .stack import Stack
 
 
 def recorded_sshd(stack, host: str) -> tuple[int, int]:
@@ -53,3 +57,36 @@ def test_a_host_whose_namespace_was_deleted_out_of_band_leaks_no_sshd(stack):
     stack.run("destroy", "--yes", "--skip-preview")
     assert not running(*client), f"the sshd of client-1 ({client[0]}) outlived destroy"
     assert namespaces_of(rid) == set()
+
+
+def gone(cut: Interrupted, timeout: float = 60) -> list[str]:
+    """Wait until nothing of the interrupted reservation is left; what is left after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while (left := cut.leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def test_provider_killed_mid_create_then_destroy_leaves_nothing(stack):
+    cut = kill_mid_create(stack, "nodes")
+    assert cut.sshds, "the create was stopped before any sshd started"
+    assert stack.resources()[-1]["type"] == "pulumi:providers:testbed"  # the Reservation is in no state
+    stack.run("destroy", "--yes", "--skip-preview")
+    assert gone(cut) == [], "the partial reservation outlived destroy"
+
+
+@pytest.mark.parametrize("command", ["refresh", "destroy"])
+def test_configure_releases_what_an_interrupted_create_left(tmp_path, command):
+    """With another Reservation in the state, refresh and destroy load the provider: its
+    Configure releases the stack's interrupted creates (here their watchdog was killed too)."""
+    if not IS_ROOT:
+        pytest.skip("the local testbed needs root")
+    s = Stack(tmp_path, example="pair")
+    try:
+        cut = kill_mid_create(s, "second", kill_watchdog=True)
+        assert cut.sshds and cut.run_dir in cut.leftovers()  # nothing cleaned up by itself
+        out = s.run(command, "--yes", "--skip-preview")
+        assert f"releasing {cut.id}, left over by an interrupted create" in out.stdout, out.stdout
+        assert cut.leftovers() == []
+    finally:
+        s.destroy()

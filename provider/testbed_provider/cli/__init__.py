@@ -3,8 +3,9 @@
     testbed inventory [--format yaml|json|ini] [--plugin-file F.testbed.yml]
     testbed run PATTERN -- COMMAND
     testbed ssh HOST [-- COMMAND]
+    testbed gc [--yes]
 
-Every command reads one Reservation of a stack (`--cwd` project directory, `--stack`, default
+Every command but gc reads one Reservation of a stack (`--cwd` project directory, `--stack`, default
 the selected one, `--reservation` when there are several) through the Automation API; nothing
 is re-implemented from Pulumi and nothing is changed in the stack. Bad input is one
 `testbed: error: …` line and exit status 2, never a traceback.
@@ -51,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
                          description="exec `ssh -F <generated ssh_config> HOST [COMMAND]`.")
     ssh.add_argument("host", metavar="HOST", help="a host name, or a role with exactly one host")
     ssh.add_argument("words", nargs="*", metavar="COMMAND", help="after `--`")
+
+    gc = sub.add_parser("gc", help="list (and with --yes remove) leftovers no stack can release any more",
+                        description="List the local reservations, stray namespaces and cached CLI keys on this machine "
+                                    "that no stack holds any more (interrupted creates, removed stacks), checked against "
+                                    "the stacks of the project in --cwd; --yes removes them.")
+    gc.add_argument("--cwd", default=".", metavar="DIR", help="the Pulumi project directory (default: .)")
+    gc.add_argument("--yes", "-y", action="store_true", help="remove what is listed (default: only list)")
     return parser
 
 
@@ -59,6 +67,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     from . import stacks
 
     try:
+        if args.command == "gc":
+            from .gc import gc
+
+            return gc(args.cwd, args.yes)
         target = stacks.load(args.cwd, args.stack, args.reservation)
         if args.command == "inventory":
             from . import inventory

@@ -29,7 +29,7 @@ BARE = re.compile(r"^[A-Za-z0-9_./:@%+,-]+$")  # INI values written without quot
 
 def tree(target: Target, files: Optional[Files] = None) -> dict[str, Any]:
     """The inventory as Ansible's YAML inventory structure (also what the plugin loads)."""
-    files = files or files_for(target.inventory)
+    files = files or files_for(target.inventory, target.origin)
     data = ansible_inventory_data(target.inventory)
     data["all"]["vars"] = {
         "ansible_ssh_private_key_file": files.key,

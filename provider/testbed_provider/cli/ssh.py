@@ -31,7 +31,7 @@ def pick_host(target: Target, host: str) -> str:
 
 def ssh(target: Target, host: str, command: list[str]) -> NoReturn:
     name = pick_host(target, host)
-    files = files_for(target.inventory)
+    files = files_for(target.inventory, target.origin)
     argv = ["ssh", "-F", files.ssh_config, "--", name, *command]
     sys.stdout.flush()
     sys.stderr.flush()

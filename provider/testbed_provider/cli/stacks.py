@@ -41,6 +41,13 @@ class Target:
     def label(self) -> str:
         return f"stack `{self.stack}`, reservation `{self.reservation}`"
 
+    @property
+    def origin(self) -> dict[str, str]:
+        """Where the CLI's cached files for this reservation came from (see cache.ORIGIN)."""
+        from ..testbeds.local.manifest import backend_hash
+
+        return {"project": self.cwd, "stack": self.stack, "reservation": self.reservation, "backend": backend_hash()}
+
 
 def reveal(value: Any) -> Any:
     """A value of an exported deployment with its secrets decoded (`--show-secrets` gives each

@@ -166,9 +166,34 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
                 raise ResourceFailure("; ".join(f"testbed:{f.property}: {f.reason}" for f in failures))
             self.ctx.config = config
             self._warm_up()
+            await self._sweep_interrupted(request.urn if request.HasField("urn") else "")
             return provider_pb2.ConfigureResponse(acceptSecrets=True, supportsPreview=True, acceptResources=False)
 
         return await self._guard(context, "configure", body)
+
+    async def _sweep_interrupted(self, provider_urn: str) -> None:
+        """Release what this stack's interrupted creates left (Testbed.sweep_interrupted).
+        Configure is the one call every deployment that loads the provider makes: up, preview,
+        and a refresh or destroy whose state holds any resource of ours, even when the one
+        interrupted is not (a state holding none never loads us: the create's own watchdog
+        covers that). Its URN, `urn:pulumi:<stack>::<project>::…`, names the stack. Never
+        fails Configure: a leftover is reported and left for `testbed gc`."""
+        from .engine_log import INFO, WARNING
+
+        parts = provider_urn.split("::")
+        if len(parts) < 3 or not parts[0].startswith("urn:pulumi:"):
+            return
+        stack = f"{parts[0]}::{parts[1]}::"
+
+        async def progress(message: str) -> None:
+            await self.log.log(INFO, message)
+
+        try:
+            await make_testbed(self.ctx.config.backend, self.ctx.cancelled, self.ctx.config).sweep_interrupted(stack, progress)
+        except Exception as err:  # noqa: BLE001 - never fail Configure because of a leftover
+            _log.warning("sweeping interrupted creates failed:\n%s", REDACTOR.scrub(traceback.format_exc()))
+            await self.log.log(WARNING, f"could not release what interrupted creates left: {type(err).__name__}: {err} "
+                                        "(`testbed gc` lists it)")
 
     # ---- resources --------------------------------------------------------------------------
 

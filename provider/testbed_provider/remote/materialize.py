@@ -177,15 +177,19 @@ RUNTIME_NAME = "tb-ssh"
 _CTL_PROBE = "ctl-" + "0" * 16  # every control directory's name has this length
 
 
+def runtime_dirs() -> list[str]:
+    """Where runtime_dir may be, best first (whether or not they exist)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    candidates = [os.path.join(runtime, RUNTIME_NAME)] if os.path.isabs(runtime) else []
+    return candidates + [f"/tmp/{RUNTIME_NAME}-{os.geteuid()}"]
+
+
 def runtime_dir() -> str:
     """A stable directory private to this user for ControlMaster sockets when the usual place is
     too long a path: `$XDG_RUNTIME_DIR/tb-ssh`, else `/tmp/tb-ssh-<uid>`; created 0700, and one
     that is a symlink or not ours is refused (a shared /tmp is anyone's to fill)."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    candidates = [os.path.join(runtime, RUNTIME_NAME)] if os.path.isabs(runtime) else []
-    candidates.append(f"/tmp/{RUNTIME_NAME}-{os.geteuid()}")
     refused = []
-    for path in candidates:
+    for path in runtime_dirs():
         if not control_dir_fits(os.path.join(path, _CTL_PROBE)):
             refused.append(f"{path} is too long a path")
             continue
@@ -306,15 +310,11 @@ async def close(inventory: dict[str, Any] | Inventory | None = None) -> None:
             await asyncio.to_thread(shutil.rmtree, root, True)
 
 
-def _close_at_exit() -> None:
-    """atexit: the loop is gone, so plain subprocesses, started all at once, waited ≤ 3 s."""
-    global _root
-    with _lock:
-        cdirs = {w.control_dir for w in _workspaces.values()}
-        _workspaces.clear()
-        root, _root = _root, None
+def stop_masters(control_dirs: set[str]) -> None:
+    """Tell the ControlMasters whose sockets are in `control_dirs` to exit, without an event
+    loop: plain subprocesses, started all at once, waited ≤ 3 s."""
     procs = []
-    for sock in _sockets(cdirs):
+    for sock in _sockets(control_dirs):
         try:
             procs.append(subprocess.Popen(_exit_argv(sock), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL, env=SSH_ENV))
@@ -325,6 +325,17 @@ def _close_at_exit() -> None:
             p.wait(timeout=3)
         except subprocess.TimeoutExpired:
             p.kill()
+            p.wait()
+
+
+def _close_at_exit() -> None:
+    """atexit: the loop is gone (see stop_masters)."""
+    global _root
+    with _lock:
+        cdirs = {w.control_dir for w in _workspaces.values()}
+        _workspaces.clear()
+        root, _root = _root, None
+    stop_masters(cdirs)
     if root:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -1,17 +1,24 @@
 """The per-reservation manifest: who created a run dir, and whether that creation finished.
 
 Written before anything else exists, so an interrupted create (plugin killed mid-reserve) leaves
-a trail: a later reserve by the same owner finds manifests still `creating` whose creator is
-dead and releases them. Entries of other owners are never touched.
+a trail: a manifest still `creating` whose creator is dead belongs to a create that never
+returned, hence to no stack's state, and is released by the create's watchdog, by a later
+reserve of the same owner, by the provider's Configure in that stack, or by `testbed gc`.
+Whoever releases one first claims it (`claim`), so two never tear it down at once. The
+manifest also says where the create ran from (project directory, a hash of the Pulumi backend
+it used), which `testbed gc` needs to tell whether the stack still holds the reservation.
 """
 
 from __future__ import annotations
 
+import fcntl
 import glob
+import hashlib
 import json
 import os
 import time
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, Optional
 
 from .commands import pid_alive
 
@@ -19,13 +26,28 @@ NAME = "manifest.json"
 CREATING, READY, FAILED = "creating", "ready", "failed"
 
 
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (state first), or [] if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def process_start_time(pid: int) -> Optional[int]:
     """The process's start time in clock ticks since boot (tells a live creator from a reused pid)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
+        return int(_stat(pid)[19])
+    except (ValueError, IndexError):
         return None
+
+
+def running(pid: int) -> bool:
+    """The process exists and has not exited: a zombie (killed, not yet reaped by its parent:
+    the engine reaps a killed plugin when it gets to it) has."""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
 
 
 def make_run_dir(run_root: str, prefix: str) -> str:
@@ -47,12 +69,29 @@ def write(run_dir: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def backend_hash(environ: Optional[Mapping[str, str]] = None) -> str:
+    """Which Pulumi backend a process uses, as far as its environment says (PULUMI_BACKEND_URL,
+    PULUMI_HOME; hashed: the URL is nobody else's business). Equal hashes: the same stacks."""
+    env = os.environ if environ is None else environ
+    text = json.dumps([env.get("PULUMI_BACKEND_URL") or "", env.get("PULUMI_HOME") or ""])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def create(run_dir: str, owner: str, prefix: str) -> dict[str, Any]:
+    """The manifest of a create starting now, by this process (the plugin runs in the project's
+    directory: the engine starts it there)."""
     pid = os.getpid()
     data = {"owner": owner, "prefix": prefix, "status": CREATING, "creatorPid": pid,
-            "creatorStartTime": process_start_time(pid), "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "creatorStartTime": process_start_time(pid), "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "projectDir": os.getcwd(), "backend": backend_hash()}
     write(run_dir, data)
     return data
+
+
+def update(run_dir: str, **fields: Any) -> None:
+    data = read(run_dir)
+    if data is not None:
+        write(run_dir, {**data, **fields})
 
 
 def read(run_dir: str) -> Optional[dict[str, Any]]:
@@ -70,22 +109,59 @@ def set_status(run_dir: str, status: str) -> None:
         write(run_dir, {**data, "status": status})
 
 
+@contextmanager
+def claim(run_dir: str) -> Iterator[Optional[dict[str, Any]]]:
+    """Hold the right to release an interrupted create's run dir: its manifest while it is still
+    an orphan and nobody else holds the claim, else None. An exclusive flock on the directory
+    itself (the manifest file is replaced when rewritten), dropped at exit, or when its holder dies."""
+    try:
+        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        yield None  # already released
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None  # someone is releasing it
+            return
+        data = read(run_dir)
+        orphan = (data is not None and data.get("status") == CREATING and data.get("prefix") == os.path.basename(run_dir)
+                  and not creator_alive(data))
+        yield data if orphan else None
+    finally:
+        os.close(fd)
+
+
 def creator_alive(data: dict[str, Any]) -> bool:
     pid = data.get("creatorPid")
-    if not isinstance(pid, int) or not pid_alive(pid):
+    if not isinstance(pid, int) or not pid_alive(pid) or not running(pid):
         return False
     recorded = data.get("creatorStartTime")
     return recorded is None or process_start_time(pid) == recorded
 
 
-def orphans(run_root: str, owner: str) -> list[tuple[str, dict[str, Any]]]:
-    """(run dir, manifest) of this owner's creations that were interrupted: still `creating`
-    and their creator process is gone."""
+def all_run_dirs(run_root: str) -> list[tuple[str, dict[str, Any]]]:
+    """(run dir, manifest) of every reservation under `run_root` that has a readable manifest."""
     found = []
     for path in sorted(glob.glob(os.path.join(glob.escape(run_root), "*", NAME))):
         run_dir = os.path.dirname(path)
         data = read(run_dir)
-        if (data and data.get("owner") == owner and data.get("status") == CREATING
-                and data.get("prefix") == os.path.basename(run_dir) and not creator_alive(data)):
+        if data is not None:
             found.append((run_dir, data))
     return found
+
+
+def interrupted(run_dir: str, data: dict[str, Any]) -> bool:
+    """A create that never returned: still `creating`, and its creator process is gone."""
+    return data.get("status") == CREATING and data.get("prefix") == os.path.basename(run_dir) and not creator_alive(data)
+
+
+def orphans(run_root: str, owner: str) -> list[tuple[str, dict[str, Any]]]:
+    """(run dir, manifest) of the interrupted creations of one owner (a URN), or of every owner
+    whose URN starts with `owner` when it ends with `::` (a stack: `urn:pulumi:<stack>::<project>::`)."""
+    def mine(data: dict[str, Any]) -> bool:
+        urn = str(data.get("owner") or "")
+        return urn.startswith(owner) if owner.endswith("::") else urn == owner
+
+    return [(d, m) for d, m in all_run_dirs(run_root) if mine(m) and interrupted(d, m)]

@@ -17,7 +17,7 @@ from typing import Optional
 
 from .commands import pid_alive, run
 from .keys import HOST_KEY
-from .manifest import process_start_time
+from .manifest import process_start_time, running
 
 SSHD = "/usr/sbin/sshd"
 PID_FILE = "run/sshd.pid"  # relative to the host directory (it is /run/sshd.pid inside the host)
@@ -135,7 +135,8 @@ def start_time(pid: Optional[int]) -> Optional[int]:
 def still_running(pid: Optional[int], started: Optional[int]) -> bool:
     """Whether the sshd recorded as (`pid`, `started`) is still that very process: a reused pid
     has another start time. Never guessed without a recorded start time, never by name alone."""
-    if not isinstance(pid, int) or not isinstance(started, int) or not pid_alive(pid) or process_start_time(pid) != started:
+    if (not isinstance(pid, int) or not isinstance(started, int) or not pid_alive(pid) or not running(pid)
+            or process_start_time(pid) != started):
         return False
     try:
         with open(f"/proc/{pid}/comm") as f:

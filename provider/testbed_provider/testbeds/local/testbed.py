@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
-from . import manifest, sshd
+from . import manifest, sshd, watchdog
 from .addressing import allocate, allocate_management, parse_cidr, slot
 from .client_config import known_hosts_text, proxy_command, ssh_config_text, write_private
 from .commands import Cancelled, CommandError, pid_alive
@@ -126,6 +126,15 @@ class LocalTestbed(Testbed):
         networks = _networks(spec)
         prefix, run_dir = self._claim_prefix(spec.name)
         manifest.create(run_dir, owner, prefix)
+        guard = await watchdog.start(run_dir, self.run_root)  # releases it all if this process dies mid-create
+        manifest.update(run_dir, watchdogPid=guard.pid)
+        try:
+            return await self._reserve(spec, prefix, run_dir, networks, progress)
+        finally:
+            await guard.done()
+
+    async def _reserve(self, spec: ReservationSpec, prefix: str, run_dir: str, networks: list[Network],
+                       progress: Progress) -> dict[str, Any]:
         ctx = Context(prefix, run_dir, networks)
         try:
             plan = plan_hosts(spec)
@@ -158,13 +167,40 @@ class LocalTestbed(Testbed):
 
     async def _sweep_orphans(self, owner: str, progress: Progress) -> None:
         """Release this owner's creations interrupted by a crash (status `creating`, creator dead)."""
-        for run_dir, data in manifest.orphans(self.run_root, owner):
+        for run_dir, _ in manifest.orphans(self.run_root, owner):
+            await self.release_leftover(run_dir, progress)
+
+    async def sweep_interrupted(self, stack: str, progress: Progress) -> None:
+        """Release the leftovers of this stack's interrupted creates (see Testbed.sweep_interrupted):
+        run dirs under our run root still `creating` whose creator is dead, of any resource
+        whose URN starts with `stack` (`urn:pulumi:<stack>::<project>::`)."""
+        for run_dir, _ in manifest.orphans(self.run_root, stack):
+            await self.release_leftover(run_dir, progress)
+
+    async def release_leftover(self, run_dir: str, progress: Progress) -> bool:
+        """Release an interrupted create's reservation, known only by its run dir, if it still is
+        one and nobody else is releasing it (manifest.claim). Never raises: a leftover must not
+        stop anything else. Whether it released it."""
+        with manifest.claim(run_dir) as data:
+            if data is None:
+                return False
             prefix = data["prefix"]
             await progress(f"releasing {reservation_id(prefix)}, left over by an interrupted create")
             try:
                 await self.release(_bare_state(prefix, run_dir), progress)
-            except ReservationError as err:  # a leftover must not stop a new reservation
+            except ReservationError as err:
                 await progress(f"could not release the leftover {reservation_id(prefix)}: {err}")
+                return False
+        return True
+
+    async def release_unrecorded(self, run_dir: str, progress: Progress) -> None:
+        """Release a reservation known only by its run dir (named by its prefix), as `testbed gc`
+        does for one no stack holds any more: every namespace of the prefix, its processes, the
+        run dir. Raises ReservationError."""
+        prefix = os.path.basename(os.path.normpath(run_dir))
+        if not PREFIX_RE.match(prefix):
+            raise ReservationError(f"{run_dir} is not a reservation's run dir", None)
+        await self.release(_bare_state(prefix, run_dir), progress)
 
     # ---- reconcile -------------------------------------------------------------------------
 

@@ -1,0 +1,133 @@
+"""A guard beside each local create: when the provider dies mid-create, it releases what that
+create made.
+
+A create whose provider never answered (SIGKILL, OOM, a crash) is in no stack's state, and
+Pulumi then has no reason to start the provider again: a `pulumi destroy` of a stack whose state
+holds only the provider resource deletes it without loading the plugin (measured, v3.259), so
+neither Delete nor Configure is ever called. Hence this small process, started by the creator
+in a session of its own (a signal to the plugin's process group spares it): the creator tells
+it `done` on a pipe when the create returns, whatever the outcome (the state then records what
+exists, or nothing is left). When the pipe closes without `done`, or the creator's pidfd says it
+has exited, and the manifest still says `creating` (manifest.claim checks it), the guard
+releases the reservation as an orphan sweep would. Nothing is ever killed by name.
+
+    python -c 'from testbed_provider.testbeds.local.watchdog import main; main()'
+    # stdin: one JSON line {runDir, runRoot, creatorPid}, then `done`
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import selectors
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+from .commands import ENV
+
+DONE = b"done\n"
+# (not `-m`: the package imports this module first, and runpy would run a second copy of it)
+RUN = "from testbed_provider.testbeds.local.watchdog import main; main()"
+
+
+@dataclass
+class Guard:
+    """The creator's end: `done()` once the create has returned (it reaps the watchdog)."""
+
+    proc: Optional[asyncio.subprocess.Process]
+    pipe: int
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.proc.pid if self.proc else None
+
+    async def done(self) -> None:
+        if self.pipe < 0:
+            return
+        try:
+            os.write(self.pipe, DONE)
+        except OSError:
+            pass
+        os.close(self.pipe)
+        if self.proc is not None:
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except asyncio.TimeoutError:  # our own child: stopped through its handle, never by name
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def start(run_dir: str, run_root: str) -> Guard:
+    """Start the watchdog of the create recorded in `run_dir` (by this process). Without one
+    (it could not start) the create goes on: Configure and `testbed gc` still find a leftover."""
+    read_end, write_end = os.pipe()  # both non-inheritable: no other child of ours holds the write end
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = {**ENV, "PYTHONPATH": package_parent}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", RUN, stdin=read_end, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, env=env, cwd="/")
+    except OSError:
+        os.close(write_end)
+        return Guard(None, -1)
+    finally:
+        os.close(read_end)
+    os.write(write_end, (json.dumps({"runDir": run_dir, "runRoot": run_root, "creatorPid": os.getpid()}) + "\n").encode())
+    return Guard(proc, write_end)
+
+
+def _wait_for_the_creator(creator: int) -> bool:
+    """Block until the create is done (True) or its creator is gone (False)."""
+    try:
+        pidfd: Optional[int] = os.pidfd_open(creator)
+    except OSError:  # already gone
+        pidfd = None
+    received = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(0, selectors.EVENT_READ)
+        if pidfd is not None:
+            sel.register(pidfd, selectors.EVENT_READ)
+        while True:
+            ready = {key.fd for key, _ in sel.select()}
+            if 0 in ready:
+                chunk = os.read(0, 64)
+                received += chunk
+                if DONE in received:
+                    return True
+                if not chunk:  # every write end closed: the creator is gone
+                    return False
+            if pidfd is not None and pidfd in ready:
+                # it exited; a `done` it wrote just before is still in the pipe
+                os.set_blocking(0, False)
+                try:
+                    received += os.read(0, 64)
+                except BlockingIOError:
+                    pass
+                return DONE in received
+
+
+def _header() -> dict:
+    """The first line of stdin, read unbuffered: what follows it is for _wait_for_the_creator."""
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = os.read(0, 1)
+        if not byte:
+            return {}
+        line += byte
+    return json.loads(line)
+
+
+def main() -> None:
+    header = _header()
+    if not header or _wait_for_the_creator(int(header["creatorPid"])):
+        return
+    from .testbed import LocalTestbed
+
+    async def quiet(message: str) -> None:
+        pass
+
+    asyncio.run(LocalTestbed(run_root=header["runRoot"]).release_leftover(header["runDir"], quiet))
+
