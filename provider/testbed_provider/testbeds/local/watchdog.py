@@ -20,15 +20,19 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import selectors
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Optional
 
 from .commands import ENV
+from .manifest import process_start_time
 
 DONE = b"done\n"
+LOG = "watchdog.log"  # in the run dir: what the watchdog saw, left for a look when a release fails
 # (not `-m`: the package imports this module first, and runpy would run a second copy of it)
 RUN = "from testbed_provider.testbeds.local.watchdog import main; main()"
 
@@ -66,24 +70,31 @@ async def start(run_dir: str, run_root: str) -> Guard:
     read_end, write_end = os.pipe()  # both non-inheritable: no other child of ours holds the write end
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     env = {**ENV, "PYTHONPATH": package_parent}
+    log = os.open(os.path.join(run_dir, LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     try:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", RUN, stdin=read_end, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True, env=env, cwd="/")
+            stderr=log, start_new_session=True, env=env, cwd="/")
     except OSError:
         os.close(write_end)
         return Guard(None, -1)
     finally:
         os.close(read_end)
-    os.write(write_end, (json.dumps({"runDir": run_dir, "runRoot": run_root, "creatorPid": os.getpid()}) + "\n").encode())
+        os.close(log)
+    me = os.getpid()
+    header = {"runDir": run_dir, "runRoot": run_root, "creatorPid": me, "creatorStartTime": process_start_time(me)}
+    os.write(write_end, (json.dumps(header) + "\n").encode())
     return Guard(proc, write_end)
 
 
-def _wait_for_the_creator(creator: int) -> bool:
+def _wait_for_the_creator(creator: int, started: Optional[int]) -> bool:
     """Block until the create is done (True) or its creator is gone (False)."""
     try:
         pidfd: Optional[int] = os.pidfd_open(creator)
     except OSError:  # already gone
+        pidfd = None
+    if pidfd is not None and process_start_time(creator) != started:  # gone, and its pid reused since
+        os.close(pidfd)
         pidfd = None
     received = b""
     with selectors.DefaultSelector() as sel:
@@ -97,7 +108,9 @@ def _wait_for_the_creator(creator: int) -> bool:
                 received += chunk
                 if DONE in received:
                     return True
-                if not chunk:  # every write end closed: the creator is gone
+                if not chunk:  # every write end closed: the creator is exiting (its files close first)...
+                    if pidfd is not None:
+                        select.select([pidfd], [], [])  # ...and gone once its pidfd says so (else it still looks alive)
                     return False
             if pidfd is not None and pidfd in ready:
                 # it exited; a `done` it wrote just before is still in the pipe
@@ -120,14 +133,24 @@ def _header() -> dict:
     return json.loads(line)
 
 
+def _say(message: str) -> None:
+    sys.stderr.write(f"{time.strftime('%H:%M:%S')} watchdog {os.getpid()}: {message}\n")
+    sys.stderr.flush()
+
+
 def main() -> None:
     header = _header()
-    if not header or _wait_for_the_creator(int(header["creatorPid"])):
+    if not header:
+        _say("no header: the creator died before it was written")
         return
+    if _wait_for_the_creator(int(header["creatorPid"]), header.get("creatorStartTime")):
+        return
+    _say(f"creator {header['creatorPid']} gone before its create returned")
     from .testbed import LocalTestbed
 
-    async def quiet(message: str) -> None:
-        pass
+    async def say(message: str) -> None:
+        _say(message)
 
-    asyncio.run(LocalTestbed(run_root=header["runRoot"]).release_leftover(header["runDir"], quiet))
+    released = asyncio.run(LocalTestbed(run_root=header["runRoot"]).release_leftover(header["runDir"], say))
+    _say("released" if released else "nothing to release (no longer an interrupted create, or claimed by another)")
 
