@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 
 import pytest
+from testbed_provider.testbeds.local.manifest import process_start_time
 
 from ..e2e.interrupt import alive, kill_mid_create, wait_for
 from ..e2e.stack import Stack
@@ -121,6 +122,9 @@ def test_gc_lists_then_removes_what_no_stack_holds(tmp_path, cache):
         elsewhere = reservation(other, "gone")
         s.run("stack", "init", "cut")
         cut = kill_mid_create(s, "nodes", kill_watchdog=True)  # nothing cleans that one by itself
+        hosts = gone["outputs"]["testbedState"]["local"]["hosts"]
+        lost_sshd = (hosts["server-1"]["sshdPid"], process_start_time(hosts["server-1"]["sshdPid"]))
+        subprocess.run(["ip", "netns", "del", hosts["server-1"]["namespace"]], check=True)  # its sshd lives on, unnamed
         for name in ("gone", "stray"):
             s.run("stack", "rm", "--force", "--yes", name)
         for r in (gone, keep, elsewhere):
@@ -143,6 +147,7 @@ def test_gc_lists_then_removes_what_no_stack_holds(tmp_path, cache):
         removed = cli(s, "gc", "--yes")
         assert removed.returncode == 0, removed.stdout + removed.stderr
         assert namespaces_of(gone["id"]) == set() and not os.path.exists(run_dir(gone))
+        assert not alive(*lost_sshd), "the sshd of a host whose namespace was deleted outlived gc"
         assert cut.leftovers() == []
         assert namespaces_of(stray["id"]) == set()
         assert workspaces(cache) == keep_ws

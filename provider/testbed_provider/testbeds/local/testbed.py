@@ -298,7 +298,7 @@ class LocalTestbed(Testbed):
             await progress(f"releasing {reservation_id(prefix)}: stopping and deleting {len(present)} namespace(s)")
         t0 = time.monotonic()
         try:
-            await self._stop_unlisted(_recorded_sshds(local), progress)
+            await self._stop_unlisted(_recorded_sshds(local) or _sshds_in_run_dir(run_dir, prefix), progress)
             await teardown(present, self.cancelled)
             if os.path.basename(os.path.normpath(run_dir)) == prefix:  # never remove anything but our own run dir
                 await _unmount_below(run_dir)
@@ -473,6 +473,29 @@ def _bare_state(prefix: str, run_dir: str) -> dict[str, Any]:
 def _recorded_sshds(local: dict[str, Any]) -> list[tuple[str, str, Optional[int], Optional[int]]]:
     """(host, namespace, sshd pid, its start time) of every host a state records."""
     return [(name, h.get("namespace", ""), h.get("sshdPid"), h.get("sshdStartTime")) for name, h in (local.get("hosts") or {}).items()]
+
+
+def _sshds_in_run_dir(run_dir: str, prefix: str) -> list[tuple[str, str, Optional[int], Optional[int]]]:
+    """For a state that records no hosts (a leftover known by its run dir): each host's sshd from
+    its pid file, kept only if it is provably that host's: its /etc/ssh is the very directory
+    the run dir holds for the host (same inode), which no other process can have."""
+    found: list[tuple[str, str, Optional[int], Optional[int]]] = []
+    if os.path.basename(os.path.normpath(run_dir)) != prefix:
+        return found
+    try:
+        names = os.listdir(os.path.join(run_dir, "hosts"))
+    except OSError:
+        return found
+    for name in names:
+        pid = sshd.read_pid(sshd.host_dir(run_dir, name))
+        try:
+            mine = os.stat(os.path.join(sshd.host_dir(run_dir, name), "etc-ssh"))
+            theirs = os.stat(f"/proc/{pid}/root/etc/ssh") if pid else None
+        except OSError:
+            continue
+        if theirs is not None and (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
+            found.append((name, host_namespace(prefix, name), pid, sshd.start_time(pid)))
+    return found
 
 
 def _networks(spec: ReservationSpec) -> list[Network]:
