@@ -138,6 +138,11 @@ def still_running(pid: Optional[int], started: Optional[int]) -> bool:
     if (not isinstance(pid, int) or not isinstance(started, int) or not pid_alive(pid) or not running(pid)
             or process_start_time(pid) != started):
         return False
+    return is_sshd(pid)
+
+
+def is_sshd(pid: int) -> bool:
+    """Whether process `pid` is an sshd (its command name; with a pid and more, never alone)."""
     try:
         with open(f"/proc/{pid}/comm") as f:
             return f.read().strip().startswith("sshd")

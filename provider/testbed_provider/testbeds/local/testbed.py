@@ -537,11 +537,7 @@ def _pid_in_namespace(pid: Optional[int], namespace: str) -> bool:
     ns = namespace_id(namespace)
     if ns is None or process_namespace(pid) != ns:
         return False
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip().startswith("sshd")
-    except OSError:
-        return False
+    return sshd.is_sshd(pid)
 
 
 def _alive(r: HostRecord) -> bool:
