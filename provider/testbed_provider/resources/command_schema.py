@@ -1,0 +1,46 @@
+"""Typed definition of testbed:index:Command: the source of its schema, Check and docs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..typed.model import Resource, prop, schema_type
+from .reservation_schema import Inventory
+
+
+@schema_type('testbed:index:CommandResult', 'What a command did on one host.')
+@dataclass(kw_only=True)
+class CommandResult:
+    host: str = prop('Host name.')
+    rc: int = prop('Exit code (-1 when the host was unreachable or the command timed out).')
+    stdout: str = prop('Standard output, trailing newlines stripped.')
+    stderr: str = prop('Standard error, trailing newlines stripped.')
+    started_at: str = prop('When it started (ISO 8601, UTC).')
+    duration_s: float = prop('How long it ran, in seconds.')
+    status: str = prop('ok, failed (non-zero exit), unreachable or timeout.')
+
+
+# testbed:index:Command
+@dataclass(kw_only=True)
+class CommandArgs:
+    inventory: Inventory = prop("A Reservation's `inventory` output: the command runs from stack state alone.", secret=True)
+    on: str = prop('Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).', default='all', fill=True)
+    create: str = prop('Shell command run on `pulumi up` when the step is created.')
+    update: Optional[str] = prop('Shell command run when a re-run is due (a change of `create`, `environment`, `triggers`, `on`, `background`, `become` or of the matched hosts); `create` when omitted.')
+    delete: Optional[str] = prop('Shell command run on destroy (e.g. stop a service).')
+    background: Optional[bool] = prop('Start the command detached so it outlives the step (like a tmux session); destroy stops it.')
+    environment: Optional[dict[str, str]] = prop('Environment variables for the command.')
+    triggers: Optional[list[Any]] = prop('Any values: a change re-runs the command.')
+    timeout: Optional[float] = prop("Seconds before a host's run is killed and reported (0 or omitted: no limit).")
+    become: Optional[bool] = prop('Run as root through sudo when the login user is not root.')
+
+
+@dataclass(kw_only=True)
+class CommandState(CommandArgs):
+    results: list[CommandResult] = prop('One entry per matched host.', output=True)
+    stdout: Optional[str] = prop('Standard output, when exactly one host matched.', output=True)
+    hosts: list[str] = prop('The hosts the command ran on.', output=True)
+
+
+COMMAND = Resource('testbed:index:Command', "A shell command run through SSH on the hosts of a Reservation that match a pattern (EnOSlib's `run_command`). Preview runs nothing. A non-zero exit on any host fails the step, naming the hosts, their exit codes and the end of their stderr; the partial results stay in the stack and the next `pulumi up` retries.", CommandArgs, CommandState)
