@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .typed.model import Function, prop, schema_type
-from .resources.reservation_schema import Inventory
+from .resources.steps_schema import SECONDS_HINT, StepArgs
 
 
 @schema_type('testbed:index:InterfaceFacts', "One network interface of a host, from Ansible's facts.")
@@ -62,11 +62,9 @@ GET_BACKEND = Function('testbed:index:getBackend', 'Which testbed backend a stac
 
 # testbed:index:getFacts
 @dataclass(kw_only=True)
-class GetFactsArgs:
-    inventory: Inventory = prop("A Reservation's `inventory` output.", secret=True)
-    on: Optional[str] = prop('Ansible host pattern over roles and host names (default `all`).')
-    subset: Optional[list[str]] = prop("Ansible's `gather_subset` (`network`, `hardware`, `virtual`, `!facter`…; default all).")
-    timeout: Optional[float] = prop('Seconds before gathering is stopped (default 120; 0: no limit).')
+class GetFactsArgs(StepArgs):
+    subset: Optional[list[str]] = prop("Ansible's `gather_subset` (`network`, `hardware`, `virtual`, `!facter`…; all when omitted).")
+    timeout: float = prop("Seconds before gathering is stopped (0: no limit).", default=120.0, minimum=0, hint=SECONDS_HINT)
 
 
 @dataclass(kw_only=True)

@@ -16,11 +16,12 @@ from .remote import PatternError, RemoteError, match_hosts
 from .remote.facts import check_subset, curate, gather
 from .resources.base import ProviderContext
 from .resources.deadline import deadline
-from .resources.steps import check_timeout, inventory_of
+from .functions_schema import GetFactsArgs
+from .resources.steps import inventory_of
 from .testbeds.base import CheckFailure
+from .typed.check import check_inputs
+from .typed.model import default_of
 
-INPUT_KEYS = {"inventory", "on", "subset", "timeout"}
-DEFAULT_TIMEOUT = 120.0
 
 
 SSH_KEYS = {"known_hosts": "knownHosts", "private_key": "privateKey", "public_key": "publicKey", "proxy_command": "proxyCommand"}
@@ -43,28 +44,21 @@ def camel_inventory(value: Any) -> Any:
 
 
 def check(args: dict[str, Any]) -> list[CheckFailure]:
-    failures: list[CheckFailure] = []
-    fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
-    for key in sorted(set(args) - INPUT_KEYS):
-        fail(key, f"unknown argument `{key}` (getFacts accepts {', '.join(sorted(INPUT_KEYS))})")
-    on = args.get("on", "all")
-    if not isinstance(on, str) or not on.strip():
-        fail("on", "must be an Ansible host pattern over roles and host names, e.g. `server`, `all`")
+    checked = check_inputs(GetFactsArgs, args, "getFacts")
+    failures = checked.failures
     subset = reveal(args.get("subset"))
-    if subset is not None:
-        for prop, reason in check_subset(subset):
-            fail(prop, reason)
-    check_timeout(args, fail)
+    if isinstance(subset, list):
+        failures += [CheckFailure(prop, reason) for prop, reason in check_subset(subset)]
     inventory = args.get("inventory")
-    if inventory is None or inventory is UNKNOWN:
-        fail("inventory", "required: a Reservation's `inventory` output")
+    if inventory is UNKNOWN:
+        failures.append(CheckFailure("inventory", "required: a Reservation's `inventory` output"))
     elif not failures and not has_unknowns(inventory):
         try:
-            match_hosts(inventory_of(args), on)
+            match_hosts(inventory_of(args), args.get("on", "all"))
         except PatternError as err:
-            fail("on", str(err))
+            failures.append(CheckFailure("on", str(err)))
         except (KeyError, TypeError, ValueError) as err:
-            fail("inventory", f"not a Reservation inventory ({err})")
+            failures.append(CheckFailure("inventory", f"not a Reservation inventory ({err})"))
     return failures
 
 
@@ -76,7 +70,7 @@ async def get_facts(ctx: ProviderContext, args: dict[str, Any]) -> tuple[dict[st
     if failures:
         return None, failures
     pattern = args.get("on", "all")
-    timeout = float(args["timeout"]) if "timeout" in args else DEFAULT_TIMEOUT
+    timeout = float(args["timeout"]) if "timeout" in args else float(default_of(GetFactsArgs, "timeout"))
     async with deadline(ctx.cancelled, timeout) as limit:
         try:
             facts, errors = await gather(inventory_of(args), pattern, reveal(args.get("subset")), timeout=timeout,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..typed.model import Resource, prop, schema_type
-from .reservation_schema import Inventory
+from .steps_schema import SECONDS_HINT, StepArgs
 
 
 @schema_type('testbed:index:CommandResult', 'What a command did on one host.')
@@ -23,16 +23,14 @@ class CommandResult:
 
 # testbed:index:Command
 @dataclass(kw_only=True)
-class CommandArgs:
-    inventory: Inventory = prop("A Reservation's `inventory` output: the command runs from stack state alone.", secret=True)
-    on: str = prop('Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).', default='all', fill=True)
+class CommandArgs(StepArgs):
     create: str = prop('Shell command run on `pulumi up` when the step is created.')
     update: Optional[str] = prop('Shell command run when a re-run is due (a change of `create`, `environment`, `triggers`, `on`, `background`, `become` or of the matched hosts); `create` when omitted.')
     delete: Optional[str] = prop('Shell command run on destroy (e.g. stop a service).')
     background: Optional[bool] = prop('Start the command detached so it outlives the step (like a tmux session); destroy stops it.')
     environment: Optional[dict[str, str]] = prop('Environment variables for the command.')
     triggers: Optional[list[Any]] = prop('Any values: a change re-runs the command.')
-    timeout: Optional[float] = prop("Seconds before a host's run is killed and reported (0 or omitted: no limit).")
+    timeout: Optional[float] = prop("Seconds before a host's run is killed and reported (0 or omitted: no limit).", minimum=0, hint=SECONDS_HINT)
     become: Optional[bool] = prop('Run as root through sudo when the login user is not root.')
 
 

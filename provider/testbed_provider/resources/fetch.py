@@ -27,15 +27,18 @@ from ..testbeds.base import CheckFailure
 from .base import CheckResult, ReadResult
 from .deadline import deadline
 from .diff import DiffResult
-from .steps import Step, check_targets, note_unchecked_pattern, check_timeout, inventory_of, step_diff, top
+from ..typed.model import input_names
+from .fetch_schema import FETCH
+from .steps import Step, inventory_of, note_unchecked_pattern, step_diff, top
 
-INPUT_KEYS = {"inventory", "on", "paths", "destination", "triggers", "timeout", "deleteOnDestroy"}
+INPUT_KEYS = input_names(FETCH.inputs)
 RERUN_KEYS = {"paths", "destination", "on", "triggers"}
 OUTPUTS = ("hosts", "files", "results", "totalFiles", "totalBytes")
 
 
 class Fetch(Step):
     token = "testbed:index:Fetch"
+    definition = FETCH
 
     @classmethod
     def warm_up(cls) -> None:
@@ -44,42 +47,11 @@ class Fetch(Step):
     # ---- Check -------------------------------------------------------------------------------
 
     def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {k: v for k, v in news.items() if v is not None}
-        inputs.setdefault("on", "all")
-        failures: list[CheckFailure] = []
-        fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
-        for key in sorted(set(inputs) - INPUT_KEYS):
-            fail(key, f"unknown property `{key}` (Fetch accepts {', '.join(sorted(INPUT_KEYS))})")
-        paths = reveal(inputs.get("paths"))
-        if paths is None:
-            fail("paths", "required: remote files, directories or globs, e.g. [\"/root/results/*.json\"]")
-        elif paths is not UNKNOWN:
-            if not isinstance(paths, list) or not paths:
-                fail("paths", "must be a non-empty list of remote paths, e.g. [\"/root/results\"]")
-            else:
-                for i, p in enumerate(paths):
-                    if p is UNKNOWN:
-                        continue
-                    if not isinstance(p, str) or not p.strip():
-                        fail(f"paths[{i}]", "must be a non-empty path")
-                    elif not (p.startswith("/") or p == "~" or p.startswith("~/")):
-                        fail(f"paths[{i}]", f"`{p}`: give an absolute path (or one under `~/`, the login user's home)")
+        inputs, failures = self.check_definition(news)
         dest = reveal(inputs.get("destination"))
-        if dest is None:
-            fail("destination", "required: a local directory (relative to the Pulumi program), e.g. \"results\"")
-        elif dest is not UNKNOWN:
-            if not isinstance(dest, str) or not dest.strip():
-                fail("destination", "must be a non-empty directory path")
-            elif os.path.exists(dest) and not os.path.isdir(dest):
-                fail("destination", f"`{dest}` exists and is not a directory (relative to {os.getcwd()})")
-        on = inputs.get("on")
-        if on is not UNKNOWN and (not isinstance(on, str) or not on.strip()):
-            fail("on", "must be an Ansible host pattern over roles and host names, e.g. `server`, `client:!server`, `all`")
-        check_timeout(inputs, fail)
-        flag = inputs.get("deleteOnDestroy")
-        if flag is not None and flag is not UNKNOWN and not isinstance(flag, bool):
-            fail("deleteOnDestroy", "must be true or false")
-        check_targets(inputs, not failures, fail, self.ctx.planned.values())
+        if isinstance(dest, str) and os.path.exists(dest) and not os.path.isdir(dest):
+            failures.append(CheckFailure("destination", f"`{dest}` exists and is not a directory (relative to {os.getcwd()})"))
+        self.check_pattern(inputs, failures)
         return CheckResult(inputs, failures)
 
     # ---- Diff --------------------------------------------------------------------------------

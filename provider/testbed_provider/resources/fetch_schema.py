@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..typed.model import Resource, prop, schema_type
-from .reservation_schema import Inventory
+from .steps_schema import SECONDS_HINT, StepArgs
 
 
 @schema_type('testbed:index:FetchedFile', 'One fetched file.')
@@ -32,13 +32,14 @@ class FetchHostResult:
 
 # testbed:index:Fetch
 @dataclass(kw_only=True)
-class FetchArgs:
-    inventory: Inventory = prop("A Reservation's `inventory` output: the fetch runs from stack state alone.", secret=True)
-    on: str = prop('Ansible host pattern over roles and host names (`server`, `client:!server`, `all`).', default='all', fill=True)
-    paths: list[str] = prop("Remote files, directories or globs (`/root/results/*.json`), absolute or under `~/` (the login user's home). A matched file lands as `<destination>/<host>/<its name>`, a directory as `<destination>/<host>/<its name>/…`.")
-    destination: str = prop('Local directory, relative to the Pulumi program (created if missing); one subfolder per host.')
+class FetchArgs(StepArgs):
+    paths: list[str] = prop("Remote files, directories or globs (`/root/results/*.json`), absolute or under `~/` (the login user's home). A matched file lands as `<destination>/<host>/<its name>`, a directory as `<destination>/<host>/<its name>/…`.",
+                            min_items=1, noun="remote path", pattern=r"(/|~/|~$)[\s\S]*",
+                            hint="an absolute path (or one under `~/`, the login user's home)")
+    destination: str = prop('Local directory, relative to the Pulumi program (created if missing); one subfolder per host.',
+                            pattern=r"\s*\S[\s\S]*", hint='a local directory (relative to the Pulumi program), e.g. "results"')
     triggers: Optional[list[Any]] = prop('Any values: a change fetches again.')
-    timeout: Optional[float] = prop('Seconds before the transfer is stopped and reported (0 or omitted: no limit).')
+    timeout: Optional[float] = prop('Seconds before the transfer is stopped and reported (0 or omitted: no limit).', minimum=0, hint=SECONDS_HINT)
     delete_on_destroy: Optional[bool] = prop('Remove the fetched files (exactly those recorded, and directories left empty) on destroy. Default false: results are kept.')
 
 

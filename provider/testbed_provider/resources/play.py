@@ -26,10 +26,11 @@ from ..testbeds.base import CheckFailure
 from .base import CheckResult, ReadResult
 from .deadline import deadline
 from .diff import DiffResult
-from .steps import Step, check_targets, note_unchecked_pattern, check_timeout, inventory_of, step_diff, top
+from ..typed.model import input_names
+from .play_schema import PLAY
+from .steps import Step, inventory_of, note_unchecked_pattern, step_diff, top
 
-INPUT_KEYS = {"inventory", "on", "tasks", "playbook", "vars", "hostVars", "gatherFacts", "become", "triggers",
-              "destroyTasks", "timeout", "sourcesHash"}
+INPUT_KEYS = input_names(PLAY.inputs) | {"sourcesHash"}  # the hash Check records beside the inputs
 RERUN_KEYS = {"tasks", "playbook", "sourcesHash", "vars", "hostVars", "gatherFacts", "become", "triggers", "on"}
 OUTPUTS = ("hosts", "hostStats", "changed", "results", "registered")
 FAILURE_TAIL = 400
@@ -37,6 +38,7 @@ FAILURE_TAIL = 400
 
 class Play(Step):
     token = "testbed:index:Play"
+    definition = PLAY
 
     @classmethod
     def warm_up(cls) -> None:
@@ -46,17 +48,8 @@ class Play(Step):
     # ---- Check -------------------------------------------------------------------------------
 
     def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {k: v for k, v in news.items() if v is not None and k != "sourcesHash"}
-        inputs.setdefault("on", "all")
-        failures: list[CheckFailure] = []
+        inputs, failures = self.check_definition({k: v for k, v in news.items() if k != "sourcesHash"})
         fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
-        if inputs.get("inventory") is not None and not has_unknowns(inputs.get("inventory")):
-            try:  # first: it declassifies the inventory's public parts (host and role names in messages)
-                inventory_of(inputs)
-            except (KeyError, TypeError, ValueError):
-                pass
-        for key in sorted(set(inputs) - INPUT_KEYS):
-            fail(key, f"unknown property `{key}` (Play accepts {', '.join(sorted(INPUT_KEYS - {'sourcesHash'}))})")
         tasks, playbook = inputs.get("tasks"), inputs.get("playbook")
         if tasks is None and playbook is None:
             fail("tasks", "required: a list of Ansible tasks (or give `playbook`, a playbook file)")
@@ -64,33 +57,15 @@ class Play(Step):
             fail("playbook", "give either `tasks` or `playbook`, not both")
         for key in ("tasks", "destroyTasks"):
             value = inputs.get(key)
-            if value is not None and not has_unknowns(value):
+            if isinstance(reveal(value), list) and not has_unknowns(value):
                 for prop, reason in check_tasks(reveal(value), key):
                     fail(prop, reason)
-        if isinstance(playbook, str):
-            if tasks is None and not os.path.isfile(playbook):
-                fail("playbook", f"no readable playbook file `{playbook}` (relative to {os.getcwd()})")
-        elif playbook is not None and playbook is not UNKNOWN:
-            fail("playbook", "must be the path of a playbook file")
-        for key in ("vars", "hostVars"):
-            value = inputs.get(key)
-            if value is not None and value is not UNKNOWN and not isinstance(reveal(value), dict):
-                fail(key, "must be an object" + (" mapping host names to their variables" if key == "hostVars" else " of variables"))
-        host_vars = reveal(inputs.get("hostVars"))
-        for host, hv in host_vars.items() if isinstance(host_vars, dict) else ():
-            if hv is not UNKNOWN and not isinstance(hv, dict):
-                fail(f"hostVars.{host}", "must be an object of variables")
-        for key in ("gatherFacts", "become"):
-            value = inputs.get(key)
-            if value is not None and value is not UNKNOWN and not isinstance(value, bool):
-                fail(key, "must be true or false")
-        check_timeout(inputs, fail)
-        on = inputs.get("on")
-        if on is not UNKNOWN and (not isinstance(on, str) or not on.strip()):
-            fail("on", "must be an Ansible host pattern over roles and host names, e.g. `server`, `all`")
+        if isinstance(playbook, str) and tasks is None and not os.path.isfile(playbook):
+            fail("playbook", f"no readable playbook file `{playbook}` (relative to {os.getcwd()})")
         if not failures:
             self._check_files(inputs, fail)
-        inv = check_targets(inputs, not failures, fail, self.ctx.planned.values())
+        inv = self.check_pattern(inputs, failures)
+        host_vars = reveal(inputs.get("hostVars"))
         if inv is not None and isinstance(host_vars, dict):
             names = {h["name"] for h in inv["hosts"]}
             for host in sorted(set(host_vars) - names):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..typed.model import Resource, prop, schema_type
-from .reservation_schema import Inventory
+from .steps_schema import SECONDS_HINT, StepArgs
 
 
 @schema_type('testbed:index:PlayHostStats', "Ansible's recap for one host.")
@@ -34,9 +34,7 @@ class PlayTaskResult:
 
 # testbed:index:Play
 @dataclass(kw_only=True)
-class PlayArgs:
-    inventory: Inventory = prop("A Reservation's `inventory` output: the play runs from stack state alone.", secret=True)
-    on: str = prop('Ansible host pattern over roles and host names (`server`, `client:!server`, `all`).', default='all', fill=True)
+class PlayArgs(StepArgs):
     tasks: Optional[list[Any]] = prop('Ansible tasks as data, each one module and its arguments plus task keywords, e.g. `{"name": "config", "ansible.builtin.template": {"src": "iperf.conf.j2", "dest": "/etc/iperf.conf"}, "register": "out"}`. Templated by Ansible (`{{ hostvars[\'server-1\'].testbed_networks.exp }}`); a relative `src` of copy/template/script is a file beside the Pulumi program, hashed so that an edit re-runs the play.')
     playbook: Optional[str] = prop('Instead of `tasks`: the path of a playbook file (relative to the Pulumi program); its plays run on the matched hosts, and the file with the templates, files, roles, vars, tasks… directories beside it is hashed so that an edit re-runs it.')
     vars: Optional[dict[str, Any]] = prop('Variables for every host (Ansible extra vars).')
@@ -45,7 +43,7 @@ class PlayArgs:
     become: Optional[bool] = prop('Run the tasks as root through sudo when the login user is not root.')
     triggers: Optional[list[Any]] = prop('Any values: a change re-runs the play.')
     destroy_tasks: Optional[list[Any]] = prop('Tasks run on destroy (e.g. stop a service, remove a package).')
-    timeout: Optional[float] = prop('Seconds before the play is stopped and reported (0 or omitted: no limit).')
+    timeout: Optional[float] = prop('Seconds before the play is stopped and reported (0 or omitted: no limit).', minimum=0, hint=SECONDS_HINT)
 
 
 @dataclass(kw_only=True)

@@ -12,6 +12,9 @@ from ..protocol.codec import UNKNOWN, has_unknowns, reveal
 from ..protocol.redact import REDACTOR
 from ..remote import PatternError, match_hosts
 from ..remote.patterns import match_planned
+from ..testbeds.base import CheckFailure
+from ..typed.check import check_inputs
+from ..typed.model import Resource, input_names
 from .base import PlannedHosts, ProviderContext, ResourceController
 from .diff import DiffResult, Kind, diff_inputs
 
@@ -39,8 +42,26 @@ class Step(ResourceController):
     """A controller of a remote step (Command, Play, Fetch): its `inventory` input is a
     Reservation's, public but for the key."""
 
+    definition: Resource
+
     def declassify(self, props: dict[str, Any]) -> None:
         declassify(props)
+
+    @classmethod
+    def input_keys(cls) -> set[str]:
+        return input_names(cls.definition.inputs)
+
+    def check_definition(self, news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFailure]]:
+        """The generic Check of the step's definition: (inputs with defaults, failures); the
+        step adds its own rules, then `check_pattern`."""
+        d = self.definition
+        checked = check_inputs(d.inputs, news, d.label or d.token.rsplit(":", 1)[-1])
+        return checked.inputs, checked.failures
+
+    def check_pattern(self, inputs: dict[str, Any], failures: list[CheckFailure]) -> Optional[dict[str, Any]]:
+        """`on` against the inventory (or the planned hosts at a first preview), once every other
+        rule passed: the revealed inventory when it matched."""
+        return check_targets(inputs, not failures, lambda p, r: failures.append(CheckFailure(p, r)), self.ctx.planned.values())
 
 
 async def note_unchecked_pattern(ctx: ProviderContext, urn: str, inputs: dict[str, Any]) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-import sys
 import typing
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Union
@@ -151,8 +150,7 @@ _fields_cache: dict[type, list[Field]] = {}
 def fields_of(cls: type) -> list[Field]:
     """The fields of a definition dataclass, in declaration order (inherited ones first)."""
     if cls not in _fields_cache:
-        module = sys.modules[cls.__module__]
-        hints = typing.get_type_hints(cls, vars(module))
+        hints = typing.get_type_hints(cls)  # each class of the MRO resolved in its own module
         out = []
         for f in dataclasses.fields(cls):
             meta = f.metadata.get(META)
@@ -256,6 +254,11 @@ def types_reachable(classes: Iterable[type]) -> list[type]:
 
 def input_fields(cls: type) -> list[Field]:
     return [f for f in fields_of(cls) if f.prop.input]
+
+
+def input_names(cls: type) -> set[str]:
+    """The schema names of a definition's inputs."""
+    return {f.name for f in input_fields(cls)}
 
 
 def default_of(cls: type, py_name: str) -> Any:
