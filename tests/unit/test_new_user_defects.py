@@ -41,7 +41,7 @@ def test_check_failures_carry_their_path_in_the_reason_for_the_engine():
 
 @pytest.mark.parametrize("count,fragment", [("two", "must be a whole number of machines (got the string `two`)"),
                                             (1.5, "must be a whole number of machines (got `1.5`)"),
-                                            (None, "required: the number of machines")])
+                                            (None, "required: a whole number of machines")])
 def test_a_count_that_is_no_number_says_so(count, fragment):
     group = {"roles": ["server"]} if count is None else {"roles": ["server"], "count": count}
     got = failures(Reservation(context()).check("nodes", {}, {"machines": [group]}))

@@ -15,7 +15,6 @@ twice on a real testbed).
 from __future__ import annotations
 
 import ipaddress
-import re
 import time
 from typing import Any, Optional
 
@@ -27,19 +26,17 @@ from ..testbeds.base import CheckFailure, MachineGroup, NetworkSpec, Reservation
 from .base import CheckResult, PlannedHosts, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, Kind, diff_inputs
+from ..typed.check import check_inputs
+from ..typed.model import input_names
+from .reservation_schema import ReservationArgs
 from .steps import declassify
 
-ROLE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Ansible's implicit groups: a role with these names would silently mean something else.
 RESERVED_ROLES = {"all", "ungrouped"}
-NETWORK_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-# Machine-group options a backend may accept; each backend's validate() says which it does.
+# Machine-group options a backend may accept (each backend's validate() says which it does);
+# the others (`roles`, `count`, `vars`: the group's Ansible host variables) are never a backend's.
 BACKEND_OPTIONS = {"cluster", "site", "walltime", "environment"}
-# `vars`: Ansible host variables of the group's hosts (EnOSlib's `host.extra`), never a backend's.
-MACHINE_KEYS = {"roles", "count", "vars"} | BACKEND_OPTIONS
-NETWORK_KEYS = {"id", "roles", "cidr"}
-INPUT_KEYS = {"name", "machines", "networks"}
+INPUT_KEYS = input_names(ReservationArgs)
 COMPUTED = ("hosts", "roles", "ssh", "inventory", "sshPrivateKey", "testbedState")
 
 
@@ -230,74 +227,47 @@ class Reservation(ResourceController):
 
 
 def validate_inputs(inputs: dict[str, Any]) -> list[CheckFailure]:
-    """Backend-independent rules; each failure names the offending property path."""
-    failures: list[CheckFailure] = []
+    """Backend-independent rules; each failure names the offending property path. The typed
+    definition checks shapes, types, ranges and names; what stays here is what no type says."""
+    failures = check_inputs(ReservationArgs, inputs, "Reservation").failures
     fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
-
-    for key in sorted(set(inputs) - INPUT_KEYS):
-        fail(key, f"unknown property `{key}` (Reservation accepts {', '.join(sorted(INPUT_KEYS))})")
-    name = inputs.get("name")
-    if isinstance(name, str) and not NAME_RE.match(name):
-        fail("name", "must be 1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit")
-
     machines = inputs.get("machines")
     known_roles: Optional[set[str]] = set()
-    if machines is UNKNOWN:
+    if not isinstance(machines, list):
         known_roles = None
-    elif not isinstance(machines, list) or not machines:
-        fail("machines", "at least one machine group `{roles, count}` is required")
     else:
         for i, group in enumerate(machines):
-            roles = _check_group(f"machines[{i}]", group, fail)
-            if roles is None:
+            roles = _group_roles(f"machines[{i}]", group, fail)
+            if roles is None or known_roles is None:
                 known_roles = None
-            elif known_roles is not None:
+            else:
                 known_roles |= roles
-
     networks = inputs.get("networks", [])
-    if networks is UNKNOWN:
-        return failures
     if not isinstance(networks, list):
-        fail("networks", "must be a list of `{id, roles, cidr}`")
         return failures
     ids: set[str] = set()
     cidrs: list[tuple[int, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
     for i, net in enumerate(networks):
         path = f"networks[{i}]"
-        if net is UNKNOWN:
-            continue
         if not isinstance(net, dict):
-            fail(path, "must be an object `{id, roles, cidr}`")
             continue
-        for key in sorted(set(net) - NETWORK_KEYS):
-            fail(f"{path}.{key}", f"unknown property `{key}` (a network accepts id, roles, cidr)")
         net_id = net.get("id")
-        if net_id is UNKNOWN:
-            pass
-        elif not isinstance(net_id, str) or not NETWORK_ID_RE.match(net_id):
-            fail(f"{path}.id", "required: a letter, then letters, digits, `_` or `-` (at most 63)")
-        elif net_id in ids:
+        if isinstance(net_id, str) and net_id in ids:
             fail(f"{path}.id", f"duplicate network id `{net_id}`")
-        else:
+        elif isinstance(net_id, str):
             ids.add(net_id)
         roles = net.get("roles")
-        if roles is not None and roles is not UNKNOWN:
-            if not isinstance(roles, list) or not roles:
-                fail(f"{path}.roles", "must list at least one machine role (omit it to join every machine)")
-            elif known_roles is not None:
-                for role in roles:
-                    if role is not UNKNOWN and role not in known_roles:
-                        fail(f"{path}.roles", f"unknown role `{role}`: no machine group has it (roles: {', '.join(sorted(known_roles))})")
+        if isinstance(roles, list) and known_roles is not None:
+            for role in roles:
+                if isinstance(role, str) and role not in known_roles:
+                    fail(f"{path}.roles", f"unknown role `{role}`: no machine group has it (roles: {', '.join(sorted(known_roles))})")
         cidr = net.get("cidr")
-        if cidr is None or cidr is UNKNOWN:
+        if not isinstance(cidr, str):
             continue
         try:
-            parsed = ipaddress.ip_network(cidr, strict=True) if isinstance(cidr, str) else None
+            parsed = ipaddress.ip_network(cidr, strict=True)
         except ValueError as err:
             fail(f"{path}.cidr", f"malformed CIDR `{cidr}`: {err}")
-            continue
-        if parsed is None:
-            fail(f"{path}.cidr", "must be a CIDR string such as `198.18.1.0/24`")
             continue
         for j, other in cidrs:
             if parsed.version == other.version and parsed.overlaps(other):
@@ -306,53 +276,22 @@ def validate_inputs(inputs: dict[str, Any]) -> list[CheckFailure]:
     return failures
 
 
-def _check_group(path: str, group: Any, fail) -> Optional[set[str]]:
-    """Validate one machine group; return its roles (None when unknown in preview)."""
-    if group is UNKNOWN:
-        return None
-    if not isinstance(group, dict):
-        fail(path, "must be an object `{roles, count}`")
-        return set()
-    for key in sorted(set(group) - MACHINE_KEYS):
-        fail(f"{path}.{key}", f"unknown property `{key}` (a machine group accepts {', '.join(sorted(MACHINE_KEYS))})")
-    host_vars = group.get("vars")
-    if host_vars is not None and host_vars is not UNKNOWN and not isinstance(reveal(host_vars), dict):
-        fail(f"{path}.vars", "must be an object of Ansible variables for the group's hosts")
-    count = group.get("count")
-    if count is not UNKNOWN:
-        if count is None:
-            fail(f"{path}.count", "required: the number of machines in the group (at least 1)")
-        elif not isinstance(count, int) or isinstance(count, bool):
-            fail(f"{path}.count", f"must be a whole number of machines (got {_shown(count)})")
-        elif count < 1:
-            fail(f"{path}.count", f"must be at least 1 (got {count})")
-    roles = group.get("roles")
-    if roles is UNKNOWN:
-        return None
-    if not isinstance(roles, list) or not roles:
-        fail(f"{path}.roles", "must list at least one role")
-        return set()
+def _group_roles(path: str, group: Any, fail) -> Optional[set[str]]:
+    """A machine group's roles, reserved and duplicate ones reported; None when unknown yet."""
+    roles = group.get("roles") if isinstance(group, dict) else None
+    if not isinstance(roles, list):
+        return None if roles is UNKNOWN or group is UNKNOWN else set()
     seen: set[str] = set()
     for role in roles:
         if role is UNKNOWN:
             return None
-        if not isinstance(role, str) or not ROLE_RE.match(role):
-            fail(f"{path}.roles", f"invalid role `{role}`: a letter, then letters, digits or `_` (an Ansible group name)")
-        elif role in RESERVED_ROLES:
+        if role in RESERVED_ROLES:
             fail(f"{path}.roles", f"`{role}` is reserved by Ansible; choose another role name")
         elif role in seen:
             fail(f"{path}.roles", f"duplicate role `{role}`")
-        seen.add(role)
+        if isinstance(role, str):
+            seen.add(role)
     return seen
-
-
-def _shown(value: Any) -> str:
-    """A bad input value as the user wrote it, short (never a secret: those are not shown)."""
-    if isinstance(reveal(value), str) and not isinstance(value, Secret):
-        return f"the string `{value[:40]}`"
-    if isinstance(value, Secret):
-        return "a secret value"
-    return f"`{str(value)[:40]}`"
 
 
 # ---- mapping between inputs, backend state and outputs -------------------------------------------
@@ -400,6 +339,7 @@ def outputs_from_state(state: dict[str, Any], inputs: dict[str, Any]) -> dict[st
     for h in hosts:
         for role in h["roles"]:
             roles.setdefault(role, []).append(h["name"])
+    addresses, host_addresses = _addresses(hosts)
     ssh = state["ssh"]
     public_ssh = {k: ssh[k] for k in ("user", "port", "knownHosts", "proxyCommand", "publicKey") if k in ssh}
     key = Secret(ssh["privateKey"])
@@ -415,11 +355,36 @@ def outputs_from_state(state: dict[str, Any], inputs: dict[str, Any]) -> dict[st
         "backend": state["backend"],
         "hosts": hosts,
         "roles": roles,
+        "addresses": addresses,
+        "hostAddresses": host_addresses,
         "ssh": public_ssh,
         "inventory": inventory,
         "sshPrivateKey": key,
         "testbedState": private_state,
     }
+
+
+# The key of the network SSH reaches the hosts on (a host's `address`: the local testbed's
+# management network, Grid'5000's production network) in `addresses` and `hostAddresses`. No
+# network id can take it: ids start with a letter.
+SSH_NETWORK = "_ssh"
+
+
+def _addresses(hosts: list[dict[str, Any]]) -> tuple[dict[str, dict[str, list[str]]], dict[str, dict[str, str]]]:
+    """`addresses` (network id → role → the addresses of that role's hosts on it, in host
+    order) and `hostAddresses` (host → network id → its address there), both with `_ssh`."""
+    by_network: dict[str, dict[str, list[str]]] = {}
+    by_host: dict[str, dict[str, str]] = {}
+    for h in hosts:
+        mine = {SSH_NETWORK: h["address"]}
+        for n in h["networks"]:
+            if isinstance(n, dict) and isinstance(n.get("id"), str) and n.get("address"):
+                mine.setdefault(n["id"], n["address"])
+        by_host[h["name"]] = mine
+        for net, address in mine.items():
+            for role in h["roles"]:
+                by_network.setdefault(net, {}).setdefault(role, []).append(address)
+    return by_network, by_host
 
 
 def state_from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:

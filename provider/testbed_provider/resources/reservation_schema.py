@@ -1,4 +1,5 @@
-"""Typed definition of testbed:index:Reservation and the types every step shares (its inventory): the source of its schema, Check and docs."""
+"""Typed definition of testbed:index:Reservation and the types every step shares (its inventory):
+the source of its schema, Check and docs."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ from typing import Any, Optional
 
 from ..typed.model import Resource, prop, schema_type
 
+ROLE = r"[A-Za-z][A-Za-z0-9_]*"  # an Ansible group name
+ROLE_HINT = "a letter, then letters, digits or `_` (an Ansible group name)"
+NETWORK_ID = r"[A-Za-z][A-Za-z0-9_-]{0,62}"
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
 
-@schema_type('testbed:index:MachineGroup', '`count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).')
+
+@schema_type('testbed:index:MachineGroup', '`count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).',
+             label='a machine group')
 @dataclass(kw_only=True)
 class MachineGroup:
-    roles: list[str] = prop('Roles of these machines: Ansible group names used to address them in later steps.')
-    count: int = prop('How many machines (at least 1).')
+    roles: list[str] = prop('Roles of these machines: Ansible group names used to address them in later steps.',
+                            min_items=1, noun='role', pattern=ROLE, hint=ROLE_HINT)
+    count: int = prop('How many machines.', minimum=1, hint='a whole number of machines')
     cluster: Optional[str] = prop("Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).")
     site: Optional[str] = prop("Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.")
     walltime: Optional[str] = prop('How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).')
@@ -20,11 +28,13 @@ class MachineGroup:
     vars: Optional[dict[str, Any]] = prop("Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.")
 
 
-@schema_type('testbed:index:Network', 'An experiment network joining the machines that carry one of `roles`.')
+@schema_type('testbed:index:Network', 'An experiment network joining the machines that carry one of `roles`.', label='a network')
 @dataclass(kw_only=True)
 class Network:
-    id: str = prop('Network identifier, referenced by host network entries.')
-    roles: Optional[list[str]] = prop('Machine roles whose hosts join this network; every machine when omitted.')
+    id: str = prop('Network identifier, referenced by host network entries.', pattern=NETWORK_ID,
+                   hint='a letter, then letters, digits, `_` or `-` (at most 63)')
+    roles: Optional[list[str]] = prop('Machine roles whose hosts join this network; every machine when omitted.',
+                                      min_items=1, noun='machine role (omit `roles` to join every machine)')
     cidr: Optional[str] = prop('Address range. Local backend: within 198.18.0.0/16, default 198.18.<index>.0/24.')
 
 
@@ -90,8 +100,9 @@ class Inventory:
 # testbed:index:Reservation
 @dataclass(kw_only=True)
 class ReservationArgs:
-    name: Optional[str] = prop('Reservation name (defaults to the resource name); namespaces, jobs and logs carry it.', fill=True)
-    machines: list[MachineGroup] = prop('Machine groups to reserve.')
+    name: Optional[str] = prop('Reservation name (defaults to the resource name); namespaces, jobs and logs carry it.', fill=True,
+                               pattern=NAME, hint='1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit')
+    machines: list[MachineGroup] = prop('Machine groups to reserve.', min_items=1, noun='machine group `{roles, count}`')
     networks: Optional[list[Network]] = prop('Experiment networks; hosts are always reachable on a management network besides.')
 
 
