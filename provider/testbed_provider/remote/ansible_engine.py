@@ -36,9 +36,11 @@ HARD_GRACE = 15.0  # seconds past the step's timeout before ansible-playbook its
 STDERR_TAIL = 1500
 
 
-def playbook_text(script: str, environment: Mapping[str, str], become: bool, timeout: float) -> str:
+def playbook_text(script: str | Mapping[str, str], environment: Mapping[str, str], become: bool, timeout: float) -> str:
     """One play on `all` (narrowed by --limit), one shell task. Written with PyYAML, so any
-    character survives, with `!unsafe` on every user-provided string."""
+    character survives, with `!unsafe` on every user-provided string. A map of scripts gives
+    each host its own (a command rendered per host): a play variable, picked by host name, whose
+    `!unsafe` values Ansible never templates."""
     import yaml
 
     class Unsafe(str):
@@ -48,15 +50,21 @@ def playbook_text(script: str, environment: Mapping[str, str], become: bool, tim
         pass
 
     Dumper.add_representer(Unsafe, lambda d, v: d.represent_scalar("!unsafe", str(v), style='"'))
-    task: dict[str, Any] = {"name": "step", "ansible.builtin.shell": {"cmd": Unsafe(script)}}
+    play: dict[str, Any] = {"name": "pulumi-testbed step", "hosts": "all", "gather_facts": False}
+    if isinstance(script, str):
+        cmd: str = Unsafe(script)
+    else:
+        play["vars"] = {"__tb_scripts": {h: Unsafe(text) for h, text in script.items()}}
+        cmd = "{{ __tb_scripts[inventory_hostname] }}"
+    task: dict[str, Any] = {"name": "step", "ansible.builtin.shell": {"cmd": cmd}}
     if environment:
         task["environment"] = {k: Unsafe(v) for k, v in environment.items()}
     if become:
         task["become"] = True
     if timeout > 0:
         task["timeout"] = max(1, math.ceil(timeout))
-    play = [{"name": "pulumi-testbed step", "hosts": "all", "gather_facts": False, "tasks": [task]}]
-    return yaml.dump(play, Dumper=Dumper, allow_unicode=True, width=1 << 30, sort_keys=False)
+    play["tasks"] = [task]
+    return yaml.dump([play], Dumper=Dumper, allow_unicode=True, width=1 << 30, sort_keys=False)
 
 
 def environment(ws: Workspace) -> dict[str, str]:
@@ -109,7 +117,7 @@ def to_result(event: dict[str, Any], started: Optional[float], timeout: float) -
 async def run(
     ws: Workspace,
     hosts: list[str],
-    script: str,
+    script: str | Mapping[str, str],
     *,
     run_id: str,
     env: Mapping[str, str],
@@ -120,7 +128,8 @@ async def run(
     timeout_note: str,
     on_result: Callable[[HostResult], Awaitable[None]],
 ) -> list[HostResult]:
-    """Run `script` through the shell module on `hosts`; results in `hosts` order."""
+    """Run `script` (or each host's own, from a map) through the shell module on `hosts`;
+    results in `hosts` order."""
     if importlib.util.find_spec("ansible") is None:
         raise RemoteError(f"ansible-core is not installed for {sys.executable}: the Ansible engine cannot run")
     book = os.path.join(ws.dir, f"step-{run_id}.yml")

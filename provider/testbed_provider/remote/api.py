@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Mapping, Optional, Union
 
 Progress = Callable[[str], Awaitable[None]]
+PerHost = Union[str, Mapping[str, str]]  # one text for every host, or each host's own
 
 
 @dataclass
@@ -47,7 +48,7 @@ def match_hosts(inventory: dict[str, Any], pattern: str) -> list[str]:
 async def run_shell(
     inventory: dict[str, Any],
     pattern: str,
-    command: str,
+    command: PerHost,
     *,
     environment: Optional[dict[str, str]] = None,
     become: bool = False,
@@ -56,7 +57,11 @@ async def run_shell(
     cancelled: Any = None,
     progress: Optional[Progress] = None,
     engine: str = "auto",
+    ready_port: Optional[int] = None,
+    ready_command: Optional[PerHost] = None,
+    ready_timeout: float = 60.0,
 ) -> list[HostResult]:
+    """See runner.run_shell: `command` (and `ready_command`) may map each host to its own text."""
     from .runner import run_shell as impl
 
     return await impl(
@@ -70,6 +75,9 @@ async def run_shell(
         cancelled=cancelled,
         progress=progress,
         engine=engine,
+        ready_port=ready_port,
+        ready_command=ready_command,
+        ready_timeout=ready_timeout,
     )
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Mapping, Optional
 
 RUN_DIR = ".testbed/run"  # relative to the login (or become) user's home
 BG_DIR = ".testbed/bg"
@@ -121,10 +122,53 @@ __tb_ours() { # $1 pgid, $2 recorded start time of its leader: is that group sti
 """
 
 
-def bg_start_script(command: str, tag: str, environment: Mapping[str, str] | None = None, settle_tenths: int = 3) -> str:
+@dataclass(frozen=True)
+class Readiness:
+    """When a background command is ready: `port` (a TCP socket listens on it, on any address of
+    the host), `command` (a shell command that exits 0), or both; within `timeout` seconds."""
+
+    port: Optional[int] = None
+    command: Optional[str] = None
+    timeout: float = 60.0
+
+    def describe(self) -> str:
+        """What is waited for, for progress lines: never the command's text (it may hold secrets)."""
+        parts = ([f"TCP port {self.port} listening"] if self.port is not None else []) + (
+            ["the ready command exiting 0"] if self.command is not None else [])
+        return " and ".join(parts)
+
+
+# Readiness checks, run on the host between starts and successes (see bg_start_script).
+READY = r"""
+__tb_now() { # centiseconds since boot, from /proc/uptime ("12345.67 …")
+  read -r __tb_up __tb_rest </proc/uptime
+  __tb_cs=${__tb_up#*.}
+  echo $(( ${__tb_up%.*} * 100 + ${__tb_cs#0} ))
+}
+__tb_listening() { # $1 port as 4 upper-case hex digits: some TCP socket listens on it (IPv4 or IPv6)
+  for __tb_nf in /proc/net/tcp /proc/net/tcp6; do
+    [ -r "$__tb_nf" ] || continue
+    while read -r __tb_n1 __tb_n2 __tb_n3 __tb_n4 __tb_n5; do
+      [ "$__tb_n4" = 0A ] && case $__tb_n2 in *:"$1") return 0;; esac
+    done <"$__tb_nf"
+  done
+  return 1
+}
+"""
+
+
+def bg_start_script(command: str, tag: str, environment: Mapping[str, str] | None = None, settle_tenths: int = 3,
+                    ready: Optional[Readiness] = None) -> str:
     """Start `command` detached (own session, stdin /dev/null, output to the log), record its
-    process group, and report a failure that happens within ~0.3 s (e.g. command not found)."""
-    return PRELUDE + _OURS + exports(environment or {}) + (
+    process group, and report a failure that happens within ~0.3 s (e.g. command not found).
+
+    With `ready`, wait instead until the command is ready (a TCP socket listens on `ready.port`
+    — checked in /proc/net, without connecting, since a probe connection can occupy a server
+    that serves one client at a time, like iperf3 —, and/or `ready.command` exits 0), polling
+    every 0.1 s. A port already listening before the start is refused (its readiness could not
+    be told). Fails, stopping the process group, if the command exits first or is not ready
+    within `ready.timeout` seconds; the last line of stderr says why."""
+    script = PRELUDE + _OURS + (READY if ready else "") + exports(environment or {}) + (
         f"__tb_c={shlex.quote(command)}\n"
         f"__tb_t={shlex.quote(tag)}\n"
         f'__tb_d="$HOME/{BG_DIR}"\n'
@@ -139,10 +183,24 @@ def bg_start_script(command: str, tag: str, environment: Mapping[str, str] | Non
         "    fi;;\n"
         "  esac\n"
         "fi\n"
+    )
+    if ready is not None and ready.port is not None:
+        script += (
+            f"if __tb_listening {ready.port:04X}; then\n"
+            f'  echo "TCP port {ready.port} is already in use on this host before the command started: another program '
+            'listens there (stop it, or choose another port)" >&2\n'
+            "  exit 1\n"
+            "fi\n"
+        )
+    script += (
         'setsid /bin/sh -c "$__tb_c" </dev/null >"$__tb_d/$__tb_t.log" 2>&1 &\n'
         "__tb_g=$!\n"
         '__tb_start_time "$__tb_g" >"$__tb_d/$__tb_t.start"\n'
         'echo "$__tb_g" >"$__tb_d/$__tb_t.pid"\n'
+    )
+    if ready is not None:
+        return script + _ready_wait(ready)
+    return script + (
         "__tb_i=0\n"
         f'while [ "$__tb_i" -lt {int(settle_tenths)} ] && __tb_alive "$__tb_g"; do sleep 0.1; __tb_i=$((__tb_i + 1)); done\n'
         'if __tb_alive "$__tb_g"; then\n'
@@ -157,6 +215,67 @@ def bg_start_script(command: str, tag: str, environment: Mapping[str, str] | Non
         '  exit "$__tb_r"\n'
         "fi\n"
         'echo "exited at once with status 0 (log $__tb_d/$__tb_t.log)"\n'
+    )
+
+
+def _ready_wait(ready: Readiness) -> str:
+    """The end of bg_start_script with `ready`: poll until ready, exited or timed out."""
+    limit_cs = max(1, int(round(ready.timeout * 100)))
+    checks, what = [], []
+    if ready.port is not None:
+        checks.append(f"__tb_listening {ready.port:04X}")
+        what.append(f"TCP port {ready.port} listening")
+    if ready.command is not None:
+        # Each try gets what is left of the time (`timeout`, where the host has it) and its
+        # output kept for the failure message.
+        checks.append(
+            '{ __tb_left=$(( (__tb_lim - $(__tb_now) + __tb_t0 + 99) / 100 )); [ "$__tb_left" -ge 1 ] || __tb_left=1; '
+            'if command -v timeout >/dev/null 2>&1; then timeout -k 1 "$__tb_left" /bin/sh -c "$__tb_rc"; '
+            'else /bin/sh -c "$__tb_rc"; fi; } </dev/null >"$__tb_d/$__tb_t.ready" 2>&1; __tb_rr=$?; [ "$__tb_rr" -eq 0 ]'
+        )
+        what.append("the ready command exiting 0")
+    why_not = []
+    if ready.port is not None:
+        why_not.append(f"nothing listens on TCP port {ready.port}")
+    if ready.command is not None:
+        why_not.append("the ready command last exited with status $__tb_rr$__tb_ro")
+    ready_text = " and ".join(what)
+    return (
+        (f"__tb_rc={shlex.quote(ready.command)}\n" if ready.command is not None else "")
+        + "__tb_rr=none\n"
+        + "__tb_t0=$(__tb_now)\n"
+        + f"__tb_lim={limit_cs}\n"
+        + "__tb_x=\n"  # the leader's exit status, once it has exited
+        + "__tb_fail() { # $1 status, $2 why (the last line of stderr)\n"
+        + f'  tail -c {LOG_TAIL} "$__tb_d/$__tb_t.log" >&2\n'
+        + '  __tb_stop_group "$__tb_g" 2>/dev/null\n'
+        + '  rm -f "$__tb_d/$__tb_t.pid" "$__tb_d/$__tb_t.start" "$__tb_d/$__tb_t.ready"\n'
+        + '  echo "$2" >&2\n'
+        + '  exit "$1"\n'
+        + "}\n"
+        + "while :; do\n"
+        + '  if [ -z "$__tb_x" ] && ! __tb_alive "$__tb_g"; then\n'
+        + '    wait "$__tb_g"; __tb_x=$?\n'
+        + '    [ "$__tb_x" -eq 0 ] || __tb_fail "$__tb_x" "the command exited with status $__tb_x before it was ready (its log is above)"\n'
+        + "  fi\n"
+        + '  if [ -n "$__tb_x" ] && ! __tb_group_alive "$__tb_g"; then\n'
+        + '    __tb_fail 1 "the command exited with status 0 before it was ready (its log is above)"\n'
+        + "  fi\n"
+        + f"  if {' && '.join(checks)}; then\n"
+        + '    __tb_e=$(( $(__tb_now) - __tb_t0 ))\n'
+        + '    rm -f "$__tb_d/$__tb_t.ready"\n'
+        + f'    printf "started in the background: process group %s, log %s; ready after %d.%02d s ({ready_text})\\n" '
+        + '"$__tb_g" "$__tb_d/$__tb_t.log" $((__tb_e / 100)) $((__tb_e % 100))\n'
+        + "    exit 0\n"
+        + "  fi\n"
+        + '  if [ $(( $(__tb_now) - __tb_t0 )) -ge "$__tb_lim" ]; then\n'
+        + ('    __tb_ro=$(tail -c 300 "$__tb_d/$__tb_t.ready" 2>/dev/null | tr "\\n" " "); __tb_ro=${__tb_ro% }\n'
+           '    [ -z "$__tb_ro" ] || __tb_ro=": $__tb_ro"; [ "$__tb_rr" != 124 ] || __tb_ro=" (timed out)$__tb_ro"\n'
+           if ready.command is not None else "")
+        + f'    __tb_fail 1 "not ready after {ready.timeout:g} s: {" and ".join(why_not)} (the command was stopped; its log is above)"\n'
+        + "  fi\n"
+        + "  sleep 0.1\n"
+        + "done\n"
     )
 
 

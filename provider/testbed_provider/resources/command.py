@@ -4,22 +4,38 @@ EnOSlib's `run_command` as a resource (pulumi-command's model): `create` runs on
 `update` (default: `create`) when what it depends on changes, `delete` on destroy. It runs from
 the Reservation's `inventory` alone, so destroy needs nothing but stack state.
 
+Templates: `create`, `update`, `delete` and `readyCommand` may be Jinja templates (text with
+`{{` or `{%`), rendered per host by ansible-core with the variables a Play sees plus `vars`
+(EnOSlib's `extra_vars`; see remote/templating.py). Check renders them once the inventory is
+known (a template error is a failure naming the property and the hosts) and records a short
+hash of each host's rendered `create` in the hidden input `renderedHashes`.
+
 Re-runs: a change of `create`, `environment`, `triggers`, `on`, `background`, `become`, or of the
 matched hosts (a host added, removed, or replaced by a new machine with a new host key) re-runs
-the command in place; other changes (`update`, `delete`, `timeout`, an inventory change that
-leaves the matched hosts alone) are recorded without running anything.
+the command in place; for a template, the rendered commands stand for `create`: a change of a
+variable it uses re-runs it, an edit that renders the same does not. Other changes (`update`,
+`delete`, `timeout`, `vars` a template does not use, `readyPort`/`readyCommand`/`readyTimeout`,
+an inventory change that leaves the matched hosts alone) are recorded without running anything.
+
+Readiness: a `background` command with `readyPort` (a TCP socket listens on it on the host)
+and/or `readyCommand` (exits 0 on the host) is waited for, up to `readyTimeout` seconds
+(default 60), before the step completes, so the next step never races it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
-from ..protocol.codec import UNKNOWN, Secret, reveal
+from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..remote import HostResult, PatternError, RemoteError, run_shell, stop_background
+from ..remote.patterns import match_hosts
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.scripts import ENV_NAME
+from ..remote.templating import TemplateError, is_template, render
+from ..remote.templating import warm_up as warm_up_templating
 from ..testbeds.base import CheckFailure
 from .base import CheckResult, ReadResult
 from .deadline import deadline
@@ -28,9 +44,20 @@ from .steps import Step, check_targets, note_unchecked_pattern, check_timeout, s
 from .steps import inventory_of as _inventory
 from .steps import top as _top
 
-INPUT_KEYS = {"inventory", "on", "create", "update", "delete", "background", "environment", "triggers", "timeout", "become"}
+INPUT_KEYS = {"inventory", "on", "create", "update", "delete", "background", "environment", "triggers", "timeout", "become",
+              "vars", "readyPort", "readyCommand", "readyTimeout", "renderedHashes"}
+HIDDEN_KEYS = {"renderedHashes"}  # computed by Check, not the program's
 RERUN_KEYS = {"create", "environment", "triggers", "on", "background", "become"}
+TEMPLATE_KEYS = ("create", "update", "delete", "readyCommand")
+READY_KEYS = ("readyPort", "readyCommand", "readyTimeout")
+DEFAULT_READY_TIMEOUT = 60.0
 STDERR_TAIL = 400
+# The last line of a background start's stderr when it did not get ready (see scripts.bg_start_script).
+NOT_READY = ("not ready after ", "the command exited with status ", "TCP port ")
+RAW_HINT = ("; a literal `{{` of the shell command (e.g. a docker or Go `--format`) goes inside "
+            "`{% raw %}…{% endraw %}`")
+
+Fail = Callable[[str, str], None]
 
 
 class Command(Step):
@@ -41,16 +68,17 @@ class Command(Step):
         # Resolving a pattern imports ansible-core (~0.3 s); a first step's inventory is
         # usually unknown at Check, so this import would otherwise land on its Create.
         warm_up_patterns()
+        warm_up_templating()
 
     # ---- Check -------------------------------------------------------------------------------
 
     def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {k: v for k, v in news.items() if v is not None}
+        inputs = {k: v for k, v in news.items() if v is not None and k not in HIDDEN_KEYS}
         inputs.setdefault("on", "all")
         failures: list[CheckFailure] = []
         fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
         for key in sorted(set(inputs) - INPUT_KEYS):
-            fail(key, f"unknown property `{key}` (Command accepts {', '.join(sorted(INPUT_KEYS))})")
+            fail(key, f"unknown property `{key}` (Command accepts {', '.join(sorted(INPUT_KEYS - HIDDEN_KEYS))})")
         for key in ("create", "update", "delete"):
             value = reveal(inputs.get(key))  # a secret command (e.g. built from a secret output) is a command too
             if value is UNKNOWN or value is None and key != "create":
@@ -69,8 +97,14 @@ class Command(Step):
                     fail(f"environment.{k}", "must be a string")
         elif env is not None and env is not UNKNOWN:
             fail("environment", "must be a map of variable names to strings")
+        check_vars(inputs, fail)
+        check_ready(inputs, fail)
         check_timeout(inputs, fail)
-        check_targets(inputs, not failures, fail, self.ctx.planned.values())
+        inventory = check_targets(inputs, not failures, fail, self.ctx.planned.values())
+        if inventory is not None and not failures:
+            hashes = check_templates(inputs, inventory, fail)
+            if hashes is not None:
+                inputs["renderedHashes"] = hashes
         return CheckResult(inputs, failures)
 
     # ---- Diff --------------------------------------------------------------------------------
@@ -85,7 +119,7 @@ class Command(Step):
             await note_unchecked_pattern(self.ctx, urn, inputs)
             return "", {**inputs, "results": UNKNOWN, "stdout": UNKNOWN, "hosts": UNKNOWN}
         rid = uuid.uuid4().hex[:16]
-        outputs, failure = await self._run(urn, rid, inputs, inputs["create"], timeout)
+        outputs, failure = await self._run(urn, rid, inputs, "create", timeout)
         if failure:
             raise PartialFailure(failure, rid, outputs)  # recorded with its results; `pulumi up` retries
         return rid, outputs
@@ -105,10 +139,11 @@ class Command(Step):
         preview: bool,
         timeout: float = 0,
     ) -> dict[str, Any]:
+        old_inputs = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
         changes = self.diff(outputs, old_inputs, news).detailed
         # A step that failed last time (recorded with its partial results) is retried.
         failed_before = any(r.get("status") != "ok" for r in reveal(outputs.get("results")) or [])
-        rerun = failed_before or any(_top(p) in RERUN_KEYS | {"hosts"} for p in changes)
+        rerun = failed_before or rerun_due(changes, old_inputs, news)
         kept = {k: outputs[k] for k in ("results", "stdout", "hosts") if k in outputs}
         if not rerun:
             return {**news, **kept}
@@ -117,7 +152,8 @@ class Command(Step):
             return {**news, "results": UNKNOWN, "stdout": UNKNOWN, "hosts": UNKNOWN}
         if old_inputs.get("background"):
             await self._stop_background(urn, id, {**old_inputs, **{"inventory": outputs.get("inventory", old_inputs.get("inventory"))}})
-        outputs, failure = await self._run(urn, id, news, news.get("update") or news["create"], timeout)
+        which = "update" if news.get("update") else "create"
+        outputs, failure = await self._run(urn, id, news, which, timeout)
         if failure:
             raise PartialFailure(failure, id, outputs)
         return outputs
@@ -127,7 +163,7 @@ class Command(Step):
         if "results" not in outputs or "inventory" not in inputs:
             return
         if inputs.get("delete"):
-            _, failure = await self._run(urn, id, inputs, inputs["delete"], timeout, background=False)
+            _, failure = await self._run(urn, id, inputs, "delete", timeout, background=False)
             if failure:
                 raise ResourceFailure(f"the delete command failed (the step stays in the stack; fix it and retry): {failure}")
         if inputs.get("background"):
@@ -136,25 +172,34 @@ class Command(Step):
     # ---- running ------------------------------------------------------------------------------
 
     async def _run(
-        self, urn: str, rid: str, inputs: dict[str, Any], command: str, timeout: float, background: Optional[bool] = None
+        self, urn: str, rid: str, inputs: dict[str, Any], which: str, timeout: float, background: Optional[bool] = None
     ) -> tuple[dict[str, Any], Optional[str]]:
-        """Run on the matched hosts: the outputs, and a failure message naming the failed hosts."""
+        """Run the command `which` (create, update or delete) on the matched hosts, rendered per
+        host when it is a template: the outputs, and a failure message naming the failed hosts."""
         inventory, pattern = _inventory(inputs), inputs.get("on", "all")
+        command = inputs[which]
         progress = self.ctx.log.status(urn)
         limit_s = float(inputs.get("timeout") or 0) or timeout
         bg = inputs.get("background") if background is None else background
+        waits = bool(bg) and which != "delete" and (inputs.get("readyPort") is not None or inputs.get("readyCommand") is not None)
         async with deadline(self.ctx.cancelled, timeout) as limit:
             try:
+                per_host = render_for(inventory, pattern, which, reveal(command), inputs)
+                ready_command = render_for(inventory, pattern, "readyCommand", reveal(inputs["readyCommand"]), inputs) \
+                    if waits and inputs.get("readyCommand") is not None else None
                 results = await run_shell(
                     inventory,
                     pattern,
-                    reveal(command),
+                    per_host,
                     environment={k: reveal(v) for k, v in (inputs.get("environment") or {}).items()},
                     become=bool(inputs.get("become")),
                     background=_tag(rid) if bg else None,
                     timeout=limit_s,
                     cancelled=limit.stop,
                     progress=progress,
+                    ready_port=inputs.get("readyPort") if waits else None,
+                    ready_command=ready_command,
+                    ready_timeout=float(inputs.get("readyTimeout") or DEFAULT_READY_TIMEOUT),
                 )
             except PatternError as err:
                 raise ResourceFailure(f"`on: {pattern}`: {err}") from err
@@ -179,10 +224,21 @@ def _tag(rid: str) -> str:
 
 
 def _is_secret_run(command: Any, inputs: dict[str, Any]) -> bool:
-    """A secret command or environment may print secrets: then its output is secret too.
-    (The inventory is always secret — it carries the key — and does not count.)"""
+    """A secret command, environment, variable or ready command may print secrets: then its
+    output is secret too. (The inventory is always secret — it carries the key — and does not count.)"""
     env = inputs.get("environment") or {}
-    return isinstance(command, Secret) or isinstance(env, Secret) or any(isinstance(v, Secret) for v in env.values())
+    return (isinstance(command, Secret) or isinstance(env, Secret) or any(isinstance(v, Secret) for v in env.values())
+            or _has_secret(inputs.get("vars")) or isinstance(inputs.get("readyCommand"), Secret))
+
+
+def _has_secret(value: Any) -> bool:
+    if isinstance(value, Secret):
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_secret(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_secret(v) for v in value)
+    return False
 
 
 def _outputs(results: list[HostResult], secret: bool = False) -> dict[str, Any]:
@@ -196,7 +252,87 @@ def _outputs(results: list[HostResult], secret: bool = False) -> dict[str, Any]:
 def _failure_message(failed: list[HostResult], total: int) -> str:
     parts = []
     for r in failed:
-        tail = r.stderr.strip()[-STDERR_TAIL:] or r.stdout.strip()[-STDERR_TAIL:] or "(no output)"
         what = {"unreachable": "unreachable", "timeout": "timed out"}.get(r.status, f"rc={r.rc}")
+        lines = r.stderr.strip().splitlines()
+        if lines and lines[-1].startswith(NOT_READY):  # a background command that did not get ready: why first
+            log = "\n".join(lines[:-1]).strip()[-STDERR_TAIL // 2:]
+            parts.append(f"{r.host} ({what}): {lines[-1]}" + (f"; its log ends: {log}" if log else ""))
+            continue
+        tail = r.stderr.strip()[-STDERR_TAIL:] or r.stdout.strip()[-STDERR_TAIL:] or "(no output)"
         parts.append(f"{r.host} ({what}): {tail}")
     return f"command failed on {len(failed)} of {total} host(s): " + "; ".join(parts)
+
+
+# ---- rules of the inputs this controller adds (small functions, callable from a generic Check) ----
+
+
+def check_vars(inputs: dict[str, Any], fail: Fail) -> None:
+    """`vars`: an object of variables for the templates (EnOSlib's `extra_vars`)."""
+    value = inputs.get("vars")
+    if value is not None and value is not UNKNOWN and not isinstance(reveal(value), dict):
+        fail("vars", "must be an object of variables for the command's templates, e.g. {server: …, duration: 10}")
+
+
+def check_ready(inputs: dict[str, Any], fail: Fail) -> None:
+    """`readyPort`, `readyCommand`, `readyTimeout`: for a background command only."""
+    port, command, limit = (inputs.get(k) for k in READY_KEYS)
+    if port is not None and port is not UNKNOWN and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+        fail("readyPort", f"must be a TCP port number, 1–65535 (got {port!r})")
+    revealed = reveal(command)
+    if command is not None and revealed is not UNKNOWN and (not isinstance(revealed, str) or not revealed.strip()):
+        fail("readyCommand", "must be a non-empty shell command (it must exit 0 once the background command is ready)")
+    if limit is not None and limit is not UNKNOWN and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
+        fail("readyTimeout", f"must be a number of seconds > 0 (default {DEFAULT_READY_TIMEOUT:g})")
+    if limit is not None and port is None and command is None:
+        fail("readyTimeout", "has no effect without `readyPort` or `readyCommand`")
+    background = inputs.get("background")
+    if background is not UNKNOWN and not background:
+        for key in READY_KEYS:
+            if inputs.get(key) is not None:
+                fail(key, "only for a background command (`background: true`): a foreground command is done when it exits")
+
+
+def render_for(inventory: dict[str, Any], pattern: str, prop: str, text: Any, inputs: Mapping[str, Any]) -> Any:
+    """Each matched host's rendering of `text` when it is a template, else `text` itself.
+    Raises RemoteError naming `prop` when it does not render."""
+    if not is_template(text):
+        return text
+    try:
+        return render(inventory, match_hosts(inventory, pattern), text, reveal(inputs.get("vars")) or {})
+    except TemplateError as err:
+        raise RemoteError(f"`{prop}` does not render {err}") from err
+
+
+def check_templates(inputs: dict[str, Any], inventory: dict[str, Any], fail: Fail) -> Optional[Any]:
+    """Render every templated command on the matched hosts of a known inventory (a failure
+    names the property, the hosts and Ansible's reason); the hashes of the rendered `create`
+    per host (secret when what went into it is), or None when `create` is no template or its
+    rendering cannot be known yet."""
+    names = match_hosts(inventory, inputs.get("on", "all"))
+    variables = inputs.get("vars")
+    if has_unknowns(variables):
+        return None
+    hashes = None
+    for key in TEMPLATE_KEYS:
+        text = reveal(inputs.get(key))
+        if not is_template(text) or has_unknowns(text):
+            continue
+        try:
+            rendered = render(inventory, names, text, reveal(variables) or {})
+        except TemplateError as err:
+            hint = RAW_HINT if any("syntax" in reason.lower() for _, reason in err.failures) else ""
+            fail(key, f"the template does not render {err}{hint}")
+            continue
+        if key == "create":
+            digests = {h: hashlib.sha256(c.encode()).hexdigest()[:16] for h, c in rendered.items()}
+            hashes = Secret(digests) if _has_secret(inputs.get("create")) or _has_secret(variables) else digests
+    return hashes
+
+
+def rerun_due(changes: Iterable[str], old_inputs: Mapping[str, Any], news: Mapping[str, Any]) -> bool:
+    """Whether these changed property paths re-run the command. For a template rendered on
+    both sides, its renderings stand for `create` (see the module's docstring)."""
+    due = RERUN_KEYS | {"hosts", "renderedHashes"}
+    if "renderedHashes" in old_inputs and "renderedHashes" in news:
+        due = due - {"create"}
+    return any(_top(p) in due for p in changes)

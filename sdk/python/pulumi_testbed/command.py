@@ -28,22 +28,30 @@ class CommandArgs:
                  delete: pulumi.Input[Optional[_builtins.str]] = None,
                  environment: pulumi.Input[Optional[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  on: pulumi.Input[Optional[_builtins.str]] = None,
+                 ready_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 ready_port: pulumi.Input[Optional[_builtins.int]] = None,
+                 ready_timeout: pulumi.Input[Optional[_builtins.float]] = None,
                  timeout: pulumi.Input[Optional[_builtins.float]] = None,
                  triggers: pulumi.Input[Optional[Sequence[Any]]] = None,
-                 update: pulumi.Input[Optional[_builtins.str]] = None):
+                 update: pulumi.Input[Optional[_builtins.str]] = None,
+                 vars: pulumi.Input[Optional[Mapping[str, Any]]] = None):
         """
         The set of arguments for constructing a Command resource.
 
-        :param pulumi.Input[_builtins.str] create: Shell command run on `pulumi up` when the step is created.
+        :param pulumi.Input[_builtins.str] create: Shell command run on `pulumi up` when the step is created. A Jinja template (text with `{{` or `{%`) is rendered on each host with the variables a Play sees (`testbed_networks`, `testbed_roles`, its group's `vars`, `inventory_hostname`, `groups`, `hostvars`…) and `vars`; any other text runs as it is.
         :param pulumi.Input['InventoryArgs'] inventory: A Reservation's `inventory` output: the command runs from stack state alone.
         :param pulumi.Input[_builtins.bool] background: Start the command detached so it outlives the step (like a tmux session); destroy stops it.
         :param pulumi.Input[_builtins.bool] become: Run as root through sudo when the login user is not root.
-        :param pulumi.Input[_builtins.str] delete: Shell command run on destroy (e.g. stop a service).
+        :param pulumi.Input[_builtins.str] delete: Shell command run on destroy (e.g. stop a service). May be a template, like `create`.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] environment: Environment variables for the command.
         :param pulumi.Input[_builtins.str] on: Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).
+        :param pulumi.Input[_builtins.str] ready_command: With `background`: a shell command run on each host every 0.1 s until it exits 0 (may be a template, like `create`); with `readyPort`, both must hold.
+        :param pulumi.Input[_builtins.int] ready_port: With `background`: the step completes once a TCP socket listens on this port on each host (checked without connecting to it), so the next step never races the server. A port in use before the command starts fails the step.
+        :param pulumi.Input[_builtins.float] ready_timeout: Seconds to wait for `readyPort`/`readyCommand` on each host (default 60); a host where the command is not ready by then (or exits before) fails the step, naming it, and the command is stopped there.
         :param pulumi.Input[_builtins.float] timeout: Seconds before a host's run is killed and reported (0 or omitted: no limit).
         :param pulumi.Input[Sequence[Any]] triggers: Any values: a change re-runs the command.
-        :param pulumi.Input[_builtins.str] update: Shell command run when a re-run is due (a change of `create`, `environment`, `triggers`, `on`, `background`, `become` or of the matched hosts); `create` when omitted.
+        :param pulumi.Input[_builtins.str] update: Shell command run when a re-run is due (a change of `create` — for a template, of what it renders to on some host —, `environment`, `triggers`, `on`, `background`, `become` or of the matched hosts); `create` when omitted. May be a template, like `create`.
+        :param pulumi.Input[Mapping[str, Any]] vars: Variables for the command's templates, beside each host's own (EnOSlib's `extra_vars`; Ansible extra vars, which take precedence). Only a change of what a template renders to re-runs the command.
         """
         pulumi.set(__self__, "create", create)
         pulumi.set(__self__, "inventory", inventory)
@@ -59,18 +67,26 @@ class CommandArgs:
             on = 'all'
         if on is not None:
             pulumi.set(__self__, "on", on)
+        if ready_command is not None:
+            pulumi.set(__self__, "ready_command", ready_command)
+        if ready_port is not None:
+            pulumi.set(__self__, "ready_port", ready_port)
+        if ready_timeout is not None:
+            pulumi.set(__self__, "ready_timeout", ready_timeout)
         if timeout is not None:
             pulumi.set(__self__, "timeout", timeout)
         if triggers is not None:
             pulumi.set(__self__, "triggers", triggers)
         if update is not None:
             pulumi.set(__self__, "update", update)
+        if vars is not None:
+            pulumi.set(__self__, "vars", vars)
 
     @_builtins.property
     @pulumi.getter
     def create(self) -> pulumi.Input[_builtins.str]:
         """
-        Shell command run on `pulumi up` when the step is created.
+        Shell command run on `pulumi up` when the step is created. A Jinja template (text with `{{` or `{%`) is rendered on each host with the variables a Play sees (`testbed_networks`, `testbed_roles`, its group's `vars`, `inventory_hostname`, `groups`, `hostvars`…) and `vars`; any other text runs as it is.
         """
         return pulumi.get(self, "create")
 
@@ -118,7 +134,7 @@ class CommandArgs:
     @pulumi.getter
     def delete(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        Shell command run on destroy (e.g. stop a service).
+        Shell command run on destroy (e.g. stop a service). May be a template, like `create`.
         """
         return pulumi.get(self, "delete")
 
@@ -151,6 +167,42 @@ class CommandArgs:
         pulumi.set(self, "on", value)
 
     @_builtins.property
+    @pulumi.getter(name="readyCommand")
+    def ready_command(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        With `background`: a shell command run on each host every 0.1 s until it exits 0 (may be a template, like `create`); with `readyPort`, both must hold.
+        """
+        return pulumi.get(self, "ready_command")
+
+    @ready_command.setter
+    def ready_command(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "ready_command", value)
+
+    @_builtins.property
+    @pulumi.getter(name="readyPort")
+    def ready_port(self) -> pulumi.Input[Optional[_builtins.int]]:
+        """
+        With `background`: the step completes once a TCP socket listens on this port on each host (checked without connecting to it), so the next step never races the server. A port in use before the command starts fails the step.
+        """
+        return pulumi.get(self, "ready_port")
+
+    @ready_port.setter
+    def ready_port(self, value: pulumi.Input[Optional[_builtins.int]]):
+        pulumi.set(self, "ready_port", value)
+
+    @_builtins.property
+    @pulumi.getter(name="readyTimeout")
+    def ready_timeout(self) -> pulumi.Input[Optional[_builtins.float]]:
+        """
+        Seconds to wait for `readyPort`/`readyCommand` on each host (default 60); a host where the command is not ready by then (or exits before) fails the step, naming it, and the command is stopped there.
+        """
+        return pulumi.get(self, "ready_timeout")
+
+    @ready_timeout.setter
+    def ready_timeout(self, value: pulumi.Input[Optional[_builtins.float]]):
+        pulumi.set(self, "ready_timeout", value)
+
+    @_builtins.property
     @pulumi.getter
     def timeout(self) -> pulumi.Input[Optional[_builtins.float]]:
         """
@@ -178,13 +230,25 @@ class CommandArgs:
     @pulumi.getter
     def update(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        Shell command run when a re-run is due (a change of `create`, `environment`, `triggers`, `on`, `background`, `become` or of the matched hosts); `create` when omitted.
+        Shell command run when a re-run is due (a change of `create` — for a template, of what it renders to on some host —, `environment`, `triggers`, `on`, `background`, `become` or of the matched hosts); `create` when omitted. May be a template, like `create`.
         """
         return pulumi.get(self, "update")
 
     @update.setter
     def update(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "update", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def vars(self) -> pulumi.Input[Optional[Mapping[str, Any]]]:
+        """
+        Variables for the command's templates, beside each host's own (EnOSlib's `extra_vars`; Ansible extra vars, which take precedence). Only a change of what a template renders to re-runs the command.
+        """
+        return pulumi.get(self, "vars")
+
+    @vars.setter
+    def vars(self, value: pulumi.Input[Optional[Mapping[str, Any]]]):
+        pulumi.set(self, "vars", value)
 
 
 @pulumi.type_token("testbed:index:Command")
@@ -200,9 +264,13 @@ class Command(pulumi.CustomResource):
                  environment: pulumi.Input[Optional[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  inventory: pulumi.Input[Optional[Union['InventoryArgs', 'InventoryArgsDict']]] = None,
                  on: pulumi.Input[Optional[_builtins.str]] = None,
+                 ready_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 ready_port: pulumi.Input[Optional[_builtins.int]] = None,
+                 ready_timeout: pulumi.Input[Optional[_builtins.float]] = None,
                  timeout: pulumi.Input[Optional[_builtins.float]] = None,
                  triggers: pulumi.Input[Optional[Sequence[Any]]] = None,
                  update: pulumi.Input[Optional[_builtins.str]] = None,
+                 vars: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  __props__=None):
         """
         A shell command run through SSH on the hosts of a Reservation that match a pattern (EnOSlib's `run_command`). Preview runs nothing. A non-zero exit on any host fails the step, naming the hosts, their exit codes and the end of their stderr; the partial results stay in the stack and the next `pulumi up` retries.
@@ -211,14 +279,18 @@ class Command(pulumi.CustomResource):
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.bool] background: Start the command detached so it outlives the step (like a tmux session); destroy stops it.
         :param pulumi.Input[_builtins.bool] become: Run as root through sudo when the login user is not root.
-        :param pulumi.Input[_builtins.str] create: Shell command run on `pulumi up` when the step is created.
-        :param pulumi.Input[_builtins.str] delete: Shell command run on destroy (e.g. stop a service).
+        :param pulumi.Input[_builtins.str] create: Shell command run on `pulumi up` when the step is created. A Jinja template (text with `{{` or `{%`) is rendered on each host with the variables a Play sees (`testbed_networks`, `testbed_roles`, its group's `vars`, `inventory_hostname`, `groups`, `hostvars`…) and `vars`; any other text runs as it is.
+        :param pulumi.Input[_builtins.str] delete: Shell command run on destroy (e.g. stop a service). May be a template, like `create`.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] environment: Environment variables for the command.
         :param pulumi.Input[Union['InventoryArgs', 'InventoryArgsDict']] inventory: A Reservation's `inventory` output: the command runs from stack state alone.
         :param pulumi.Input[_builtins.str] on: Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).
+        :param pulumi.Input[_builtins.str] ready_command: With `background`: a shell command run on each host every 0.1 s until it exits 0 (may be a template, like `create`); with `readyPort`, both must hold.
+        :param pulumi.Input[_builtins.int] ready_port: With `background`: the step completes once a TCP socket listens on this port on each host (checked without connecting to it), so the next step never races the server. A port in use before the command starts fails the step.
+        :param pulumi.Input[_builtins.float] ready_timeout: Seconds to wait for `readyPort`/`readyCommand` on each host (default 60); a host where the command is not ready by then (or exits before) fails the step, naming it, and the command is stopped there.
         :param pulumi.Input[_builtins.float] timeout: Seconds before a host's run is killed and reported (0 or omitted: no limit).
         :param pulumi.Input[Sequence[Any]] triggers: Any values: a change re-runs the command.
-        :param pulumi.Input[_builtins.str] update: Shell command run when a re-run is due (a change of `create`, `environment`, `triggers`, `on`, `background`, `become` or of the matched hosts); `create` when omitted.
+        :param pulumi.Input[_builtins.str] update: Shell command run when a re-run is due (a change of `create` — for a template, of what it renders to on some host —, `environment`, `triggers`, `on`, `background`, `become` or of the matched hosts); `create` when omitted. May be a template, like `create`.
+        :param pulumi.Input[Mapping[str, Any]] vars: Variables for the command's templates, beside each host's own (EnOSlib's `extra_vars`; Ansible extra vars, which take precedence). Only a change of what a template renders to re-runs the command.
         """
         ...
     @overload
@@ -251,9 +323,13 @@ class Command(pulumi.CustomResource):
                  environment: pulumi.Input[Optional[Mapping[str, pulumi.Input[_builtins.str]]]] = None,
                  inventory: pulumi.Input[Optional[Union['InventoryArgs', 'InventoryArgsDict']]] = None,
                  on: pulumi.Input[Optional[_builtins.str]] = None,
+                 ready_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 ready_port: pulumi.Input[Optional[_builtins.int]] = None,
+                 ready_timeout: pulumi.Input[Optional[_builtins.float]] = None,
                  timeout: pulumi.Input[Optional[_builtins.float]] = None,
                  triggers: pulumi.Input[Optional[Sequence[Any]]] = None,
                  update: pulumi.Input[Optional[_builtins.str]] = None,
+                 vars: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -276,9 +352,13 @@ class Command(pulumi.CustomResource):
             if on is None:
                 on = 'all'
             __props__.__dict__["on"] = on
+            __props__.__dict__["ready_command"] = ready_command
+            __props__.__dict__["ready_port"] = ready_port
+            __props__.__dict__["ready_timeout"] = ready_timeout
             __props__.__dict__["timeout"] = timeout
             __props__.__dict__["triggers"] = triggers
             __props__.__dict__["update"] = update
+            __props__.__dict__["vars"] = vars
             __props__.__dict__["hosts"] = None
             __props__.__dict__["results"] = None
             __props__.__dict__["stdout"] = None
@@ -314,11 +394,15 @@ class Command(pulumi.CustomResource):
         __props__.__dict__["hosts"] = None
         __props__.__dict__["inventory"] = None
         __props__.__dict__["on"] = None
+        __props__.__dict__["ready_command"] = None
+        __props__.__dict__["ready_port"] = None
+        __props__.__dict__["ready_timeout"] = None
         __props__.__dict__["results"] = None
         __props__.__dict__["stdout"] = None
         __props__.__dict__["timeout"] = None
         __props__.__dict__["triggers"] = None
         __props__.__dict__["update"] = None
+        __props__.__dict__["vars"] = None
         return Command(resource_name, opts=opts, __props__=__props__)
 
     @_builtins.property
@@ -341,7 +425,7 @@ class Command(pulumi.CustomResource):
     @pulumi.getter
     def create(self) -> pulumi.Output[_builtins.str]:
         """
-        Shell command run on `pulumi up` when the step is created.
+        Shell command run on `pulumi up` when the step is created. A Jinja template (text with `{{` or `{%`) is rendered on each host with the variables a Play sees (`testbed_networks`, `testbed_roles`, its group's `vars`, `inventory_hostname`, `groups`, `hostvars`…) and `vars`; any other text runs as it is.
         """
         return pulumi.get(self, "create")
 
@@ -349,7 +433,7 @@ class Command(pulumi.CustomResource):
     @pulumi.getter
     def delete(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Shell command run on destroy (e.g. stop a service).
+        Shell command run on destroy (e.g. stop a service). May be a template, like `create`.
         """
         return pulumi.get(self, "delete")
 
@@ -384,6 +468,30 @@ class Command(pulumi.CustomResource):
         Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).
         """
         return pulumi.get(self, "on")
+
+    @_builtins.property
+    @pulumi.getter(name="readyCommand")
+    def ready_command(self) -> pulumi.Output[Optional[_builtins.str]]:
+        """
+        With `background`: a shell command run on each host every 0.1 s until it exits 0 (may be a template, like `create`); with `readyPort`, both must hold.
+        """
+        return pulumi.get(self, "ready_command")
+
+    @_builtins.property
+    @pulumi.getter(name="readyPort")
+    def ready_port(self) -> pulumi.Output[Optional[_builtins.int]]:
+        """
+        With `background`: the step completes once a TCP socket listens on this port on each host (checked without connecting to it), so the next step never races the server. A port in use before the command starts fails the step.
+        """
+        return pulumi.get(self, "ready_port")
+
+    @_builtins.property
+    @pulumi.getter(name="readyTimeout")
+    def ready_timeout(self) -> pulumi.Output[Optional[_builtins.float]]:
+        """
+        Seconds to wait for `readyPort`/`readyCommand` on each host (default 60); a host where the command is not ready by then (or exits before) fails the step, naming it, and the command is stopped there.
+        """
+        return pulumi.get(self, "ready_timeout")
 
     @_builtins.property
     @pulumi.getter
@@ -421,7 +529,15 @@ class Command(pulumi.CustomResource):
     @pulumi.getter
     def update(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Shell command run when a re-run is due (a change of `create`, `environment`, `triggers`, `on`, `background`, `become` or of the matched hosts); `create` when omitted.
+        Shell command run when a re-run is due (a change of `create` — for a template, of what it renders to on some host —, `environment`, `triggers`, `on`, `background`, `become` or of the matched hosts); `create` when omitted. May be a template, like `create`.
         """
         return pulumi.get(self, "update")
+
+    @_builtins.property
+    @pulumi.getter
+    def vars(self) -> pulumi.Output[Optional[Mapping[str, Any]]]:
+        """
+        Variables for the command's templates, beside each host's own (EnOSlib's `extra_vars`; Ansible extra vars, which take precedence). Only a change of what a template renders to re-runs the command.
+        """
+        return pulumi.get(self, "vars")
 

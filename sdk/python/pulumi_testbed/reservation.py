@@ -134,7 +134,9 @@ class Reservation(pulumi.CustomResource):
             __props__.__dict__["machines"] = machines
             __props__.__dict__["name"] = name
             __props__.__dict__["networks"] = networks
+            __props__.__dict__["addresses"] = None
             __props__.__dict__["backend"] = None
+            __props__.__dict__["host_addresses"] = None
             __props__.__dict__["hosts"] = None
             __props__.__dict__["inventory"] = None
             __props__.__dict__["roles"] = None
@@ -164,7 +166,9 @@ class Reservation(pulumi.CustomResource):
 
         __props__ = ReservationArgs.__new__(ReservationArgs)
 
+        __props__.__dict__["addresses"] = None
         __props__.__dict__["backend"] = None
+        __props__.__dict__["host_addresses"] = None
         __props__.__dict__["hosts"] = None
         __props__.__dict__["inventory"] = None
         __props__.__dict__["machines"] = None
@@ -177,11 +181,27 @@ class Reservation(pulumi.CustomResource):
 
     @_builtins.property
     @pulumi.getter
+    def addresses(self) -> pulumi.Output[Mapping[str, Mapping[str, Sequence[_builtins.str]]]]:
+        """
+        Network id -> role -> the addresses of that role's hosts on the network, in host order: `addresses["experiment"]["server"][0]` is the first server's address on the `experiment` network. The network SSH uses (the local testbed's management network, Grid'5000's production network: each host's `address`) is `_ssh`.
+        """
+        return pulumi.get(self, "addresses")
+
+    @_builtins.property
+    @pulumi.getter
     def backend(self) -> pulumi.Output[_builtins.str]:
         """
         The testbed this reservation lives on.
         """
         return pulumi.get(self, "backend")
+
+    @_builtins.property
+    @pulumi.getter(name="hostAddresses")
+    def host_addresses(self) -> pulumi.Output[Mapping[str, Mapping[str, _builtins.str]]]:
+        """
+        Host name -> network id -> the host's address on that network (`_ssh`: the address SSH uses), as `testbed_networks` gives each host in templates.
+        """
+        return pulumi.get(self, "host_addresses")
 
     @_builtins.property
     @pulumi.getter
