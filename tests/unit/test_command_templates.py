@@ -121,13 +121,13 @@ def test_vars_and_readiness_rules():
     def failures(**changes):
         return [(f.property, f.reason) for f in check(**changes).failures]
 
-    assert failures(vars=["x"]) == [("vars", "must be an object of variables for the command's templates, e.g. {server: …, duration: 10}")]
+    assert failures(vars=["x"]) == [("vars", "must be an object of variables for the command's templates, e.g. {server: …, duration: 10} (got a list)")]
     assert failures(readyPort=5201) == [("readyPort", "only for a background command (`background: true`): a foreground command is done when it exits")]
     assert failures(background=True, readyPort=5201, readyTimeout=5) == []
     assert failures(background=True, readyPort=0)[0][0] == "readyPort"
     assert failures(background=True, readyPort=True)[0][0] == "readyPort"
     assert failures(background=True, readyCommand=" ") == [
-        ("readyCommand", "must be a non-empty shell command (it must exit 0 once the background command is ready)")]
+        ("readyCommand", "must be a non-empty shell command (it must exit 0 once the background command is ready) (got the string ` `)")]
     assert failures(background=True, readyTimeout=5) == [("readyTimeout", "has no effect without `readyPort` or `readyCommand`")]
     assert failures(background=True, readyPort=5201, readyTimeout=0)[0][0] == "readyTimeout"
     assert failures(background=True, readyCommand="test -e {{ nope }}")[0] == (

@@ -34,6 +34,7 @@ class WidgetArgs:
     tags: Optional[dict[str, str]] = prop("Tags.")
     anything: Optional[list[Any]] = prop("Triggers.")
     ratio: Optional[float] = prop("Ratio.", maximum=1, replace=True)
+    wait: float = prop("Seconds.", default=60.0)
 
 
 @dataclass(kw_only=True)
@@ -59,6 +60,8 @@ def test_the_schema_follows_the_types():
     assert spec["inputProperties"]["tags"]["additionalProperties"] == {"type": "string"}
     assert spec["inputProperties"]["anything"]["items"] == {"$ref": "pulumi.json#/Any"}
     assert spec["inputProperties"]["ratio"]["replaceOnChanges"] is True
+    # a default Check does not record stays the provider's: the SDK would send it otherwise
+    assert spec["inputProperties"]["wait"] == {"type": "number", "description": "Seconds. Default: `60`."}
     assert "made" not in spec["inputProperties"] and "made" in spec["properties"]
     assert object_type(Part)["required"] == ["size"]
     assert default_of(WidgetArgs, "colour") is Colour.RED
@@ -79,7 +82,7 @@ def test_check_names_each_bad_value_by_its_path():
         "tags.a": "must be a string (got `1`)",
         "ratio": "must be at most 1 (got 2)",
         "token": "must be a string (got a secret value)",
-        "nope": "unknown property `nope` (Widget accepts anything, colour, parts, ratio, tags, token)",
+        "nope": "unknown property `nope` (Widget accepts anything, colour, parts, ratio, tags, token, wait)",
     }
     assert failures({"parts": []}) == {"parts": "must list at least one part"}
 

@@ -40,17 +40,18 @@ from ..testbeds.base import CheckFailure
 from .base import CheckResult, ReadResult
 from .deadline import deadline
 from .diff import DiffResult
-from .steps import Step, check_targets, note_unchecked_pattern, check_timeout, step_diff
+from ..typed.model import default_of, input_names
+from .command_schema import COMMAND
+from .steps import Step, note_unchecked_pattern, step_diff
 from .steps import inventory_of as _inventory
 from .steps import top as _top
 
-INPUT_KEYS = {"inventory", "on", "create", "update", "delete", "background", "environment", "triggers", "timeout", "become",
-              "vars", "readyPort", "readyCommand", "readyTimeout", "renderedHashes"}
+INPUT_KEYS = input_names(COMMAND.inputs) | {"renderedHashes"}
 HIDDEN_KEYS = {"renderedHashes"}  # computed by Check, not the program's
 RERUN_KEYS = {"create", "environment", "triggers", "on", "background", "become"}
 TEMPLATE_KEYS = ("create", "update", "delete", "readyCommand")
 READY_KEYS = ("readyPort", "readyCommand", "readyTimeout")
-DEFAULT_READY_TIMEOUT = 60.0
+DEFAULT_READY_TIMEOUT = float(default_of(COMMAND.inputs, "ready_timeout"))
 STDERR_TAIL = 400
 # The last line of a background start's stderr when it did not get ready (see scripts.bg_start_script).
 NOT_READY = ("not ready after ", "the command exited with status ", "TCP port ")
@@ -62,6 +63,7 @@ Fail = Callable[[str, str], None]
 
 class Command(Step):
     token = "testbed:index:Command"
+    definition = COMMAND
 
     @classmethod
     def warm_up(cls) -> None:
@@ -73,34 +75,14 @@ class Command(Step):
     # ---- Check -------------------------------------------------------------------------------
 
     def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        inputs = {k: v for k, v in news.items() if v is not None and k not in HIDDEN_KEYS}
-        inputs.setdefault("on", "all")
-        failures: list[CheckFailure] = []
+        inputs, failures = self.check_definition({k: v for k, v in news.items() if k not in HIDDEN_KEYS})
         fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
-        for key in sorted(set(inputs) - INPUT_KEYS):
-            fail(key, f"unknown property `{key}` (Command accepts {', '.join(sorted(INPUT_KEYS - HIDDEN_KEYS))})")
-        for key in ("create", "update", "delete"):
-            value = reveal(inputs.get(key))  # a secret command (e.g. built from a secret output) is a command too
-            if value is UNKNOWN or value is None and key != "create":
-                continue
-            if not isinstance(value, str) or not value.strip():
-                fail(key, "required: a non-empty shell command" if key == "create" else "must be a non-empty shell command")
-        on = inputs.get("on")
-        if on is not UNKNOWN and (not isinstance(on, str) or not on.strip()):
-            fail("on", "must be an Ansible host pattern over roles and host names, e.g. `server`, `client:!server`, `all`")
-        env = inputs.get("environment")
-        if isinstance(env, dict):
-            for k, v in env.items():
-                if not ENV_NAME.match(k):
-                    fail(f"environment.{k}", "not a valid environment variable name")
-                elif v is not UNKNOWN and not isinstance(reveal(v), str):
-                    fail(f"environment.{k}", "must be a string")
-        elif env is not None and env is not UNKNOWN:
-            fail("environment", "must be a map of variable names to strings")
-        check_vars(inputs, fail)
+        env = reveal(inputs.get("environment"))
+        for key in env if isinstance(env, dict) else ():
+            if not ENV_NAME.match(key):
+                fail(f"environment.{key}", "not a valid environment variable name")
         check_ready(inputs, fail)
-        check_timeout(inputs, fail)
-        inventory = check_targets(inputs, not failures, fail, self.ctx.planned.values())
+        inventory = self.check_pattern(inputs, failures)
         if inventory is not None and not failures:
             hashes = check_templates(inputs, inventory, fail)
             if hashes is not None:
@@ -110,7 +92,7 @@ class Command(Step):
     # ---- Diff --------------------------------------------------------------------------------
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return step_diff(outputs, old_inputs, news, INPUT_KEYS)
+        return step_diff(outputs, old_inputs, news, INPUT_KEYS, definition=COMMAND.inputs)
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 
@@ -209,7 +191,8 @@ class Command(Step):
         failed = [r for r in results if r.status != "ok"]
         if failed:
             return outputs, limit.explain(_failure_message(failed, len(results)))
-        await self.ctx.log.info(urn, f"ran on {len(results)} host(s): {', '.join(r.host for r in results[:8])}{' …' if len(results) > 8 else ''}")
+        did = "started in the background, ready," if waits else "ran"
+        await self.ctx.log.info(urn, f"{did} on {len(results)} host(s): {', '.join(r.host for r in results[:8])}{' …' if len(results) > 8 else ''}")
         return outputs, None
 
     async def _stop_background(self, urn: str, rid: str, inputs: dict[str, Any]) -> None:
@@ -266,22 +249,10 @@ def _failure_message(failed: list[HostResult], total: int) -> str:
 # ---- rules of the inputs this controller adds (small functions, callable from a generic Check) ----
 
 
-def check_vars(inputs: dict[str, Any], fail: Fail) -> None:
-    """`vars`: an object of variables for the templates (EnOSlib's `extra_vars`)."""
-    value = inputs.get("vars")
-    if value is not None and value is not UNKNOWN and not isinstance(reveal(value), dict):
-        fail("vars", "must be an object of variables for the command's templates, e.g. {server: …, duration: 10}")
-
-
 def check_ready(inputs: dict[str, Any], fail: Fail) -> None:
     """`readyPort`, `readyCommand`, `readyTimeout`: for a background command only."""
     port, command, limit = (inputs.get(k) for k in READY_KEYS)
-    if port is not None and port is not UNKNOWN and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
-        fail("readyPort", f"must be a TCP port number, 1–65535 (got {port!r})")
-    revealed = reveal(command)
-    if command is not None and revealed is not UNKNOWN and (not isinstance(revealed, str) or not revealed.strip()):
-        fail("readyCommand", "must be a non-empty shell command (it must exit 0 once the background command is ready)")
-    if limit is not None and limit is not UNKNOWN and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
+    if isinstance(limit, (int, float)) and limit == 0:
         fail("readyTimeout", f"must be a number of seconds > 0 (default {DEFAULT_READY_TIMEOUT:g})")
     if limit is not None and port is None and command is None:
         fail("readyTimeout", "has no effect without `readyPort` or `readyCommand`")

@@ -57,7 +57,7 @@ class Fetch(Step):
     # ---- Diff --------------------------------------------------------------------------------
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return step_diff(outputs, old_inputs, news, INPUT_KEYS)
+        return step_diff(outputs, old_inputs, news, INPUT_KEYS, definition=FETCH.inputs)
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 

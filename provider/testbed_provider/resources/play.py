@@ -96,7 +96,7 @@ class Play(Step):
     # ---- Diff --------------------------------------------------------------------------------
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return step_diff(outputs, old_inputs, news, INPUT_KEYS, with_vars=True)
+        return step_diff(outputs, old_inputs, news, INPUT_KEYS, with_vars=True, definition=PLAY.inputs)
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 

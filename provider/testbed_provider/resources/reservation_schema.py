@@ -111,6 +111,14 @@ class ReservationState(ReservationArgs):
     backend: str = prop('The testbed this reservation lives on.', output=True)
     hosts: list[Host] = prop('The reserved hosts.', output=True)
     roles: dict[str, list[str]] = prop('Role -> host names.', output=True)
+    addresses: dict[str, dict[str, list[str]]] = prop(
+        "Network id -> role -> the addresses of that role's hosts on the network, in host order: "
+        "`addresses[\"experiment\"][\"server\"][0]` is the first server's address on the `experiment` network. The network "
+        "SSH uses (the local testbed's management network, Grid'5000's production network: each host's `address`) is `_ssh`.",
+        output=True)
+    host_addresses: dict[str, dict[str, str]] = prop(
+        "Host name -> network id -> the host's address on that network (`_ssh`: the address SSH uses), as `testbed_networks` "
+        "gives each host in templates.", output=True)
     ssh: SshConnection = prop('SSH connection data (public).', output=True)
     inventory: Inventory = prop('Inventory for later steps; only its `ssh.privateKey` is secret in state, so host names, addresses and roles show.', output=True)
     ssh_private_key: str = prop('Private SSH key reaching every host as root (secret).', secret=True, output=True)

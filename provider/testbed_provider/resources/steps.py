@@ -13,7 +13,7 @@ from ..protocol.redact import REDACTOR
 from ..remote import PatternError, match_hosts
 from ..remote.patterns import match_planned
 from ..testbeds.base import CheckFailure
-from ..typed.check import check_inputs
+from ..typed.check import check_inputs, with_defaults
 from ..typed.model import Resource, input_names
 from .base import PlannedHosts, ProviderContext, ResourceController
 from .diff import DiffResult, Kind, diff_inputs
@@ -161,12 +161,16 @@ def check_targets(inputs: dict[str, Any], ready: bool, fail, planned: Iterable[P
 
 
 def step_diff(outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any], input_keys: set[str],
-              with_vars: bool = False) -> DiffResult:
-    """A step's diff: inputs compared as usual, except the inventory, which is compared by what
-    it means for the step — the machines it reaches (and their variables, for steps that
-    template them); another host's change is recorded without re-running."""
+              with_vars: bool = False, definition: Optional[type] = None) -> DiffResult:
+    """A step's diff: inputs compared as usual (declared defaults given or omitted are the same),
+    except the inventory, which is compared by what it means for the step — the machines it
+    reaches (and their variables, for steps that template them); another host's change is
+    recorded without re-running."""
     old_inputs = old_inputs or {k: v for k, v in outputs.items() if k in input_keys}
-    result = diff_inputs(old_inputs, news, replace_keys=())
+    if definition is not None:
+        result = diff_inputs(with_defaults(definition, old_inputs), with_defaults(definition, news), replace_keys=())
+    else:
+        result = diff_inputs(old_inputs, news, replace_keys=())
     result.detailed = {p: k for p, k in result.detailed.items() if not p.startswith("inventory")}
     if has_unknowns(news.get("inventory")) or has_unknowns(news.get("on")):
         result.detailed.setdefault("hosts", Kind.UPDATE)

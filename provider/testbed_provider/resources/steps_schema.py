@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from ..typed.model import prop
 from .reservation_schema import Inventory
 
-PATTERN = r"\s*\S[\s\S]*"  # anything but blank: Ansible's own grammar is checked against the inventory
+NON_BLANK = r"\s*\S[\s\S]*"  # anything but blank text
+PATTERN = NON_BLANK  # Ansible's own grammar is checked against the inventory
 PATTERN_HINT = "an Ansible host pattern over roles and host names, e.g. `server`, `client:!server`, `all`"
 SECONDS_HINT = "a number of seconds ≥ 0 (0: no limit)"
 

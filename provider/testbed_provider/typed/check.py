@@ -114,7 +114,7 @@ def _check_value(f: Field, t: Type, value: Any, path: str, failures: list[CheckF
         return
     if kind == "array":
         if not isinstance(plain, list):
-            fail(f"must be a list of {_plural(t.element)} (got {shown(value)})")
+            fail(f"must be {f.prop.hint if t is f.type and f.prop.hint else 'a list of ' + _plural(t.element)} (got {shown(value)})")
             return
         if f.prop.min_items is not None and t is f.type and len(plain) < f.prop.min_items:
             noun = f.prop.noun or "item"
@@ -124,7 +124,8 @@ def _check_value(f: Field, t: Type, value: Any, path: str, failures: list[CheckF
         return
     if kind == "map":
         if not isinstance(plain, dict):
-            fail(f"must be an object of names to {_plural(t.element)} (got {shown(value)})")
+            what = f.prop.hint if t is f.type and f.prop.hint else "an object of names to " + _plural(t.element)
+            fail(f"must be {what} (got {shown(value)})")
             return
         for k, item in plain.items():
             _check_value(f, t.element, item, _join(path, str(k)), failures)
@@ -152,3 +153,29 @@ def _num(x: float) -> str:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def with_defaults(cls: type, inputs: dict[str, Any]) -> dict[str, Any]:
+    """`inputs` with every declared default filled in, nested objects included: what a diff
+    compares, so a default the SDK sends (it writes schema defaults into the arguments) or an
+    older state lacks is no change."""
+    out = dict(inputs)
+    for f in input_fields(cls):
+        value = out.get(f.name)
+        if value is None and f.has_default:
+            out[f.name] = f.prop.default.value if isinstance(f.prop.default, enum.Enum) else f.prop.default
+        elif value is not None:
+            out[f.name] = _defaults_in(f.type, value)
+    return out
+
+
+def _defaults_in(t: Type, value: Any) -> Any:
+    if isinstance(value, Secret):
+        return Secret(_defaults_in(t, value.value))
+    if t.kind == "object" and isinstance(value, dict):
+        return with_defaults(t.klass, value)
+    if t.kind == "array" and isinstance(value, list):
+        return [_defaults_in(t.element, v) for v in value]
+    if t.kind == "map" and isinstance(value, dict):
+        return {k: _defaults_in(t.element, v) for k, v in value.items()}
+    return value

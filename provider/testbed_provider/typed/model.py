@@ -135,8 +135,8 @@ class Field:
 
     @property
     def required_output(self) -> bool:
-        """Always in the state: not Optional, or filled in by Check."""
-        return not self.optional or self.prop.fill
+        """Always in the state: filled in by Check, or required of the program."""
+        return self.prop.fill or (not self.optional and not self.has_default)
 
 
 def camel(name: str) -> str:

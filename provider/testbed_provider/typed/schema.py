@@ -31,6 +31,10 @@ def type_spec(t: Type) -> dict[str, Any]:
 
 
 def property_spec(f: Field) -> dict[str, Any]:
+    """A property. A default becomes the schema's `default` only when Check records it too
+    (`fill`): the SDKs write schema defaults into every program's arguments, which would make
+    a provider-side default look given (`readyTimeout` without `readyPort`, a walltime beside
+    `rawResources`) and change existing stacks' inputs; other defaults end the description."""
     spec = type_spec(f.type)
     if f.prop.secret:
         spec["secret"] = True
@@ -39,7 +43,11 @@ def property_spec(f: Field) -> dict[str, Any]:
     if isinstance(default, enum.Enum):
         default = default.value
     if default is not None and isinstance(default, (str, int, float, bool)):
-        spec["default"] = default
+        if f.prop.fill:
+            spec["default"] = default
+        else:
+            shown = str(default).lower() if isinstance(default, bool) else (f"{default:g}" if isinstance(default, float) else default)
+            spec["description"] = f"{f.prop.description.rstrip()} Default: `{shown}`."
     if f.prop.replace:
         spec["replaceOnChanges"] = True
     return spec
