@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections import Counter
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from aiohttp import web
 
@@ -19,9 +19,12 @@ from . import deployments, jobs, kavlan, sites
 from .clock import Clock
 from .errors import ApiError, response
 from .faults import STATUS_TEXT, Faults
-from .httputil import EMU, PREFIX_KEY, PREFIXES, USER_KEY, body, ok
+from .httputil import CLOCK, DEPLOYMENTS, JOBS, KAVLAN, PLATFORM, PREFIX_KEY, PREFIXES, USER_KEY, body, ok
 from .reference import build_platform
 from .store import Store
+
+if TYPE_CHECKING:
+    from .hosts import Hosts
 
 log = logging.getLogger("g5k_emulator")
 TICK = 0.1  # real seconds between two background scheduler passes
@@ -62,16 +65,19 @@ class Emulator:
         self.faults = Faults()
         self.calls: Counter[str] = Counter()
         self.jobs = jobs.Jobs(self.platform, self.clock, self.store)
-        self.deployments = deployments.Deployments(self, deploy_seconds)
-        self.kavlan = kavlan.Kavlan(self)
+        self.kavlan = kavlan.Kavlan(self.platform, self.store, self.jobs)
+        self.deployments = deployments.Deployments(self.platform, self.clock, self.store, self.jobs, self.kavlan, deploy_seconds)
         self._forget_host_work()
-        self.hosts = None
+        self.hosts: Optional[Hosts] = None
         if hosts:
-            from .hosts import Hosts  # needs root and the local backend's modules
-            self.hosts = Hosts(self, run_dir)
-        self.jobs.on_end = self._job_ended
-        if self.hosts is not None:
+            from .hosts import Hosts  # the host toolkit, imported only when hosts are wanted
+
+            self.hosts = Hosts(self.platform, self.store, self.clock, self.jobs, self.deployments, self.kavlan,
+                               self.public_keys, run_dir)
             self.jobs.on_launch = self.hosts.up
+            self.deployments.on_reinstall = self.hosts.reinstall
+            self.kavlan.on_move = self.hosts.move
+        self.jobs.on_end = self._job_ended
         self.port: Optional[int] = None
         self._runner: Optional[web.AppRunner] = None
         self._ticker: Optional[asyncio.Task[None]] = None
@@ -86,6 +92,11 @@ class Emulator:
         for dep in self.deployments.items.values():
             if dep.pop("hosts_busy", None) is not None:
                 self.deployments.save(dep)
+
+    def public_keys(self, user: str) -> list[str]:
+        """The keys `user` registered (root accepts them on that user's undeployed nodes)."""
+        found = self.users.get(user)
+        return found.public_keys if found else []
 
     def _job_ended(self, job: dict[str, Any]) -> None:
         self.kavlan.release(job)
@@ -154,7 +165,8 @@ class Emulator:
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 ** 2)
-        app[EMU] = self
+        app[PLATFORM], app[CLOCK], app[JOBS] = self.platform, self.clock, self.jobs
+        app[DEPLOYMENTS], app[KAVLAN] = self.deployments, self.kavlan
         self._control_routes(app)
         sites.add_routes(app)
         jobs.add_routes(app)

@@ -8,15 +8,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Optional
 
 from aiohttp import web
 
+from .clock import Clock
 from .errors import NOT_AUTHORIZED, ApiError
-from .reference import environment_names
-
-if TYPE_CHECKING:
-    from .app import Emulator
+from .jobs import Jobs
+from .kavlan import Kavlan
+from .reference import Platform, environment_names
+from .store import Store
 
 log = logging.getLogger("g5k_emulator.deployments")
 ACCEPTED = ("nodes", "environment", "version", "arch", "key", "vlan", "partition_label", "block_device",
@@ -26,15 +27,23 @@ INVALID = "The deployment you are trying to submit is not valid: "
 
 
 class Deployments:
-    def __init__(self, emu: "Emulator", deploy_seconds: float):
-        self.emu = emu
+    """Every deployment, in memory, written through to the store; moved along by `tick()`."""
+
+    def __init__(self, platform: Platform, clock: Clock, store: Store, jobs: Jobs, kavlan: Kavlan, deploy_seconds: float):
+        self.platform = platform
+        self.clock = clock
+        self.store = store
+        self.jobs = jobs
+        self.kavlan = kavlan  # kadeploy's `vlan` option moves the deployed nodes there
         self.deploy_seconds = deploy_seconds
-        self.items: dict[str, dict[str, Any]] = emu.store.load("deployment")
+        # set by the hosts manager: reinstalls the OK nodes of a deployment (then clears `hosts_busy`)
+        self.on_reinstall: Optional[Callable[[dict[str, Any], list[str]], None]] = None
+        self.items: dict[str, dict[str, Any]] = store.load("deployment")
         self.failures: dict[str, int] = {}  # fqdn → how many more deployments fail on it
         self.errors: dict[str, int] = {}  # fqdn → how many more deployments with it end `error`
 
     def save(self, dep: dict[str, Any]) -> None:
-        self.emu.store.put("deployment", dep["uid"], dep)
+        self.store.put("deployment", dep["uid"], dep)
 
     def add_failures(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("nodes"), list) or not data["nodes"]:
@@ -44,7 +53,7 @@ class Deployments:
             raise ApiError(422, "times must be a positive integer")
         target = self.errors if data.get("error") else self.failures
         for fqdn in data["nodes"]:
-            if fqdn not in self.emu.platform.nodes:
+            if fqdn not in self.platform.nodes:
                 raise ApiError(422, f"unknown node {fqdn!r}")
         for fqdn in data["nodes"]:
             target[fqdn] = target.get(fqdn, 0) + times
@@ -81,12 +90,12 @@ class Deployments:
         vlan = data.get("vlan")
         if vlan is not None:
             vlan = str(vlan)
-            if not vlan.isdigit() or int(vlan) not in self.emu.platform.vlan_ids(site):
+            if not vlan.isdigit() or int(vlan) not in self.platform.vlan_ids(site):
                 raise ApiError(400, f"Cannot launch deployment: Kadeploy error #4: the vlan {vlan} does not exist")
         name = env.split("@", 1)[0]
         if not env.startswith(("http://", "https://")) and name not in environment_names():
             raise ApiError(400, f"Cannot launch deployment: Kadeploy error #21: the environment '{env}' does not exist")
-        unknown = [n for n in nodes if n not in self.emu.platform.nodes or self.emu.platform.nodes[n].site != site]
+        unknown = [n for n in nodes if n not in self.platform.nodes or self.platform.nodes[n].site != site]
         if unknown:
             raise ApiError(400, f"Cannot launch deployment: Kadeploy error #2: unknown node(s) {', '.join(unknown)}")
         mine = self._deployable(site, user)
@@ -100,7 +109,7 @@ class Deployments:
             if busy:
                 raise ApiError(400, "Cannot launch deployment: Kadeploy error #16: some nodes are already being "
                                     f"deployed: {', '.join(busy)} (use ignore_nodes_deploying)")
-        now = self.emu.clock.now()
+        now = self.clock.now()
         uid = f"D-{uuid.uuid4()}"
         dep: dict[str, Any] = {
             "uid": uid, "site_uid": site, "user_uid": user, "environment": env, "version": data.get("version"),
@@ -123,7 +132,7 @@ class Deployments:
     def _deployable(self, site: str, user: str) -> dict[str, int]:
         """Nodes of the user's running deploy jobs on the site → their job uid."""
         out = {}
-        for job in self.emu.jobs.jobs.values():
+        for job in self.jobs.jobs.values():
             if job["site"] == site and job["user"] == user and job["state"] == "running" and "deploy" in job["types"]:
                 for n in (job.get("alloc") or {}).get("nodes", []):
                     out[n] = job["uid"]
@@ -134,12 +143,12 @@ class Deployments:
         if dep["user_uid"] != user:
             raise ApiError(403, NOT_AUTHORIZED)
         if dep["status"] in ("waiting", "processing"):
-            dep.update(status="canceled", updated_at=int(self.emu.clock.now()))
+            dep.update(status="canceled", updated_at=int(self.clock.now()))
             self.save(dep)
         return dep
 
     def tick(self) -> None:
-        now = self.emu.clock.now()
+        now = self.clock.now()
         for dep in self.items.values():
             if dep["status"] != "processing" or now < dep["done_at"] or dep.get("hosts_busy"):
                 continue
@@ -154,7 +163,7 @@ class Deployments:
                     log.info("deployment %s error: %s", dep["uid"], why)
                     self.save(dep)
                     continue
-                result = {}
+                result: dict[str, dict[str, Optional[str]]] = {}
                 for fqdn in dep["nodes"]:
                     if self._use(self.failures, fqdn):
                         result[fqdn] = {"macro": "SetDeploymentEnv", "micro": "SetDeploymentEnvUntrusted",
@@ -164,10 +173,10 @@ class Deployments:
                 dep["result"] = result
                 ok_nodes = [n for n, r in result.items() if r["state"] == "OK"]
                 if dep.get("vlan"):
-                    self.emu.kavlan.move_primary(dep["site_uid"], ok_nodes, dep["vlan"])
-                if self.emu.hosts is not None and ok_nodes:
+                    self.kavlan.move_primary(dep["site_uid"], ok_nodes, dep["vlan"])
+                if self.on_reinstall is not None and ok_nodes:
                     dep["hosts_busy"] = True
-                    self.emu.hosts.reinstall(dep, ok_nodes)
+                    self.on_reinstall(dep, ok_nodes)
                     self.save(dep)
                     continue
             dep.update(status="terminated", updated_at=int(now))
@@ -185,20 +194,20 @@ class Deployments:
 
 
 def add_routes(app: web.Application) -> None:
-    from .httputil import EMU, add, base, body, collection, ok, query, site_of, writer
+    from .httputil import DEPLOYMENTS, add, base, body, collection, ok, query, site_of, writer
 
     async def create(request: web.Request) -> web.Response:
-        emu = request.app[EMU]
+        deployments = request.app[DEPLOYMENTS]
         site = site_of(request)
-        dep = emu.deployments.submit(site, writer(request), await body(request))
+        dep = deployments.submit(site, writer(request), await body(request))
         url = f"{request.scheme}://{request.host}{base(request)}/sites/{site}/deployments/{dep['uid']}"
-        return ok(emu.deployments.api_object(dep, base(request)), 201, {"Location": url})
+        return ok(deployments.api_object(dep, base(request)), 201, {"Location": url})
 
     async def listing(request: web.Request) -> web.Response:
-        emu = request.app[EMU]
+        deployments = request.app[DEPLOYMENTS]
         site = site_of(request)
         q = query(request)
-        items = [d for d in emu.deployments.items.values() if d["site_uid"] == site]
+        items = [d for d in deployments.items.values() if d["site_uid"] == site]
         if q.get("user"):
             items = [d for d in items if d["user_uid"] == q["user"]]
         if q.get("status"):
@@ -210,18 +219,18 @@ def add_routes(app: web.Application) -> None:
             limit = min(max(0, int(q.get("limit", 50))), 500)
         except ValueError:
             raise ApiError(400, "Bad Request")
-        page = [emu.deployments.api_object(d, base(request)) for d in items[offset:offset + limit]]
+        page = [deployments.api_object(d, base(request)) for d in items[offset:offset + limit]]
         return ok(collection(page, f"{base(request)}/sites/{site}/deployments", len(items), offset))
 
     async def get(request: web.Request) -> web.Response:
-        emu = request.app[EMU]
-        dep = emu.deployments.get(site_of(request), request.match_info["uid"])
-        return ok(emu.deployments.api_object(dep, base(request)))
+        deployments = request.app[DEPLOYMENTS]
+        dep = deployments.get(site_of(request), request.match_info["uid"])
+        return ok(deployments.api_object(dep, base(request)))
 
     async def delete(request: web.Request) -> web.Response:
-        emu = request.app[EMU]
+        deployments = request.app[DEPLOYMENTS]
         site = site_of(request)
-        dep = emu.deployments.cancel(site, request.match_info["uid"], writer(request))
+        dep = deployments.cancel(site, request.match_info["uid"], writer(request))
         url = f"{request.scheme}://{request.host}{base(request)}/sites/{site}/deployments/{dep['uid']}"
         return web.Response(status=202, headers={"Location": url})
 

@@ -1,4 +1,5 @@
-"""Running nodes as real local hosts (needs root), built with the local backend's pieces.
+"""Running nodes as real local hosts (needs root), built with the provider's host toolkit
+(`testbed_provider.hosts`, which the local backend is built with too).
 
 Layout (instance id `<inst>`, 6 hex digits kept in the state file so a restarted emulator finds
 what a crashed one left behind):
@@ -6,7 +7,7 @@ what a crashed one left behind):
     site gateway address), bridge `v<i>-<k>` per site vlan (with the vlan gateway address .254);
   - node namespace `tbemu-<inst>-<node uid>` while the node's job runs: `eth0` with the node's
     reference IP on its site bridge, `eth1` (nodes that have one) plugged on the site bridge
-    without an address until KaVLAN moves it; one sshd (local backend's sshd.py).
+    without an address until KaVLAN moves it; one sshd (the toolkit's `sshd`).
 The `tbemu-` prefix is not matched by the local backend's `tb-` names or orphan sweep.
 
 Who logs in: root, with the job owner's registered public keys (the emulator's `--user`
@@ -24,17 +25,20 @@ import secrets
 import shutil
 import tempfile
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional
 
-from testbed_provider.testbeds.local import keys, netns, sshd
-from testbed_provider.testbeds.local.commands import run
-from testbed_provider.testbeds.local.readiness import wait_for_ssh
+from testbed_provider.common.private_files import write_private
+from testbed_provider.hosts import keys, netns, sshd
+from testbed_provider.hosts.commands import run
+from testbed_provider.hosts.readiness import wait_for_ssh
 
 from . import reference as ref
+from .clock import Clock
+from .deployments import Deployments
+from .jobs import Jobs
+from .kavlan import Kavlan, Move
 from .reference import Node
-
-if TYPE_CHECKING:
-    from .app import Emulator
+from .store import Store
 
 log = logging.getLogger("g5k_emulator.hosts")
 PREFIX = "tbemu-"
@@ -94,12 +98,22 @@ def etc_hosts_text(platform: ref.Platform) -> str:
 
 
 class Hosts:
-    def __init__(self, emu: "Emulator", run_dir: Optional[str]):
+    """The real hosts of running jobs' nodes. Jobs, deployments and KaVLAN call its hooks (`up`,
+    `down`, `reinstall`, `move`); it reads them back and records what it did in their objects."""
+
+    def __init__(self, platform: ref.Platform, store: Store, clock: Clock, jobs: Jobs, deployments: Deployments,
+                 kavlan: Kavlan, keys_of: Callable[[str], list[str]], run_dir: Optional[str]):
         if os.geteuid() != 0:
             raise ValueError("real hosts need root (network and mount namespaces); use --no-hosts")
-        self.emu = emu
-        self.instance = emu.store.get("meta", "instance") or secrets.token_hex(3)
-        emu.store.put("meta", "instance", self.instance)
+        self.platform = platform
+        self.store = store
+        self.clock = clock
+        self.jobs = jobs
+        self.deployments = deployments
+        self.kavlan = kavlan  # where each interface is (vlan_of)
+        self.keys_of = keys_of  # a user's registered public keys
+        self.instance = store.get("meta", "instance") or secrets.token_hex(3)
+        store.put("meta", "instance", self.instance)
         self.prefix = f"{PREFIX}{self.instance}-"
         self.switch = self.prefix + "sw"
         self._own_run_dir = run_dir is None
@@ -108,7 +122,7 @@ class Hosts:
         self.limit = asyncio.Semaphore(8)
         self.up_nodes: dict[str, int] = {}  # fqdn → job uid
         self.tasks: set[asyncio.Task[None]] = set()
-        self.etc_hosts = etc_hosts_text(emu.platform)
+        self.etc_hosts = etc_hosts_text(platform)
 
     def namespace(self, node: Node) -> str:
         return self.prefix + node.uid
@@ -123,12 +137,12 @@ class Hosts:
         await netns.teardown(netns.list_namespaces(self.prefix), None)  # left by a crash
         await netns.add_namespaces([self.switch], None)
         lines = ["link set lo up"]
-        for site in self.emu.platform.sites.values():
+        for site in self.platform.sites.values():
             prod = ref.production_network(site)
             lines += [f"link add {site_bridge(site)} type bridge",
                       f"addr add {ref.production_gateway(site)}/{prod.prefixlen} dev {site_bridge(site)}",
                       f"link set {site_bridge(site)} up"]
-            for vlan in self.emu.platform.vlan_ids(site.uid):
+            for vlan in self.platform.vlan_ids(site.uid):
                 net = ref.vlan_network(site, vlan)
                 lines += [f"link add {vlan_bridge(site, vlan)} type bridge",
                           f"addr add {ref.vlan_gateway(site, vlan)}/{net.prefixlen} dev {vlan_bridge(site, vlan)}",
@@ -139,7 +153,7 @@ class Hosts:
         # global vlans (it has no other interface, so nothing is forwarded out of the namespaces).
         await run(["ip", "netns", "exec", self.switch, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
                   what="enabling forwarding in the switch namespace")
-        for job in self.emu.jobs.jobs.values():  # resume the hosts of running jobs
+        for job in self.jobs.jobs.values():  # resume the hosts of running jobs
             if job["state"] in ("launching", "running"):
                 self.up(job)
 
@@ -172,20 +186,19 @@ class Hosts:
     def reinstall(self, dep: dict[str, Any], fqdns: list[str]) -> None:
         self._spawn(self._reinstall(dep, fqdns))
 
-    def move(self, moves: list[tuple[Node, str, str]]) -> None:
+    def move(self, moves: list[Move]) -> None:
         self._spawn(self._move(moves))
 
     # ---- work ------------------------------------------------------------------------------
 
     def _authorized(self, job: dict[str, Any], node: Node) -> list[str]:
-        deployed = self.emu.store.get("node", node.fqdn)
+        deployed = self.store.get("node", node.fqdn)
         if deployed and deployed.get("job") == job["uid"]:
             return deployed["keys"]
-        user = self.emu.users.get(job["user"])
-        return user.public_keys if user else []
+        return self.keys_of(job["user"])
 
     async def _up(self, job: dict[str, Any]) -> None:
-        nodes = [self.emu.platform.nodes[f] for f in (job.get("alloc") or {}).get("nodes", [])]
+        nodes = [self.platform.nodes[f] for f in (job.get("alloc") or {}).get("nodes", [])]
         try:
             async with self.lock:
                 if job["state"] not in ("launching", "running"):
@@ -200,10 +213,10 @@ class Hosts:
             log.exception("bringing up the nodes of job %s failed", job["uid"])
             job["killed"] = True
             job.setdefault("events", []).append({"uid": len(job.get("events", [])) + 1, "type": "SWITCH_INTO_ERROR_STATE",
-                                                 "created_at": int(self.emu.clock.now()),
+                                                 "created_at": int(self.clock.now()),
                                                  "description": f"[emulator] node bring-up failed: {err}"})
         job["hosts_ready"] = True
-        self.emu.jobs.save(job)
+        self.jobs.save(job)
 
     async def _build(self, job: dict[str, Any], nodes: list[Node]) -> None:
         nodes = [n for n in nodes if n.fqdn not in self.up_nodes]
@@ -212,7 +225,7 @@ class Hosts:
         await netns.add_namespaces([self.namespace(n) for n in nodes], None)
         links = []
         for node in nodes:
-            site = self.emu.platform.sites[node.site]
+            site = self.platform.sites[node.site]
             prefixlen = ref.production_network(site).prefixlen
             for device in ("eth0", "eth1") if node.eth1 else ("eth0",):
                 address = f"{node.ip}/{prefixlen}" if device == "eth0" else None
@@ -235,7 +248,7 @@ class Hosts:
             await run(["ip", "netns", "exec", self.namespace(node), "sysctl", "-q", "-w",
                        "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"],
                       what=f"setting the ARP behaviour of {node.uid}")
-            site = self.emu.platform.sites[node.site]
+            site = self.platform.sites[node.site]
             await run(["ip", "-n", self.namespace(node), "route", "replace", *route_for(site, DEFAULT)],
                       what=f"adding the route of {node.uid}")
 
@@ -253,8 +266,7 @@ class Hosts:
         key_path = os.path.join(hdir, "etc-ssh", keys.HOST_KEY)
         if not os.path.exists(key_path):
             await keys.generate(key_path, f"root@{node.uid}", None)
-        with open(marker, "w") as f:
-            f.write(str(job["uid"]))
+        await asyncio.to_thread(write_private, marker, str(job["uid"]))
         await sshd.start(self.namespace(node), hdir, node.uid, None)
 
     async def _wait_ready(self, nodes: list[Node]) -> None:
@@ -268,41 +280,40 @@ class Hosts:
     def primary_address(self, node: Node) -> str:
         """Where the node's eth0 answers now: its production IP, or its address in the vlan
         KaVLAN (or kadeploy's `vlan`) put it in."""
-        vlan = self.emu.kavlan.vlan_of(node.site, node.fqdn)
+        vlan = self.kavlan.vlan_of(node.site, node.fqdn)
         if vlan == DEFAULT:
             return node.ip
-        return ref.vlan_address(self.emu.platform.sites[node.site], int(vlan), node, "eth0")
+        return ref.vlan_address(self.platform.sites[node.site], int(vlan), node, "eth0")
 
     async def _down(self, job: dict[str, Any]) -> None:
         try:
             async with self.lock:
-                nodes = [self.emu.platform.nodes[f] for f in (job.get("alloc") or {}).get("nodes", [])
+                nodes = [self.platform.nodes[f] for f in (job.get("alloc") or {}).get("nodes", [])
                          if self.up_nodes.get(f) == job["uid"]]
                 await netns.teardown([self.namespace(n) for n in nodes], None)
                 if nodes:
                     log.info("job %s/%s: %d node(s) torn down", job["site"], job["uid"], len(nodes))
                 for node in nodes:
                     self.up_nodes.pop(node.fqdn, None)
-                    self.emu.store.delete("node", node.fqdn)
+                    self.store.delete("node", node.fqdn)
                     await asyncio.to_thread(shutil.rmtree, self.host_dir(node), True)
         except Exception:  # noqa: BLE001
             log.exception("tearing down the nodes of job %s failed", job["uid"])
         finally:
             job["hosts_busy"] = False
-            self.emu.jobs.save(job)
+            self.jobs.save(job)
 
     async def _reinstall(self, dep: dict[str, Any], fqdns: list[str]) -> None:
         try:
             async with self.lock:
                 key = dep.get("key_text")
                 for fqdn in fqdns:
-                    node = self.emu.platform.nodes[fqdn]
-                    job = self.emu.jobs.jobs.get((node.site, self.up_nodes.get(fqdn, -1)))
+                    node = self.platform.nodes[fqdn]
+                    job = self.jobs.jobs.get((node.site, self.up_nodes.get(fqdn, -1)))
                     if job is None:
                         continue
-                    user = self.emu.users.get(dep["user_uid"])
-                    new_keys = [k for k in (key or "").splitlines() if k.strip()] if key else (user.public_keys if user else [])
-                    self.emu.store.put("node", fqdn, {"job": job["uid"], "keys": new_keys})
+                    new_keys = [k for k in key.splitlines() if k.strip()] if key else self.keys_of(dep["user_uid"])
+                    self.store.put("node", fqdn, {"job": job["uid"], "keys": new_keys})
                     # a reboot: every process of the node goes, then a fresh system starts
                     ns_id = netns.namespace_id(self.namespace(node))
                     if ns_id is not None:
@@ -312,12 +323,12 @@ class Hosts:
                             except ProcessLookupError:
                                 pass
                     await self._install(job, node, fresh=True)
-                await self._wait_ready([self.emu.platform.nodes[f] for f in fqdns if f in self.up_nodes])
+                await self._wait_ready([self.platform.nodes[f] for f in fqdns if f in self.up_nodes])
         except Exception:  # noqa: BLE001
             log.exception("reinstalling nodes for deployment %s failed", dep["uid"])
         finally:
             dep["hosts_busy"] = False
-            self.emu.deployments.save(dep)
+            self.deployments.save(dep)
 
     async def _apply_vlans(self, nodes: list[Node]) -> None:
         moves = []
@@ -325,26 +336,26 @@ class Hosts:
             for device, address in (("eth0", node.fqdn), ("eth1", node.eth1_fqdn)):
                 if device == "eth1" and not node.eth1:
                     continue
-                vlan = self.emu.kavlan.vlan_of(node.site, address)
+                vlan = self.kavlan.vlan_of(node.site, address)
                 if vlan != DEFAULT:
                     moves.append((node, device, vlan))
         await self._replug(moves)
 
-    async def _move(self, moves: list[tuple[Node, str, str]]) -> None:
+    async def _move(self, moves: list[Move]) -> None:
         try:
             async with self.lock:
                 await self._replug([m for m in moves if m[0].fqdn in self.up_nodes])
         except Exception:  # noqa: BLE001
             log.exception("moving interfaces between vlans failed")
 
-    async def _replug(self, moves: list[tuple[Node, str, str]]) -> None:
+    async def _replug(self, moves: list[Move]) -> None:
         """Put each interface on its vlan's bridge with its vlan address (DEFAULT: the site
         bridge; eth0 gets its production address back, eth1 none)."""
         if not moves:
             return
         switch_lines = []
         for node, device, vlan in moves:
-            site = self.emu.platform.sites[node.site]
+            site = self.platform.sites[node.site]
             bridge = site_bridge(site) if vlan == DEFAULT else vlan_bridge(site, int(vlan))
             switch_lines.append(f"link set {port(node, site, device)} master {bridge}")
             lines = [f"addr flush dev {device}"]
@@ -369,7 +380,7 @@ class Hosts:
     def describe(self) -> list[dict[str, Any]]:
         out = []
         for fqdn, uid in sorted(self.up_nodes.items()):
-            node = self.emu.platform.nodes[fqdn]
+            node = self.platform.nodes[fqdn]
             out.append({"fqdn": fqdn, "ip": node.ip, "address": self.primary_address(node), "job": uid, "namespace": self.namespace(node),
                         "sshdPid": sshd.read_pid(self.host_dir(node))})
         return out

@@ -4,17 +4,29 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
 from .errors import NOT_AUTHORIZED, ApiError
 
+if TYPE_CHECKING:
+    from .clock import Clock
+    from .deployments import Deployments
+    from .jobs import Jobs
+    from .kavlan import Kavlan
+    from .reference import Platform
+
 PREFIXES = ("/stable", "/3.0", "/sid", "")
 
 # Typed storage keys (aiohttp warns about plain strings); RequestKey exists from aiohttp 3.12 on.
-EMU: web.AppKey[Any] = web.AppKey("emu", object)
+# Each endpoint module reads the components it serves, never the whole emulator.
+PLATFORM: web.AppKey[Platform] = web.AppKey("platform")
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+JOBS: web.AppKey[Jobs] = web.AppKey("jobs")
+DEPLOYMENTS: web.AppKey[Deployments] = web.AppKey("deployments")
+KAVLAN: web.AppKey[Kavlan] = web.AppKey("kavlan")
 _RequestKey = getattr(web, "RequestKey", None)
 PREFIX_KEY: Any = _RequestKey("prefix", str) if _RequestKey else "prefix"
 USER_KEY: Any = _RequestKey("user", str) if _RequestKey else "user"
@@ -47,7 +59,7 @@ def base(request: web.Request) -> str:
 def site_of(request: web.Request) -> str:
     """The `{site}` of the path, or the real API's 404 for a site it does not know."""
     site = request.match_info["site"]
-    if site not in request.app[EMU].platform.sites:
+    if site not in request.app[PLATFORM].sites:
         raise ApiError(404, f"Cannot find resource /sites/{site}")
     return site
 

@@ -467,52 +467,52 @@ def _int(text: Optional[str], default: int) -> int:
 # ---- endpoints -----------------------------------------------------------------------------------
 
 def add_routes(app: web.Application) -> None:
-    from .httputil import EMU, add, base, body, collection, ok, query, site_of, writer
+    from .httputil import JOBS, add, base, body, collection, ok, query, site_of, writer
 
     async def list_jobs(request: web.Request) -> web.Response:
-        emu = request.app[EMU]
+        jobs = request.app[JOBS]
         site = site_of(request)
         q = query(request)
-        total, offset, items = emu.jobs.listing(site, q)
+        total, offset, items = jobs.listing(site, q)
         with_resources = q.get("resources", "no") == "yes"
-        objs = [emu.jobs.api_object(j, base(request), resources=with_resources, events=False) for j in items]
+        objs = [jobs.api_object(j, base(request), resources=with_resources, events=False) for j in items]
         return ok(collection(objs, f"{base(request)}/sites/{site}/jobs", total, offset))
 
     async def create_job(request: web.Request) -> web.Response:
-        emu = request.app[EMU]
+        jobs = request.app[JOBS]
         site = site_of(request)
         user = writer(request)
         data = await body(request)
         if not isinstance(data, dict):
             raise ApiError(400, "The job you are trying to submit is not valid: the body must be an object")
-        job = emu.jobs.submit(site, user, data)
+        job = jobs.submit(site, user, data)
         url = f"{request.scheme}://{request.host}{base(request)}/sites/{site}/jobs/{job['uid']}"
-        return ok(emu.jobs.api_object(job, base(request)), 201, {"Location": url})
+        return ok(jobs.api_object(job, base(request)), 201, {"Location": url})
 
     async def get_job(request: web.Request) -> web.Response:
-        emu = request.app[EMU]
-        job = emu.jobs.get(site_of(request), request.match_info["uid"])
-        return ok(emu.jobs.api_object(job, base(request)))
+        jobs = request.app[JOBS]
+        job = jobs.get(site_of(request), request.match_info["uid"])
+        return ok(jobs.api_object(job, base(request)))
 
     async def delete_job(request: web.Request) -> web.Response:
-        emu = request.app[EMU]
+        jobs = request.app[JOBS]
         site = site_of(request)
-        job = emu.jobs.delete(site, request.match_info["uid"], writer(request))
+        job = jobs.delete(site, request.match_info["uid"], writer(request))
         url = f"{request.scheme}://{request.host}{base(request)}/sites/{site}/jobs/{job['uid']}"
         info = f"Deleting the job = {job['uid']} ...REGISTERED. The job(s) [ {job['uid']} ] will be deleted in the near future."
         return web.Response(status=202, headers={"Location": url, "X-Oar-Info": info})
 
     async def get_walltime(request: web.Request) -> web.Response:
-        emu = request.app[EMU]
-        job = emu.jobs.get(site_of(request), request.match_info["uid"])
-        return ok(emu.jobs.walltime_info(job))
+        jobs = request.app[JOBS]
+        job = jobs.get(site_of(request), request.match_info["uid"])
+        return ok(jobs.walltime_info(job))
 
     async def post_walltime(request: web.Request) -> web.Response:
-        emu = request.app[EMU]
-        job = emu.jobs.get(site_of(request), request.match_info["uid"])
+        jobs = request.app[JOBS]
+        job = jobs.get(site_of(request), request.match_info["uid"])
         data = await body(request)
         wanted = data.get("walltime") if isinstance(data, dict) else None
-        return ok(emu.jobs.change_walltime(job, writer(request), wanted), 202)
+        return ok(jobs.change_walltime(job, writer(request), wanted), 202)
 
     add(app, "GET", "/sites/{site}/jobs", list_jobs)
     add(app, "POST", "/sites/{site}/jobs", create_job)

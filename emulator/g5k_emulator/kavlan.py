@@ -8,28 +8,36 @@ Every interface is in DEFAULT until moved; a job's end puts its nodes' interface
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Callable, Optional
 
 from aiohttp import web
 
 from .errors import ApiError
-from .reference import DOMAIN, Node, global_home
-
-if TYPE_CHECKING:
-    from .app import Emulator
+from .jobs import Jobs
+from .reference import DOMAIN, Node, Platform, global_home
+from .store import Store
 
 DEFAULT = "DEFAULT"
 NO_RIGHTS = "Not enough privileges on Kavlan resources"
 
 
+Move = tuple[Node, str, str]  # (node, device, vlan id or DEFAULT)
+
+
 class Kavlan:
-    def __init__(self, emu: "Emulator"):
-        self.emu = emu
+    """Which interface is in which vlan, per site, written through to the store."""
+
+    def __init__(self, platform: Platform, store: Store, jobs: Jobs):
+        self.platform = platform
+        self.store = store
+        self.jobs = jobs  # rights come from the users' running jobs
+        # set by the hosts manager: re-plugs moved interfaces of nodes that are up
+        self.on_move: Optional[Callable[[list[Move]], None]] = None
         # site → {address → vlan id string}; absent = DEFAULT
-        self.where: dict[str, dict[str, str]] = {s: emu.store.get("kavlan", s, {}) or {} for s in emu.platform.sites}
+        self.where: dict[str, dict[str, str]] = {s: store.get("kavlan", s, {}) or {} for s in platform.sites}
 
     def save(self, site: str) -> None:
-        self.emu.store.put("kavlan", site, self.where[site])
+        self.store.put("kavlan", site, self.where[site])
 
     # ---- addresses -------------------------------------------------------------------------
 
@@ -39,11 +47,11 @@ class Kavlan:
         if not address.endswith(suffix):
             return None
         short = address[: -len(suffix)]
-        node = self.emu.platform.nodes.get(address)
+        node = self.platform.nodes.get(address)
         if node is not None:
             return node, "eth0"
         if short.endswith("-eth1"):
-            node = self.emu.platform.nodes.get(f"{short[:-5]}{suffix}")
+            node = self.platform.nodes.get(f"{short[:-5]}{suffix}")
             if node is not None and node.eth1:
                 return node, "eth1"
         return None
@@ -60,14 +68,14 @@ class Kavlan:
         raise ApiError(404, f"Vlan {text} does not exist")
 
     def _listed(self, site: str) -> list[int]:
-        own = self.emu.platform.vlan_ids(site)
-        remote = sorted(s.global_vlan for s in self.emu.platform.sites.values() if s.uid != site)
+        own = self.platform.vlan_ids(site)
+        remote = sorted(s.global_vlan for s in self.platform.sites.values() if s.uid != site)
         return own + remote
 
     # ---- rights ----------------------------------------------------------------------------
 
     def running_jobs(self, site: str, user: str) -> list[dict[str, Any]]:
-        return [j for j in self.emu.jobs.jobs.values()
+        return [j for j in self.jobs.jobs.values()
                 if j["site"] == site and j["user"] == user and j["state"] == "running"]
 
     def user_vlans(self, site: str, user: str) -> list[str]:
@@ -94,7 +102,7 @@ class Kavlan:
             raise ApiError(403, NO_RIGHTS)
         mine = self.user_nodes(site, user)
         result: dict[str, Any] = {}
-        moves: list[tuple[Node, str, str]] = []
+        moves: list[Move] = []
         for address in addresses:
             address = str(address)
             found = self.interface(site, address)
@@ -112,9 +120,12 @@ class Kavlan:
             moves.append((node, device, vlan))
             result[address] = {"status": "success", "message": "Successfully added to vlan"}
         self.save(site)
-        if moves and self.emu.hosts is not None:
-            self.emu.hosts.move(moves)
+        self._moved(moves)
         return result
+
+    def _moved(self, moves: list[Move]) -> None:
+        if moves and self.on_move is not None:
+            self.on_move(moves)
 
     def _place(self, site: str, address: str, vlan: str) -> None:
         if vlan == DEFAULT:
@@ -128,10 +139,9 @@ class Kavlan:
         for fqdn in fqdns:
             if self.vlan_of(site, fqdn) != vlan:
                 self._place(site, fqdn, vlan)
-                moves.append((self.emu.platform.nodes[fqdn], "eth0", vlan))
+                moves.append((self.platform.nodes[fqdn], "eth0", vlan))
         self.save(site)
-        if moves and self.emu.hosts is not None:
-            self.emu.hosts.move(moves)
+        self._moved(moves)
 
     def release(self, job: dict[str, Any]) -> None:
         """A job ended: its nodes' interfaces go back to DEFAULT (their hosts go away anyway),
@@ -141,7 +151,7 @@ class Kavlan:
         alloc = job.get("alloc") or {}
         nodes = set(alloc.get("nodes", []))
         held = {str(v) for v in alloc.get("vlans", [])}
-        moves: list[tuple[Node, str, str]] = []
+        moves: list[Move] = []
         for where_site, where in self.where.items():
             changed = False
             for address, vlan in list(where.items()):
@@ -154,13 +164,12 @@ class Kavlan:
                         moves.append((found[0], found[1], DEFAULT))
             if changed:
                 self.save(where_site)
-        if moves and self.emu.hosts is not None:
-            self.emu.hosts.move(moves)
+        self._moved(moves)
 
     # ---- API objects -----------------------------------------------------------------------
 
     def vlan_object(self, site: str, vlan: str, base: str) -> dict[str, Any]:
-        kind = "NULL" if vlan == DEFAULT else self.emu.platform.vlan_type(site, int(vlan))
+        kind = "NULL" if vlan == DEFAULT else self.platform.vlan_type(site, int(vlan))
         path = f"{base}/sites/{site}/vlans/{vlan}"
         return {"uid": vlan, "type": kind,
                 "links": [{"rel": "self", "href": path, "type": "application/vnd.grid5000.item+json"},
@@ -169,7 +178,7 @@ class Kavlan:
 
     def node_items(self, site: str, vlan: Optional[str], base: str) -> list[dict[str, Any]]:
         items = []
-        for node in self.emu.platform.nodes_by_site[site]:
+        for node in self.platform.nodes_by_site[site]:
             addresses = [node.fqdn] + ([node.eth1_fqdn] if node.eth1 else [])
             for address in addresses:
                 where = self.vlan_of(site, address)
@@ -184,10 +193,10 @@ class Kavlan:
 
 
 def add_routes(app: web.Application) -> None:
-    from .httputil import EMU, add, base, body, collection, ok, site_of, writer
+    from .httputil import KAVLAN, add, base, body, collection, ok, site_of, writer
 
     def ctx(request: web.Request) -> tuple[Kavlan, str]:
-        return request.app[EMU].kavlan, site_of(request)
+        return request.app[KAVLAN], site_of(request)
 
     def json_only(request: web.Request) -> None:
         ctype = request.headers.get("Content-Type", "")
@@ -240,7 +249,7 @@ def add_routes(app: web.Application) -> None:
 
     def users_with_rights(k: Kavlan, site: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for job in k.emu.jobs.jobs.values():
+        for job in k.jobs.jobs.values():
             if job["site"] == site and job["state"] == "running" and (job.get("alloc") or {}).get("vlans"):
                 out.setdefault(job["user"], [])
                 out[job["user"]] = sorted(set(out[job["user"]]) | {str(v) for v in job["alloc"]["vlans"]}, key=int)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from . import reference as ref
 from .errors import ApiError
-from .httputil import EMU, add, base, collection, ok, query
+from .httputil import CLOCK, JOBS, PLATFORM, add, base, collection, ok, query
 
 
 def _missing(request: web.Request) -> ApiError:
@@ -21,7 +21,7 @@ def _missing(request: web.Request) -> ApiError:
 
 
 def _site(request: web.Request) -> ref.SiteSpec:
-    site = request.app[EMU].platform.site(request.match_info["site"])
+    site = request.app[PLATFORM].site(request.match_info["site"])
     if site is None:
         raise _missing(request)
     return site
@@ -29,7 +29,7 @@ def _site(request: web.Request) -> ref.SiteSpec:
 
 def _cluster(request: web.Request) -> tuple[ref.SiteSpec, ref.ClusterSpec]:
     site = _site(request)
-    cluster = request.app[EMU].platform.cluster(site.uid, request.match_info["cluster"])
+    cluster = request.app[PLATFORM].cluster(site.uid, request.match_info["cluster"])
     if cluster is None:
         raise _missing(request)
     return site, cluster
@@ -42,18 +42,18 @@ def _versioned(items: list[dict[str, Any]], path: str) -> dict[str, Any]:
 def status_body(request: web.Request, site: ref.SiteSpec, cluster: str | None) -> dict[str, Any]:
     """Node and vlan status computed from the jobs (reservations include waiting jobs that
     already have predicted resources unless `waiting=no`)."""
-    emu = request.app[EMU]
+    platform, all_jobs, clock = request.app[PLATFORM], request.app[JOBS], request.app[CLOCK]
     q = query(request)
     with_waiting = q.get("waiting", "yes") != "no"
     details = q.get("job_details", "yes") != "no"
     holders: dict[str, list[dict[str, Any]]] = {}
     vlan_holders: dict[str, list[dict[str, Any]]] = {}
-    for job in sorted(emu.jobs.jobs.values(), key=lambda j: j["uid"]):
+    for job in sorted(all_jobs.jobs.values(), key=lambda j: j["uid"]):
         if job["site"] != site.uid or not job.get("alloc"):
             continue
         if job["state"] not in ("launching", "running", "finishing") and not (with_waiting and job["state"] == "waiting"):
             continue
-        summary = emu.jobs.api_object(job, base(request), resources=False, events=False)
+        summary = all_jobs.api_object(job, base(request), resources=False, events=False)
         summary.pop("links", None)
         for fqdn in job["alloc"]["nodes"]:
             holders.setdefault(fqdn, []).append(summary)
@@ -61,14 +61,15 @@ def status_body(request: web.Request, site: ref.SiteSpec, cluster: str | None) -
             vlan_holders.setdefault(str(vlan), []).append(summary)
     nodes: dict[str, Any] = {}
     only = q.get("network_address")
-    for node in emu.platform.nodes_by_site[site.uid]:
+    for node in platform.nodes_by_site[site.uid]:
         if cluster and node.cluster != cluster:
             continue
         if only and node.fqdn != only:
             continue
         jobs = holders.get(node.fqdn, [])
         running = [j for j in jobs if j["state"] in ("launching", "running", "finishing")]
-        ncores = emu.platform.cluster(site.uid, node.cluster).cores
+        spec = platform.cluster(site.uid, node.cluster)
+        ncores = spec.cores if spec is not None else 0  # a node's cluster is always known
         soft = "free"
         if running:
             soft = "busy_besteffort" if all(j["queue"] == "besteffort" for j in running) else "busy"
@@ -77,7 +78,7 @@ def status_body(request: web.Request, site: ref.SiteSpec, cluster: str | None) -
             "free_slots": 0 if running else ncores, "freeable_slots": 0, "busy_slots": ncores if running else 0,
             "reservations": jobs if details else [{"uid": j["uid"]} for j in jobs],
         }
-    body: dict[str, Any] = {"uid": int(emu.clock.now()),
+    body: dict[str, Any] = {"uid": int(clock.now()),
                             "links": [{"rel": "self", "href": request.path, "type": "application/vnd.grid5000.item+json"}]}
     if q.get("nodes") != "no":
         body["nodes"] = nodes
@@ -86,9 +87,9 @@ def status_body(request: web.Request, site: ref.SiteSpec, cluster: str | None) -
     if cluster is None:
         if q.get("vlans") != "no":
             body["vlans"] = {str(v): {"hard": "alive", "soft": "busy" if vlan_holders.get(str(v)) else "free",
-                                      "type": emu.platform.vlan_type(site.uid, v),
+                                      "type": platform.vlan_type(site.uid, v),
                                       "reservations": vlan_holders.get(str(v), [])}
-                             for v in emu.platform.vlan_ids(site.uid)}
+                             for v in platform.vlan_ids(site.uid)}
         if q.get("subnets") != "no":
             body["subnets"] = {}
     return body
@@ -99,7 +100,7 @@ def add_routes(app: web.Application) -> None:
         return ok(ref.root_object(base(request)))
 
     async def sites(request: web.Request) -> web.Response:
-        platform = request.app[EMU].platform
+        platform = request.app[PLATFORM]
         items = [ref.site_object(s, base(request)) for s in platform.sites.values()]
         return ok(_versioned(items, f"{base(request)}/sites"))
 
@@ -119,13 +120,13 @@ def add_routes(app: web.Application) -> None:
 
     async def nodes(request: web.Request) -> web.Response:
         s, c = _cluster(request)
-        platform = request.app[EMU].platform
+        platform = request.app[PLATFORM]
         items = [ref.node_object(platform, n, base(request)) for n in platform.nodes_by_site[s.uid] if n.cluster == c.uid]
         return ok(_versioned(items, f"{base(request)}/sites/{s.uid}/clusters/{c.uid}/nodes"))
 
     async def node(request: web.Request) -> web.Response:
         s, c = _cluster(request)
-        platform = request.app[EMU].platform
+        platform = request.app[PLATFORM]
         n = platform.nodes.get(f"{request.match_info['node']}.{s.uid}.{ref.DOMAIN}")
         if n is None or n.cluster != c.uid:
             raise _missing(request)

@@ -24,6 +24,9 @@ from typing import Any, Optional
 
 import yaml
 
+from testbed_provider.common import deadlines, processes
+from testbed_provider.common.private_files import write_private
+
 START_TIMEOUT = 30.0
 
 
@@ -78,14 +81,7 @@ class EmulatorProcess:
         """Stop the process (TERM: clean stop; KILL: a crash) and return its exit code."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        code = self.proc.returncode
+        code = processes.reap_sync(self.proc, timeout, sig)
         if self.proc.stdout:
             self.proc.stdout.close()
         self.proc = None
@@ -126,7 +122,7 @@ class EmulatorProcess:
         """A python-grid5000 YAML config pointing at this emulator."""
         config = {"uri": self.url, "username": self.username, "password": self.password,
                   "verify_ssl": False, "timeout": self.timeout}
-        Path(self.config_file).write_text(yaml.safe_dump(config))
+        write_private(self.config_file, yaml.safe_dump(config))  # it holds a password
 
     @property
     def root(self) -> str:
@@ -152,12 +148,12 @@ class EmulatorProcess:
 
     def wait_for(self, predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
         """Poll `predicate()` until it returns something truthy (returned), or fail after `timeout`."""
-        deadline = time.monotonic() + timeout
+        deadline = deadlines.after(timeout)
         while True:
             value = predicate()
             if value:
                 return value
-            if time.monotonic() > deadline:
+            if deadlines.passed(deadline):
                 raise TimeoutError(f"condition not met within {timeout} s")
             time.sleep(interval)
 

@@ -15,7 +15,7 @@ from .protocol.errors import ResourceFailure
 from .remote import PatternError, RemoteError, match_hosts
 from .remote.facts import check_subset, curate, gather
 from .resources.base import ProviderContext
-from .resources.deadline import deadline
+from .common.deadlines import deadline
 from .functions_schema import GetFactsArgs
 from .resources.steps import inventory_of
 from .testbeds.base import CheckFailure

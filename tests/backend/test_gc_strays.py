@@ -12,7 +12,7 @@ import subprocess
 import pytest
 from testbed_provider.cli.gc import EMPTY_MIN_AGE, Plan, Project, _strays
 from testbed_provider.testbeds.local.manifest import backend_hash
-from testbed_provider.testbeds.local.netns import namespace_path, teardown
+from testbed_provider.hosts.netns import namespace_path, teardown
 
 
 @pytest.fixture

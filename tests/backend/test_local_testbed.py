@@ -15,7 +15,7 @@ import pytest
 
 from testbed_provider.testbeds.base import MachineGroup, NetworkSpec, ReservationError, ReservationSpec
 from testbed_provider.testbeds.local import LocalTestbed
-from testbed_provider.testbeds.local.netns import list_namespaces, namespace_id, pids_in
+from testbed_provider.hosts.netns import list_namespaces, namespace_id, pids_in
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 

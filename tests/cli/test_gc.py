@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 
 import pytest
-from testbed_provider.testbeds.local.manifest import process_start_time
+from testbed_provider.common.pids import start_time as process_start_time
 
 from ..e2e.interrupt import alive, kill_mid_create, wait_for
 from ..e2e.stack import Stack
@@ -62,7 +62,7 @@ def provider_gone(r: dict) -> None:
 
 def release(*found: dict) -> None:
     """After a failure: release what the test made and removed the stacks of, by its own ids."""
-    from testbed_provider.testbeds.local.netns import list_namespaces, teardown
+    from testbed_provider.hosts.netns import list_namespaces, teardown
     from testbed_provider.testbeds.local.testbed import LocalTestbed
 
     async def quiet(message: str) -> None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from testbed_provider.testbeds.local.manifest import process_start_time
+from testbed_provider.common.pids import start_time as process_start_time
 
 RUN_ROOT = "/tmp/pulumi-testbed"
 

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 import pytest
-from testbed_provider.testbeds.local.manifest import process_start_time
+from testbed_provider.common.pids import start_time as process_start_time
 
 from ..helpers import IS_ROOT, namespaces_of
 from .interrupt import Interrupted, kill_mid_create

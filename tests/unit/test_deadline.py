@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from testbed_provider.resources.deadline import deadline
+from testbed_provider.common.deadlines import deadline
 
 
 @pytest.mark.asyncio

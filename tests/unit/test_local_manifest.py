@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 
+from testbed_provider.common import pids
 from testbed_provider.testbeds.local import manifest
 
 
@@ -15,7 +16,7 @@ def zombie() -> subprocess.Popen:
     engine gets to wait for it."""
     child = subprocess.Popen(["true"])
     deadline = time.monotonic() + 30
-    while manifest.running(child.pid):
+    while pids.running(child.pid):
         assert time.monotonic() < deadline, "the child never exited"
         time.sleep(0.01)
     return child
@@ -24,13 +25,13 @@ def zombie() -> subprocess.Popen:
 def test_a_killed_creator_not_yet_reaped_is_gone():
     child = zombie()
     try:
-        started = manifest.process_start_time(child.pid)
+        started = pids.start_time(child.pid)
         assert started is not None  # /proc still lists it...
         assert not manifest.creator_alive({"creatorPid": child.pid, "creatorStartTime": started})  # ...but it has exited
     finally:
         child.wait()
     me = os.getpid()
-    assert manifest.creator_alive({"creatorPid": me, "creatorStartTime": manifest.process_start_time(me)})
+    assert manifest.creator_alive({"creatorPid": me, "creatorStartTime": pids.start_time(me)})
     assert not manifest.creator_alive({"creatorPid": me, "creatorStartTime": 1})  # a reused pid
 
 

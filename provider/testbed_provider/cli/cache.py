@@ -25,10 +25,10 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..common.private_files import write_private
 from ..remote.api import RemoteError
 from ..remote.inventory import Inventory
 from ..remote.materialize import control_dir_fits, control_dir_name, runtime_dir, runtime_dirs, ssh_config_text, stop_masters
@@ -53,19 +53,6 @@ def cache_root() -> str:
 def _private_dir(path: str) -> None:
     os.makedirs(path, mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)  # also when it existed with a looser mode
-
-
-def _write_private(path: str, text: str) -> None:
-    """Write `path` 0600 from the start, replacing it atomically."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")  # mkstemp: mode 0600
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def workspace_dir(inv: Inventory) -> str:
@@ -114,11 +101,11 @@ def files_for(inv: Inventory, origin: Optional[dict[str, str]] = None) -> Files:
         for d in (root, wdir, files.control_dir):
             _private_dir(d)
         known = inv.known_hosts if not inv.known_hosts or inv.known_hosts.endswith("\n") else inv.known_hosts + "\n"
-        _write_private(files.key, inv.private_key)
-        _write_private(files.known_hosts, known)
-        _write_private(files.ssh_config, config)
+        write_private(files.key, inv.private_key)
+        write_private(files.known_hosts, known)
+        write_private(files.ssh_config, config)
         if origin_text:
-            _write_private(os.path.join(wdir, ORIGIN), origin_text)
+            write_private(os.path.join(wdir, ORIGIN), origin_text)
     except OSError as err:
         raise CliError(f"could not write the SSH files under {root}: {err.strerror or err}") from None
     return files

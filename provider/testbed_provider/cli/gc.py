@@ -172,13 +172,13 @@ def _host_run_dir(pid: int) -> Optional[bool]:
 
 
 async def _teardown(names: list[str], progress: Progress) -> None:
-    from ..testbeds.local.netns import teardown
+    from ..hosts.netns import teardown
 
     await teardown(names, None)
 
 
 def _strays(plan: Plan, run_root: str, now: float) -> None:
-    from ..testbeds.local.netns import list_namespaces, namespace_id, namespace_path, pids_in
+    from ..hosts.netns import list_namespaces, namespace_id, namespace_path, pids_in
 
     groups: dict[str, list[str]] = {}
     for name in list_namespaces("tb-"):

@@ -26,7 +26,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
-from . import procs
+from ..common import deadlines, processes
+from ..common.private_files import unlink_quietly, write_private
 from .api import HostResult, RemoteError
 from .materialize import CONNECT_TIMEOUT, SSH_ENV, Workspace
 
@@ -151,11 +152,11 @@ async def run(
         results[host] = to_result(event, started.get(host), timeout)
         pending.append(asyncio.ensure_future(on_result(results[host])))
 
-    hard = None if deadline is None else deadline + HARD_GRACE
+    hard = deadlines.extended(deadline, HARD_GRACE)
     t_start = time.time()
     events = EventReader(on_event)
     try:
-        f = await procs.run(argv, env=environment(ws), deadline=hard, cancelled=cancelled, cwd=ws.dir, term_grace=1.0,
+        f = await processes.run(argv, env=environment(ws), deadline=hard, cancelled=cancelled, cwd=ws.dir, term_grace=1.0,
                             kill_group=True, on_stdout=events.feed)
     finally:
         await asyncio.to_thread(unlink_quietly, book)
@@ -163,8 +164,8 @@ async def run(
     if pending:
         await asyncio.gather(*pending)
 
-    if not results and f.outcome == procs.EXITED:
-        tail = procs.text(f.stderr)[-STDERR_TAIL:] or procs.text(f.stdout)[-STDERR_TAIL:]
+    if not results and f.outcome == processes.EXITED:
+        tail = processes.text(f.stderr)[-STDERR_TAIL:] or processes.text(f.stdout)[-STDERR_TAIL:]
         raise RemoteError(f"ansible-playbook exited with {f.returncode} before any host ran: {tail or '(no output)'}")
     out: list[HostResult] = []
     for host in hosts:
@@ -172,12 +173,12 @@ async def run(
         if r is None:
             t0 = started.get(host, t_start)
             took = time.time() - t0
-            if f.outcome == procs.CANCELLED:
+            if f.outcome == processes.CANCELLED:
                 r = HostResult(host, -1, "", "cancelled: killed before it finished", _iso(t0), took, "timeout")
-            elif f.outcome == procs.TIMED_OUT:
+            elif f.outcome == processes.TIMED_OUT:
                 r = HostResult(host, -1, "", timeout_note, _iso(t0), took, "timeout")
             else:
-                tail = procs.text(f.stderr)[-STDERR_TAIL:]
+                tail = processes.text(f.stderr)[-STDERR_TAIL:]
                 r = HostResult(host, -1, "", f"ansible-playbook exited with {f.returncode} without a result for this host: {tail}",
                                _iso(t0), took, "failed")
             await on_result(r)
@@ -214,16 +215,3 @@ class EventReader:
         except ValueError:
             return
         self.handle(event)
-
-
-def write_private(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
-def unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -26,18 +26,19 @@ Layout (scp's): a matched file lands as `<host>/<its name>`, a matched directory
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-import signal
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from . import procs, ssh_engine
+from ..common import deadlines, processes
+from . import ssh_engine
 from .api import Progress, RemoteError
 from .inventory import parse
 from .materialize import PYTHON_INTERPRETER, SSH_ENV, Workspace, workspace
@@ -173,35 +174,30 @@ async def _stream(ws: Workspace, host: str, script: str, staging: str, deadline:
     """ssh … | tar -x into `staging`: ("ok" | "failed" | "unreachable" | "timeout", why)."""
     r, w = os.pipe()
     with tempfile.TemporaryFile() as ssh_err, tempfile.TemporaryFile() as tar_err:
-        try:
-            ssh = await asyncio.create_subprocess_exec(
-                *ssh_engine.argv(ws, host, False)[:-1], PYTHON_INTERPRETER, "-",
-                stdin=asyncio.subprocess.PIPE, stdout=w, stderr=ssh_err, env=SSH_ENV, start_new_session=True)
+        async with contextlib.AsyncExitStack() as children:  # both reaped on the way out, whatever happens
             try:
-                tar = await asyncio.create_subprocess_exec(
-                    "tar", "-x", "-f", "-", "-C", staging, "--no-same-owner",
-                    stdin=r, stdout=asyncio.subprocess.DEVNULL, stderr=tar_err, env=SSH_ENV, start_new_session=True)
-            except BaseException:
-                ssh.kill()
-                await ssh.wait()
-                raise
-        finally:
-            os.close(r)
-            os.close(w)
-        assert ssh.stdin is not None
-        ssh.stdin.write(script.encode())
-        try:
-            await ssh.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        ssh.stdin.close()
-        both = asyncio.ensure_future(asyncio.gather(ssh.wait(), tar.wait()))
-        outcome = await procs.wait_until(both, deadline, cancelled)
-        if outcome != procs.EXITED:
-            for p in (ssh, tar):  # the ssh client only: its group may hold a ProxyCommand of a master
-                procs.kill(p, signal.SIGKILL)
-            await both
-            return "timeout", "timed out: transfer stopped" if outcome == procs.TIMED_OUT else "cancelled: transfer stopped"
+                ssh = await children.enter_async_context(processes.child(
+                    [*ssh_engine.argv(ws, host, False)[:-1], PYTHON_INTERPRETER, "-"], env=SSH_ENV,
+                    stdin=asyncio.subprocess.PIPE, stdout=w, stderr=ssh_err))
+                tar = await children.enter_async_context(processes.child(
+                    ["tar", "-x", "-f", "-", "-C", staging, "--no-same-owner"], env=SSH_ENV, stdin=r, stderr=tar_err))
+            finally:
+                os.close(r)
+                os.close(w)
+            assert ssh.stdin is not None
+            ssh.stdin.write(script.encode())
+            try:
+                await ssh.stdin.drain()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            ssh.stdin.close()
+            both = asyncio.ensure_future(asyncio.gather(ssh.wait(), tar.wait()))
+            outcome = await deadlines.wait(both, deadline, cancelled)
+            if outcome != deadlines.DONE:
+                for p in (ssh, tar):  # the ssh client only: its group may hold a ProxyCommand of a master
+                    processes.kill(p)
+                await both
+                return "timeout", "timed out: transfer stopped" if outcome == deadlines.TIMED_OUT else "cancelled: transfer stopped"
         ssh_err.seek(0)
         tar_err.seek(0)
         s_err, t_err = ssh_err.read(), tar_err.read()
@@ -248,8 +244,8 @@ async def _fetch_host(ws: Workspace, host: str, paths: list[str], destination: s
     result = HostFetch(host)
     failed = await ssh_engine.ensure_master(ws, host, deadline, cancelled)
     if failed is not None:
-        result.status = "timeout" if failed.outcome != procs.EXITED else "unreachable"
-        result.errors.append(procs.text(failed.stderr)[-ERROR_TAIL:] or f"ssh exited with status {failed.returncode}")
+        result.status = "timeout" if failed.outcome != processes.EXITED else "unreachable"
+        result.errors.append(processes.text(failed.stderr)[-ERROR_TAIL:] or f"ssh exited with status {failed.returncode}")
         result.duration_s = time.monotonic() - t0
         return result
     run_id = uuid.uuid4().hex[:12]
@@ -303,7 +299,7 @@ async def fetch(
     except OSError as err:
         raise RemoteError(f"cannot create the destination {destination}: {err.strerror}") from None
     ws = await workspace(inv)
-    deadline = time.monotonic() + timeout if timeout > 0 else None
+    deadline = deadlines.after(timeout) if timeout > 0 else None
     if progress is not None:
         await progress(f"fetching from {len(names)} host(s)")
 

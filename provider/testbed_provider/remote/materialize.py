@@ -29,12 +29,13 @@ import json
 import os
 import shutil
 import stat
-import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..common import deadlines, processes
+from ..common.private_files import write_private
 from .api import RemoteError
 from .inventory import Inventory, parse
 
@@ -49,8 +50,7 @@ OPENSSH_BIND_SUFFIX = 17  # "." and 16 random characters
 CONTROL_NAME = 40  # %C: the SHA-1 of the connection, in hex
 CONTROL_DIR_MAX = SUN_PATH_SIZE - 1 - OPENSSH_BIND_SUFFIX - CONTROL_NAME - 1  # 49: the longest directory for "<dir>/%C"
 # What every ssh we start (and Ansible's) runs with: no inherited secrets, predictable tools.
-SSH_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
-           "HOME": os.environ.get("HOME", "/root")}
+SSH_ENV = {**processes.SAFE_ENV, "HOME": os.environ.get("HOME", "/root")}
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,6 @@ def _quote(path: str) -> str:
     return f'"{path}"'
 
 
-def _write(path: str, text: str, mode: int) -> None:
-    """Create `path` with `mode` from the start (never briefly readable by others)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-
-
 def ssh_config_text(inv: Inventory, key: str, known_hosts: str, control_dir: str) -> str:
     lines = ["# Written by pulumi-testbed (remote layer): ssh -F <this file> <host> …", ""]
     for h in inv.hosts:
@@ -136,7 +128,7 @@ def ansible_inventory_data(inv: Inventory) -> dict[str, Any]:
                  "ansible_python_interpreter": PYTHON_INTERPRETER}
         for h in inv.hosts
     }
-    children = {role: {"hosts": {name: {} for name in members}} for role, members in inv.groups}
+    children: dict[str, Any] = {role: {"hosts": {name: {} for name in members}} for role, members in inv.groups}
     return {"all": {"hosts": hostvars, "children": children}}
 
 
@@ -227,12 +219,12 @@ def _create(inv: Inventory, key: str) -> Workspace:
     os.makedirs(cdir, mode=0o700, exist_ok=True)
     ws = Workspace(inv, wdir, os.path.join(wdir, "id"), os.path.join(wdir, "known_hosts"), os.path.join(wdir, "ssh_config"),
                    os.path.join(wdir, "inventory.yml"), os.path.join(wdir, "ansible.cfg"), cdir)
-    _write(ws.key, inv.private_key, 0o600)
-    _write(ws.known_hosts, inv.known_hosts if inv.known_hosts.endswith("\n") or not inv.known_hosts else inv.known_hosts + "\n", 0o600)
-    _write(ws.ssh_config, ssh_config_text(inv, ws.key, ws.known_hosts, cdir), 0o600)
+    write_private(ws.key, inv.private_key)
+    write_private(ws.known_hosts, inv.known_hosts if inv.known_hosts.endswith("\n") or not inv.known_hosts else inv.known_hosts + "\n")
+    write_private(ws.ssh_config, ssh_config_text(inv, ws.key, ws.known_hosts, cdir))
     # JSON is YAML: the yaml inventory plugin reads it, and no YAML quoting pitfalls apply.
-    _write(ws.ansible_inventory, json.dumps(ansible_inventory_data(inv), indent=1) + "\n", 0o600)
-    _write(ws.ansible_cfg, ANSIBLE_CFG, 0o600)
+    write_private(ws.ansible_inventory, json.dumps(ansible_inventory_data(inv), indent=1) + "\n")
+    write_private(ws.ansible_cfg, ANSIBLE_CFG)
     return ws
 
 
@@ -290,16 +282,8 @@ async def close(inventory: dict[str, Any] | Inventory | None = None) -> None:
     cdirs = {w.control_dir for w in doomed.values()}
     for seen in [k for k in MASTERS_SEEN if k[0] in cdirs]:
         MASTERS_SEEN.pop(seen, None)
-    procs = []
-    for sock in _sockets(cdirs):
-        procs.append(await asyncio.create_subprocess_exec(*_exit_argv(sock), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                                          stderr=subprocess.DEVNULL, env=SSH_ENV))
-    if procs:
-        await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs], timeout=5)
-    for p in procs:
-        if p.returncode is None:
-            p.kill()
-            await p.wait()
+    deadline = deadlines.after(5)
+    await asyncio.gather(*(processes.run(_exit_argv(sock), env=SSH_ENV, deadline=deadline) for sock in _sockets(cdirs)))
     for path in [w.dir for w in doomed.values()] + sorted(cdirs):
         await asyncio.to_thread(shutil.rmtree, path, True)
     if inv is None:
@@ -313,19 +297,7 @@ async def close(inventory: dict[str, Any] | Inventory | None = None) -> None:
 def stop_masters(control_dirs: set[str]) -> None:
     """Tell the ControlMasters whose sockets are in `control_dirs` to exit, without an event
     loop: plain subprocesses, started all at once, waited ≤ 3 s."""
-    procs = []
-    for sock in _sockets(control_dirs):
-        try:
-            procs.append(subprocess.Popen(_exit_argv(sock), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, env=SSH_ENV))
-        except OSError:
-            pass
-    for p in procs:
-        try:
-            p.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    processes.run_all_sync([_exit_argv(sock) for sock in _sockets(control_dirs)], env=SSH_ENV, timeout=3)
 
 
 def _close_at_exit() -> None:

@@ -22,13 +22,14 @@ import importlib.util
 import json
 import os
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from . import procs, ssh_engine
-from .ansible_engine import HARD_GRACE, STDERR_TAIL, EventReader, environment, unlink_quietly, write_private
+from ..common import deadlines, processes
+from ..common.private_files import unlink_quietly, write_private
+from . import ssh_engine
+from .ansible_engine import HARD_GRACE, STDERR_TAIL, EventReader, environment
 from .api import Progress, RemoteError
 from .inventory import parse
 from .materialize import workspace
@@ -246,7 +247,7 @@ class PlayReport:
     stats: dict[str, dict[str, int]] = field(default_factory=dict)
     results: list[TaskResult] = field(default_factory=list)
     registered: dict[str, dict[str, Any]] = field(default_factory=dict)
-    outcome: str = procs.EXITED
+    outcome: str = processes.EXITED
     returncode: Optional[int] = None
     stderr: str = ""
 
@@ -348,7 +349,7 @@ async def run_play(
         if progress is not None:
             pending.append(asyncio.ensure_future(progress(f"task `{result.task}`: {result.host} {result.status}")))
 
-    deadline = time.monotonic() + timeout + HARD_GRACE if timeout > 0 else None
+    deadline = deadlines.after(timeout + HARD_GRACE) if timeout > 0 else None
     if progress is not None:
         await progress(f"running the play on {len(names)} host(s)")
     # Masters first, one per host under its lock (see ssh_engine.ensure_master): a step running
@@ -359,7 +360,7 @@ async def run_play(
         env["ANSIBLE_ROLES_PATH"] = os.path.join(os.path.dirname(os.path.abspath(playbook)), "roles")
     events = EventReader(on_event)
     try:
-        finished = await procs.run(argv, env=env, deadline=deadline, cancelled=cancelled,
+        finished = await processes.run(argv, env=env, deadline=deadline, cancelled=cancelled,
                                    cwd=base_dir or os.getcwd(), term_grace=1.0, kill_group=True, on_stdout=events.feed)
     finally:
         for path in files:
@@ -368,8 +369,8 @@ async def run_play(
     if pending:
         await asyncio.gather(*pending)
     report.outcome, report.returncode = finished.outcome, finished.returncode
-    report.stderr = procs.text(finished.stderr)[-STDERR_TAIL:]
-    if not report.results and not report.stats and finished.outcome == procs.EXITED and finished.returncode:
-        tail = report.stderr or procs.text(finished.stdout)[-STDERR_TAIL:]
+    report.stderr = processes.text(finished.stderr)[-STDERR_TAIL:]
+    if not report.results and not report.stats and finished.outcome == processes.EXITED and finished.returncode:
+        tail = report.stderr or processes.text(finished.stdout)[-STDERR_TAIL:]
         raise RemoteError(f"ansible-playbook exited with {finished.returncode} before any task ran: {tail or '(no output)'}")
     return report

@@ -16,6 +16,7 @@ import time
 import uuid
 from typing import Any, Mapping, Optional
 
+from ..common import deadlines
 from . import ansible_engine, ssh_engine
 from .api import HostResult, PerHost, Progress, RemoteError
 from .inventory import parse
@@ -98,7 +99,7 @@ async def _stop_remote(ws: Workspace, results: list[HostResult], run_id: str, be
         return None
 
     kills = await ssh_engine.run(ws, [r.host for r in targets], lambda _h: kill_script(run_id), become=become,
-                                 deadline=time.monotonic() + KILL_BUDGET, cancelled=None, timeout_note="timed out",
+                                 deadline=deadlines.after(KILL_BUDGET), cancelled=None, timeout_note="timed out",
                                  on_result=ignore)
     for r, k in zip(targets, kills):
         if k.status == "ok":
@@ -150,11 +151,11 @@ async def run_shell(
 
     chosen = "ansible" if engine == "ansible" else "ssh"
     run_id = uuid.uuid4().hex
-    deadline = time.monotonic() + timeout if timeout > 0 else None
+    deadline = deadlines.after(timeout) if timeout > 0 else None
     note = f"timed out after {timeout:g} s: killed"
     waits = tag is not None and (ready_port is not None or ready_command is not None)
     if waits:
-        backstop = time.monotonic() + float(ready_timeout) + READY_GRACE
+        backstop = deadlines.after(float(ready_timeout) + READY_GRACE)
         deadline = backstop if deadline is None else min(deadline, backstop)
         if deadline == backstop:
             note = f"no answer within {float(ready_timeout) + READY_GRACE:g} s of waiting until ready: killed"
@@ -226,7 +227,7 @@ async def stop_background(
     reporter = Reporter(progress, len(names), f"stopping background `{tag}`")
     await reporter.start("ssh")
     results = await ssh_engine.run(ws, names, lambda _h: bg_stop_script(tag), become=become,
-                                   deadline=time.monotonic() + STOP_BUDGET, cancelled=cancelled,
+                                   deadline=deadlines.after(STOP_BUDGET), cancelled=cancelled,
                                    timeout_note=f"timed out after {STOP_BUDGET:g} s", on_result=reporter.finished)
     await reporter.summary(results)
     return results

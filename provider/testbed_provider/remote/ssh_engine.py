@@ -23,7 +23,7 @@ import asyncio
 import time
 from typing import Awaitable, Callable, Optional
 
-from . import procs
+from ..common import deadlines, processes
 from .api import HostResult
 from .materialize import MASTERS_SEEN, SSH_ENV, Workspace
 
@@ -47,7 +47,7 @@ def argv(ws: Workspace, host: str, become: bool) -> list[str]:
 
 
 async def master_alive(ws: Workspace, host: str) -> bool:
-    f = await procs.run(["ssh", "-F", ws.ssh_config, "-O", "check", host], env=SSH_ENV, deadline=None)
+    f = await processes.run(["ssh", "-F", ws.ssh_config, "-O", "check", host], env=SSH_ENV, deadline=None)
     return f.returncode == 0
 
 
@@ -56,7 +56,7 @@ def _mark_seen(ws: Workspace, host: str) -> None:
 
 
 async def ensure_master(ws: Workspace, host: str, deadline: Optional[float],
-                        cancelled: Optional[asyncio.Event]) -> Optional[procs.Finished]:
+                        cancelled: Optional[asyncio.Event]) -> Optional[processes.Finished]:
     """Make sure a ControlMaster to `host` runs, one attempt at a time per host.
     None when it does; otherwise the failed connection attempt (its stderr says why)."""
     key = (ws.control_dir, host)
@@ -69,9 +69,9 @@ async def ensure_master(ws: Workspace, host: str, deadline: Optional[float],
             return None
         # `ControlMaster auto` + ControlPersist (from the ssh_config): the master detaches with
         # its stdio on /dev/null; this client runs `exit 0` through it and returns.
-        f = await procs.run(["ssh", "-F", ws.ssh_config, "-T", host, "exit 0"], env=SSH_ENV, deadline=deadline,
+        f = await processes.run(["ssh", "-F", ws.ssh_config, "-T", host, "exit 0"], env=SSH_ENV, deadline=deadline,
                             cancelled=cancelled)
-        if f.outcome == procs.EXITED and f.returncode == 0:
+        if f.outcome == processes.EXITED and f.returncode == 0:
             _mark_seen(ws, host)
             return None
         return f
@@ -81,16 +81,16 @@ async def _one(ws: Workspace, host: str, script: str, become: bool, deadline: Op
                cancelled: Optional[asyncio.Event], timeout_note: str) -> HostResult:
     failed = await ensure_master(ws, host, deadline, cancelled)
     if failed is not None:
-        err = procs.text(failed.stderr)
-        if failed.outcome != procs.EXITED:
-            note = timeout_note if failed.outcome == procs.TIMED_OUT else "cancelled: killed before it finished"
+        err = processes.text(failed.stderr)
+        if failed.outcome != processes.EXITED:
+            note = timeout_note if failed.outcome == processes.TIMED_OUT else "cancelled: killed before it finished"
             return HostResult(host, -1, "", (err + "\n" if err else "") + note, failed.started_at, failed.duration_s, "timeout")
         return HostResult(host, -1, "", err or f"ssh exited with status {failed.returncode} without a message",
                           failed.started_at, failed.duration_s, "unreachable")
-    f = await procs.run(argv(ws, host, become), env=SSH_ENV, stdin=script.encode(), deadline=deadline, cancelled=cancelled)
-    out, err = procs.text(f.stdout), procs.text(f.stderr)
-    if f.outcome != procs.EXITED:
-        note = timeout_note if f.outcome == procs.TIMED_OUT else "cancelled: killed before it finished"
+    f = await processes.run(argv(ws, host, become), env=SSH_ENV, stdin=script.encode(), deadline=deadline, cancelled=cancelled)
+    out, err = processes.text(f.stdout), processes.text(f.stderr)
+    if f.outcome != processes.EXITED:
+        note = timeout_note if f.outcome == processes.TIMED_OUT else "cancelled: killed before it finished"
         return HostResult(host, -1, out, (err + "\n" if err else "") + note, f.started_at, f.duration_s, "timeout")
     rc = f.returncode if f.returncode is not None else -1
     if rc == 255 and not await master_alive(ws, host):
@@ -121,10 +121,10 @@ async def run(
             why = None
             if cancelled is not None and cancelled.is_set():
                 why = "cancelled before it started"
-            elif deadline is not None and time.monotonic() >= deadline:
+            elif deadlines.passed(deadline):
                 why = "not started before the deadline"
             if why:
-                result = HostResult(host, -1, "", why, procs.utc_now(), 0.0, "timeout")
+                result = HostResult(host, -1, "", why, processes.utc_now(), 0.0, "timeout")
             else:
                 result = await _one(ws, host, script_for(host), become, deadline, cancelled, timeout_note)
         await on_result(result)

@@ -18,6 +18,8 @@ import logging
 import time
 from typing import Any, Callable, Optional, TypeVar
 
+from ...common import deadlines
+from ...common.deadlines import Cancelled as Cancelled  # the operation was stopped (engine Cancel or customTimeouts) while waiting
 from .settings import G5kSettings
 
 _log = logging.getLogger("testbed_provider.g5k")
@@ -35,10 +37,6 @@ class G5kError(Exception):
         super().__init__(message)
         self.status = status
         self.reason = reason
-
-
-class Cancelled(Exception):
-    """The operation was cancelled (engine Cancel or customTimeouts) while waiting."""
 
 
 def describe(err: BaseException) -> tuple[Optional[int], str]:
@@ -103,13 +101,7 @@ class Session:
 
     async def sleep(self, seconds: float) -> None:
         """Wait, returning early (with Cancelled) when the operation is stopped."""
-        if self.stop.is_set():
-            raise Cancelled()
-        try:
-            await asyncio.wait_for(self.stop.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
-            return
-        raise Cancelled()
+        await deadlines.sleep(seconds, self.stop)
 
     async def call(self, what: str, fn: Callable[..., T], *args: Any, retry: bool | str = True, **kwargs: Any) -> T:
         """Run `fn(*args, **kwargs)` in a thread; retry transient failures when `retry` is True,

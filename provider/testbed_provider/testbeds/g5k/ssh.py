@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from typing import Optional
 
+from ...common import deadlines, processes
 from .session import Cancelled
+
+ATTEMPT_TIMEOUT = 30.0  # seconds one `ssh … true` may take
 
 
 def ssh_argv(host: str, user: str, key_path: str, known_hosts: str, proxy_command: str, command: str = "true") -> list[str]:
@@ -28,40 +30,29 @@ async def wait_and_pin(host: str, user: str, key_path: str, workdir: str, proxy_
     """Retry `ssh host true` (1 s, 2 s, … 10 s apart) until it works; return the host's key
     (`<type> <base64>`). Raises TimeoutError with ssh's last complaint, Cancelled when stopped."""
     known = os.path.join(workdir, f"known_hosts.{host}")
-    deadline = time.monotonic() + timeout
+    deadline = deadlines.after(timeout)
     delay, last = 1.0, ""
     while True:
-        if stop.is_set():
+        # The user's own environment: the ProxyCommand (`ssh -W … access.grid5000.fr`) needs
+        # their SSH agent and config. Killed (never left behind) when a sibling host fails.
+        done = await processes.run(ssh_argv(host, user, key_path, known, proxy_command), env=None,
+                                   deadline=deadlines.after(ATTEMPT_TIMEOUT), cancelled=stop)
+        if done.outcome == processes.CANCELLED:
             raise Cancelled()
-        proc = await asyncio.create_subprocess_exec(
-            *ssh_argv(host, user, key_path, known, proxy_command), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-        )
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await proc.wait()
-            err = b"ssh did not finish within 30 s"
-        except asyncio.CancelledError:  # a sibling host failed: leave no ssh behind
-            if proc.returncode is None:
-                proc.kill()
-            raise
-        if proc.returncode == 0:
+        if done.outcome == processes.EXITED and done.returncode == 0:
             key = _key_of(known, host)
             if key:
                 return key
             last = "connected but no host key was recorded"
+        elif done.outcome == processes.TIMED_OUT:
+            last = f"ssh did not finish within {ATTEMPT_TIMEOUT:g} s"
         else:
-            last = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-            last = last[0]
-        if time.monotonic() + delay > deadline:
+            lines = done.stderr.decode(errors="replace").strip().splitlines()
+            last = lines[-1] if lines else f"exit {done.returncode}"
+        left = deadlines.remaining(deadline)
+        if left is not None and left < delay:
             raise TimeoutError(f"{host} did not answer SSH as {user} within {timeout:g} s: {last}")
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=delay)
-            raise Cancelled()
-        except asyncio.TimeoutError:
-            pass
+        await deadlines.sleep(delay, stop)
         delay = min(delay * 2, 10.0)
 
 

@@ -460,7 +460,7 @@ def _empty_state(spec: ReservationSpec, settings: G5kSettings) -> dict[str, Any]
 
 async def _keypair(work: str, name: str) -> dict[str, str]:
     """A fresh ed25519 key for this reservation (deployed as root's authorized key)."""
-    from ..local.keys import generate, read_public
+    from ...hosts.keys import generate, read_public
 
     path = os.path.join(work, "id")
     await generate(path, f"pulumi-testbed g5k {name}", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .keys import known_hosts_line
+from ...hosts.keys import known_hosts_line
 
 
 def proxy_command(switch: str) -> str:
@@ -42,9 +42,3 @@ def known_hosts_text(hosts: list[tuple[str, str, str]]) -> str:
     """From (name, address, public host key) triples."""
     return "".join(known_hosts_line(n, a, k) + "\n" for n, a, k in hosts)
 
-
-def write_private(path: str, text: str, mode: int = 0o600) -> None:
-    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)

@@ -20,34 +20,11 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Optional
 
-from .commands import pid_alive
+from ...common import pids
+from ...common.private_files import write_private
 
 NAME = "manifest.json"
 CREATING, READY, FAILED = "creating", "ready", "failed"
-
-
-def _stat(pid: int) -> list[str]:
-    """/proc/<pid>/stat's fields after the command name (state first), or [] if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
-def process_start_time(pid: int) -> Optional[int]:
-    """The process's start time in clock ticks since boot (tells a live creator from a reused pid)."""
-    try:
-        return int(_stat(pid)[19])
-    except (ValueError, IndexError):
-        return None
-
-
-def running(pid: int) -> bool:
-    """The process exists and has not exited: a zombie (killed, not yet reaped by its parent:
-    the engine reaps a killed plugin when it gets to it) has."""
-    fields = _stat(pid)
-    return bool(fields) and fields[0] not in ("Z", "X")
 
 
 def make_run_dir(run_root: str, prefix: str) -> str:
@@ -61,12 +38,7 @@ def make_run_dir(run_root: str, prefix: str) -> str:
 
 def write(run_dir: str, data: dict[str, Any]) -> None:
     """Atomically (re)write the manifest, mode 0600."""
-    path = os.path.join(run_dir, NAME)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+    write_private(os.path.join(run_dir, NAME), json.dumps(data, indent=1))
 
 
 def backend_hash(environ: Optional[Mapping[str, str]] = None) -> str:
@@ -82,7 +54,7 @@ def create(run_dir: str, owner: str, prefix: str) -> dict[str, Any]:
     directory: the engine starts it there)."""
     pid = os.getpid()
     data = {"owner": owner, "prefix": prefix, "status": CREATING, "creatorPid": pid,
-            "creatorStartTime": process_start_time(pid), "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "creatorStartTime": pids.start_time(pid), "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "projectDir": os.getcwd(), "backend": backend_hash()}
     write(run_dir, data)
     return data
@@ -135,10 +107,10 @@ def claim(run_dir: str) -> Iterator[Optional[dict[str, Any]]]:
 
 def creator_alive(data: dict[str, Any]) -> bool:
     pid = data.get("creatorPid")
-    if not isinstance(pid, int) or not pid_alive(pid) or not running(pid):
+    if not isinstance(pid, int) or not pids.alive(pid) or not pids.running(pid):
         return False
     recorded = data.get("creatorStartTime")
-    return recorded is None or process_start_time(pid) == recorded
+    return recorded is None or pids.start_time(pid) == recorded
 
 
 def all_run_dirs(run_root: str) -> list[tuple[str, dict[str, Any]]]:

@@ -6,7 +6,7 @@ import os
 import shutil
 from typing import Optional
 
-from .commands import ENV
+from ...hosts.commands import ENV
 
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21

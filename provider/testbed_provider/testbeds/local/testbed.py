@@ -19,12 +19,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ...common import pids
+from ...common.deadlines import Cancelled
+from ...common.private_files import write_private
+from ...hosts import sshd
+from ...hosts.commands import CommandError, run
+from ...hosts.keys import HOST_KEY, generate, parse_known_hosts, read_public
+from ...hosts.netns import add_namespaces, list_namespaces, namespace_id, process_namespace, stop_processes, teardown
+from ...hosts.readiness import wait_for_ssh
 from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
-from . import manifest, sshd, watchdog
+from . import manifest, watchdog
 from .addressing import allocate, allocate_management, parse_cidr, slot
-from .client_config import known_hosts_text, proxy_command, ssh_config_text, write_private
-from .commands import Cancelled, CommandError, pid_alive
-from .keys import HOST_KEY, generate, parse_known_hosts, read_public
+from .client_config import known_hosts_text, proxy_command, ssh_config_text
 from .naming import (
     PREFIX_RE,
     PlannedHost,
@@ -35,20 +41,9 @@ from .naming import (
     reservation_id,
     switch_namespace,
 )
-from .netns import (
-    HostWiring,
-    add_namespaces,
-    list_namespaces,
-    namespace_id,
-    process_namespace,
-    setup_switch,
-    stop_processes,
-    teardown,
-    wire_hosts,
-)
 from .preflight import preflight
-from .readiness import wait_for_ssh
 from .validation import validate
+from .wiring import HostWiring, setup_switch, wire_hosts
 
 CONCURRENCY = max(4, 4 * (os.cpu_count() or 1))  # per-host commands in flight at once
 PROGRESS_INTERVAL = 0.3  # seconds between two "SSH ready on k/N" lines (the last one always shows)
@@ -532,7 +527,7 @@ def _network_ids(r: HostRecord) -> list[str]:
 
 def _pid_in_namespace(pid: Optional[int], namespace: str) -> bool:
     """The recorded sshd still runs, and inside that very namespace (not a reused pid)."""
-    if not isinstance(pid, int) or not pid_alive(pid):
+    if not isinstance(pid, int) or not pids.alive(pid):
         return False
     ns = namespace_id(namespace)
     if ns is None or process_namespace(pid) != ns:
@@ -606,7 +601,6 @@ async def _unmount_below(path: str) -> None:
             points = [line.split()[4] for line in f]
     except OSError:
         return
-    from .commands import run
     for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
         await run(["umount", "-l", point], what=f"unmounting {point}", check=False)
 

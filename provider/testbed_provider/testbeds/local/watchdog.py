@@ -22,14 +22,12 @@ import json
 import os
 import select
 import selectors
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from .commands import ENV
-from .manifest import process_start_time
+from ...common import pids, processes
 
 DONE = b"done\n"
 LOG = "watchdog.log"  # in the run dir: what the watchdog saw, left for a look when a release fails
@@ -56,12 +54,8 @@ class Guard:
         except OSError:
             pass
         os.close(self.pipe)
-        if self.proc is not None:
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except asyncio.TimeoutError:  # our own child: stopped through its handle, never by name
-                self.proc.kill()
-                await self.proc.wait()
+        if self.proc is not None:  # our own child: stopped through its handle if need be, never by name
+            await processes.reap(self.proc, grace=10)
 
 
 async def start(run_dir: str, run_root: str) -> Guard:
@@ -69,12 +63,10 @@ async def start(run_dir: str, run_root: str) -> Guard:
     (it could not start) the create goes on: Configure and `testbed gc` still find a leftover."""
     read_end, write_end = os.pipe()  # both non-inheritable: no other child of ours holds the write end
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    env = {**ENV, "PYTHONPATH": package_parent}
+    env = {**processes.SAFE_ENV, "PYTHONPATH": package_parent}
     log = os.open(os.path.join(run_dir, LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", RUN, stdin=read_end, stdout=subprocess.DEVNULL,
-            stderr=log, start_new_session=True, env=env, cwd="/")
+        proc = await processes.start([sys.executable, "-c", RUN], env=env, stdin=read_end, stderr=log, cwd="/")
     except OSError:
         os.close(write_end)
         return Guard(None, -1)
@@ -82,7 +74,7 @@ async def start(run_dir: str, run_root: str) -> Guard:
         os.close(read_end)
         os.close(log)
     me = os.getpid()
-    header = {"runDir": run_dir, "runRoot": run_root, "creatorPid": me, "creatorStartTime": process_start_time(me)}
+    header = {"runDir": run_dir, "runRoot": run_root, "creatorPid": me, "creatorStartTime": pids.start_time(me)}
     os.write(write_end, (json.dumps(header) + "\n").encode())
     return Guard(proc, write_end)
 
@@ -93,7 +85,7 @@ def _wait_for_the_creator(creator: int, started: Optional[int]) -> bool:
         pidfd: Optional[int] = os.pidfd_open(creator)
     except OSError:  # already gone
         pidfd = None
-    if pidfd is not None and process_start_time(creator) != started:  # gone, and its pid reused since
+    if pidfd is not None and pids.start_time(creator) != started:  # gone, and its pid reused since
         os.close(pidfd)
         pidfd = None
     received = b""

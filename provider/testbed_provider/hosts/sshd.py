@@ -15,9 +15,10 @@ import os
 import pwd
 from typing import Optional
 
-from .commands import pid_alive, run
+from ..common import pids
+from ..common.private_files import write_private
+from .commands import run
 from .keys import HOST_KEY
-from .manifest import process_start_time, running
 
 SSHD = "/usr/sbin/sshd"
 PID_FILE = "run/sshd.pid"  # relative to the host directory (it is /run/sshd.pid inside the host)
@@ -65,13 +66,6 @@ def host_dir(run_dir: str, name: str) -> str:
     return os.path.join(run_dir, "hosts", name)
 
 
-def _write(path: str, text: str, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-
-
 def prepare_host_dir(hdir: str, client_public_key: str) -> None:
     """Create the sources of the host's private directories (blocking; run in a thread)."""
     for sub, mode in (("etc-ssh", 0o755), ("root", 0o700), ("root/.ssh", 0o700), ("home", 0o755),
@@ -79,10 +73,10 @@ def prepare_host_dir(hdir: str, client_public_key: str) -> None:
         path = os.path.join(hdir, sub)
         os.makedirs(path, exist_ok=True)
         os.chmod(path, mode)
-    _write(os.path.join(hdir, "etc-ssh", "sshd_config"), SSHD_CONFIG, 0o644)
-    _write(os.path.join(hdir, "root", ".ssh", "authorized_keys"), client_public_key.strip() + "\n", 0o600)
-    if not os.path.exists(os.path.join(hdir, "etc-hosts")):
-        _write(os.path.join(hdir, "etc-hosts"), "127.0.0.1\tlocalhost\n", 0o644)
+    write_private(os.path.join(hdir, "etc-ssh", "sshd_config"), SSHD_CONFIG, 0o644)
+    write_private(os.path.join(hdir, "root", ".ssh", "authorized_keys"), client_public_key.strip() + "\n")
+    if not os.path.exists(os.path.join(hdir, "etc-hosts")):  # once: later rewritten in place (write_etc_hosts)
+        write_private(os.path.join(hdir, "etc-hosts"), "127.0.0.1\tlocalhost\n", 0o644)
 
 
 def etc_hosts_text(hosts: list[tuple[str, str]]) -> str:
@@ -129,16 +123,13 @@ def log_tail(hdir: str, chars: int = 400) -> str:
 
 def start_time(pid: Optional[int]) -> Optional[int]:
     """What identifies the sshd `pid` later, beside its pid: its start time (see still_running)."""
-    return process_start_time(pid) if pid else None
+    return pids.start_time(pid)
 
 
 def still_running(pid: Optional[int], started: Optional[int]) -> bool:
     """Whether the sshd recorded as (`pid`, `started`) is still that very process: a reused pid
     has another start time. Never guessed without a recorded start time, never by name alone."""
-    if (not isinstance(pid, int) or not isinstance(started, int) or not pid_alive(pid) or not running(pid)
-            or process_start_time(pid) != started):
-        return False
-    return is_sshd(pid)
+    return pids.same_process(pid, started) and pid is not None and is_sshd(pid)
 
 
 def is_sshd(pid: int) -> bool:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from typing import Awaitable, Callable, Optional
 
-from .commands import ENV, Cancelled
+from ..common import deadlines, processes
+from ..common.deadlines import Cancelled
 
 PROBER = r"""
 import asyncio, json, sys
@@ -52,26 +52,16 @@ async def wait_for_ssh(
         return []
     if cancelled is not None and cancelled.is_set():
         raise Cancelled()
-    proc = await asyncio.create_subprocess_exec(
-        "ip", "netns", "exec", switch, sys.executable, "-I", "-S", "-c", PROBER, *addresses,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=ENV,
-    )
-    deadline = time.monotonic() + timeout
-    stopper = asyncio.ensure_future(cancelled.wait()) if cancelled else None
-    try:
-        while pending:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+    argv = ["ip", "netns", "exec", switch, sys.executable, "-I", "-S", "-c", PROBER, *addresses]
+    deadline = deadlines.after(timeout)
+    async with processes.child(argv, env=processes.SAFE_ENV, stdout=asyncio.subprocess.PIPE,
+                               stderr=asyncio.subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        while pending and not deadlines.passed(deadline):
+            try:
+                line = await deadlines.wait_or_raise(proc.stdout.readline(), deadline, cancelled)
+            except TimeoutError:
                 break
-            reader = asyncio.ensure_future(proc.stdout.readline())
-            waiting = {reader} | ({stopper} if stopper else set())
-            done, _ = await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            if reader not in done:
-                reader.cancel()
-                if stopper is not None and stopper in done:
-                    raise Cancelled()
-                break
-            line = reader.result()
             if not line:  # the prober died
                 err = (await proc.stderr.read()).decode(errors="replace").strip()[-400:]
                 raise RuntimeError(f"the SSH readiness prober in {switch} exited early: {err or 'no output'}")
@@ -79,13 +69,4 @@ async def wait_for_ssh(
             if address in pending:
                 pending.discard(address)
                 await on_ready(address)
-    finally:
-        if stopper is not None:
-            stopper.cancel()
-        if proc.returncode is None:
-            try:
-                proc.kill()
-            except ProcessLookupError:
-                pass
-        await proc.wait()
     return sorted(pending, key=addresses.index)

@@ -10,6 +10,7 @@ import asyncio
 import os
 from typing import Optional
 
+from ..common.private_files import unlink_quietly
 from .commands import run
 
 HOST_KEY = "ssh_host_ed25519_key"
@@ -18,8 +19,7 @@ HOST_KEY = "ssh_host_ed25519_key"
 async def generate(path: str, comment: str, cancelled: Optional[asyncio.Event]) -> None:
     """Write `path` (private, 0600) and `path.pub`; an existing pair is replaced."""
     for old in (path, path + ".pub"):
-        if os.path.exists(old):
-            os.unlink(old)
+        unlink_quietly(old)
     await run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
               what=f"generating the SSH key {os.path.basename(path)} ({comment})", cancelled=cancelled)
 
