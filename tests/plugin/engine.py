@@ -51,7 +51,8 @@ class RecordingEngine(engine_pb2_grpc.EngineServicer):
 class PluginUnderTest:
     """The real `pulumi-resource-testbed` process, driven like the engine drives it."""
 
-    def __init__(self, env: Optional[dict[str, str]] = None, argv_prefix: tuple[str, ...] = ()) -> None:
+    def __init__(self, env: Optional[dict[str, str]] = None, argv_prefix: tuple[str, ...] = (),
+                 executable: "str | os.PathLike[str]" = PLUGIN) -> None:
         self.engine = RecordingEngine()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         engine_pb2_grpc.add_EngineServicer_to_server(self.engine, self._server)
@@ -59,7 +60,7 @@ class PluginUnderTest:
         self._server.start()
         self.stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [*argv_prefix, str(PLUGIN), self.engine_address],
+            [*argv_prefix, str(executable), self.engine_address],
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             env={**os.environ, **(env or {})},
