@@ -1,22 +1,19 @@
-"""Helpers shared by the `testbed:g5k:*` controllers: settings, ids, input parsing, errors."""
+"""Helpers shared by the `testbed:g5k:*` controllers: settings, ids, declared defaults, job liveness."""
 
 from __future__ import annotations
 
+import enum
 import re
-from typing import Any, Callable, Optional
+from typing import Any
 
-from ..protocol.codec import UNKNOWN
 from ..protocol.errors import ResourceFailure
-from ..testbeds.base import CheckFailure
 from ..testbeds.g5k import jobs
-from ..testbeds.g5k.oar import SITE_RE
 from ..testbeds.g5k.session import G5kError, Session
 from ..testbeds.g5k.settings import G5kSettings
+from ..typed.model import default_of
 from .base import ProviderContext
 
 ID_RE = re.compile(r"^([a-z][a-z0-9-]*):(\d+)$")
-
-Fail = Callable[[str, str], None]
 
 
 def settings_of(ctx: ProviderContext) -> G5kSettings:
@@ -37,48 +34,10 @@ def parse_job_id(value: str, what: str = "job id") -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def check_site(value: Any, prop: str, fail: Fail) -> Optional[str]:
-    if value is UNKNOWN:
-        return None
-    if not isinstance(value, str) or not SITE_RE.match(value):
-        fail(prop, "required: a Grid'5000 site name such as `rennes`")
-        return None
-    return value
-
-
-def check_int(value: Any, prop: str, fail: Fail, minimum: int = 1, required: bool = True, default: Optional[int] = None) -> Optional[int]:
-    if value is UNKNOWN:
-        return None
-    if value is None:
-        if required:
-            fail(prop, "required: a whole number")
-        return default
-    if not isinstance(value, int) or isinstance(value, bool):
-        fail(prop, f"must be a whole number (got `{value}`)")
-        return None
-    if value < minimum:
-        fail(prop, f"must be at least {minimum} (got {value})")
-        return None
-    return value
-
-
-def check_str(value: Any, prop: str, fail: Fail) -> Optional[str]:
-    if value is None or value is UNKNOWN:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        fail(prop, "must be a non-empty string")
-        return None
-    return value
-
-
-def unknown_keys(obj: dict[str, Any], allowed: set[str], path: str, fail: Fail, what: str) -> None:
-    for key in sorted(set(obj) - allowed):
-        fail(f"{path}{key}", f"unknown property `{key}` ({what} accepts {', '.join(sorted(allowed))})")
-
-
-def failures_list() -> tuple[list[CheckFailure], Fail]:
-    failures: list[CheckFailure] = []
-    return failures, lambda prop, reason: failures.append(CheckFailure(prop, reason))
+def default(cls: type, py_name: str) -> Any:
+    """A field's declared default as inputs spell it (an enum member's value)."""
+    value = default_of(cls, py_name)
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 async def job_of_step_alive(ctx: ProviderContext, outputs: dict[str, Any]) -> bool:

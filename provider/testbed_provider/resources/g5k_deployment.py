@@ -17,40 +17,31 @@ from typing import Any, Optional
 
 from ..protocol.codec import UNKNOWN, has_unknowns
 from ..protocol.errors import PartialFailure, ResourceFailure
+from ..testbeds.base import CheckFailure
 from ..testbeds.g5k import deployments, jobs, naming
 from ..testbeds.g5k.session import G5kError, Session
 from ..testbeds.g5k.validation import Reference, with_timeout
+from ..typed.check import check_inputs, with_defaults
+from ..typed.model import input_names
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, diff_inputs
-from .g5k_common import check_int, check_site, check_str, failures_list, job_of_step_alive, settings_of, unknown_keys
+from .g5k_common import default, job_of_step_alive, settings_of
+from .g5k_deployment_schema import DEPLOYMENT, DeploymentArgs
 
-INPUT_KEYS = {"site", "jobUid", "environment", "key", "nodes", "vlan", "maxAttempts", "minDeployed"}
+INPUT_KEYS = input_names(DeploymentArgs)
 NO_REDEPLOY = {"maxAttempts", "minDeployed"}
 COMPUTED = ("deployedNodes", "failedNodes", "results", "deploymentUids")
 
 
-def validate(inputs: dict[str, Any]) -> list:
-    failures, fail = failures_list()
-    unknown_keys(inputs, INPUT_KEYS, "", fail, "a g5k Deployment")
-    check_site(inputs.get("site"), "site", fail)
-    check_int(inputs.get("jobUid"), "jobUid", fail)
-    if inputs.get("environment") is None:
-        fail("environment", "required: an environment name such as `debian12-min` (see GET /sites/{site}/environments)")
-    check_str(inputs.get("environment"), "environment", fail)
-    check_str(inputs.get("key"), "key", fail)
-    if inputs.get("vlan") is not None and inputs["vlan"] is not UNKNOWN and not isinstance(inputs["vlan"], str):
-        fail("vlan", "must be a vlan id string such as `4`")
-    nodes = inputs.get("nodes")
-    if nodes is not None and nodes is not UNKNOWN:
-        if not isinstance(nodes, list) or not nodes or not all(isinstance(n, str) or n is UNKNOWN for n in nodes):
-            fail("nodes", "must list node names of the job (omit it to deploy every node of the job)")
-    attempts = check_int(inputs.get("maxAttempts"), "maxAttempts", fail, required=False, default=3)
-    if attempts is not None and attempts > 10:
-        fail("maxAttempts", "at most 10 attempts")
-    minimum = check_int(inputs.get("minDeployed"), "minDeployed", fail, minimum=0, required=False)
-    if minimum is not None and isinstance(nodes, list) and not has_unknowns(nodes) and minimum > len(nodes):
-        fail("minDeployed", f"{minimum} exceeds the {len(nodes)} node(s) listed in `nodes`")
+def validate(inputs: dict[str, Any]) -> list[CheckFailure]:
+    """The definition's Check, then what no type says: `minDeployed` within the listed nodes."""
+    failures = check_inputs(DeploymentArgs, inputs, DEPLOYMENT.label).failures
+    refused = {f.property.split("[")[0] for f in failures}
+    nodes, minimum = inputs.get("nodes"), inputs.get("minDeployed")
+    if refused.isdisjoint({"nodes", "minDeployed"}) and isinstance(minimum, int) and isinstance(nodes, list) \
+            and not has_unknowns(nodes) and minimum > len(nodes):
+        failures.append(CheckFailure("minDeployed", f"{minimum} exceeds the {len(nodes)} node(s) listed in `nodes`"))
     return failures
 
 
@@ -65,25 +56,28 @@ class Deployment(ResourceController):
             failures = await with_timeout(self._check_environment(site, env))
         return CheckResult(inputs, failures)
 
-    async def _check_environment(self, site: str, env: str) -> list:
+    async def _check_environment(self, site: str, env: str) -> list[CheckFailure]:
         """Is the environment known at the site? (Kadeploy would refuse it minutes later.)"""
-        failures, fail = failures_list()
+        failures: list[CheckFailure] = []
         if env.startswith(("http://", "https://")) or "@" in env:
             return failures  # a description URL or another user's image: Kadeploy judges
+        assert self.ctx.config.g5k is not None  # check() asks only on a configured g5k backend
         ref = Reference(self.ctx.config.g5k)
         try:
             names = await ref.environments(site)
         finally:
             ref.close()
         if names is not None and env not in names:
-            family = re.match(r"[a-z]*", env).group(0)  # `debian` of `debian99-min`
+            family = re.sub(r"[^a-z][\s\S]*", "", env)  # `debian` of `debian99-min`
             close = sorted(n for n in names if family and n.startswith(family))[:8]
-            fail("environment", f"no environment `{env}` at {site}" + (f" (similar: {', '.join(close)})" if close else ""))
+            similar = f" (similar: {', '.join(close)})" if close else ""
+            failures.append(CheckFailure("environment", f"no environment `{env}` at {site}{similar}"))
         return failures
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        old = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
-        return diff_inputs(old, news, replace_keys=(set(old) | set(news)) - NO_REDEPLOY)
+        old = with_defaults(DeploymentArgs, old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
+        new = with_defaults(DeploymentArgs, news)  # `maxAttempts: 3` given or omitted is the same
+        return diff_inputs(old, new, replace_keys=(set(old) | set(new)) - NO_REDEPLOY)
 
     async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
         if preview:
@@ -101,7 +95,7 @@ class Deployment(ResourceController):
                 try:
                     outcome = await deployments.deploy(
                         session, site, nodes, inputs["environment"], progress, key=inputs.get("key"), vlan=inputs.get("vlan"),
-                        attempts=int(inputs.get("maxAttempts", 3)),
+                        attempts=int(inputs.get("maxAttempts", default(DeploymentArgs, "max_attempts"))),
                     )
                 except deployments.DeployInterrupted as err:
                     raise PartialFailure(limit.explain("interrupted while deploying (the running deployment was cancelled)"),

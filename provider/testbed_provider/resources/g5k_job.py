@@ -25,17 +25,15 @@ import datetime as dt
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..protocol.codec import UNKNOWN, has_unknowns
 from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
+from ..testbeds.base import CheckFailure
 from ..testbeds.g5k import forecast as forecasting
 from ..testbeds.g5k import jobs, naming, tagging
 from ..testbeds.g5k.oar import (
-    QUEUES,
-    SUBNET_SIZES,
-    VLAN_TYPES,
     NodeGroup,
     OarError,
     ResourceRequest,
@@ -51,19 +49,18 @@ from ..testbeds.g5k.oar import (
 )
 from ..testbeds.g5k.session import Cancelled, G5kError, Session
 from ..testbeds.g5k.validation import CHECK_TIMEOUT, Reference, check_placement, with_timeout
+from ..typed.check import check_inputs, with_defaults
+from ..typed.model import input_names
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, Kind, diff_inputs
-from .g5k_common import check_int, check_site, check_str, failures_list, parse_job_id, settings_of, unknown_keys
+from .g5k_common import default, parse_job_id, settings_of
+from .g5k_job_schema import JOB, JobArgs, SubnetRequest
+from .g5k_job_schema import VlanRequest as VlanRequestArgs
 
-DEFAULT_WALLTIME = "1:00:00"
-DEFAULT_COMMAND = "sleep infinity"
 DEFAULT_PROJECT = "default"  # what OAR records for a job submitted without a project
-INPUT_KEYS = {"site", "nodes", "vlan", "subnet", "walltime", "types", "queue", "project", "name", "reservation",
-              "rawResources", "command", "waitUntil"}
-NODE_KEYS = {"count", "cluster", "properties", "hosts"}
+INPUT_KEYS = input_names(JobArgs)
 COMPUTED = ("uid", "state", "assignedNodes", "vlans", "subnets", "scheduledAt", "startedAt", "endsAt", "walltimeSeconds")
-WAIT_MODES = {"running", "scheduled"}
 # Changing anything else needs a new job.
 IN_PLACE = {"walltime", "waitUntil"}
 # The parts of a job (see `effective`) and the inputs that say them; `rawResources` may end with the walltime.
@@ -72,6 +69,8 @@ PARTS = {"site": ("site",), "request": ("nodes", "vlan", "subnet", "rawResources
          "reservation": ("reservation",), "waitUntil": ("waitUntil",)}
 _WALLTIME_SUFFIX = re.compile(r",\s*walltime=[0-9:]+\s*$")
 _RESERVATION_JOB = re.compile(r"(^|,)J=R(,|\s|$)")  # OAR's job message: `…,J=R,…` for an advance reservation
+
+Fail = Callable[[str, str], None]
 
 
 @dataclass
@@ -83,31 +82,34 @@ class JobSpec:
     request: Optional[ResourceRequest] = None  # the typed request (None for `rawResources`)
 
 
-def validate(inputs: dict[str, Any]) -> tuple[Optional[JobSpec], list]:
-    """Input rules; a JobSpec when everything is known and valid."""
-    failures, fail = failures_list()
-    unknown_keys(inputs, INPUT_KEYS, "", fail, "a g5k Job")
-    site = check_site(inputs.get("site"), "site", fail)
+def validate(inputs: dict[str, Any]) -> tuple[Optional[JobSpec], list[CheckFailure]]:
+    """The definition's Check, then the rules no type says; a JobSpec when everything is known
+    and valid. A value the definition refuses is not judged again by the rules below."""
+    failures = check_inputs(JobArgs, inputs, JOB.label).failures
+    refused = {f.property for f in failures}
+    fail: Fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
+    site = inputs.get("site")
 
+    given = inputs.get("walltime")
     walltime: Optional[int] = None
-    if inputs.get("walltime") is not UNKNOWN:
+    if given is not UNKNOWN and "walltime" not in refused:
         try:
-            walltime = parse_walltime(inputs.get("walltime", DEFAULT_WALLTIME))
-        except OarError as err:
+            walltime = parse_walltime(default(JobArgs, "walltime") if given is None else given)
+        except OarError as err:  # zero, or beyond OAR's limit
             fail("walltime", str(err))
 
     raw = inputs.get("rawResources")
     typed = [k for k in ("nodes", "vlan", "subnet") if inputs.get(k) is not None]
-    request: Optional[ResourceRequest] = ResourceRequest()
+    request: Optional[ResourceRequest] = None
     resources: Optional[str] = None
     if raw is not None:
         if typed:
             fail("rawResources", f"give either `rawResources` or the typed request ({', '.join(typed)}), not both")
-        elif raw is not UNKNOWN:
+        elif raw is not UNKNOWN and "rawResources" not in refused:
             try:
                 raw = check_raw_resources(raw)
                 in_raw = walltime_of_raw(raw)
-                if in_raw is not None and "walltime" in inputs:
+                if in_raw is not None and given is not None:
                     fail("walltime", "the walltime is already given in `rawResources` (`,walltime=…`); give it once")
                 elif in_raw is not None:
                     walltime = in_raw
@@ -118,34 +120,24 @@ def validate(inputs: dict[str, Any]) -> tuple[Optional[JobSpec], list]:
                 fail(err.property, str(err))
     else:
         request = _typed_request(inputs, fail)
-        if not failures and request is not None and walltime is not None and not has_unknowns(inputs.get("nodes")):
+        if not failures and request is not None and walltime is not None and not has_unknowns([inputs.get(k) for k in typed]):
             resources = resources_string(request, walltime)
 
-    for key in ("queue", "project", "name", "command"):
-        check_str(inputs.get(key), key, fail)
-    queue = inputs.get("queue", "default")
-    if isinstance(queue, str) and queue not in QUEUES:
-        fail("queue", f"unknown queue `{queue}` (Grid'5000 queues: {', '.join(sorted(QUEUES))})")
-    types = inputs.get("types")
-    if types is not None and types is not UNKNOWN:
-        if not isinstance(types, list) or not all(isinstance(t, str) and t.strip() for t in types if t is not UNKNOWN):
-            fail("types", "must be a list of OAR job types such as [\"deploy\"]")
+    queue = inputs.get("queue", default(JobArgs, "queue"))
     reservation = inputs.get("reservation")
     start = None
     if reservation is not None and reservation is not UNKNOWN:
-        try:
-            start = parse_date(reservation)
-        except OarError as err:
-            fail("reservation", str(err))
+        if "reservation" not in refused:
+            try:
+                start = parse_date(reservation)
+            except OarError as err:
+                fail("reservation", str(err))
         if queue == "besteffort":
             fail("queue", "a besteffort job cannot be an advance reservation (OAR admission rule)")
-    wait = inputs.get("waitUntil", "running")
-    if wait is not UNKNOWN and wait not in WAIT_MODES:
-        fail("waitUntil", f"must be `running` or `scheduled` (got `{wait}`)")
 
-    if failures or site is None or resources is None or has_unknowns(inputs):
+    if failures or not isinstance(site, str) or resources is None or has_unknowns(inputs):
         return None, failures
-    body: dict[str, Any] = {"resources": resources, "command": inputs.get("command", DEFAULT_COMMAND), "queue": queue}
+    body: dict[str, Any] = {"resources": resources, "command": inputs.get("command", default(JobArgs, "command")), "queue": queue}
     for key in ("name", "project"):
         if inputs.get(key):
             body[key] = inputs[key]
@@ -153,64 +145,45 @@ def validate(inputs: dict[str, Any]) -> tuple[Optional[JobSpec], list]:
         body["types"] = list(inputs["types"])
     if start is not None:
         body["reservation"] = oar_date(start)
-    return JobSpec(site=site, resources=resources, walltime=walltime or 0, body=body,
-                   request=request if raw is None else None), failures
+    return JobSpec(site=site, resources=resources, walltime=walltime or 0, body=body, request=request), failures
 
 
-def _typed_request(inputs: dict[str, Any], fail) -> Optional[ResourceRequest]:
+def _typed_request(inputs: dict[str, Any], fail: Fail) -> Optional[ResourceRequest]:
+    """The typed request of inputs the definition checked: a node group's count against its
+    hosts, short host names completed on the site. None when `nodes` is missing or unknown."""
     nodes = inputs.get("nodes")
-    groups: list[NodeGroup] = []
     if nodes is None:
-        fail("nodes", "required: at least one node group `{count, cluster?, properties?}` (or give `rawResources`)")
+        fail("nodes", "required: at least one node group `{count, cluster?, properties?, hosts?}` (or give `rawResources`)")
         return None
-    if nodes is UNKNOWN:
-        return None
-    if not isinstance(nodes, list) or not nodes:
-        fail("nodes", "must list at least one node group `{count, cluster?, properties?}`")
-        return None
+    if not isinstance(nodes, list):
+        return None  # unknown at preview (or refused by the definition)
+    groups: list[NodeGroup] = []
     for i, group in enumerate(nodes):
-        path = f"nodes[{i}]"
-        if group is UNKNOWN:
-            continue
         if not isinstance(group, dict):
-            fail(path, "must be an object `{count, cluster?, properties?, hosts?}`")
             continue
-        unknown_keys(group, NODE_KEYS, f"{path}.", fail, "a node group")
-        hosts = group.get("hosts") or []
-        if hosts is UNKNOWN or not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-            if hosts is not UNKNOWN:
-                fail(f"{path}.hosts", "must be a list of node names")
-            hosts = []
-        count = check_int(group.get("count", len(hosts) or None), f"{path}.count", fail)
-        if hosts and count is not None and count != len(hosts):
-            fail(f"{path}.count", f"{count} nodes requested but {len(hosts)} named in hosts")
-        cluster = check_str(group.get("cluster"), f"{path}.cluster", fail)
-        properties = check_str(group.get("properties"), f"{path}.properties", fail)
-        if count is not None:
-            groups.append(NodeGroup(count=count, cluster=cluster, properties=properties,
+        count, hosts = group.get("count"), group.get("hosts") or []
+        if has_unknowns(hosts) or not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+            continue  # known later, or refused
+        if count is None and not hosts:
+            fail(f"nodes[{i}].count", "required: how many nodes (or name them in `hosts`)")
+        elif count is None:
+            count = len(hosts)
+        elif isinstance(count, int) and hosts and count != len(hosts):
+            fail(f"nodes[{i}].count", f"{count} nodes requested but {len(hosts)} named in hosts")
+        if isinstance(count, int) and not isinstance(count, bool):
+            groups.append(NodeGroup(count=count, cluster=group.get("cluster"), properties=group.get("properties"),
                                     hosts=tuple(h if "." in h else f"{h}.{inputs.get('site')}.grid5000.fr" for h in hosts)))
     vlan = None
-    raw_vlan = inputs.get("vlan")
-    if isinstance(raw_vlan, dict):
-        unknown_keys(raw_vlan, {"type", "count"}, "vlan.", fail, "a vlan request")
-        vtype = raw_vlan.get("type", "kavlan")
-        if vtype not in VLAN_TYPES:
-            fail("vlan.type", f"unknown vlan type `{vtype}` (one of {', '.join(sorted(VLAN_TYPES))})")
-        count = check_int(raw_vlan.get("count", 1), "vlan.count", fail)
-        vlan = VlanRequest(type=vtype, count=count or 1)
-    elif raw_vlan is not None and raw_vlan is not UNKNOWN:
-        fail("vlan", "must be an object `{type, count}`, e.g. {type: kavlan, count: 1}")
+    asked_vlan = inputs.get("vlan")
+    if isinstance(asked_vlan, dict):
+        vlan = VlanRequest(type=asked_vlan.get("type", default(VlanRequestArgs, "type")),
+                           count=asked_vlan.get("count", default(VlanRequestArgs, "count")))
     subnets: dict[str, int] = {}
-    raw_subnet = inputs.get("subnet")
-    if isinstance(raw_subnet, dict):
-        unknown_keys(raw_subnet, {"size", "count"}, "subnet.", fail, "a subnet request")
-        size = raw_subnet.get("size", "slash_22")
-        if size not in SUBNET_SIZES:
-            fail("subnet.size", f"unknown subnet size `{size}` (one of {', '.join(sorted(SUBNET_SIZES))})")
-        count = check_int(raw_subnet.get("count", 1), "subnet.count", fail)
-        subnets[size] = count or 1
-    elif raw_subnet is not None and raw_subnet is not UNKNOWN:
-        fail("subnet", "must be an object `{size, count}`, e.g. {size: slash_22, count: 1}")
+    asked_subnet = inputs.get("subnet")
+    if isinstance(asked_subnet, dict):
+        size = asked_subnet.get("size", default(SubnetRequest, "size"))
+        if isinstance(size, str):
+            subnets[size] = asked_subnet.get("count", default(SubnetRequest, "count"))
     return ResourceRequest(nodes=groups, vlan=vlan, subnets=subnets)
 
 
@@ -245,7 +218,7 @@ def effective(inputs: dict[str, Any]) -> Optional[dict[str, Any]]:
         "name": body.get("name"),
         "types": types,
         "reservation": body.get("reservation"),
-        "waitUntil": inputs.get("waitUntil", "running"),
+        "waitUntil": inputs.get("waitUntil", default(JobArgs, "wait_until")),
     }
 
 
@@ -262,19 +235,19 @@ class Job(ResourceController):
             inputs["name"] = olds.get("name") or (naming.job_name(name, urn) if urn else name)
         spec, failures = validate(inputs)
         if spec is not None and self.ctx.config.backend == "g5k" and self.ctx.config.g5k is not None:
-            failures += await with_timeout(self._check_reference(spec, inputs))
+            failures += await with_timeout(self._check_reference(spec))
         return CheckResult(inputs, failures)
 
-    async def _check_reference(self, spec: JobSpec, inputs: dict[str, Any]) -> list:
+    async def _check_reference(self, spec: JobSpec) -> list[CheckFailure]:
         assert self.ctx.config.g5k is not None  # check() asks only on a configured g5k backend
         ref = Reference(self.ctx.config.g5k)
         try:
             wanted: dict[str, int] = {}
             props: dict[str, str] = {}
-            for i, group in enumerate(inputs.get("nodes") or []):
-                if group.get("cluster"):
-                    wanted[group["cluster"]] = wanted.get(group["cluster"], 0) + int(group["count"])
-                    props.setdefault(group["cluster"], f"nodes[{i}].cluster")
+            for i, group in enumerate(spec.request.nodes if spec.request else []):  # in the order of `nodes`
+                if group.cluster:
+                    wanted[group.cluster] = wanted.get(group.cluster, 0) + group.count
+                    props.setdefault(group.cluster, f"nodes[{i}].cluster")
             return await check_placement(ref, spec.site, wanted, "site", props)
         finally:
             ref.close()
@@ -282,8 +255,9 @@ class Job(ResourceController):
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         old = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
         before, after = effective(old), effective(news)
-        if before is None or after is None:  # unknown (preview) or invalid: the inputs as written
-            result = diff_inputs(old, news, replace_keys=(set(old) | set(news)) - IN_PLACE)
+        if before is None or after is None:  # unknown (preview) or invalid: the inputs as written, defaults filled
+            old, new = with_defaults(JobArgs, old), with_defaults(JobArgs, news)
+            result = diff_inputs(old, new, replace_keys=(set(old) | set(new)) - IN_PLACE)
         else:  # what changed in the job, shown at the inputs that say it
             changed = [part for part in PARTS if before[part] != after[part]]
             keys = {k for part in changed for k in PARTS[part]}
@@ -350,8 +324,8 @@ class Job(ResourceController):
             clusters = await with_timeout(ref.clusters(spec.site), CHECK_TIMEOUT)
         finally:
             ref.close()
-        demand = forecasting.demand_of(spec.site, spec.request, spec.walltime, body.get("queue", "default"), asked,
-                                       forecasting.eligible_clusters(clusters or None, body.get("queue", "default"), body.get("types") or []))
+        demand = forecasting.demand_of(spec.site, spec.request, spec.walltime, body["queue"], asked,
+                                       forecasting.eligible_clusters(clusters or None, body["queue"], body.get("types") or []))
         found = await forecasting.forecast(settings, [demand])
         if found is None:
             return None
@@ -368,7 +342,7 @@ class Job(ResourceController):
 
     async def _wait(self, session: Session, rid: str, spec: JobSpec, inputs: dict[str, Any], job: dict[str, Any], progress, limit) -> dict[str, Any]:
         """Wait for the job; on interruption keep it in state, on failure delete it."""
-        until = inputs.get("waitUntil", "running")
+        until = inputs.get("waitUntil", default(JobArgs, "wait_until"))
         try:
             return await jobs.wait_running(session, spec.site, job, progress, until=until)
         except Cancelled:
@@ -481,10 +455,11 @@ def _imported_inputs(site: str, job: dict[str, Any]) -> tuple[dict[str, Any], Op
         inputs["name"] = job["name"]
     if job.get("project") and job["project"] != DEFAULT_PROJECT:
         inputs["project"] = job["project"]
-    queue = job.get("queue") or "default"
-    if queue != "default" and not (queue == "besteffort" and "besteffort" in types):
+    default_queue = default(JobArgs, "queue")
+    queue = job.get("queue") or default_queue
+    if queue != default_queue and not (queue == "besteffort" and "besteffort" in types):
         inputs["queue"] = queue
-    if command != DEFAULT_COMMAND:
+    if command != default(JobArgs, "command"):
         inputs["command"] = command
     if types:
         inputs["types"] = types
@@ -504,7 +479,7 @@ def _imported_inputs(site: str, job: dict[str, Any]) -> tuple[dict[str, Any], Op
     mark = tagging.parse_tag(job.get("command"))
     if mark is not None:  # ours: the request whose hash the tag carries, spelled as it was submitted
         projects = {job.get("project") or ""} | ({""} if job.get("project") == DEFAULT_PROJECT else set())
-        queues = {queue} | ({"default"} if "besteffort" in types else set())
+        queues = {queue} | ({default_queue} if "besteffort" in types else set())
         found = next((c for c in candidates
                       if any(tagging.request_of({"resources": resources_string(c, walltime), "types": types, "queue": q,
                                                  "project": p, "command": command}) == mark.request

@@ -15,31 +15,16 @@ from ..protocol.codec import UNKNOWN
 from ..protocol.errors import ResourceFailure
 from ..testbeds.g5k import jobs, kavlan, naming
 from ..testbeds.g5k.session import Cancelled, G5kError, Session
+from ..typed.check import check_inputs, with_defaults
+from ..typed.model import input_names
 from .base import CheckResult, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, diff_inputs
-from .g5k_common import check_int, check_site, failures_list, job_of_step_alive, settings_of, unknown_keys
+from .g5k_common import default, job_of_step_alive, settings_of
+from .g5k_vlan_schema import VLANATTACHMENT, VlanAttachmentArgs
 
-INPUT_KEYS = {"site", "jobUid", "vlan", "nodes", "interface"}
+INPUT_KEYS = input_names(VlanAttachmentArgs)
 COMPUTED = ("vlanId", "members")
-DEVICE_PREFIXES = ("eth", "ib", "myri")  # legacy names only: KaVLAN refuses `eno2`
-
-
-def validate(inputs: dict[str, Any]) -> list:
-    failures, fail = failures_list()
-    unknown_keys(inputs, INPUT_KEYS, "", fail, "a g5k VlanAttachment")
-    check_site(inputs.get("site"), "site", fail)
-    check_int(inputs.get("jobUid"), "jobUid", fail)
-    vlan = inputs.get("vlan")
-    if vlan is not None and vlan is not UNKNOWN and (not isinstance(vlan, str) or not vlan.isdigit()):
-        fail("vlan", "must be a vlan id string such as `4` (omit it to use the job's first vlan)")
-    iface = inputs.get("interface", "eth1")
-    if iface is not UNKNOWN and (not isinstance(iface, str) or not (iface == "primary" or iface.startswith(DEVICE_PREFIXES))):
-        fail("interface", "`primary` or a legacy device name such as `eth1` (KaVLAN refuses predictable names like `eno2`)")
-    nodes = inputs.get("nodes")
-    if nodes is not None and nodes is not UNKNOWN and (not isinstance(nodes, list) or not nodes):
-        fail("nodes", "must list node names of the job (omit it for every node)")
-    return failures
 
 
 class VlanAttachment(ResourceController):
@@ -47,11 +32,12 @@ class VlanAttachment(ResourceController):
 
     def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         inputs = {k: v for k, v in news.items() if v is not None}
-        return CheckResult(inputs, validate(inputs))
+        return CheckResult(inputs, check_inputs(VlanAttachmentArgs, inputs, VLANATTACHMENT.label).failures)
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        old = old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
-        result = diff_inputs(old, news, replace_keys=set(old) | set(news))
+        old = with_defaults(VlanAttachmentArgs, old_inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
+        new = with_defaults(VlanAttachmentArgs, news)  # `interface: eth1` given or omitted is the same
+        result = diff_inputs(old, new, replace_keys=set(old) | set(new))
         result.delete_before_replace = True  # an interface is in one vlan at a time
         return result
 
@@ -75,7 +61,8 @@ class VlanAttachment(ResourceController):
                 foreign = [n for n in nodes if n not in assigned]
                 if foreign:
                     raise ResourceFailure(f"nodes {', '.join(foreign)} do not belong to job {site}:{uid}")
-                members = await self._plan(session, site, vlan, nodes, inputs.get("interface", "eth1"))
+                interface = inputs.get("interface", default(VlanAttachmentArgs, "interface"))
+                members = await self._plan(session, site, vlan, nodes, interface)
                 addresses = [m["interfaceAddress"] for m in members]
                 await progress(f"moving {len(addresses)} interface(s) into vlan {vlan}")
                 answer = await kavlan.move(session, site, vlan, addresses)
@@ -91,7 +78,7 @@ class VlanAttachment(ResourceController):
             finally:
                 session.close()
         await self.ctx.log.info(urn, f"{len(members)} interface(s) in vlan {vlan}")
-        return f"{site}:{uid}:{vlan}:{inputs.get('interface', 'eth1')}", {**inputs, "vlanId": vlan, "members": members}
+        return f"{site}:{uid}:{vlan}:{interface}", {**inputs, "vlanId": vlan, "members": members}
 
     async def _plan(self, session: Session, site: str, vlan: str, nodes: list[str], interface: str) -> list[dict[str, Any]]:
         members = []
@@ -100,8 +87,8 @@ class VlanAttachment(ResourceController):
             if ref is None:
                 raise ResourceFailure(f"node {node} is unknown to the reference API")
             primary = interface == "primary"
-            device = kavlan.primary_device(ref) if primary else interface
-            nic = kavlan.adapter(ref, device or "")
+            device = (kavlan.primary_device(ref) if primary else interface) or ""
+            nic = kavlan.adapter(ref, device)
             if nic is None:
                 devices = ", ".join(n.get("device", "?") for n in ref.get("network_adapters") or [])
                 raise ResourceFailure(f"node {node} has no interface `{interface}` (its devices: {devices})")

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..typed.model import Resource, prop, schema_type
+from .g5k_job_schema import JOB_UID_HINT, NODE, NODE_HINT, SITE, SITE_HINT, VLAN_ID, VLAN_ID_HINT
+
+# `primary`, or a legacy device name: KaVLAN refuses predictable names like `eno2`.
+INTERFACE = r"primary|(eth|ib|myri)[0-9]+"
 
 
 @schema_type('testbed:g5k:VlanMember', 'One interface in the vlan.')
@@ -21,11 +25,15 @@ class VlanMember:
 # testbed:g5k:VlanAttachment
 @dataclass(kw_only=True)
 class VlanAttachmentArgs:
-    site: str = prop('Site of the job.')
-    job_uid: int = prop("OAR id of a running job holding the vlan (a Job's `uid`).")
-    vlan: Optional[str] = prop("KaVLAN id (default: the job's first vlan).")
-    nodes: Optional[list[str]] = prop('Nodes of the job to attach (default: all).')
-    interface: Optional[str] = prop('`primary`, or the legacy device name of a secondary interface such as `eth1` (default `eth1`).')
+    site: str = prop('Site of the job.', pattern=SITE, hint=SITE_HINT)
+    job_uid: int = prop("OAR id of a running job holding the vlan (a Job's `uid`).", minimum=1, hint=JOB_UID_HINT)
+    vlan: Optional[str] = prop("KaVLAN id (the job's first vlan when omitted).", pattern=VLAN_ID,
+                               hint=VLAN_ID_HINT + " (omit it to use the job's first vlan)")
+    nodes: Optional[list[str]] = prop('Nodes of the job to attach (all of them when omitted).', min_items=1, pattern=NODE, hint=NODE_HINT,
+                                      noun="node name of the job (omit `nodes` for every node)")
+    interface: str = prop('`primary`, or the legacy device name of a secondary interface such as `eth1`.', default="eth1",
+                                    pattern=INTERFACE, hint="`primary` or a legacy device name such as `eth1`; KaVLAN refuses "
+                                                            "predictable names like `eno2`")
 
 
 @dataclass(kw_only=True)
@@ -34,4 +42,6 @@ class VlanAttachmentState(VlanAttachmentArgs):
     members: list[VlanMember] = prop('The attached interfaces.', output=True)
 
 
-VLANATTACHMENT = Resource('testbed:g5k:VlanAttachment', "Interfaces of a Job's nodes put into a KaVLAN vlan; deleting it puts them back in DEFAULT. Any input change replaces it.", VlanAttachmentArgs, VlanAttachmentState)
+VLANATTACHMENT = Resource('testbed:g5k:VlanAttachment', "Interfaces of a Job's nodes put into a KaVLAN vlan; deleting it puts them back in "
+                                                        "DEFAULT. Any input change replaces it.", VlanAttachmentArgs, VlanAttachmentState,
+                          label="a g5k VlanAttachment")
