@@ -8,32 +8,26 @@ aimed at the real API; here a missing or malformed file is a configuration error
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Collection, Optional
 
 import yaml
 
+from ...config_schema import URI, URI_HINT, ConfigArgs
 from ...protocol.redact import REDACTOR
+from ...typed.model import default_of, input_names
 from ..base import CheckFailure
 
 DEFAULT_URI = "https://api.grid5000.fr/stable"
-DEFAULT_CONFIG_FILE = "~/.python-grid5000.yaml"
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 30.0  # neither `testbed:g5kTimeout` nor the file's `timeout` set
 ACCESS_HOST = "access.grid5000.fr"
+_URI = re.compile(URI)
 
 # Provider configuration keys (flat, as `testbed:<key>` in stack config).
-KEYS = {
-    "g5kConfigFile",
-    "g5kUri",
-    "g5kUsername",
-    "g5kPassword",
-    "g5kVerifySsl",
-    "g5kTimeout",
-    "g5kSshUser",
-    "g5kSshProxyCommand",
-    "g5kSite",
-}
+KEYS = {k for k in input_names(ConfigArgs) if k.startswith("g5k")}
 
 
 @dataclass(frozen=True)
@@ -43,7 +37,7 @@ class G5kSettings:
     password: Optional[str] = field(default=None, repr=False)
     verify_ssl: Any = None  # bool or CA bundle path; None: python-grid5000's default (system bundle)
     timeout: float = DEFAULT_TIMEOUT
-    ssh_user: str = "root"
+    ssh_user: str = default_of(ConfigArgs, "g5k_ssh_user")
     ssh_proxy_command: Optional[str] = None
     site: Optional[str] = None  # default site of a Reservation's machine groups
     source: str = "provider configuration"  # where uri/credentials came from, for messages
@@ -67,14 +61,6 @@ class G5kSettings:
         return f"ssh -W %h:%p {login}{ACCESS_HOST}"
 
 
-def _bool(value: Any) -> Optional[bool]:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
-        return value.strip().lower() in ("true", "yes", "1")
-    return None
-
-
 def _number(value: Any) -> Optional[float]:
     if isinstance(value, bool):
         return None
@@ -84,23 +70,25 @@ def _number(value: Any) -> Optional[float]:
         return None
 
 
-def parse_settings(values: dict[str, Any]) -> tuple[Optional[G5kSettings], list[CheckFailure]]:
-    """Settings from plain config values (secrets already revealed); failures name the key."""
+def parse_settings(values: dict[str, Any], refused: Collection[str] = ()) -> tuple[Optional[G5kSettings], list[CheckFailure]]:
+    """Settings from config values the definition checked (config_schema.ConfigArgs: typed as it
+    says, secrets revealed); `refused` names the keys it refused, neither used nor judged again.
+    What no type says is checked here, each failure naming its key: python-grid5000's file and
+    what it holds, a password without a user, a timeout that is not positive. None as settings
+    whenever a key was refused or a rule failed."""
     failures: list[CheckFailure] = []
     fail = lambda key, reason: failures.append(CheckFailure(key, reason))  # noqa: E731
-    for key in ("g5kUri", "g5kUsername", "g5kPassword", "g5kConfigFile", "g5kSshUser", "g5kSshProxyCommand", "g5kSite"):
-        if key in values and values[key] is not None and not isinstance(values[key], str):
-            fail(key, f"`testbed:{key}` must be a string")
-    if failures:
-        return None, failures
-    if values.get("g5kPassword"):
-        REDACTOR.register(values["g5kPassword"])
+    ok = {k: v for k, v in values.items() if k not in refused and v is not None}
+    if ok.get("g5kPassword"):
+        REDACTOR.register(ok["g5kPassword"])
 
     merged: dict[str, Any] = {}
     source = "provider configuration"
-    if not values.get("g5kUri"):
-        explicit = values.get("g5kConfigFile")
-        path = os.path.expanduser(explicit or DEFAULT_CONFIG_FILE)
+    path = ""
+    if not ok.get("g5kUri") and not {"g5kUri", "g5kConfigFile"} & set(refused):
+        default_file = default_of(ConfigArgs, "g5k_config_file")
+        explicit = ok.get("g5kConfigFile") is not None
+        path = os.path.expanduser(ok.get("g5kConfigFile") or default_file)
         key = "g5kConfigFile"
         if not os.path.isfile(path):
             where = f"`{path}`" if explicit else f"the default file `{path}`"
@@ -125,44 +113,40 @@ def parse_settings(values: dict[str, Any]) -> tuple[Optional[G5kSettings], list[
         merged.update({k: loaded[k] for k in ("uri", "username", "password", "verify_ssl", "timeout") if k in loaded})
         source = f"`{path}`"
     for config_key, field_key in (("g5kUri", "uri"), ("g5kUsername", "username"), ("g5kPassword", "password")):
-        if values.get(config_key):
-            merged[field_key] = values[config_key]
+        if ok.get(config_key):
+            merged[field_key] = ok[config_key]
 
     uri = merged.get("uri")
-    uri_key = "g5kUri" if values.get("g5kUri") else "g5kConfigFile"
-    if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
-        fail(uri_key, f"the API address must be an http(s) URL such as `{DEFAULT_URI}` (got `{uri}`)")
-        return None, failures
-    uri = uri.rstrip("/")  # python-grid5000 concatenates paths: a trailing slash gives `//sites`
+    if path and (not isinstance(uri, str) or not _URI.fullmatch(uri)):  # the key's own is checked by its pattern
+        fail("g5kConfigFile", f"the API address (`uri` of `{path}`) must be {URI_HINT} (got `{uri}`)")
     if merged.get("password") and not merged.get("username"):
         fail("g5kUsername", "a password is configured but no user name")
 
-    verify = merged.get("verify_ssl")
-    if "g5kVerifySsl" in values and values["g5kVerifySsl"] is not None:
-        verify = _bool(values["g5kVerifySsl"])
-        if verify is None:
-            fail("g5kVerifySsl", "must be true or false")
+    verify = ok.get("g5kVerifySsl", merged.get("verify_ssl"))
     timeout = DEFAULT_TIMEOUT
-    raw_timeout = values.get("g5kTimeout", merged.get("timeout"))
+    raw_timeout = None if "g5kTimeout" in refused else ok.get("g5kTimeout", merged.get("timeout"))
     if raw_timeout is not None:
         number = _number(raw_timeout)
-        if number is None or number <= 0:
-            fail("g5kTimeout" if "g5kTimeout" in values else "g5kConfigFile", f"the HTTP timeout must be a positive number of seconds (got `{raw_timeout}`)")
+        if number is None or not math.isfinite(number) or number <= 0:
+            shown = f"{number:g}" if number is not None else raw_timeout
+            if "g5kTimeout" in ok:
+                fail("g5kTimeout", f"must be a positive number of seconds (got `{shown}`)")
+            else:
+                fail("g5kConfigFile", f"the HTTP `timeout` of `{path}` must be a positive number of seconds (got `{shown}`)")
         else:
             timeout = number
-    ssh_user = values.get("g5kSshUser") or "root"
-    if failures:
+    if failures or refused or not isinstance(uri, str):
         return None, failures
     return (
         G5kSettings(
-            uri=uri,
+            uri=uri.rstrip("/"),  # python-grid5000 concatenates paths: a trailing slash gives `//sites`
             username=str(merged["username"]) if merged.get("username") else None,
             password=str(merged["password"]) if merged.get("password") is not None else None,
             verify_ssl=verify,
             timeout=timeout,
-            ssh_user=ssh_user,
-            ssh_proxy_command=values.get("g5kSshProxyCommand") or None,
-            site=values.get("g5kSite") or None,
+            ssh_user=ok.get("g5kSshUser") or default_of(ConfigArgs, "g5k_ssh_user"),
+            ssh_proxy_command=ok.get("g5kSshProxyCommand") or None,
+            site=ok.get("g5kSite") or None,
             source=source,
         ),
         [],
