@@ -151,7 +151,7 @@ def check_command(plugin, **news):
         ({"create": "true", "on": ""}, "on", "pattern"),
         ({"create": ""}, "create", "non-empty"),
         ({"create": "true", "environment": {"1BAD": "x"}}, "environment.1BAD", "variable name"),
-        ({"create": "true", "timeout": -1}, "timeout", "≥ 0"),
+        ({"create": "true", "timeout": -1}, "timeout", "must be at least 0 (got -1)"),
         ({"create": "true", "runs": 2}, "runs", "unknown property"),
     ],
 )
