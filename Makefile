@@ -1,5 +1,5 @@
 # The two commands of the README. Each does its own set-up first (idempotent, fast once done).
-.PHONY: demo test setup sdk bench clean-local
+.PHONY: demo test setup schema sdk bench clean-local
 
 demo: setup            ## run the iperf3 example on the local testbed: preview, up, outputs, destroy
 	scripts/demo.sh
@@ -9,6 +9,9 @@ test: setup            ## everything CI runs
 
 setup:                 ## Debian packages, the Pulumi engine (cached), the virtualenv
 	scripts/setup.sh
+
+schema: setup          ## regenerate schema.json and docs/ from the typed definitions, then sdk/python
+	scripts/gen-schema.sh
 
 sdk: setup             ## regenerate sdk/python from schema.json
 	scripts/gen-sdk.sh

@@ -1,4 +1,5 @@
-"""schema.json is the single source of truth: the served schema, versions and SDK agree with it."""
+"""The typed definitions are the single source of truth: schema.json and docs/ are generated from
+them (`make schema`), the SDK from schema.json, and the versions agree."""
 
 import filecmp
 import json
@@ -13,6 +14,15 @@ from .helpers import ROOT
 
 def schema():
     return json.loads((ROOT / "schema.json").read_text())
+
+
+def test_committed_schema_and_docs_are_generated_from_the_definitions():
+    from testbed_provider.typed.package import generated_files
+
+    files = generated_files()
+    stale = [rel for rel, text in files.items() if not (ROOT / rel).is_file() or (ROOT / rel).read_text() != text]
+    extra = [f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md") if f"docs/{p.name}" not in files]
+    assert not stale and not extra, f"stale or hand-edited: {stale + extra} — edit the definitions, then run `make schema`"
 
 
 def test_versions_agree():

@@ -22,7 +22,8 @@ URI_HINT = "an http(s) URL such as `https://api.grid5000.fr/stable`"
 @dataclass(kw_only=True)
 class ConfigArgs:
     backend: str = prop("The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this "
-                        "machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).", default='local')
+                        "machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).", default='local',
+                        fill=True)  # (the SDK writing it is what parse_config assumes anyway)
     g5k_config_file: str = prop("g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, "
                                           "`timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, "
                                           "is a configuration error (python-grid5000 itself would silently fall back to an anonymous "

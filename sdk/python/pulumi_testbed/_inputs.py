@@ -230,6 +230,9 @@ class InventoryDict(TypedDict):
     Hosts.
     """
     ssh: 'InventorySshDict'
+    """
+    SSH settings shared by every inventory host, the private key among them.
+    """
 
 @pulumi.input_type
 class Inventory:
@@ -242,6 +245,7 @@ class Inventory:
 
         :param Mapping[str, Sequence[_builtins.str]] groups: Role -> host names.
         :param Sequence['InventoryHost'] hosts: Hosts.
+        :param 'InventorySsh' ssh: SSH settings shared by every inventory host, the private key among them.
         """
         pulumi.set(__self__, "groups", groups)
         pulumi.set(__self__, "hosts", hosts)
@@ -274,6 +278,9 @@ class Inventory:
     @_builtins.property
     @pulumi.getter
     def ssh(self) -> 'InventorySsh':
+        """
+        SSH settings shared by every inventory host, the private key among them.
+        """
         return pulumi.get(self, "ssh")
 
     @ssh.setter
@@ -294,6 +301,9 @@ class InventoryArgsDict(TypedDict):
     Hosts.
     """
     ssh: pulumi.Input['InventorySshArgsDict']
+    """
+    SSH settings shared by every inventory host, the private key among them.
+    """
 
 @pulumi.input_type
 class InventoryArgs:
@@ -306,6 +316,7 @@ class InventoryArgs:
 
         :param pulumi.Input[Mapping[str, pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]]] groups: Role -> host names.
         :param pulumi.Input[Sequence[pulumi.Input['InventoryHostArgs']]] hosts: Hosts.
+        :param pulumi.Input['InventorySshArgs'] ssh: SSH settings shared by every inventory host, the private key among them.
         """
         pulumi.set(__self__, "groups", groups)
         pulumi.set(__self__, "hosts", hosts)
@@ -338,6 +349,9 @@ class InventoryArgs:
     @_builtins.property
     @pulumi.getter
     def ssh(self) -> pulumi.Input['InventorySshArgs']:
+        """
+        SSH settings shared by every inventory host, the private key among them.
+        """
         return pulumi.get(self, "ssh")
 
     @ssh.setter
@@ -907,7 +921,7 @@ class MachineGroupArgsDict(TypedDict):
     """
     count: pulumi.Input[_builtins.int]
     """
-    How many machines (at least 1).
+    How many machines.
     """
     roles: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]
     """
@@ -947,7 +961,7 @@ class MachineGroupArgs:
         """
         `count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).
 
-        :param pulumi.Input[_builtins.int] count: How many machines (at least 1).
+        :param pulumi.Input[_builtins.int] count: How many machines.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] roles: Roles of these machines: Ansible group names used to address them in later steps.
         :param pulumi.Input[_builtins.str] cluster: Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
         :param pulumi.Input[_builtins.str] environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
@@ -972,7 +986,7 @@ class MachineGroupArgs:
     @pulumi.getter
     def count(self) -> pulumi.Input[_builtins.int]:
         """
-        How many machines (at least 1).
+        How many machines.
         """
         return pulumi.get(self, "count")
 

@@ -734,6 +734,7 @@ class Inventory(dict):
 
         :param Mapping[str, Sequence[_builtins.str]] groups: Role -> host names.
         :param Sequence['InventoryHost'] hosts: Hosts.
+        :param 'InventorySsh' ssh: SSH settings shared by every inventory host, the private key among them.
         """
         pulumi.set(__self__, "groups", groups)
         pulumi.set(__self__, "hosts", hosts)
@@ -758,6 +759,9 @@ class Inventory(dict):
     @_builtins.property
     @pulumi.getter
     def ssh(self) -> 'outputs.InventorySsh':
+        """
+        SSH settings shared by every inventory host, the private key among them.
+        """
         return pulumi.get(self, "ssh")
 
 
@@ -970,7 +974,7 @@ class MachineGroup(dict):
         """
         `count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).
 
-        :param _builtins.int count: How many machines (at least 1).
+        :param _builtins.int count: How many machines.
         :param Sequence[_builtins.str] roles: Roles of these machines: Ansible group names used to address them in later steps.
         :param _builtins.str cluster: Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
         :param _builtins.str environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
@@ -995,7 +999,7 @@ class MachineGroup(dict):
     @pulumi.getter
     def count(self) -> _builtins.int:
         """
-        How many machines (at least 1).
+        How many machines.
         """
         return pulumi.get(self, "count")
 

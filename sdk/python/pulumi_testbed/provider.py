@@ -33,12 +33,12 @@ class ProviderArgs:
         The set of arguments for constructing a Provider resource.
 
         :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
-        :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
+        :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API). Default: `~/.python-grid5000.yaml`.
         :param pulumi.Input[_builtins.str] g5k_password: g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
         :param pulumi.Input[_builtins.str] g5k_site: g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
         :param pulumi.Input[_builtins.str] g5k_ssh_proxy_command: g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the `proxyCommand` of its `GET /_emulator/ssh`.
-        :param pulumi.Input[_builtins.str] g5k_ssh_user: g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
-        :param pulumi.Input[_builtins.float] g5k_timeout: g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
+        :param pulumi.Input[_builtins.str] g5k_ssh_user: g5k backend: user the Reservation's inventory logs in as on deployed nodes. Default: `root`.
+        :param pulumi.Input[_builtins.float] g5k_timeout: g5k backend: seconds before one API request times out (when not set: the file's `timeout`, else 30); timed-out reads are retried with back-off.
         :param pulumi.Input[_builtins.str] g5k_uri: g5k backend: base URL of the Grid'5000 API including its version prefix, e.g. `https://api.grid5000.fr/stable` (or an emulator's `http://127.0.0.1:PORT/stable`). Overrides the file's `uri`.
         :param pulumi.Input[_builtins.str] g5k_username: g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`; also the login used by the default SSH ProxyCommand.
         :param pulumi.Input[_builtins.bool] g5k_verify_ssl: g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle).
@@ -82,7 +82,7 @@ class ProviderArgs:
     @pulumi.getter(name="g5kConfigFile")
     def g5k_config_file(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
+        g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API). Default: `~/.python-grid5000.yaml`.
         """
         return pulumi.get(self, "g5k_config_file")
 
@@ -130,7 +130,7 @@ class ProviderArgs:
     @pulumi.getter(name="g5kSshUser")
     def g5k_ssh_user(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
+        g5k backend: user the Reservation's inventory logs in as on deployed nodes. Default: `root`.
         """
         return pulumi.get(self, "g5k_ssh_user")
 
@@ -142,7 +142,7 @@ class ProviderArgs:
     @pulumi.getter(name="g5kTimeout")
     def g5k_timeout(self) -> pulumi.Input[Optional[_builtins.float]]:
         """
-        g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
+        g5k backend: seconds before one API request times out (when not set: the file's `timeout`, else 30); timed-out reads are retried with back-off.
         """
         return pulumi.get(self, "g5k_timeout")
 
@@ -210,12 +210,12 @@ class Provider(pulumi.ProviderResource):
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
-        :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
+        :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API). Default: `~/.python-grid5000.yaml`.
         :param pulumi.Input[_builtins.str] g5k_password: g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
         :param pulumi.Input[_builtins.str] g5k_site: g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
         :param pulumi.Input[_builtins.str] g5k_ssh_proxy_command: g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the `proxyCommand` of its `GET /_emulator/ssh`.
-        :param pulumi.Input[_builtins.str] g5k_ssh_user: g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
-        :param pulumi.Input[_builtins.float] g5k_timeout: g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
+        :param pulumi.Input[_builtins.str] g5k_ssh_user: g5k backend: user the Reservation's inventory logs in as on deployed nodes. Default: `root`.
+        :param pulumi.Input[_builtins.float] g5k_timeout: g5k backend: seconds before one API request times out (when not set: the file's `timeout`, else 30); timed-out reads are retried with back-off.
         :param pulumi.Input[_builtins.str] g5k_uri: g5k backend: base URL of the Grid'5000 API including its version prefix, e.g. `https://api.grid5000.fr/stable` (or an emulator's `http://127.0.0.1:PORT/stable`). Overrides the file's `uri`.
         :param pulumi.Input[_builtins.str] g5k_username: g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`; also the login used by the default SSH ProxyCommand.
         :param pulumi.Input[_builtins.bool] g5k_verify_ssl: g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle).

@@ -223,7 +223,7 @@ class Reservation(pulumi.CustomResource):
     @pulumi.getter
     def machines(self) -> pulumi.Output[Sequence['outputs.MachineGroup']]:
         """
-        Machine groups.
+        Machine groups to reserve.
         """
         return pulumi.get(self, "machines")
 
@@ -231,7 +231,7 @@ class Reservation(pulumi.CustomResource):
     @pulumi.getter
     def name(self) -> pulumi.Output[_builtins.str]:
         """
-        Reservation name.
+        Reservation name (defaults to the resource name); namespaces, jobs and logs carry it.
         """
         return pulumi.get(self, "name")
 
@@ -239,7 +239,7 @@ class Reservation(pulumi.CustomResource):
     @pulumi.getter
     def networks(self) -> pulumi.Output[Optional[Sequence['outputs.Network']]]:
         """
-        Experiment networks.
+        Experiment networks; hosts are always reachable on a management network besides.
         """
         return pulumi.get(self, "networks")
 

@@ -21,7 +21,7 @@ The testbed this stack's resources live on: `local` (hosts as network namespaces
 
 g5kConfigFile: Optional[str]
 """
-g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
+g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API). Default: `~/.python-grid5000.yaml`.
 """
 
 g5kPassword: Optional[str]
@@ -41,12 +41,12 @@ g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and por
 
 g5kSshUser: Optional[str]
 """
-g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
+g5k backend: user the Reservation's inventory logs in as on deployed nodes. Default: `root`.
 """
 
 g5kTimeout: Optional[float]
 """
-g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
+g5k backend: seconds before one API request times out (when not set: the file's `timeout`, else 30); timed-out reads are retried with back-off.
 """
 
 g5kUri: Optional[str]

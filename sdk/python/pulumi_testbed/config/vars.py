@@ -30,7 +30,7 @@ class _ExportableConfig(types.ModuleType):
     @_builtins.property
     def g5k_config_file(self) -> Optional[str]:
         """
-        g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. Default `~/.python-grid5000.yaml`. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API).
+        g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API). Default: `~/.python-grid5000.yaml`.
         """
         return __config__.get('g5kConfigFile')
 
@@ -58,14 +58,14 @@ class _ExportableConfig(types.ModuleType):
     @_builtins.property
     def g5k_ssh_user(self) -> Optional[str]:
         """
-        g5k backend: user the Reservation's inventory logs in as on deployed nodes (default `root`).
+        g5k backend: user the Reservation's inventory logs in as on deployed nodes. Default: `root`.
         """
         return __config__.get('g5kSshUser')
 
     @_builtins.property
     def g5k_timeout(self) -> Optional[float]:
         """
-        g5k backend: seconds before one API request times out (default 30); timed-out reads are retried with back-off.
+        g5k backend: seconds before one API request times out (when not set: the file's `timeout`, else 30); timed-out reads are retried with back-off.
         """
         return __config__.get_float('g5kTimeout')
 

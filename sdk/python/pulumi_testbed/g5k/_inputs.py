@@ -13,6 +13,7 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import NotRequired, TypedDict, TypeAlias
 from .. import _utilities
+from ._enums import *
 
 __all__ = [
     'NodeRequestArgs',
@@ -27,13 +28,13 @@ class NodeRequestArgsDict(TypedDict):
     """
     A group of nodes in an OAR request: `{cluster='x' AND (properties)}/nodes=count`.
     """
-    count: pulumi.Input[_builtins.int]
-    """
-    How many nodes (at least 1; with `hosts`, their number).
-    """
     cluster: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     Cluster to take them from (checked against the reference API when it answers).
+    """
+    count: NotRequired[pulumi.Input[Optional[_builtins.int]]]
+    """
+    How many nodes (at least 1). With `hosts`, their number (it may then be omitted).
     """
     hosts: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]]
     """
@@ -47,37 +48,26 @@ class NodeRequestArgsDict(TypedDict):
 @pulumi.input_type
 class NodeRequestArgs:
     def __init__(__self__, *,
-                 count: pulumi.Input[_builtins.int],
                  cluster: pulumi.Input[Optional[_builtins.str]] = None,
+                 count: pulumi.Input[Optional[_builtins.int]] = None,
                  hosts: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  properties: pulumi.Input[Optional[_builtins.str]] = None):
         """
         A group of nodes in an OAR request: `{cluster='x' AND (properties)}/nodes=count`.
 
-        :param pulumi.Input[_builtins.int] count: How many nodes (at least 1; with `hosts`, their number).
         :param pulumi.Input[_builtins.str] cluster: Cluster to take them from (checked against the reference API when it answers).
+        :param pulumi.Input[_builtins.int] count: How many nodes (at least 1). With `hosts`, their number (it may then be omitted).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] hosts: Exactly these nodes (short names or FQDNs).
         :param pulumi.Input[_builtins.str] properties: Extra OAR SQL filter on node properties, e.g. `gpu_count > 0`.
         """
-        pulumi.set(__self__, "count", count)
         if cluster is not None:
             pulumi.set(__self__, "cluster", cluster)
+        if count is not None:
+            pulumi.set(__self__, "count", count)
         if hosts is not None:
             pulumi.set(__self__, "hosts", hosts)
         if properties is not None:
             pulumi.set(__self__, "properties", properties)
-
-    @_builtins.property
-    @pulumi.getter
-    def count(self) -> pulumi.Input[_builtins.int]:
-        """
-        How many nodes (at least 1; with `hosts`, their number).
-        """
-        return pulumi.get(self, "count")
-
-    @count.setter
-    def count(self, value: pulumi.Input[_builtins.int]):
-        pulumi.set(self, "count", value)
 
     @_builtins.property
     @pulumi.getter
@@ -90,6 +80,18 @@ class NodeRequestArgs:
     @cluster.setter
     def cluster(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "cluster", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def count(self) -> pulumi.Input[Optional[_builtins.int]]:
+        """
+        How many nodes (at least 1). With `hosts`, their number (it may then be omitted).
+        """
+        return pulumi.get(self, "count")
+
+    @count.setter
+    def count(self, value: pulumi.Input[Optional[_builtins.int]]):
+        pulumi.set(self, "count", value)
 
     @_builtins.property
     @pulumi.getter
@@ -122,23 +124,23 @@ class SubnetRequestArgsDict(TypedDict):
     """
     count: NotRequired[pulumi.Input[Optional[_builtins.int]]]
     """
-    How many (default 1).
+    How many. Default: `1`.
     """
-    size: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    size: NotRequired[pulumi.Input[Optional['SubnetSize']]]
     """
-    `slash_22` (default), `slash_18`, `slash_16` or `slash_14`.
+    Subnet size (`slash_22`: a /22). Default: `slash_22`.
     """
 
 @pulumi.input_type
 class SubnetRequestArgs:
     def __init__(__self__, *,
                  count: pulumi.Input[Optional[_builtins.int]] = None,
-                 size: pulumi.Input[Optional[_builtins.str]] = None):
+                 size: pulumi.Input[Optional['SubnetSize']] = None):
         """
         Subnets of the site's g5ksubnet held by the job (`slash_22=count`).
 
-        :param pulumi.Input[_builtins.int] count: How many (default 1).
-        :param pulumi.Input[_builtins.str] size: `slash_22` (default), `slash_18`, `slash_16` or `slash_14`.
+        :param pulumi.Input[_builtins.int] count: How many. Default: `1`.
+        :param pulumi.Input['SubnetSize'] size: Subnet size (`slash_22`: a /22). Default: `slash_22`.
         """
         if count is not None:
             pulumi.set(__self__, "count", count)
@@ -149,7 +151,7 @@ class SubnetRequestArgs:
     @pulumi.getter
     def count(self) -> pulumi.Input[Optional[_builtins.int]]:
         """
-        How many (default 1).
+        How many. Default: `1`.
         """
         return pulumi.get(self, "count")
 
@@ -159,14 +161,14 @@ class SubnetRequestArgs:
 
     @_builtins.property
     @pulumi.getter
-    def size(self) -> pulumi.Input[Optional[_builtins.str]]:
+    def size(self) -> pulumi.Input[Optional['SubnetSize']]:
         """
-        `slash_22` (default), `slash_18`, `slash_16` or `slash_14`.
+        Subnet size (`slash_22`: a /22). Default: `slash_22`.
         """
         return pulumi.get(self, "size")
 
     @size.setter
-    def size(self, value: pulumi.Input[Optional[_builtins.str]]):
+    def size(self, value: pulumi.Input[Optional['SubnetSize']]):
         pulumi.set(self, "size", value)
 
 
@@ -176,23 +178,23 @@ class VlanRequestArgsDict(TypedDict):
     """
     count: NotRequired[pulumi.Input[Optional[_builtins.int]]]
     """
-    How many vlans (default 1).
+    How many vlans. Default: `1`.
     """
-    type: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    type: NotRequired[pulumi.Input[Optional['VlanType']]]
     """
-    `kavlan` (routed, 4-9, default), `kavlan-local` (1-3) or `kavlan-global` (one per site).
+    `kavlan` (routed, 4-9), `kavlan-local` (1-3) or `kavlan-global` (one per site). Default: `kavlan`.
     """
 
 @pulumi.input_type
 class VlanRequestArgs:
     def __init__(__self__, *,
                  count: pulumi.Input[Optional[_builtins.int]] = None,
-                 type: pulumi.Input[Optional[_builtins.str]] = None):
+                 type: pulumi.Input[Optional['VlanType']] = None):
         """
         KaVLAN vlans held by the job: `{type='kavlan'}/vlan=count`.
 
-        :param pulumi.Input[_builtins.int] count: How many vlans (default 1).
-        :param pulumi.Input[_builtins.str] type: `kavlan` (routed, 4-9, default), `kavlan-local` (1-3) or `kavlan-global` (one per site).
+        :param pulumi.Input[_builtins.int] count: How many vlans. Default: `1`.
+        :param pulumi.Input['VlanType'] type: `kavlan` (routed, 4-9), `kavlan-local` (1-3) or `kavlan-global` (one per site). Default: `kavlan`.
         """
         if count is not None:
             pulumi.set(__self__, "count", count)
@@ -203,7 +205,7 @@ class VlanRequestArgs:
     @pulumi.getter
     def count(self) -> pulumi.Input[Optional[_builtins.int]]:
         """
-        How many vlans (default 1).
+        How many vlans. Default: `1`.
         """
         return pulumi.get(self, "count")
 
@@ -213,14 +215,14 @@ class VlanRequestArgs:
 
     @_builtins.property
     @pulumi.getter
-    def type(self) -> pulumi.Input[Optional[_builtins.str]]:
+    def type(self) -> pulumi.Input[Optional['VlanType']]:
         """
-        `kavlan` (routed, 4-9, default), `kavlan-local` (1-3) or `kavlan-global` (one per site).
+        `kavlan` (routed, 4-9), `kavlan-local` (1-3) or `kavlan-global` (one per site). Default: `kavlan`.
         """
         return pulumi.get(self, "type")
 
     @type.setter
-    def type(self, value: pulumi.Input[Optional[_builtins.str]]):
+    def type(self, value: pulumi.Input[Optional['VlanType']]):
         pulumi.set(self, "type", value)
 
 

@@ -35,9 +35,9 @@ class DeploymentArgs:
         :param pulumi.Input[_builtins.int] job_uid: OAR id of a running job of type `deploy` (a Job's `uid`).
         :param pulumi.Input[_builtins.str] site: Site of the job.
         :param pulumi.Input[_builtins.str] key: Public SSH key(s) root accepts on the deployed nodes (text or URL).
-        :param pulumi.Input[_builtins.int] max_attempts: Deployments tried per node; KO nodes are redeployed (default 3, at most 10).
-        :param pulumi.Input[_builtins.int] min_deployed: Fewest nodes that must end OK (default: all); below it the resource fails but keeps its state.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] nodes: Nodes of the job to deploy (default: all of them).
+        :param pulumi.Input[_builtins.int] max_attempts: Deployments tried per node (at most 10); KO nodes are redeployed. Default: `3`.
+        :param pulumi.Input[_builtins.int] min_deployed: Fewest nodes that must end OK (all of them when omitted); below it the resource fails but keeps its state.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] nodes: Nodes of the job to deploy (all of them when omitted).
         :param pulumi.Input[_builtins.str] vlan: KaVLAN id the nodes' primary interface ends in.
         """
         pulumi.set(__self__, "environment", environment)
@@ -106,7 +106,7 @@ class DeploymentArgs:
     @pulumi.getter(name="maxAttempts")
     def max_attempts(self) -> pulumi.Input[Optional[_builtins.int]]:
         """
-        Deployments tried per node; KO nodes are redeployed (default 3, at most 10).
+        Deployments tried per node (at most 10); KO nodes are redeployed. Default: `3`.
         """
         return pulumi.get(self, "max_attempts")
 
@@ -118,7 +118,7 @@ class DeploymentArgs:
     @pulumi.getter(name="minDeployed")
     def min_deployed(self) -> pulumi.Input[Optional[_builtins.int]]:
         """
-        Fewest nodes that must end OK (default: all); below it the resource fails but keeps its state.
+        Fewest nodes that must end OK (all of them when omitted); below it the resource fails but keeps its state.
         """
         return pulumi.get(self, "min_deployed")
 
@@ -130,7 +130,7 @@ class DeploymentArgs:
     @pulumi.getter
     def nodes(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
         """
-        Nodes of the job to deploy (default: all of them).
+        Nodes of the job to deploy (all of them when omitted).
         """
         return pulumi.get(self, "nodes")
 
@@ -174,9 +174,9 @@ class Deployment(pulumi.CustomResource):
         :param pulumi.Input[_builtins.str] environment: Environment to install, e.g. `debian12-min` (see `GET /sites/{site}/environments`).
         :param pulumi.Input[_builtins.int] job_uid: OAR id of a running job of type `deploy` (a Job's `uid`).
         :param pulumi.Input[_builtins.str] key: Public SSH key(s) root accepts on the deployed nodes (text or URL).
-        :param pulumi.Input[_builtins.int] max_attempts: Deployments tried per node; KO nodes are redeployed (default 3, at most 10).
-        :param pulumi.Input[_builtins.int] min_deployed: Fewest nodes that must end OK (default: all); below it the resource fails but keeps its state.
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] nodes: Nodes of the job to deploy (default: all of them).
+        :param pulumi.Input[_builtins.int] max_attempts: Deployments tried per node (at most 10); KO nodes are redeployed. Default: `3`.
+        :param pulumi.Input[_builtins.int] min_deployed: Fewest nodes that must end OK (all of them when omitted); below it the resource fails but keeps its state.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] nodes: Nodes of the job to deploy (all of them when omitted).
         :param pulumi.Input[_builtins.str] site: Site of the job.
         :param pulumi.Input[_builtins.str] vlan: KaVLAN id the nodes' primary interface ends in.
         """
@@ -327,7 +327,7 @@ class Deployment(pulumi.CustomResource):
     @pulumi.getter(name="maxAttempts")
     def max_attempts(self) -> pulumi.Output[Optional[_builtins.int]]:
         """
-        Deployments tried per node; KO nodes are redeployed (default 3, at most 10).
+        Deployments tried per node (at most 10); KO nodes are redeployed. Default: `3`.
         """
         return pulumi.get(self, "max_attempts")
 
@@ -335,7 +335,7 @@ class Deployment(pulumi.CustomResource):
     @pulumi.getter(name="minDeployed")
     def min_deployed(self) -> pulumi.Output[Optional[_builtins.int]]:
         """
-        Fewest nodes that must end OK (default: all); below it the resource fails but keeps its state.
+        Fewest nodes that must end OK (all of them when omitted); below it the resource fails but keeps its state.
         """
         return pulumi.get(self, "min_deployed")
 
@@ -343,7 +343,7 @@ class Deployment(pulumi.CustomResource):
     @pulumi.getter
     def nodes(self) -> pulumi.Output[Optional[Sequence[_builtins.str]]]:
         """
-        Nodes of the job to deploy (default: all of them).
+        Nodes of the job to deploy (all of them when omitted).
         """
         return pulumi.get(self, "nodes")
 

@@ -14,6 +14,7 @@ else:
     from typing_extensions import NotRequired, TypedDict, TypeAlias
 from .. import _utilities
 from . import outputs
+from ._enums import *
 from ._inputs import *
 
 __all__ = ['JobArgs', 'Job']
@@ -26,30 +27,30 @@ class JobArgs:
                  name: pulumi.Input[Optional[_builtins.str]] = None,
                  nodes: pulumi.Input[Optional[Sequence[pulumi.Input['NodeRequestArgs']]]] = None,
                  project: pulumi.Input[Optional[_builtins.str]] = None,
-                 queue: pulumi.Input[Optional[_builtins.str]] = None,
+                 queue: pulumi.Input[Optional['Queue']] = None,
                  raw_resources: pulumi.Input[Optional[_builtins.str]] = None,
                  reservation: pulumi.Input[Optional[_builtins.str]] = None,
                  subnet: pulumi.Input[Optional['SubnetRequestArgs']] = None,
                  types: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  vlan: pulumi.Input[Optional['VlanRequestArgs']] = None,
-                 wait_until: pulumi.Input[Optional[_builtins.str]] = None,
+                 wait_until: pulumi.Input[Optional['WaitUntil']] = None,
                  walltime: pulumi.Input[Optional[_builtins.str]] = None):
         """
         The set of arguments for constructing a Job resource.
 
         :param pulumi.Input[_builtins.str] site: Grid'5000 site, e.g. `rennes`. Changing it replaces the job.
-        :param pulumi.Input[_builtins.str] command: Command the job runs (default `sleep infinity`: the job lasts its walltime).
+        :param pulumi.Input[_builtins.str] command: Command the job runs; the default lasts the whole walltime. Default: `sleep infinity`.
         :param pulumi.Input[_builtins.str] name: OAR job name (defaults to `<resource name>-<6 hex of the URN>`, unique to the resource: the job of a Create interrupted by a killed provider is found again by it and adopted).
         :param pulumi.Input[Sequence[pulumi.Input['NodeRequestArgs']]] nodes: Node groups to reserve (or give `rawResources`).
         :param pulumi.Input[_builtins.str] project: OAR project to account the job to.
-        :param pulumi.Input[_builtins.str] queue: OAR queue: `default` (default), `production`, `besteffort`, `testing` or `admin`.
+        :param pulumi.Input['Queue'] queue: OAR queue. Default: `default`.
         :param pulumi.Input[_builtins.str] raw_resources: An OAR resource string for experts (`-l` syntax), instead of nodes/vlan/subnet; `,walltime=` may end it.
         :param pulumi.Input[_builtins.str] reservation: Advance reservation start: `YYYY-MM-DD hh:mm:ss` (Paris time, like OAR) or ISO 8601 with an offset.
         :param pulumi.Input['SubnetRequestArgs'] subnet: Subnets to reserve with the nodes.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] types: OAR job types, e.g. `["deploy"]` (needed by a Deployment).
         :param pulumi.Input['VlanRequestArgs'] vlan: KaVLAN vlans to reserve with the nodes.
-        :param pulumi.Input[_builtins.str] wait_until: `running` (default): Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations).
-        :param pulumi.Input[_builtins.str] walltime: Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning).
+        :param pulumi.Input['WaitUntil'] wait_until: `running`: Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations). Default: `running`.
+        :param pulumi.Input[_builtins.str] walltime: Duration `H:MM:SS`, `H:MM` or `H`, at most 168 hours; or end `rawResources` with `,walltime=…` instead (then leave this one out). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning). Default: `1:00:00`.
         """
         pulumi.set(__self__, "site", site)
         if command is not None:
@@ -93,7 +94,7 @@ class JobArgs:
     @pulumi.getter
     def command(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        Command the job runs (default `sleep infinity`: the job lasts its walltime).
+        Command the job runs; the default lasts the whole walltime. Default: `sleep infinity`.
         """
         return pulumi.get(self, "command")
 
@@ -139,14 +140,14 @@ class JobArgs:
 
     @_builtins.property
     @pulumi.getter
-    def queue(self) -> pulumi.Input[Optional[_builtins.str]]:
+    def queue(self) -> pulumi.Input[Optional['Queue']]:
         """
-        OAR queue: `default` (default), `production`, `besteffort`, `testing` or `admin`.
+        OAR queue. Default: `default`.
         """
         return pulumi.get(self, "queue")
 
     @queue.setter
-    def queue(self, value: pulumi.Input[Optional[_builtins.str]]):
+    def queue(self, value: pulumi.Input[Optional['Queue']]):
         pulumi.set(self, "queue", value)
 
     @_builtins.property
@@ -211,21 +212,21 @@ class JobArgs:
 
     @_builtins.property
     @pulumi.getter(name="waitUntil")
-    def wait_until(self) -> pulumi.Input[Optional[_builtins.str]]:
+    def wait_until(self) -> pulumi.Input[Optional['WaitUntil']]:
         """
-        `running` (default): Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations).
+        `running`: Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations). Default: `running`.
         """
         return pulumi.get(self, "wait_until")
 
     @wait_until.setter
-    def wait_until(self, value: pulumi.Input[Optional[_builtins.str]]):
+    def wait_until(self, value: pulumi.Input[Optional['WaitUntil']]):
         pulumi.set(self, "wait_until", value)
 
     @_builtins.property
     @pulumi.getter
     def walltime(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning).
+        Duration `H:MM:SS`, `H:MM` or `H`, at most 168 hours; or end `rawResources` with `,walltime=…` instead (then leave this one out). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning). Default: `1:00:00`.
         """
         return pulumi.get(self, "walltime")
 
@@ -244,14 +245,14 @@ class Job(pulumi.CustomResource):
                  name: pulumi.Input[Optional[_builtins.str]] = None,
                  nodes: pulumi.Input[Optional[Sequence[pulumi.Input[Union['NodeRequestArgs', 'NodeRequestArgsDict']]]]] = None,
                  project: pulumi.Input[Optional[_builtins.str]] = None,
-                 queue: pulumi.Input[Optional[_builtins.str]] = None,
+                 queue: pulumi.Input[Optional['Queue']] = None,
                  raw_resources: pulumi.Input[Optional[_builtins.str]] = None,
                  reservation: pulumi.Input[Optional[_builtins.str]] = None,
                  site: pulumi.Input[Optional[_builtins.str]] = None,
                  subnet: pulumi.Input[Optional[Union['SubnetRequestArgs', 'SubnetRequestArgsDict']]] = None,
                  types: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  vlan: pulumi.Input[Optional[Union['VlanRequestArgs', 'VlanRequestArgsDict']]] = None,
-                 wait_until: pulumi.Input[Optional[_builtins.str]] = None,
+                 wait_until: pulumi.Input[Optional['WaitUntil']] = None,
                  walltime: pulumi.Input[Optional[_builtins.str]] = None,
                  __props__=None):
         """
@@ -259,19 +260,19 @@ class Job(pulumi.CustomResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
-        :param pulumi.Input[_builtins.str] command: Command the job runs (default `sleep infinity`: the job lasts its walltime).
+        :param pulumi.Input[_builtins.str] command: Command the job runs; the default lasts the whole walltime. Default: `sleep infinity`.
         :param pulumi.Input[_builtins.str] name: OAR job name (defaults to `<resource name>-<6 hex of the URN>`, unique to the resource: the job of a Create interrupted by a killed provider is found again by it and adopted).
         :param pulumi.Input[Sequence[pulumi.Input[Union['NodeRequestArgs', 'NodeRequestArgsDict']]]] nodes: Node groups to reserve (or give `rawResources`).
         :param pulumi.Input[_builtins.str] project: OAR project to account the job to.
-        :param pulumi.Input[_builtins.str] queue: OAR queue: `default` (default), `production`, `besteffort`, `testing` or `admin`.
+        :param pulumi.Input['Queue'] queue: OAR queue. Default: `default`.
         :param pulumi.Input[_builtins.str] raw_resources: An OAR resource string for experts (`-l` syntax), instead of nodes/vlan/subnet; `,walltime=` may end it.
         :param pulumi.Input[_builtins.str] reservation: Advance reservation start: `YYYY-MM-DD hh:mm:ss` (Paris time, like OAR) or ISO 8601 with an offset.
         :param pulumi.Input[_builtins.str] site: Grid'5000 site, e.g. `rennes`. Changing it replaces the job.
         :param pulumi.Input[Union['SubnetRequestArgs', 'SubnetRequestArgsDict']] subnet: Subnets to reserve with the nodes.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] types: OAR job types, e.g. `["deploy"]` (needed by a Deployment).
         :param pulumi.Input[Union['VlanRequestArgs', 'VlanRequestArgsDict']] vlan: KaVLAN vlans to reserve with the nodes.
-        :param pulumi.Input[_builtins.str] wait_until: `running` (default): Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations).
-        :param pulumi.Input[_builtins.str] walltime: Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning).
+        :param pulumi.Input['WaitUntil'] wait_until: `running`: Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations). Default: `running`.
+        :param pulumi.Input[_builtins.str] walltime: Duration `H:MM:SS`, `H:MM` or `H`, at most 168 hours; or end `rawResources` with `,walltime=…` instead (then leave this one out). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning). Default: `1:00:00`.
         """
         ...
     @overload
@@ -301,14 +302,14 @@ class Job(pulumi.CustomResource):
                  name: pulumi.Input[Optional[_builtins.str]] = None,
                  nodes: pulumi.Input[Optional[Sequence[pulumi.Input[Union['NodeRequestArgs', 'NodeRequestArgsDict']]]]] = None,
                  project: pulumi.Input[Optional[_builtins.str]] = None,
-                 queue: pulumi.Input[Optional[_builtins.str]] = None,
+                 queue: pulumi.Input[Optional['Queue']] = None,
                  raw_resources: pulumi.Input[Optional[_builtins.str]] = None,
                  reservation: pulumi.Input[Optional[_builtins.str]] = None,
                  site: pulumi.Input[Optional[_builtins.str]] = None,
                  subnet: pulumi.Input[Optional[Union['SubnetRequestArgs', 'SubnetRequestArgsDict']]] = None,
                  types: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  vlan: pulumi.Input[Optional[Union['VlanRequestArgs', 'VlanRequestArgsDict']]] = None,
-                 wait_until: pulumi.Input[Optional[_builtins.str]] = None,
+                 wait_until: pulumi.Input[Optional['WaitUntil']] = None,
                  walltime: pulumi.Input[Optional[_builtins.str]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
@@ -403,7 +404,7 @@ class Job(pulumi.CustomResource):
     @pulumi.getter
     def command(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Command the job runs (default `sleep infinity`: the job lasts its walltime).
+        Command the job runs; the default lasts the whole walltime. Default: `sleep infinity`.
         """
         return pulumi.get(self, "command")
 
@@ -449,9 +450,9 @@ class Job(pulumi.CustomResource):
 
     @_builtins.property
     @pulumi.getter
-    def queue(self) -> pulumi.Output[Optional[_builtins.str]]:
+    def queue(self) -> pulumi.Output[Optional['Queue']]:
         """
-        OAR queue: `default` (default), `production`, `besteffort`, `testing` or `admin`.
+        OAR queue. Default: `default`.
         """
         return pulumi.get(self, "queue")
 
@@ -553,9 +554,9 @@ class Job(pulumi.CustomResource):
 
     @_builtins.property
     @pulumi.getter(name="waitUntil")
-    def wait_until(self) -> pulumi.Output[Optional[_builtins.str]]:
+    def wait_until(self) -> pulumi.Output[Optional['WaitUntil']]:
         """
-        `running` (default): Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations).
+        `running`: Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations). Default: `running`.
         """
         return pulumi.get(self, "wait_until")
 
@@ -563,7 +564,7 @@ class Job(pulumi.CustomResource):
     @pulumi.getter
     def walltime(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        Duration `H:MM:SS`, `H:MM` or `H` (default `1:00:00`). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning).
+        Duration `H:MM:SS`, `H:MM` or `H`, at most 168 hours; or end `rawResources` with `,walltime=…` instead (then leave this one out). Changed in place through `/jobs/{uid}/walltime` (longer or shorter; an extension the scheduler cannot grant yet stays pending, with a warning). Default: `1:00:00`.
         """
         return pulumi.get(self, "walltime")
 

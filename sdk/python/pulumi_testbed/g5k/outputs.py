@@ -13,6 +13,7 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import NotRequired, TypedDict, TypeAlias
 from .. import _utilities
+from ._enums import *
 
 __all__ = [
     'DeploymentResult',
@@ -74,33 +75,26 @@ class NodeRequest(dict):
     A group of nodes in an OAR request: `{cluster='x' AND (properties)}/nodes=count`.
     """
     def __init__(__self__, *,
-                 count: _builtins.int,
                  cluster: Optional[_builtins.str] = None,
+                 count: Optional[_builtins.int] = None,
                  hosts: Optional[Sequence[_builtins.str]] = None,
                  properties: Optional[_builtins.str] = None):
         """
         A group of nodes in an OAR request: `{cluster='x' AND (properties)}/nodes=count`.
 
-        :param _builtins.int count: How many nodes (at least 1; with `hosts`, their number).
         :param _builtins.str cluster: Cluster to take them from (checked against the reference API when it answers).
+        :param _builtins.int count: How many nodes (at least 1). With `hosts`, their number (it may then be omitted).
         :param Sequence[_builtins.str] hosts: Exactly these nodes (short names or FQDNs).
         :param _builtins.str properties: Extra OAR SQL filter on node properties, e.g. `gpu_count > 0`.
         """
-        pulumi.set(__self__, "count", count)
         if cluster is not None:
             pulumi.set(__self__, "cluster", cluster)
+        if count is not None:
+            pulumi.set(__self__, "count", count)
         if hosts is not None:
             pulumi.set(__self__, "hosts", hosts)
         if properties is not None:
             pulumi.set(__self__, "properties", properties)
-
-    @_builtins.property
-    @pulumi.getter
-    def count(self) -> _builtins.int:
-        """
-        How many nodes (at least 1; with `hosts`, their number).
-        """
-        return pulumi.get(self, "count")
 
     @_builtins.property
     @pulumi.getter
@@ -109,6 +103,14 @@ class NodeRequest(dict):
         Cluster to take them from (checked against the reference API when it answers).
         """
         return pulumi.get(self, "cluster")
+
+    @_builtins.property
+    @pulumi.getter
+    def count(self) -> Optional[_builtins.int]:
+        """
+        How many nodes (at least 1). With `hosts`, their number (it may then be omitted).
+        """
+        return pulumi.get(self, "count")
 
     @_builtins.property
     @pulumi.getter
@@ -134,12 +136,12 @@ class SubnetRequest(dict):
     """
     def __init__(__self__, *,
                  count: Optional[_builtins.int] = None,
-                 size: Optional[_builtins.str] = None):
+                 size: Optional['SubnetSize'] = None):
         """
         Subnets of the site's g5ksubnet held by the job (`slash_22=count`).
 
-        :param _builtins.int count: How many (default 1).
-        :param _builtins.str size: `slash_22` (default), `slash_18`, `slash_16` or `slash_14`.
+        :param _builtins.int count: How many. Default: `1`.
+        :param 'SubnetSize' size: Subnet size (`slash_22`: a /22). Default: `slash_22`.
         """
         if count is not None:
             pulumi.set(__self__, "count", count)
@@ -150,15 +152,15 @@ class SubnetRequest(dict):
     @pulumi.getter
     def count(self) -> Optional[_builtins.int]:
         """
-        How many (default 1).
+        How many. Default: `1`.
         """
         return pulumi.get(self, "count")
 
     @_builtins.property
     @pulumi.getter
-    def size(self) -> Optional[_builtins.str]:
+    def size(self) -> Optional['SubnetSize']:
         """
-        `slash_22` (default), `slash_18`, `slash_16` or `slash_14`.
+        Subnet size (`slash_22`: a /22). Default: `slash_22`.
         """
         return pulumi.get(self, "size")
 
@@ -254,12 +256,12 @@ class VlanRequest(dict):
     """
     def __init__(__self__, *,
                  count: Optional[_builtins.int] = None,
-                 type: Optional[_builtins.str] = None):
+                 type: Optional['VlanType'] = None):
         """
         KaVLAN vlans held by the job: `{type='kavlan'}/vlan=count`.
 
-        :param _builtins.int count: How many vlans (default 1).
-        :param _builtins.str type: `kavlan` (routed, 4-9, default), `kavlan-local` (1-3) or `kavlan-global` (one per site).
+        :param _builtins.int count: How many vlans. Default: `1`.
+        :param 'VlanType' type: `kavlan` (routed, 4-9), `kavlan-local` (1-3) or `kavlan-global` (one per site). Default: `kavlan`.
         """
         if count is not None:
             pulumi.set(__self__, "count", count)
@@ -270,15 +272,15 @@ class VlanRequest(dict):
     @pulumi.getter
     def count(self) -> Optional[_builtins.int]:
         """
-        How many vlans (default 1).
+        How many vlans. Default: `1`.
         """
         return pulumi.get(self, "count")
 
     @_builtins.property
     @pulumi.getter
-    def type(self) -> Optional[_builtins.str]:
+    def type(self) -> Optional['VlanType']:
         """
-        `kavlan` (routed, 4-9, default), `kavlan-local` (1-3) or `kavlan-global` (one per site).
+        `kavlan` (routed, 4-9), `kavlan-local` (1-3) or `kavlan-global` (one per site). Default: `kavlan`.
         """
         return pulumi.get(self, "type")
 

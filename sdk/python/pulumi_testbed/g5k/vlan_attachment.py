@@ -30,9 +30,9 @@ class VlanAttachmentArgs:
 
         :param pulumi.Input[_builtins.int] job_uid: OAR id of a running job holding the vlan (a Job's `uid`).
         :param pulumi.Input[_builtins.str] site: Site of the job.
-        :param pulumi.Input[_builtins.str] interface: `primary`, or the legacy device name of a secondary interface such as `eth1` (default `eth1`).
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] nodes: Nodes of the job to attach (default: all).
-        :param pulumi.Input[_builtins.str] vlan: KaVLAN id (default: the job's first vlan).
+        :param pulumi.Input[_builtins.str] interface: `primary`, or the legacy device name of a secondary interface such as `eth1`. Default: `eth1`.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] nodes: Nodes of the job to attach (all of them when omitted).
+        :param pulumi.Input[_builtins.str] vlan: KaVLAN id (the job's first vlan when omitted).
         """
         pulumi.set(__self__, "job_uid", job_uid)
         pulumi.set(__self__, "site", site)
@@ -71,7 +71,7 @@ class VlanAttachmentArgs:
     @pulumi.getter
     def interface(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        `primary`, or the legacy device name of a secondary interface such as `eth1` (default `eth1`).
+        `primary`, or the legacy device name of a secondary interface such as `eth1`. Default: `eth1`.
         """
         return pulumi.get(self, "interface")
 
@@ -83,7 +83,7 @@ class VlanAttachmentArgs:
     @pulumi.getter
     def nodes(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
         """
-        Nodes of the job to attach (default: all).
+        Nodes of the job to attach (all of them when omitted).
         """
         return pulumi.get(self, "nodes")
 
@@ -95,7 +95,7 @@ class VlanAttachmentArgs:
     @pulumi.getter
     def vlan(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        KaVLAN id (default: the job's first vlan).
+        KaVLAN id (the job's first vlan when omitted).
         """
         return pulumi.get(self, "vlan")
 
@@ -121,11 +121,11 @@ class VlanAttachment(pulumi.CustomResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
-        :param pulumi.Input[_builtins.str] interface: `primary`, or the legacy device name of a secondary interface such as `eth1` (default `eth1`).
+        :param pulumi.Input[_builtins.str] interface: `primary`, or the legacy device name of a secondary interface such as `eth1`. Default: `eth1`.
         :param pulumi.Input[_builtins.int] job_uid: OAR id of a running job holding the vlan (a Job's `uid`).
-        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] nodes: Nodes of the job to attach (default: all).
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] nodes: Nodes of the job to attach (all of them when omitted).
         :param pulumi.Input[_builtins.str] site: Site of the job.
-        :param pulumi.Input[_builtins.str] vlan: KaVLAN id (default: the job's first vlan).
+        :param pulumi.Input[_builtins.str] vlan: KaVLAN id (the job's first vlan when omitted).
         """
         ...
     @overload
@@ -211,7 +211,7 @@ class VlanAttachment(pulumi.CustomResource):
     @pulumi.getter
     def interface(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        `primary`, or the legacy device name of a secondary interface such as `eth1` (default `eth1`).
+        `primary`, or the legacy device name of a secondary interface such as `eth1`. Default: `eth1`.
         """
         return pulumi.get(self, "interface")
 
@@ -235,7 +235,7 @@ class VlanAttachment(pulumi.CustomResource):
     @pulumi.getter
     def nodes(self) -> pulumi.Output[Optional[Sequence[_builtins.str]]]:
         """
-        Nodes of the job to attach (default: all).
+        Nodes of the job to attach (all of them when omitted).
         """
         return pulumi.get(self, "nodes")
 
@@ -251,7 +251,7 @@ class VlanAttachment(pulumi.CustomResource):
     @pulumi.getter
     def vlan(self) -> pulumi.Output[Optional[_builtins.str]]:
         """
-        KaVLAN id (default: the job's first vlan).
+        KaVLAN id (the job's first vlan when omitted).
         """
         return pulumi.get(self, "vlan")
 
