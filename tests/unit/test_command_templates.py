@@ -1,6 +1,7 @@
 """Command templates: rendered per host by ansible-core with a Play's variables, checked at
 Check (failures name the property and the hosts), and deciding re-runs by what they render to."""
 
+import asyncio
 import copy
 
 import pytest
@@ -42,7 +43,7 @@ def controller():
 
 
 def check(**changes):
-    return controller().check("step", {}, {**CLIENT, **changes})
+    return asyncio.run(controller().check("step", {}, {**CLIENT, **changes}))
 
 
 # ---- rendering -------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ def test_check_records_each_hosts_rendering_and_passes_a_plain_command_untouched
     assert result.failures == []
     hashes = result.inputs["renderedHashes"]
     assert set(hashes) == {"client-1", "client-2"} and hashes["client-1"] == hashes["client-2"]  # same text on both
-    plain = controller().check("step", {}, {"inventory": INVENTORY, "on": "server", "create": "iperf3 -s"})
+    plain = asyncio.run(controller().check("step", {}, {"inventory": INVENTORY, "on": "server", "create": "iperf3 -s"}))
     assert plain.failures == [] and plain.inputs == {"inventory": INVENTORY, "on": "server", "create": "iperf3 -s"}
 
 

@@ -28,13 +28,13 @@ def controller():
 
 
 def failures(news):
-    return {f.property: f.reason for f in controller().check("f", {}, news).failures}
+    return {f.property: f.reason for f in asyncio.run(controller().check("f", {}, news)).failures}
 
 
 def test_check_rules(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert failures(BASE) == {}
-    assert controller().check("f", {}, {k: v for k, v in BASE.items() if k != "on"}).inputs["on"] == "all"
+    assert asyncio.run(controller().check("f", {}, {k: v for k, v in BASE.items() if k != "on"})).inputs["on"] == "all"
     assert "required" in failures({"inventory": INVENTORY, "destination": "r"})["paths"]
     assert "required" in failures({"inventory": INVENTORY, "paths": ["/x"]})["destination"]
     assert "must be an absolute path (or one under `~/`" in failures({**BASE, "paths": ["results/x"]})["paths[0]"]
@@ -157,5 +157,5 @@ def test_a_command_built_from_facts_may_be_secret():
     from testbed_provider.resources.command import Command
 
     command = Command(ProviderContext(config=ProviderConfig(), log=EngineLog(None)))
-    assert command.check("c", {}, {"inventory": INVENTORY, "on": "all", "create": Secret("echo mem=2048")}).failures == []
-    assert "non-empty" in command.check("c", {}, {"inventory": INVENTORY, "create": Secret("  ")}).failures[0].reason
+    assert asyncio.run(command.check("c", {}, {"inventory": INVENTORY, "on": "all", "create": Secret("echo mem=2048")})).failures == []
+    assert "non-empty" in asyncio.run(command.check("c", {}, {"inventory": INVENTORY, "create": Secret("  ")})).failures[0].reason

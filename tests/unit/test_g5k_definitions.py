@@ -4,6 +4,7 @@ omitted (an older stack's recorded inputs) is no change."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from testbed_provider.config import ProviderConfig
@@ -124,12 +125,12 @@ def test_deployment_and_vlan_failures():
     assert {f.property: f.reason for f in validate_deployment({"site": "rennes", "jobUid": 1, "environment": "debian12-min",
                                                                "nodes": ["a-1"], "minDeployed": 2})} == {
         "minDeployed": "2 exceeds the 1 node(s) listed in `nodes`"}
-    checked = VlanAttachment(ctx()).check("a", {}, {"site": "lyon", "jobUid": 3, "interface": "eno2", "vlan": "x", "nodes": []})
+    checked = asyncio.run(VlanAttachment(ctx()).check("a", {}, {"site": "lyon", "jobUid": 3, "interface": "eno2", "vlan": "x", "nodes": []}))
     assert {f.property: f.reason for f in checked.failures} == {
         "interface": "must be `primary` or a legacy device name such as `eth1`; KaVLAN refuses predictable names like `eno2` "
                      "(got the string `eno2`)",
         "vlan": "must be a KaVLAN id as a string, e.g. `\"4\"` (omit it to use the job's first vlan) (got the string `x`)",
         "nodes": "must list at least one node name of the job (omit `nodes` for every node)",
     }
-    checked = VlanAttachment(ctx()).check("a", {}, {"site": "lyon", "jobUid": 3})
+    checked = asyncio.run(VlanAttachment(ctx()).check("a", {}, {"site": "lyon", "jobUid": 3}))
     assert checked.failures == [] and checked.inputs == {"site": "lyon", "jobUid": 3}  # no default written into the inputs

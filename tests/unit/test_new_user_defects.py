@@ -44,14 +44,14 @@ def test_check_failures_carry_their_path_in_the_reason_for_the_engine():
                                             (None, "required: a whole number of machines")])
 def test_a_count_that_is_no_number_says_so(count, fragment):
     group = {"roles": ["server"]} if count is None else {"roles": ["server"], "count": count}
-    got = failures(Reservation(context()).check("nodes", {}, {"machines": [group]}))
+    got = failures(asyncio.run(Reservation(context()).check("nodes", {}, {"machines": [group]})))
     assert fragment in got["machines[0].count"], got
 
 
 def test_a_bad_defaulted_name_says_it_came_from_the_resource_name():
-    got = failures(Reservation(context()).check("my nodes!", {}, {"machines": MACHINES}))
+    got = failures(asyncio.run(Reservation(context()).check("my nodes!", {}, {"machines": MACHINES})))
     assert "defaults to the resource name `my nodes!`" in got["name"] and "pass `name`" in got["name"], got
-    explicit = failures(Reservation(context()).check("nodes", {}, {"machines": MACHINES, "name": "my nodes!"}))
+    explicit = failures(asyncio.run(Reservation(context()).check("nodes", {}, {"machines": MACHINES, "name": "my nodes!"})))
     assert "resource name" not in explicit["name"]
 
 
@@ -59,12 +59,12 @@ def test_a_bad_defaulted_name_says_it_came_from_the_resource_name():
 
 
 def preview_check(controller_type, ctx: ProviderContext, on: str, **extra):
-    return failures(controller_type(ctx).check("step", {}, {"inventory": UNKNOWN, "on": on, **extra}))
+    return failures(asyncio.run(controller_type(ctx).check("step", {}, {"inventory": UNKNOWN, "on": on, **extra})))
 
 
 def test_an_unknown_role_fails_the_first_preview_when_the_reservation_is_known():
     ctx = context()
-    assert not Reservation(ctx).check("nodes", {}, {"machines": MACHINES}, urn=RES_URN).failures
+    assert not asyncio.run(Reservation(ctx).check("nodes", {}, {"machines": MACHINES}, urn=RES_URN)).failures
     got = preview_check(Command, ctx, "serverr", create="true")
     assert "unknown role or host `serverr`" in got["on"] and "roles: client, edge, server" in got["on"], got
     assert "inventory is not known before it is reserved" in got["on"]

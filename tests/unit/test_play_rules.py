@@ -1,5 +1,6 @@
 """Play Check and diff rules: bad tasks are named, shipped files are hashed, what re-runs."""
 
+import asyncio
 import os
 
 from testbed_provider.config import ProviderConfig
@@ -19,7 +20,7 @@ def controller():
 
 
 def failures(news):
-    return {f.property: f.reason for f in controller().check("p", {}, news).failures}
+    return {f.property: f.reason for f in asyncio.run(controller().check("p", {}, news)).failures}
 
 
 def test_valid_tasks_and_modules_in_every_form():
@@ -58,11 +59,11 @@ def test_shipped_files_are_hashed_and_missing_ones_fail(tmp_path, monkeypatch):
     (tmp_path / "t.j2").write_text("a={{ a }}\n")
     tasks = [{"template": {"src": "t.j2", "dest": "/root/t"}}, {"copy": {"src": "{{ x }}", "dest": "/y"}}]
     assert local_sources(tasks, str(tmp_path)) == [str(tmp_path / "t.j2")]  # a templated src is not ours to read
-    checked = controller().check("p", {}, {**BASE, "tasks": tasks})
+    checked = asyncio.run(controller().check("p", {}, {**BASE, "tasks": tasks}))
     assert checked.failures == [] and len(checked.inputs["sourcesHash"]) == 32
     first = checked.inputs["sourcesHash"]
     (tmp_path / "t.j2").write_text("a={{ a }} edited\n")
-    again = controller().check("p", {}, {**BASE, "tasks": tasks}).inputs["sourcesHash"]
+    again = asyncio.run(controller().check("p", {}, {**BASE, "tasks": tasks})).inputs["sourcesHash"]
     assert again != first and content_hash([str(tmp_path / "t.j2")]) == again
     gone = failures({**BASE, "tasks": [{"copy": {"src": "missing.txt", "dest": "/x"}}]})
     assert "ships `missing.txt`, which does not exist" in gone["tasks"]

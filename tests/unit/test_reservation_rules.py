@@ -74,8 +74,8 @@ def controller():
 
 
 def test_check_defaults_name_and_keeps_old_one():
-    assert controller().check("nodes", {}, dict(GOOD)).inputs["name"] == "nodes"
-    assert controller().check("nodes", {"name": "first"}, dict(GOOD)).inputs["name"] == "first"
+    assert asyncio.run(controller().check("nodes", {}, dict(GOOD))).inputs["name"] == "nodes"
+    assert asyncio.run(controller().check("nodes", {"name": "first"}, dict(GOOD))).inputs["name"] == "first"
 
 
 def test_diff_count_change_is_an_in_place_update():

@@ -8,7 +8,6 @@ clean errors, partial state). Resource behaviour lives in `testbed_provider.reso
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import traceback
 from typing import Any, Awaitable, Callable, Optional
@@ -137,7 +136,7 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
                 reason = testbed.preflight()
                 if reason:
                     failures.append(CheckFailure("backend", reason))
-                elif hasattr(testbed, "check_access"):  # remote testbeds: are the credentials accepted?
+                else:
                     failures += await testbed.check_access()
             return provider_pb2.CheckResponse(inputs=request.news, failures=_failures(failures))
 
@@ -200,11 +199,8 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
     async def Check(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            extra = {"urn": request.urn} if "urn" in inspect.signature(controller.check).parameters else {}
-            result = controller.check(request.name or request.urn.split("::")[-1], _decode(controller, request.olds), _decode(controller, request.news),
-                                      **extra)
-            if inspect.isawaitable(result):  # controllers that consult a remote API (g5k) check asynchronously
-                result = await result
+            result = await controller.check(request.name or request.urn.split("::")[-1], _decode(controller, request.olds),
+                                            _decode(controller, request.news), urn=request.urn)
             return provider_pb2.CheckResponse(inputs=codec.encode(result.inputs), failures=_failures(result.failures))
 
         return await self._guard(context, "check", body)

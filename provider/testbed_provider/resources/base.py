@@ -66,8 +66,9 @@ class ResourceController(abc.ABC):
         steps.declassify); called by the server on every request before the controller runs."""
 
     @abc.abstractmethod
-    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        """Validate and default the program's inputs; pure."""
+    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
+        """Validate and default the program's inputs: nothing changes anywhere (a remote testbed
+        may be read, hence async). `urn`: the resource's, for names derived from it."""
 
     @abc.abstractmethod
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult: ...

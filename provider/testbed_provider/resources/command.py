@@ -74,7 +74,7 @@ class Command(Step):
 
     # ---- Check -------------------------------------------------------------------------------
 
-    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
         inputs, failures = self.check_definition({k: v for k, v in news.items() if k not in HIDDEN_KEYS})
         fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
         env = reveal(inputs.get("environment"))

@@ -46,7 +46,7 @@ class Fetch(Step):
 
     # ---- Check -------------------------------------------------------------------------------
 
-    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
         inputs, failures = self.check_definition(news)
         dest = reveal(inputs.get("destination"))
         if isinstance(dest, str) and os.path.exists(dest) and not os.path.isdir(dest):

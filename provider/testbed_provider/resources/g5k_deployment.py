@@ -48,7 +48,7 @@ def validate(inputs: dict[str, Any]) -> list[CheckFailure]:
 class Deployment(ResourceController):
     token = "testbed:g5k:Deployment"
 
-    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
         inputs = {k: v for k, v in news.items() if v is not None}
         failures = validate(inputs)
         site, env = inputs.get("site"), inputs.get("environment")

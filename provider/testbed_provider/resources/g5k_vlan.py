@@ -30,7 +30,7 @@ COMPUTED = ("vlanId", "members")
 class VlanAttachment(ResourceController):
     token = "testbed:g5k:VlanAttachment"
 
-    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
         inputs = {k: v for k, v in news.items() if v is not None}
         return CheckResult(inputs, check_inputs(VlanAttachmentArgs, inputs, VLANATTACHMENT.label).failures)
 

@@ -47,7 +47,7 @@ class Play(Step):
 
     # ---- Check -------------------------------------------------------------------------------
 
-    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
         inputs, failures = self.check_definition({k: v for k, v in news.items() if k != "sourcesHash"})
         fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
         tasks, playbook = inputs.get("tasks"), inputs.get("playbook")

@@ -50,7 +50,7 @@ class Reservation(ResourceController):
 
     # ---- Check -------------------------------------------------------------------------------
 
-    def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
+    async def check(self, name: str, olds: dict[str, Any], news: dict[str, Any], urn: str = "") -> CheckResult:
         inputs = {k: v for k, v in news.items() if v is not None}
         defaulted = "name" not in inputs
         if defaulted:
@@ -65,9 +65,8 @@ class Reservation(ResourceController):
             failures = testbed.validate(spec)
             if not failures and urn:
                 self._remember_plan(urn, spec, testbed.planned_names(spec))
-            remote = getattr(testbed, "validate_remote", None)  # remote testbeds also consult their API
-            if not failures and remote is not None:
-                return self._check_remote(inputs, remote(spec))
+            if not failures:
+                failures = await testbed.validate_remote(spec)
         return CheckResult(inputs, failures)
 
     def _remember_plan(self, urn: str, spec: ReservationSpec, names: Optional[list[str]]) -> None:
@@ -76,9 +75,6 @@ class Reservation(ResourceController):
         roles = [tuple(g.roles) for g in spec.machines for _ in range(g.count)]
         hosts = tuple(zip(names if names and len(names) == len(roles) else [None] * len(roles), roles))
         self.ctx.planned[urn] = PlannedHosts(hosts)
-
-    async def _check_remote(self, inputs: dict[str, Any], pending) -> CheckResult:
-        return CheckResult(inputs, await pending)
 
     # ---- Diff --------------------------------------------------------------------------------
 

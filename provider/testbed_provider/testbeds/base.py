@@ -74,6 +74,15 @@ class Testbed(abc.ABC):
     def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
         """Backend-specific input rules (accepted options, address ranges); pure, no side effects."""
 
+    async def validate_remote(self, spec: ReservationSpec) -> list[CheckFailure]:
+        """Rules only the testbed's own API can judge (sites, clusters, node counts); advisory:
+        none when the API does not answer quickly. Runs after `validate` passed."""
+        return []
+
+    async def check_access(self) -> list[CheckFailure]:
+        """At CheckConfig: whether the configured credentials are accepted (remote testbeds)."""
+        return []
+
     def planned_names(self, spec: ReservationSpec) -> Optional[list[str]]:
         """The host names `spec` will get, in spec order, when the testbed derives them from
         the spec alone (patterns are then checked before anything exists); None otherwise."""
