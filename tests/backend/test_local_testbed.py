@@ -13,9 +13,10 @@ import time
 
 import pytest
 
+from testbed_provider.common.pids import running as process_running
+from testbed_provider.hosts.netns import list_namespaces, namespace_id, pids_in
 from testbed_provider.testbeds.base import MachineGroup, NetworkSpec, ReservationError, ReservationSpec
 from testbed_provider.testbeds.local import LocalTestbed
-from testbed_provider.hosts.netns import list_namespaces, namespace_id, pids_in
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
@@ -130,8 +131,11 @@ async def test_reserve_views_network_inspect_reconcile_release(beds):
 
     # inspect: a host whose sshd died is gone
     assert [h["name"] for h in (await testbed.inspect(state))["hosts"]] == names
-    os.kill(state["local"]["hosts"]["server-1"]["sshdPid"], signal.SIGKILL)
-    await asyncio.sleep(0.05)
+    killed = state["local"]["hosts"]["server-1"]["sshdPid"]
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 30  # until it has died (not a fixed pause: a busy machine takes longer)
+    while process_running(killed) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     seen = await testbed.inspect(state)
     assert [h["name"] for h in seen["hosts"]] == ["client-1", "client-2"]
 

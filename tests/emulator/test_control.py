@@ -41,9 +41,7 @@ def test_latency_delays_matching_calls(gk, emu):
     t0 = time.monotonic()
     gk.sites.list()
     assert time.monotonic() - t0 >= 0.5
-    t0 = time.monotonic()
-    gk.sites.list()
-    assert time.monotonic() - t0 < 0.5
+    assert emu.control("GET", "faults")["items"] == []  # used up: the next call is not delayed (however slow the machine)
 
 
 def test_bad_fault_specs_are_422(emu):

@@ -17,7 +17,9 @@ def find_by_name(site):
 
 
 def test_enoslib_init_reuse_and_destroy(start_emulator):
-    emu = start_emulator(clock_speed=600)
+    # The clock runs at real speed and the waits move it (`advance`): at 600x the job's hour of
+    # walltime was 6 s, which a slow machine spent before the script reused the job.
+    emu = start_emulator()
     gk = grid5000_client(emu)
     emu.control("DELETE", "calls")
     # configuration and init
@@ -29,6 +31,7 @@ def test_enoslib_init_reuse_and_destroy(start_emulator):
     deadline = time.monotonic() + 30
     while job.state != "running":
         assert job.state in ("waiting", "launching") and time.monotonic() < deadline
+        emu.advance(5)
         time.sleep(0.05)
         job.refresh()
     vlan_id = str(job.resources_by_type["vlans"][0])
@@ -44,6 +47,7 @@ def test_enoslib_init_reuse_and_destroy(start_emulator):
     dep = site.deployments.create({"environment": "debian12-min", "key": "ssh-ed25519 AAAA alice",
                                    "nodes": sorted(job.assigned_nodes)})
     while dep.status not in ("terminated", "error"):
+        emu.advance(30)
         time.sleep(0.05)
         dep.refresh()
     assert all(r["state"] == "OK" for r in dep.result.values())

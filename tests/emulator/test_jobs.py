@@ -99,11 +99,12 @@ def test_a_job_waits_while_its_nodes_are_busy_and_starts_when_they_are_freed(gk,
 def test_walltime_expiry_ends_the_job_with_the_accelerated_clock(start_emulator):
     from g5k_emulator.testing import grid5000_client
 
-    emu = start_emulator(clock_speed=3600)
+    emu = start_emulator()  # real speed until the job runs: at 3600x its 30 min would pass between two slow polls
     site = grid5000_client(emu).sites["nancy"]
     job = site.jobs.create({"command": "sleep 31536000", "resources": "nodes=1,walltime=0:30:00"})
-    wait_state(job, "running", timeout=10)
-    wait_state(job, "error", timeout=10)  # 30 min of walltime pass in about half a second
+    wait_state(job, "running", emu, step=5)
+    emu.control("POST", "clock", {"speed": 3600})
+    wait_state(job, "error", timeout=30)  # 30 min of walltime pass in about half a second
     assert job.stopped_at - job.started_at >= 1800
     assert any(e["type"] == "WALLTIME" for e in job.events)
     with pytest.raises(Grid5000DeleteError) as err:

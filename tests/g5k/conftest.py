@@ -49,9 +49,17 @@ class G5kPlugin(PluginUnderTest):
                                                            timeout=timeout))
 
 
+# The shared emulator's clock: 6x, so an hour of walltime (the default) lasts 10 min of real time,
+# longer than any test may run (pytest's --timeout=600): no job ends under a test however slow the
+# machine (at 60x a blocker's hour was one minute). What the emulator makes a test wait for
+# (launching, finishing: 5 s; a deployment: 6 s) still takes about a second.
+CLOCK_SPEED = 6
+DEPLOY_SECONDS = 6
+
+
 @pytest.fixture
 def emulator(tmp_path):
-    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=False, deploy_seconds=30) as emu:
+    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=False, deploy_seconds=DEPLOY_SECONDS) as emu:
         yield emu
 
 

@@ -8,6 +8,7 @@ Command-style ssh from the outputs alone.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ipaddress
 import os
 import subprocess
@@ -211,30 +212,55 @@ def test_two_sites_share_one_start_date(tmp_path):
 
 
 def test_a_busy_site_moves_every_site_to_its_could_run_at_date(tmp_path):
+    """The emulator's clock is driven, not raced: at real speed while the provider negotiates the
+    common start (a new date it asks for is 240 s ahead: minutes, where a fast clock left it a
+    fraction of a second), then moved to that start; the rounds no longer depend on the machine."""
     from g5k_emulator.testing import grid5000_client
 
-    with EmulatorProcess(tmp_path / "emu", clock_speed=600, hosts=False, deploy_seconds=30) as emu:
+    with EmulatorProcess(tmp_path / "emu", clock_speed=1, hosts=False, deploy_seconds=30) as emu:
         gk = grid5000_client(emu)
         blocker = gk.sites["lyon"].jobs.create({"resources": "{cluster='nova'}/nodes=23,walltime=1:00:00", "command": "sleep infinity"})
-        emu.wait_for(lambda: gk.sites["lyon"].jobs[blocker.uid].state == "running")
+        emu.wait_for(lambda: (emu.advance(5), gk.sites["lyon"].jobs[blocker.uid].state == "running")[1])
         ends = gk.sites["lyon"].jobs[blocker.uid].started_at + 3600
+        # The provider's first common start (its own clock + 60 s) is already past on the server's
+        # clock, 600 s ahead (as a fast clock is after a while): OAR moves it, and the provider resubmits.
+        emu.advance(600)
+        # A slow provider or API changes nothing any more: every submission takes a second (at 600x
+        # that was 600 s of the server's clock, past the 240 s the provider's new date is ahead).
+        emu.control("POST", "faults", {"latency": 1.0, "count": 10, "methods": ["POST"], "path": "/jobs$"})
         plugin = G5kPlugin(env={**FAST_POLL, "PULUMI_TESTBED_G5K_READY_TIMEOUT": "1"})
         try:
             plugin.configure_g5k(emu, g5kSshProxyCommand="false")
             spec = {"machines": [{"roles": ["b"], "count": 1, "site": "nancy"},
                                  {"roles": ["a"], "count": 1, "site": "lyon", "cluster": "nova"}]}
-            with pytest.raises(grpc.RpcError) as err:
-                plugin.create(RES, "busy", plugin.check_res(RES, "busy", spec).inputs, timeout=120)
-            partial = init_failure(err.value)
+            inputs = plugin.check_res(RES, "busy", spec).inputs
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                creating = pool.submit(plugin.create, RES, "busy", inputs, timeout=120)
+
+                def common_start() -> float | None:
+                    """The start both sites' jobs wait for, once they do; None before (or when the create failed early)."""
+                    if creating.done():
+                        return -1.0
+                    waiting = {site: [j.scheduled_at for j in gk.sites[site].jobs.list() if j.state == "waiting" and j.uid != blocker.uid]
+                               for site in ("nancy", "lyon")}
+                    starts = {s for site in waiting.values() for s in site}
+                    return starts.pop() if all(waiting.values()) and len(starts) == 1 and min(waiting["lyon"]) >= ends else None
+
+                start = emu.wait_for(common_start, timeout=60)
+                assert start > 0, f"the create ended before both sites waited for one start: {creating.exception()}"
+                emu.control("POST", "clock", {"speed": 60, "advance": max(0.0, start - emu.now())})  # let that start come
+                error = creating.exception(timeout=120)
+            assert isinstance(error, grpc.RpcError), error
+            partial = init_failure(error)
             jobs = codec.decode(partial.properties)["testbedState"]["g5k"]["jobs"]
             assert [j["site"] for j in jobs] == ["nancy", "lyon"]
             earlier = [j for j in gk.sites["nancy"].jobs.list() if j.uid != jobs[0]["uid"]]
-            # nancy's earlier jobs were deleted: when lyon said "could run at", and first because at 600x the
-            # provider's first date (its clock + 60 s) was already past on the server's clock (OAR moved it to now)
+            # nancy's earlier jobs were deleted: the first because its start (the provider's clock + 60 s) was already past on
+            # the server's clock (OAR moved it to now), the second when lyon said "could run at"
             assert len(earlier) == 2 and all(j.state == "error" for j in earlier)
             assert any("moved the common start" in m for m in plugin.engine.messages())
             starts = {gk.sites[j["site"]].jobs[j["uid"]].scheduled_at for j in jobs}
-            assert len(starts) == 1 and starts.pop() >= ends
+            assert starts == {start} and start >= ends
             assert any("resubmitting every site" in m for m in plugin.engine.messages())
             plugin.delete(RES, "busy", partial.id, partial.properties)
             alive = [j for s in ("lyon", "nancy") for j in gk.sites[s].jobs.list() if j.state not in ("error", "terminated")]
