@@ -167,3 +167,23 @@ def test_what_renders_the_same_is_recorded_without_rerunning():
     assert not rerun
     _, rerun = diff_and_rerun(new_changes={"create": "iperf3 -c 198.18.0.1 -t 10"})  # a plain command: its text decides
     assert rerun
+
+
+def test_rendering_beside_a_warm_up_in_a_fresh_process_does_not_deadlock():
+    """Rendering imports ansible-core plugins lazily; the provider's warm-ups import them from
+    threads at the same time (seen: a first Check of a template hung for good against Play's)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import threading\n"
+        "from testbed_provider.remote import playbook, templating\n"
+        "from tests.unit.test_command_templates import plain_inventory\n"
+        "t = threading.Thread(target=playbook.warm_up); t.start()\n"
+        "print(templating.render(plain_inventory(), ['client-1'], '{{ testbed_networks.experiment }}')['client-1'])\n"
+        "t.join()\n"
+    )
+    from ..helpers import ROOT
+
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "198.18.0.2"), done.stderr

@@ -22,7 +22,6 @@ costs ~0.3 s, paid on the first template only (or by a warm-up).
 from __future__ import annotations
 
 import json
-import threading
 from types import SimpleNamespace
 from typing import Any, Mapping, Optional, Sequence
 
@@ -35,7 +34,6 @@ MARKS = ("{{", "{%")
 PLAY_NAME = "pulumi-testbed step"  # what the Ansible engine's play is called (ansible_play_name)
 REASON_LIMIT = 300  # characters of Ansible's message kept per failure
 
-_render_lock = threading.Lock()  # ansible-core's templating is not known to be thread-safe
 _ansible: Any = None
 
 
@@ -116,7 +114,9 @@ def render(
     a = _load()
     failures: list[tuple[str, str]] = []
     out: dict[str, str] = {}
-    with _render_lock:
+    # All of it under the lock every use of ansible-core takes: rendering imports plugins lazily
+    # (vars plugins, collection metadata), which deadlocks against a warm-up importing in a thread.
+    with IMPORT_LOCK:
         loader = a.DataLoader()
         manager = a.InventoryManager(loader=loader, sources=None, parse=False)
         data = _trusted(a, loader, ansible_inventory_data(inv)) if inv.hosts else {"all": {"hosts": {}, "children": {}}}
