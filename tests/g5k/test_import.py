@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ..e2e.stack import Stack
-from .conftest import EmulatorProcess, job_state
+from .conftest import CLOCK_SPEED, EmulatorProcess, job_state
 
 PROGRAM = """import pulumi
 import pulumi_testbed as testbed
@@ -31,7 +31,7 @@ COMPLAINTS = (
 @pytest.fixture
 def emu(tmp_path, monkeypatch):
     monkeypatch.setenv("PULUMI_TESTBED_G5K_MAX_POLL", "0.3")
-    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=False) as emu:
+    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=False) as emu:
         yield emu
 
 

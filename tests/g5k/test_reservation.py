@@ -20,7 +20,7 @@ import pytest
 from testbed_provider.protocol import codec
 
 from ..plugin.engine import init_failure
-from .conftest import FAST_POLL, EmulatorProcess, G5kPlugin, job_state
+from .conftest import CLOCK_SPEED, DEPLOY_SECONDS, FAST_POLL, EmulatorProcess, G5kPlugin, job_state
 
 RES = "testbed:index:Reservation"
 SPEC = {"machines": [{"roles": ["server"], "count": 1, "cluster": "taurus"}, {"roles": ["client"], "count": 1, "cluster": "taurus"}],
@@ -114,7 +114,7 @@ def ssh(outputs: dict, host: str, command: str) -> str:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="emulated hosts need root")
 def test_full_reservation_on_emulated_hosts(tmp_path):
-    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=True, deploy_seconds=30) as emu:
+    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=True, deploy_seconds=DEPLOY_SECONDS) as emu:
         info = emu.control("GET", "ssh")
         if not info.get("hosts") or not info.get("proxyCommand"):
             pytest.skip("this emulator build has no real hosts")
@@ -184,7 +184,7 @@ def test_timeout_while_queued_keeps_the_job_and_destroy_deletes_it(emulator):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="emulated hosts need root")
 def test_two_sites_share_one_start_date(tmp_path):
-    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=True, deploy_seconds=30) as emu:
+    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=True, deploy_seconds=DEPLOY_SECONDS) as emu:
         info = emu.control("GET", "ssh")
         if not info.get("hosts"):
             pytest.skip("this emulator build has no real hosts")
