@@ -36,6 +36,13 @@ def test_iperf3_measures_and_only_the_client_reruns(tmp_path):
         server_step = stack.resource("iperf3-server")["outputs"]
         server_group = int(re.search(r"process group (\d+)", server_step["results"][0]["stdout"]).group(1))
         assert group_alive(server_group), "the background server outlives its step"
+        # the server step completed once iperf3 listened, so the client ran once, with no retry loop
+        assert re.search(r"; ready after [\d.]+ s \(TCP port 5201 listening\)$", server_step["results"][0]["stdout"])
+        client_step = stack.resource("iperf3-client")["outputs"]
+        addresses = stack.reservation()["outputs"]["addresses"]
+        assert outputs["server_address"] == addresses["experiment"]["server"][0] and outputs["server_address"].startswith("198.18.")
+        assert client_step["create"] == "iperf3 -c {{ server_ip }} -t {{ duration }} -J" and "seq" not in client_step["create"]
+        assert set(client_step["renderedHashes"]) == {"client-1"}
 
         stack.run("config", "set", "duration", "2")
         assert stack.preview_ops() == {"iperf3-client": "update"}

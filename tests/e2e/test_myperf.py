@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ..helpers import IS_ROOT, ROOT
+from ..helpers import IS_ROOT, ROOT, namespaces_of
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="the local testbed needs root")
 
@@ -35,20 +35,21 @@ def myperf(tmp_path):
         return proc
 
     run.project = project
+    run.env = env
     yield run
     run("destroy", check=False)
 
 
-def namespaces() -> set[str]:
-    return {n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split() if n.startswith("tb-")}
-
-
 def test_myperf_lifecycle_on_the_local_testbed(myperf):
-    before = namespaces()
     assert "no current stack" in myperf("bench", check=False).stderr  # nothing deployed yet: a clear error
 
     up = myperf("local", "--clients", "2")
-    assert "iperf3-server: create done" in up.stdout and "server on the experiment network: 198.18." in up.stdout
+    # one server per client, each step done once its iperf3 listens (no retry loop in the measurement)
+    assert "iperf3-server-1: create done" in up.stdout and "iperf3-server-2: create done" in up.stdout
+    assert "server on the experiment network: 198.18." in up.stdout
+    exported = subprocess.run(["pulumi", "stack", "export"], cwd=myperf.project, env=myperf.env, capture_output=True, text=True, check=True)
+    [reservation] = [r["id"] for r in json.loads(exported.stdout)["deployment"]["resources"] if r["type"] == "testbed:index:Reservation"]
+    assert len(namespaces_of(reservation)) == 4  # server, two clients, switch
     assert re.search(r"\[\s*\d+\.\ds\] nodes: SSH ready on \d/3 hosts", up.stdout)  # progress while waiting
 
     bench = myperf("bench", "-t", "1", "--", "-P", "2")
@@ -73,4 +74,4 @@ def test_myperf_lifecycle_on_the_local_testbed(myperf):
 
     down = myperf("destroy")
     assert "destroyed" in down.stdout
-    assert namespaces() <= before  # every host of the stack is gone
+    assert namespaces_of(reservation) == set()  # every host of the stack is gone (not others': tests may run meanwhile)

@@ -163,7 +163,7 @@ def test_myperf_lifecycle_on_the_g5k_backend(tmp_path, fast_poll):
 
         try:
             up = myperf("g5k")
-            assert "submitting" in up and "iperf3-server: create done" in up  # progress from the g5k backend
+            assert "submitting" in up and "iperf3-server-1: create done" in up  # progress from the g5k backend
             bench = myperf("bench", "-t", "1")
             assert re.search(r"^(taurus|nova|orion)-\d+: [\d.]+ Gbit/s$", bench, re.M), bench  # a node of lyon
             saved = myperf("backup")
