@@ -126,7 +126,7 @@ class Command(Step):
         # A step that failed last time (recorded with its partial results) is retried.
         failed_before = any(r.get("status") != "ok" for r in reveal(outputs.get("results")) or [])
         rerun = failed_before or rerun_due(changes, old_inputs, news)
-        kept = {k: outputs[k] for k in ("results", "stdout", "hosts") if k in outputs}
+        kept: dict[str, Any] = {k: outputs[k] for k in ("results", "stdout", "hosts") if k in outputs}
         if not rerun:
             return {**news, **kept}
         if preview:
