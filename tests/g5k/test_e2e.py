@@ -8,7 +8,7 @@ import re
 import pytest
 
 from ..e2e.stack import Stack
-from .conftest import EmulatorProcess, job_state
+from .conftest import CLOCK_SPEED, DEPLOY_SECONDS, EmulatorProcess, job_state
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def fast_poll(monkeypatch):
 
 
 def test_job_deployment_vlan_preview_up_update_refresh_destroy(tmp_path, fast_poll):
-    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=False, deploy_seconds=30, users=["alice:pw-7Hq2-secret"]) as emu:
+    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=False, deploy_seconds=DEPLOY_SECONDS, users=["alice:pw-7Hq2-secret"]) as emu:
         stack = Stack(tmp_path, example="g5kjob", stack="g5k",
                       config={"testbed:backend": "g5k", "testbed:g5kUri": emu.url, "testbed:g5kUsername": emu.username})
         stack.run("config", "set", "--secret", "testbed:g5kPassword", emu.password)
@@ -59,7 +59,7 @@ def _jobs(emu):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="emulated hosts need root")
 def test_iperf3_example_runs_unchanged_on_the_g5k_backend(tmp_path, fast_poll):
-    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=True, deploy_seconds=30) as emu:
+    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=True, deploy_seconds=DEPLOY_SECONDS) as emu:
         info = emu.control("GET", "ssh")
         if not info.get("hosts"):
             pytest.skip("this emulator build has no real hosts")
@@ -83,7 +83,7 @@ def test_iperf3_across_two_sites_over_a_kavlan_global_vlan(tmp_path, fast_poll):
 
     from g5k_emulator.testing import grid5000_client
 
-    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=True, deploy_seconds=30) as emu:
+    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=True, deploy_seconds=DEPLOY_SECONDS) as emu:
         info = emu.control("GET", "ssh")
         if not info.get("hosts"):
             pytest.skip("this emulator build has no real hosts")
@@ -118,7 +118,7 @@ def test_iperf3_across_two_sites_over_a_kavlan_global_vlan(tmp_path, fast_poll):
 def test_create_timeout_keeps_the_queued_job_and_the_next_up_finishes_it(tmp_path, fast_poll):
     from g5k_emulator.testing import grid5000_client
 
-    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=False, deploy_seconds=30) as emu:
+    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=False, deploy_seconds=DEPLOY_SECONDS) as emu:
         gk = grid5000_client(emu)
         blocker = gk.sites["lyon"].jobs.create({"resources": "{cluster='taurus'}/nodes=14", "command": "sleep infinity", "name": "other"})
         stack = Stack(tmp_path, example="g5kjob", stack="g5k",
@@ -147,7 +147,7 @@ def test_myperf_lifecycle_on_the_g5k_backend(tmp_path, fast_poll):
 
     from ..helpers import ROOT
 
-    with EmulatorProcess(tmp_path / "emu", clock_speed=60, hosts=True, deploy_seconds=30) as emu:
+    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=True, deploy_seconds=DEPLOY_SECONDS) as emu:
         info = emu.control("GET", "ssh")
         if not info.get("hosts"):
             pytest.skip("this emulator build has no real hosts")
