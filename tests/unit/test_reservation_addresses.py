@@ -49,3 +49,26 @@ def test_g5k_state_gives_the_same_shape():
     assert out["addresses"] == {"_ssh": {"server": ["172.16.48.3"], "client": ["172.16.72.7"]},
                                 "experiment": {"server": ["10.24.0.3"], "client": ["10.24.0.9"]}}
     assert out["hostAddresses"]["grisou-7"] == {"_ssh": "172.16.72.7", "experiment": "10.24.0.9"}
+
+
+def test_a_state_from_before_the_addresses_gets_them_by_an_update_that_touches_nothing():
+    import asyncio
+
+    from testbed_provider.config import ProviderConfig
+    from testbed_provider.protocol.engine_log import EngineLog
+    from testbed_provider.resources.base import ProviderContext
+    from testbed_provider.resources.diff import Kind
+    from testbed_provider.resources.reservation import Reservation
+
+    inputs = {"name": "r", "machines": [{"roles": ["server"], "count": 1}], "networks": [{"id": "exp"}]}
+    state = {"backend": "local", "id": "tb-r-000000", "networks": [{"id": "exp", "cidr": "198.18.0.0/24", "roles": None}],
+             "hosts": [{"name": "server-1", "address": "198.19.0.1", "roles": ["server"], "group": 0,
+                        "networks": [{"id": "exp", "address": "198.18.0.1", "interface": "eth1", "cidr": "198.18.0.0/24"}]}],
+             "ssh": {"user": "root", "port": 22, "knownHosts": "", "privateKey": "KEY", "publicKey": "PUB"}}
+    current = outputs_from_state(state, inputs)
+    old = {k: v for k, v in current.items() if k not in ("addresses", "hostAddresses")}
+    controller = Reservation(ProviderContext(config=ProviderConfig(), log=EngineLog(None)))
+    assert controller.diff(current, inputs, inputs).detailed == {}
+    assert controller.diff(old, inputs, inputs).detailed == {"addresses": Kind.UPDATE}
+    updated = asyncio.run(controller.update("tb-r-000000", "urn", old, inputs, inputs, preview=False))
+    assert updated["addresses"] == {"_ssh": {"server": ["198.19.0.1"]}, "exp": {"server": ["198.18.0.1"]}}

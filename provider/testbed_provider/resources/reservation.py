@@ -37,6 +37,7 @@ RESERVED_ROLES = {"all", "ungrouped"}
 # the others (`roles`, `count`, `vars`: the group's Ansible host variables) are never a backend's.
 BACKEND_OPTIONS = {"cluster", "site", "walltime", "environment"}
 INPUT_KEYS = input_names(ReservationArgs)
+DERIVED = ("addresses", "hostAddresses")  # outputs computed from the state alone
 COMPUTED = ("hosts", "roles", "ssh", "inventory", "sshPrivateKey", "testbedState")
 
 
@@ -85,6 +86,10 @@ class Reservation(ResourceController):
         if missing and not any(p.startswith("machines") for p in result.detailed):
             # Hosts were lost outside Pulumi (seen by refresh): an update recreates them.
             result.detailed["machines"] = Kind.UPDATE
+        if not result.detailed and "testbedState" in outputs and any(k not in outputs for k in DERIVED):
+            # A state written before some outputs existed (`addresses`): an in-place update
+            # recomputes them from the state, touching nothing on the testbed.
+            result.detailed[next(k for k in DERIVED if k not in outputs)] = Kind.UPDATE
         return result
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
