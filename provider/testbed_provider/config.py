@@ -13,7 +13,7 @@ from typing import Any, Optional
 from .config_schema import ConfigArgs
 from .protocol.codec import UNKNOWN, Secret, reveal
 from .testbeds import BACKENDS, PLANNED_BACKENDS
-from .testbeds.base import CheckFailure
+from .common.results import CheckFailure
 from .testbeds.g5k.settings import KEYS as G5K_KEYS
 from .testbeds.g5k.settings import G5kSettings, parse_settings
 from .typed.check import check_inputs

@@ -6,7 +6,7 @@ from typing import Any, Awaitable, Callable
 
 from .resources.base import ProviderContext
 from .testbeds import BACKENDS, make_testbed
-from .testbeds.base import CheckFailure
+from .common.results import CheckFailure
 
 Function = Callable[[ProviderContext, dict[str, Any]], Awaitable[tuple[dict[str, Any] | None, list[CheckFailure]]]]
 

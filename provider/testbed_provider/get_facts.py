@@ -18,7 +18,7 @@ from .resources.base import ProviderContext
 from .common.deadlines import deadline
 from .functions_schema import GetFactsArgs
 from .resources.steps import inventory_of
-from .testbeds.base import CheckFailure
+from .common.results import CheckFailure
 from .typed.check import check_inputs
 from .typed.model import default_of
 

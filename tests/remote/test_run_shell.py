@@ -13,6 +13,7 @@ from datetime import datetime
 import pytest
 
 from testbed_provider.remote import PatternError, RemoteError, materialize, run_shell, stop_background
+from testbed_provider.resources.command import result_output
 from testbed_provider.remote.ssh_engine import master_alive
 from testbed_provider.hosts.netns import namespace_id, pids_in
 
@@ -36,7 +37,7 @@ async def test_hostname_on_all_returns_each_hosts_name(bed):
         assert (r.status, r.rc, r.stdout, r.stderr) == ("ok", 0, r.host, "")
         assert r.started_at.endswith("Z") and datetime.fromisoformat(r.started_at.replace("Z", "+00:00"))
         assert 0 < r.duration_s < 30
-        assert r.as_output()["startedAt"] == r.started_at
+        assert result_output(r)["startedAt"] == r.started_at
 
 
 @pytest.mark.parametrize(

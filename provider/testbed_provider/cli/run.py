@@ -14,7 +14,9 @@ import signal
 import sys
 from typing import TextIO
 
-from ..remote.api import HostResult, run_shell
+from ..common.results import HostResult
+from ..resources.command import result_output
+from ..remote import run_shell
 from .stacks import Target
 
 TAIL_LINES = 10
@@ -54,7 +56,7 @@ def run(target: Target, pattern: str, command: list[str], *, timeout: float = 0,
     Words of `command` are joined with spaces, as ssh does, so shell syntax works either way."""
     results, interrupted = asyncio.run(_run(target, pattern, " ".join(command), timeout, become))
     if as_json:
-        sys.stdout.write(json.dumps([r.as_output() for r in results], indent=2) + "\n")
+        sys.stdout.write(json.dumps([result_output(r) for r in results], indent=2) + "\n")
     else:
         report(results, sys.stdout)
     bad = [r for r in results if r.status != "ok"]

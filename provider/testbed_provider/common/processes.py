@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import time
@@ -175,10 +176,13 @@ async def run(
     pumps = [asyncio.ensure_future(_pump(r_out, out, on_stdout, taken)), asyncio.ensure_future(_pump(r_err, err, None, taken))]
     feeder = asyncio.ensure_future(_feed(proc, stdin))
     exited = asyncio.ensure_future(proc.wait())
+    pidfd = _pidfd(proc.pid)
     outcome = EXITED
     try:
         waited = await deadlines.wait(exited, deadline, cancelled)
-        if waited != deadlines.DONE:
+        if waited != deadlines.DONE and _has_exited(pidfd):
+            await exited  # it had ended when Cancel or the deadline came, its exit not yet seen: it finished
+        elif waited != deadlines.DONE:
             outcome = TIMED_OUT if waited == deadlines.TIMED_OUT else CANCELLED
             if term_grace > 0:
                 kill(proc, signal.SIGTERM, kill_group)
@@ -200,7 +204,22 @@ async def run(
         if proc.returncode is None:  # we were cancelled ourselves
             kill(proc, group=kill_group)
             exited.cancel()
+        if pidfd is not None:
+            os.close(pidfd)
     return Finished(outcome, proc.returncode, bytes(out), bytes(err), started_at, time.monotonic() - t0)
+
+
+def _pidfd(pid: int) -> Optional[int]:
+    """A pidfd of our fresh child (readable once it has ended), or None where there is none."""
+    try:
+        return os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return None
+
+
+def _has_exited(pidfd: Optional[int]) -> bool:
+    """Whether the child has ended (asyncio's watcher may not have told us yet)."""
+    return pidfd is not None and bool(select.select([pidfd], [], [], 0)[0])
 
 
 # ---- without an event loop -----------------------------------------------------------------------

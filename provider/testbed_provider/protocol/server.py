@@ -23,7 +23,7 @@ from ..resources import CONTROLLERS
 from ..resources.base import ProviderContext, ResourceController
 from ..schema import schema_text
 from ..testbeds import make_testbed
-from ..testbeds.base import CheckFailure
+from ..common.results import CheckFailure
 from . import codec
 from .engine_log import EngineLog
 from .errors import PartialFailure, ResourceFailure, abort_partial

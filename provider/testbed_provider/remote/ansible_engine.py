@@ -28,7 +28,8 @@ from typing import Any, Awaitable, Callable, Mapping, Optional
 
 from ..common import deadlines, processes
 from ..common.private_files import unlink_quietly, write_private
-from .api import HostResult, RemoteError
+from ..common.results import HostResult
+from .api import RemoteError
 from .materialize import CONNECT_TIMEOUT, SSH_ENV, Workspace
 
 CALLBACK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ansible_plugins", "callback")

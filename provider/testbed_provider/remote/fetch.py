@@ -136,8 +136,6 @@ class FetchedFile:
     size: int
     sha256: str
 
-    def as_output(self) -> dict[str, Any]:
-        return {"host": self.host, "path": self.path, "remotePath": self.remote_path, "size": self.size, "sha256": self.sha256}
 
 
 @dataclass
@@ -148,9 +146,6 @@ class HostFetch:
     errors: list[str] = field(default_factory=list)  # "<remote path>: <why>"
     duration_s: float = 0.0
 
-    def as_output(self) -> dict[str, Any]:
-        return {"host": self.host, "status": self.status, "files": len(self.files), "bytes": sum(f.size for f in self.files),
-                "errors": list(self.errors), "durationS": round(self.duration_s, 3)}
 
 
 def remote_script(paths: list[str], manifest: str) -> str:

@@ -230,15 +230,6 @@ class TaskResult:
     stdout: str = ""
     stderr: str = ""
 
-    def as_output(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"task": self.task, "host": self.host, "status": self.status}
-        for key in ("msg", "stdout", "stderr"):
-            value = getattr(self, key)
-            if value:
-                out[key] = value if len(value) <= OUTPUT_LIMIT else value[:OUTPUT_LIMIT] + f"… ({len(value)} characters)"
-        if self.rc is not None:
-            out["rc"] = self.rc
-        return out
 
 
 @dataclass

@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from .api import HostResult, Progress
+from ..common.results import HostResult
+from .api import Progress
 
 INTERVAL = 0.3  # seconds between two "k/N hosts done" lines (the last one always shows)
 

@@ -18,7 +18,8 @@ from typing import Any, Mapping, Optional
 
 from ..common import deadlines
 from . import ansible_engine, ssh_engine
-from .api import HostResult, PerHost, Progress, RemoteError
+from ..common.results import HostResult
+from .api import PerHost, Progress, RemoteError
 from .inventory import parse
 from .materialize import Workspace, workspace
 from .patterns import match_hosts

@@ -24,7 +24,7 @@ import time
 from typing import Awaitable, Callable, Optional
 
 from ..common import deadlines, processes
-from .api import HostResult
+from ..common.results import HostResult
 from .materialize import MASTERS_SEEN, SSH_ENV, Workspace
 
 FORKS = 64  # ssh clients in flight at once (each is a small process; sshd accepts 100 startups)

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from ..config import ProviderConfig
 from ..protocol.engine_log import EngineLog
-from ..testbeds.base import CheckFailure
+from ..common.results import CheckFailure
 from .diff import DiffResult
 
 

@@ -36,7 +36,7 @@ from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.scripts import ENV_NAME
 from ..remote.templating import TemplateError, is_template, render
 from ..remote.templating import warm_up as warm_up_templating
-from ..testbeds.base import CheckFailure
+from ..common.results import CheckFailure
 from .base import CheckResult, ReadResult
 from .deadline import deadline
 from .diff import DiffResult
@@ -226,7 +226,7 @@ def _has_secret(value: Any) -> bool:
 
 def _outputs(results: list[HostResult], secret: bool = False) -> dict[str, Any]:
     wrap = Secret if secret else (lambda v: v)
-    out: dict[str, Any] = {"results": wrap([r.as_output() for r in results]), "hosts": [r.host for r in results]}
+    out: dict[str, Any] = {"results": wrap([result_output(r) for r in results]), "hosts": [r.host for r in results]}
     if len(results) == 1:
         out["stdout"] = wrap(results[0].stdout)
     return out
@@ -307,3 +307,9 @@ def rerun_due(changes: Iterable[str], old_inputs: Mapping[str, Any], news: Mappi
     if "renderedHashes" in old_inputs and "renderedHashes" in news:
         due = due - {"create"}
     return any(_top(p) in due for p in changes)
+
+
+def result_output(r: HostResult) -> dict[str, Any]:
+    """One host's result as the schema's CommandResult."""
+    return {"host": r.host, "rc": r.rc, "stdout": r.stdout, "stderr": r.stderr, "startedAt": r.started_at,
+            "durationS": round(r.duration_s, 3), "status": r.status}

@@ -21,9 +21,9 @@ from typing import Any, Optional
 from ..protocol.codec import UNKNOWN, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..remote import PatternError, RemoteError
-from ..remote.fetch import HostFetch, fetch
+from ..remote.fetch import FetchedFile, HostFetch, fetch
 from ..remote.patterns import warm_up as warm_up_patterns
-from ..testbeds.base import CheckFailure
+from ..common.results import CheckFailure
 from .base import CheckResult, ReadResult
 from .deadline import deadline
 from .diff import DiffResult
@@ -122,11 +122,11 @@ class Fetch(Step):
 
 
 def outputs_of(results: list[HostFetch]) -> dict[str, Any]:
-    files = [f.as_output() for r in results for f in r.files]
+    files = [file_output(f) for r in results for f in r.files]
     return {
         "hosts": [r.host for r in results],
         "files": files,
-        "results": [r.as_output() for r in results],
+        "results": [host_output(r) for r in results],
         "totalFiles": len(files),
         "totalBytes": sum(f["size"] for f in files),
     }
@@ -166,3 +166,14 @@ def delete_fetched(destination: str, files: list[dict[str, Any]]) -> int:
         except OSError:
             pass  # not empty: something else lives there
     return removed
+
+
+def file_output(f: FetchedFile) -> dict[str, Any]:
+    """One fetched file as the schema's FetchedFile."""
+    return {"host": f.host, "path": f.path, "remotePath": f.remote_path, "size": f.size, "sha256": f.sha256}
+
+
+def host_output(r: HostFetch) -> dict[str, Any]:
+    """One host's fetch as the schema's FetchHostResult."""
+    return {"host": r.host, "status": r.status, "files": len(r.files), "bytes": sum(f.size for f in r.files),
+            "errors": list(r.errors), "durationS": round(r.duration_s, 3)}

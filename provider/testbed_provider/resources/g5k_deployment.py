@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from ..protocol.codec import UNKNOWN, has_unknowns
 from ..protocol.errors import PartialFailure, ResourceFailure
-from ..testbeds.base import CheckFailure
+from ..common.results import CheckFailure
 from ..testbeds.g5k import deployments, jobs, naming
 from ..testbeds.g5k.session import G5kError, Session
 from ..testbeds.g5k.validation import Reference, with_timeout

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 from ..protocol.codec import UNKNOWN, has_unknowns
 from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
-from ..testbeds.base import CheckFailure
+from ..common.results import CheckFailure
 from ..testbeds.g5k import forecast as forecasting
 from ..testbeds.g5k import jobs, naming, tagging
 from ..testbeds.g5k.oar import (

@@ -20,9 +20,9 @@ from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..remote import PatternError, RemoteError
 from ..remote.patterns import warm_up as warm_up_patterns
-from ..remote.playbook import PlayReport, check_tasks, content_hash, local_sources, playbook_files, run_play
+from ..remote.playbook import OUTPUT_LIMIT, PlayReport, TaskResult, check_tasks, content_hash, local_sources, playbook_files, run_play
 from ..remote.playbook import warm_up as warm_up_modules
-from ..testbeds.base import CheckFailure
+from ..common.results import CheckFailure
 from .base import CheckResult, ReadResult
 from .deadline import deadline
 from .diff import DiffResult
@@ -191,7 +191,7 @@ def _outputs(report: PlayReport, secret: bool) -> dict[str, Any]:
         "hosts": list(report.hosts),
         "hostStats": report.host_stats(),
         "changed": report.changed,
-        "results": wrap([r.as_output() for r in report.results]),
+        "results": wrap([task_output(r) for r in report.results]),
         "registered": wrap(report.registered),
     }
 
@@ -212,3 +212,15 @@ def _failure(report: PlayReport) -> Optional[str]:
     if not parts:
         return None
     return f"play failed on {len({p.split(':')[0] for p in parts})} of {len(report.hosts)} host(s): " + "; ".join(parts)
+
+
+def task_output(r: TaskResult) -> dict[str, Any]:
+    """One task's result on one host as the schema's PlayTaskResult (long texts cut)."""
+    out: dict[str, Any] = {"task": r.task, "host": r.host, "status": r.status}
+    for key in ("msg", "stdout", "stderr"):
+        value = getattr(r, key)
+        if value:
+            out[key] = value if len(value) <= OUTPUT_LIMIT else value[:OUTPUT_LIMIT] + f"… ({len(value)} characters)"
+    if r.rc is not None:
+        out["rc"] = r.rc
+    return out

@@ -22,7 +22,8 @@ from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..testbeds import make_testbed
-from ..testbeds.base import CheckFailure, MachineGroup, NetworkSpec, ReservationError, ReservationSpec, hosts_summary
+from ..common.results import CheckFailure
+from ..testbeds.base import MachineGroup, NetworkSpec, ReservationError, ReservationSpec, hosts_summary
 from .base import CheckResult, PlannedHosts, ReadResult, ResourceController
 from .deadline import deadline
 from .diff import DiffResult, Kind, diff_inputs

@@ -12,7 +12,7 @@ from ..protocol.codec import UNKNOWN, has_unknowns, reveal
 from ..protocol.redact import REDACTOR
 from ..remote import PatternError, match_hosts
 from ..remote.patterns import match_planned
-from ..testbeds.base import CheckFailure
+from ..common.results import CheckFailure
 from ..typed.check import check_inputs, with_defaults
 from ..typed.model import Resource, input_names
 from .base import PlannedHosts, ProviderContext, ResourceController

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+
+from ..common.results import CheckFailure
 from typing import Any, Awaitable, Callable, Optional
 
 # Progress reporter: an engine log line shown live in the Pulumi CLI (never a secret).
@@ -41,12 +43,6 @@ class ReservationSpec:
     networks: list[NetworkSpec] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class CheckFailure:
-    """A bad input, reported by Check as a failure naming the property path (e.g. `machines[0].count`)."""
-
-    property: str
-    reason: str
 
 
 class ReservationError(Exception):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol.codec import UNKNOWN, Secret
-from ..testbeds.base import CheckFailure
+from ..common.results import CheckFailure
 from .model import ENUMS, TYPES, Field, Type, enum_values, input_fields
 
 SHOWN = 40  # characters of a bad value quoted in a failure

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ..base import CheckFailure, ReservationSpec
+from ...common.results import CheckFailure
+from ..base import ReservationSpec
 from .oar import SITE_RE, NodeGroup, OarError, ResourceRequest, VlanRequest, parse_walltime, resources_string
 
 OPTIONS = {"site", "cluster", "walltime", "environment"}

@@ -19,7 +19,7 @@ import yaml
 from ...config_schema import URI, URI_HINT, ConfigArgs
 from ...protocol.redact import REDACTOR
 from ...typed.model import default_of, input_names
-from ..base import CheckFailure
+from ...common.results import CheckFailure
 
 DEFAULT_URI = "https://api.grid5000.fr/stable"
 DEFAULT_TIMEOUT = 30.0  # neither `testbed:g5kTimeout` nor the file's `timeout` set

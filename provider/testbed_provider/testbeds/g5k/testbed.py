@@ -30,7 +30,8 @@ import shutil
 import tempfile
 from typing import Any, Optional
 
-from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
+from ...common.results import CheckFailure
+from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
 from . import deployments, jobs, kavlan, naming, tagging
 from .oar import oar_date
 from .plan import Plan, SitePlan, make_plan, members, split_nodes, validate

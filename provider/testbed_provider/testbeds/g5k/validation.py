@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
-from ..base import CheckFailure
+from ...common.results import CheckFailure
 from .session import G5kError, Session
 from .settings import G5kSettings
 

@@ -27,7 +27,8 @@ from ...hosts.commands import CommandError, run
 from ...hosts.keys import HOST_KEY, generate, parse_known_hosts, read_public
 from ...hosts.netns import add_namespaces, list_namespaces, namespace_id, process_namespace, stop_processes, teardown
 from ...hosts.readiness import wait_for_ssh
-from ..base import CheckFailure, Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
+from ...common.results import CheckFailure
+from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
 from . import manifest, watchdog
 from .addressing import allocate, allocate_management, parse_cidr, slot
 from .client_config import known_hosts_text, proxy_command, ssh_config_text

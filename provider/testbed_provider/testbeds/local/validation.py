@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..base import CheckFailure, ReservationSpec
+from ...common.results import CheckFailure
+from ..base import ReservationSpec
 from .addressing import EXPERIMENT_RANGE, MANAGEMENT, capacity, default_cidr, parse_cidr
 from .naming import HOSTNAME_MAX, host_base_name, joins
 
