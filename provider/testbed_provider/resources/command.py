@@ -37,12 +37,11 @@ from ..remote.scripts import ENV_NAME
 from ..remote.templating import TemplateError, is_template, render
 from ..remote.templating import warm_up as warm_up_templating
 from ..common.results import CheckFailure
-from .base import CheckResult, ReadResult
+from .base import CheckResult
 from .deadline import deadline
-from .diff import DiffResult
 from ..typed.model import default_of, input_names
 from .command_schema import COMMAND
-from .steps import Step, note_unchecked_pattern, step_diff
+from .steps import Step, note_unchecked_pattern
 from .steps import inventory_of as _inventory
 from .steps import top as _top
 
@@ -64,6 +63,7 @@ Fail = Callable[[str, str], None]
 class Command(Step):
     token = "testbed:index:Command"
     definition = COMMAND
+    hidden_keys = frozenset(HIDDEN_KEYS)
 
     @classmethod
     def warm_up(cls) -> None:
@@ -91,8 +91,6 @@ class Command(Step):
 
     # ---- Diff --------------------------------------------------------------------------------
 
-    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return step_diff(outputs, old_inputs, news, INPUT_KEYS, definition=COMMAND.inputs)
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 
@@ -106,10 +104,6 @@ class Command(Step):
             raise PartialFailure(failure, rid, outputs)  # recorded with its results; `pulumi up` retries
         return rid, outputs
 
-    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
-        if "results" not in outputs:
-            raise ResourceFailure("importing a Command is not supported; it runs on `pulumi up`")
-        return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
 
     async def update(
         self,

@@ -24,12 +24,11 @@ from ..remote import PatternError, RemoteError
 from ..remote.fetch import FetchedFile, HostFetch, fetch
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..common.results import CheckFailure
-from .base import CheckResult, ReadResult
+from .base import CheckResult
 from .deadline import deadline
-from .diff import DiffResult
 from ..typed.model import input_names
 from .fetch_schema import FETCH
-from .steps import Step, inventory_of, note_unchecked_pattern, step_diff, top
+from .steps import Step, inventory_of, note_unchecked_pattern, top
 
 INPUT_KEYS = input_names(FETCH.inputs)
 RERUN_KEYS = {"paths", "destination", "on", "triggers"}
@@ -39,6 +38,7 @@ OUTPUTS = ("hosts", "files", "results", "totalFiles", "totalBytes")
 class Fetch(Step):
     token = "testbed:index:Fetch"
     definition = FETCH
+    ran_key = "files"
 
     @classmethod
     def warm_up(cls) -> None:
@@ -56,8 +56,6 @@ class Fetch(Step):
 
     # ---- Diff --------------------------------------------------------------------------------
 
-    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return step_diff(outputs, old_inputs, news, INPUT_KEYS, definition=FETCH.inputs)
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 
@@ -71,10 +69,6 @@ class Fetch(Step):
             raise PartialFailure(failure, rid, outputs)
         return rid, outputs
 
-    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
-        if "files" not in outputs:
-            raise ResourceFailure("importing a Fetch is not supported; it runs on `pulumi up`")
-        return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
 
     async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
                      preview: bool, timeout: float = 0) -> dict[str, Any]:

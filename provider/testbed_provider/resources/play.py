@@ -23,12 +23,11 @@ from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.playbook import OUTPUT_LIMIT, PlayReport, TaskResult, check_tasks, content_hash, local_sources, playbook_files, run_play
 from ..remote.playbook import warm_up as warm_up_modules
 from ..common.results import CheckFailure
-from .base import CheckResult, ReadResult
+from .base import CheckResult
 from .deadline import deadline
-from .diff import DiffResult
 from ..typed.model import input_names
 from .play_schema import PLAY
-from .steps import Step, inventory_of, note_unchecked_pattern, step_diff, top
+from .steps import Step, inventory_of, note_unchecked_pattern, top
 
 INPUT_KEYS = input_names(PLAY.inputs) | {"sourcesHash"}  # the hash Check records beside the inputs
 RERUN_KEYS = {"tasks", "playbook", "sourcesHash", "vars", "hostVars", "gatherFacts", "become", "triggers", "on"}
@@ -39,6 +38,8 @@ FAILURE_TAIL = 400
 class Play(Step):
     token = "testbed:index:Play"
     definition = PLAY
+    hidden_keys = frozenset({"sourcesHash"})
+    with_vars = True
 
     @classmethod
     def warm_up(cls) -> None:
@@ -95,8 +96,6 @@ class Play(Step):
 
     # ---- Diff --------------------------------------------------------------------------------
 
-    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return step_diff(outputs, old_inputs, news, INPUT_KEYS, with_vars=True, definition=PLAY.inputs)
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 
@@ -110,10 +109,6 @@ class Play(Step):
             raise PartialFailure(failure, rid, outputs)
         return rid, outputs
 
-    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
-        if "results" not in outputs:
-            raise ResourceFailure("importing a Play is not supported; it runs on `pulumi up`")
-        return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
 
     async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
                      preview: bool, timeout: float = 0) -> dict[str, Any]:

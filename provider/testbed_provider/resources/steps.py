@@ -15,7 +15,8 @@ from ..remote.patterns import match_planned
 from ..common.results import CheckFailure
 from ..typed.check import check_inputs, with_defaults
 from ..typed.model import Resource, input_names
-from .base import PlannedHosts, ProviderContext, ResourceController
+from ..protocol.errors import ResourceFailure
+from .base import PlannedHosts, ProviderContext, ReadResult, ResourceController
 from .diff import DiffResult, Kind, diff_inputs
 
 
@@ -43,13 +44,26 @@ class Step(ResourceController):
     Reservation's, public but for the key."""
 
     definition: Resource
+    hidden_keys: frozenset[str] = frozenset()  # inputs Check computes beside the program's (hashes)
+    ran_key = "results"  # an output only a step that ran has (import is refused without it)
+    with_vars = False  # whether the matched hosts' variables matter (steps that template them)
 
     def declassify(self, props: dict[str, Any]) -> None:
         declassify(props)
 
     @classmethod
     def input_keys(cls) -> set[str]:
-        return input_names(cls.definition.inputs)
+        return input_names(cls.definition.inputs) | cls.hidden_keys
+
+    def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        return step_diff(outputs, old_inputs, news, self.input_keys(), with_vars=self.with_vars,
+                         definition=self.definition.inputs)
+
+    async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
+        """A step's state is what it did: refresh keeps it (re-running is `pulumi up`'s)."""
+        if self.ran_key not in outputs:
+            raise ResourceFailure(f"importing a {self.definition.token.rsplit(':', 1)[-1]} is not supported; it runs on `pulumi up`")
+        return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in self.input_keys()})
 
     def check_definition(self, news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFailure]]:
         """The generic Check of the step's definition: (inputs with defaults, failures); the
