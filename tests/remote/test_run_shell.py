@@ -125,12 +125,45 @@ async def test_timeout_kills_the_remote_command_and_reports_it(bed):
     assert await _process_state(bed, "client-1", pid) in ("gone", "zombie")
 
 
+def ssh_clients_to(hosts: list[str]) -> list[str]:
+    """The step clients (`ssh … -T <host> …`) to `hosts` running on this machine."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv[:1] == [b"ssh"] and any(argv[i] == b"-T" and argv[i + 1].decode() in hosts for i in range(len(argv) - 1)):
+            found.append(pid)
+    return found
+
+
 async def test_cancel_stops_promptly_and_reports_what_finished(bed):
+    # Cancel comes once the clients are done (their marker written, their ssh exited) while the
+    # server's command runs: not after a fixed second that a busy machine spends connecting.
+    # /var/tmp is the machine's own on every host (their /tmp is private).
+    clients = ["client-1", "client-2"]
+    marker = f"/var/tmp/tb-test-cancel-{os.getpid()}-{time.monotonic_ns()}"
     cancelled = asyncio.Event()
-    asyncio.get_running_loop().call_later(1.0, cancelled.set)
-    t0 = time.monotonic()
-    results = await run_shell(bed.inventory, "all", '[ "$(hostname)" = server-1 ] && exec sleep 60; hostname', cancelled=cancelled)
-    assert time.monotonic() - t0 < 6
+
+    async def cancel_once_the_clients_are_done() -> float:
+        while not all(os.path.exists(f"{marker}-{c}") for c in clients) or ssh_clients_to(clients):
+            await asyncio.sleep(0.02)
+        cancelled.set()
+        return time.monotonic()
+
+    watcher = asyncio.ensure_future(cancel_once_the_clients_are_done())
+    try:
+        results = await run_shell(bed.inventory, "all", f'[ "$(hostname)" = server-1 ] && exec sleep 60; hostname; touch {marker}-"$(hostname)"',
+                                  cancelled=cancelled)
+        assert watcher.done(), "run_shell returned before Cancel"
+        assert time.monotonic() - watcher.result() < 10  # promptly after Cancel
+    finally:
+        watcher.cancel()
+        for c in clients:
+            if os.path.exists(f"{marker}-{c}"):
+                os.unlink(f"{marker}-{c}")
     r = by_host(results)
     assert [(r[n].status, r[n].stdout) for n in ("client-1", "client-2")] == [("ok", "client-1"), ("ok", "client-2")]
     assert (r["server-1"].status, r["server-1"].rc) == ("timeout", -1) and "cancelled" in r["server-1"].stderr
