@@ -12,10 +12,10 @@ from datetime import datetime
 
 import pytest
 
-from testbed_provider.remote import PatternError, RemoteError, materialize, run_shell, stop_background
-from testbed_provider.resources.command import result_output
-from testbed_provider.remote.ssh_engine import master_alive
 from testbed_provider.hosts.netns import namespace_id, pids_in
+from testbed_provider.remote import PatternError, RemoteError, materialize, run_shell, stop_background
+from testbed_provider.remote.ssh_engine import master_alive
+from testbed_provider.resources.command import result_output
 
 from .conftest import masters_running
 

@@ -17,8 +17,8 @@ import uuid
 from typing import Any, Mapping, Optional
 
 from ..common import deadlines
-from . import ansible_engine, ssh_engine
 from ..common.results import HostResult
+from . import ansible_engine, ssh_engine
 from .api import PerHost, Progress, RemoteError
 from .inventory import parse
 from .materialize import Workspace, workspace

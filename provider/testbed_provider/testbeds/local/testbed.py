@@ -22,12 +22,12 @@ from typing import Any, Optional
 from ...common import pids
 from ...common.deadlines import Cancelled
 from ...common.private_files import write_private
+from ...common.results import CheckFailure
 from ...hosts import sshd
 from ...hosts.commands import CommandError, run
 from ...hosts.keys import HOST_KEY, generate, parse_known_hosts, read_public
 from ...hosts.netns import add_namespaces, list_namespaces, namespace_id, process_namespace, stop_processes, teardown
 from ...hosts.readiness import wait_for_ssh
-from ...common.results import CheckFailure
 from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
 from . import manifest, watchdog
 from .addressing import allocate, allocate_management, parse_cidr, slot
