@@ -73,11 +73,27 @@ def job_call(code: str) -> dict[str, Any]:
         if isinstance(n, ast.Call) and ast.unparse(n.func) == "testbed.g5k.Job"
     ]
     assert len(calls) == 1, code
-    return {
-        str(k.arg): ast.literal_eval(k.value)
-        for k in calls[0].keywords
-        if k.arg != "opts"
-    }
+    import pulumi_testbed
+
+    # Literals, and the SDK's enum members the printed code uses (`testbed.g5k.VlanType.KAVLAN`),
+    # read back as their values.
+    def value(node: ast.expr) -> Any:
+        found = eval(compile(ast.Expression(node), "<import>", "eval"), {"__builtins__": {}, "testbed": pulumi_testbed})
+        return _plain(found)
+
+    return {str(k.arg): value(k.value) for k in calls[0].keywords if k.arg != "opts"}
+
+
+def _plain(v: Any) -> Any:
+    import enum
+
+    if isinstance(v, enum.Enum):
+        return v.value
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
 
 
 def test_a_job_submitted_by_hand_imports_and_its_declaration_changes_nothing(
