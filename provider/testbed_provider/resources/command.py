@@ -38,7 +38,7 @@ from ..remote.templating import TemplateError, is_template, render
 from ..remote.templating import warm_up as warm_up_templating
 from ..common.results import CheckFailure
 from .base import CheckResult
-from .deadline import deadline
+from ..common.deadlines import deadline
 from ..typed.model import default_of, input_names
 from .command_schema import COMMAND
 from .steps import Step, note_unchecked_pattern

@@ -25,7 +25,7 @@ from ..remote.fetch import FetchedFile, HostFetch, fetch
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..common.results import CheckFailure
 from .base import CheckResult
-from .deadline import deadline
+from ..common.deadlines import deadline
 from ..typed.model import input_names
 from .fetch_schema import FETCH
 from .steps import Step, inventory_of, note_unchecked_pattern, top

@@ -52,7 +52,7 @@ from ..testbeds.g5k.validation import CHECK_TIMEOUT, Reference, check_placement,
 from ..typed.check import check_inputs, with_defaults
 from ..typed.model import input_names
 from .base import CheckResult, ReadResult, ResourceController
-from .deadline import deadline
+from ..common.deadlines import deadline
 from .diff import DiffResult, Kind, diff_inputs
 from .g5k_common import default, parse_job_id, settings_of
 from .g5k_job_schema import JOB, JobArgs, SubnetRequest

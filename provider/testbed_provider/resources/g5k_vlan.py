@@ -18,7 +18,7 @@ from ..testbeds.g5k.session import Cancelled, G5kError, Session
 from ..typed.check import check_inputs, with_defaults
 from ..typed.model import input_names
 from .base import CheckResult, ReadResult, ResourceController
-from .deadline import deadline
+from ..common.deadlines import deadline
 from .diff import DiffResult, diff_inputs
 from .g5k_common import default, job_of_step_alive, settings_of
 from .g5k_vlan_schema import VLANATTACHMENT, VlanAttachmentArgs

@@ -24,7 +24,7 @@ from ..remote.playbook import OUTPUT_LIMIT, PlayReport, TaskResult, check_tasks,
 from ..remote.playbook import warm_up as warm_up_modules
 from ..common.results import CheckFailure
 from .base import CheckResult
-from .deadline import deadline
+from ..common.deadlines import deadline
 from ..typed.model import input_names
 from .play_schema import PLAY
 from .steps import Step, inventory_of, note_unchecked_pattern, top

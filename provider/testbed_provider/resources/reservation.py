@@ -25,7 +25,7 @@ from ..testbeds import make_testbed
 from ..common.results import CheckFailure
 from ..testbeds.base import MachineGroup, NetworkSpec, ReservationError, ReservationSpec, hosts_summary
 from .base import CheckResult, PlannedHosts, ReadResult, ResourceController
-from .deadline import deadline
+from ..common.deadlines import deadline
 from .diff import DiffResult, Kind, diff_inputs
 from ..typed.check import check_inputs
 from ..typed.model import input_names
