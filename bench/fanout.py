@@ -51,8 +51,9 @@ async def quiet(_: str) -> None:
 async def shell(script: str, env: dict[str, str] | None = None) -> float:
     """Seconds to run `script` with bash (fails loudly on a non-zero exit)."""
     start = time.perf_counter()
-    proc = await asyncio.create_subprocess_exec("bash", "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=env or materialize.SSH_ENV)
+    proc = await asyncio.create_subprocess_exec(
+        "bash", "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env or materialize.SSH_ENV
+    )
     out, err = await proc.communicate()
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
@@ -89,15 +90,21 @@ def command_creates(inventory: dict, names: list[str], runs: int) -> list[float]
     try:
         plugin.handshake_and_configure()
         check_start = time.perf_counter()
-        checked = plugin.stub.Check(provider_pb2.CheckRequest(
-            urn=urn, type="testbed:index:Command", name="hostname",
-            news=codec.encode({"inventory": secret_inventory, "on": "all", "create": "hostname"})))
+        checked = plugin.stub.Check(
+            provider_pb2.CheckRequest(
+                urn=urn,
+                type="testbed:index:Command",
+                name="hostname",
+                news=codec.encode({"inventory": secret_inventory, "on": "all", "create": "hostname"}),
+            )
+        )
         assert not checked.failures, [(f.property, f.reason) for f in checked.failures]
         times = []
         for k in range(runs + 1):
             start = check_start if k == 0 else time.perf_counter()
-            created = plugin.stub.Create(provider_pb2.CreateRequest(urn=urn, type="testbed:index:Command",
-                                                                    properties=checked.inputs, timeout=120))
+            created = plugin.stub.Create(
+                provider_pb2.CreateRequest(urn=urn, type="testbed:index:Command", properties=checked.inputs, timeout=120)
+            )
             times.append(time.perf_counter() - start)
             results = codec.reveal(codec.decode(created.properties))["results"]
             if [(r["host"], r["stdout"]) for r in results] != [(n, n) for n in names]:
@@ -120,18 +127,28 @@ async def main(hosts: int, runs: int) -> None:
         ws = await materialize.workspace(inventory)
         print(f"{hosts} local hosts ready; {runs} runs per figure (median shown)\n")
 
-        figures: dict[str, list[float]] = {k: [] for k in ("cold", "warm", "raw", "ansible_first", "ansible_warm", "layer_ansible",
-                                                           "command_first", "command_warm")}
+        figures: dict[str, list[float]] = {
+            k: [] for k in ("cold", "warm", "raw", "ansible_first", "ansible_warm", "layer_ansible", "command_first", "command_warm")
+        }
         # (b) raw parallel ssh: same key, known_hosts and ProxyCommand, no multiplexing
-        raw = " ".join(
-            f"ssh -F {shlex.quote(ws.ssh_config)} -o ControlMaster=no -o ControlPath=none -o ControlPersist=no {n} hostname >/dev/null &"
-            for n in names) + " wait"
+        raw = (
+            " ".join(
+                f"ssh -F {shlex.quote(ws.ssh_config)} -o ControlMaster=no -o ControlPath=none -o ControlPersist=no {n} hostname >/dev/null &"
+                for n in names
+            )
+            + " wait"
+        )
         # (c) plain ansible on the same inventory, the testbed's own ssh_config (no multiplexing
         # settings of ours), Ansible's defaults otherwise: its own ControlPersist masters
-        plain_env = {**materialize.SSH_ENV, "ANSIBLE_CONFIG": ws.ansible_cfg, "ANSIBLE_HOST_KEY_CHECKING": "True",
-                     "ANSIBLE_SSH_ARGS": f"-F {shlex.quote(state['local']['sshConfig'])} -C -o ControlMaster=auto -o ControlPersist=60s",
-                     "ANSIBLE_SSH_CONTROL_PATH_DIR": ansible_cp, "ANSIBLE_LOCAL_TEMP": os.path.join(ansible_cp, "tmp"),
-                     "ANSIBLE_HOME": os.path.join(ansible_cp, "home")}
+        plain_env = {
+            **materialize.SSH_ENV,
+            "ANSIBLE_CONFIG": ws.ansible_cfg,
+            "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_SSH_ARGS": f"-F {shlex.quote(state['local']['sshConfig'])} -C -o ControlMaster=auto -o ControlPersist=60s",
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": ansible_cp,
+            "ANSIBLE_LOCAL_TEMP": os.path.join(ansible_cp, "tmp"),
+            "ANSIBLE_HOME": os.path.join(ansible_cp, "home"),
+        }
         plain = f"{shlex.quote(sys.executable)} -m ansible adhoc all -i {shlex.quote(ws.ansible_inventory)} -m shell -a hostname -f {hosts}"
 
         for _ in range(runs):

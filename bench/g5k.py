@@ -58,21 +58,37 @@ def phase(name: str, stack: Stack, emu: EmulatorProcess, usage_file: Path, *args
     prov, prov_children = provider_cpu(usage_file)
     engine = children_cpu() - children0 - prov - prov_children  # pulumi, language host, program
     calls = emu.control("GET", "calls")
-    return {"phase": name, "ok": proc.returncode == 0, "tail": (proc.stdout + proc.stderr).strip().splitlines()[-12:], "wall": wall, "provider": prov, "providerChildren": prov_children, "engine": max(0.0, engine), "emulator": cpu_of(emu.pid) - emu_cpu0,
-            "calls": calls["total"], "byRoute": calls["calls"]}
+    return {
+        "phase": name,
+        "ok": proc.returncode == 0,
+        "tail": (proc.stdout + proc.stderr).strip().splitlines()[-12:],
+        "wall": wall,
+        "provider": prov,
+        "providerChildren": prov_children,
+        "engine": max(0.0, engine),
+        "emulator": cpu_of(emu.pid) - emu_cpu0,
+        "calls": calls["total"],
+        "byRoute": calls["calls"],
+    }
 
 
 def report(r: dict) -> None:
-    print(f"{r['phase'] + ('' if r['ok'] else ' FAILED'):<8} wall {r['wall']:7.2f} s | provider CPU {r['provider']:6.2f} s ({100 * r['provider'] / r['wall']:4.1f}% of wall)"
-          f" + its ssh {r['providerChildren']:5.2f} s | engine CPU {r['engine']:6.2f} s | emulator CPU {r['emulator']:6.2f} s | API calls {r['calls']}")
+    print(
+        f"{r['phase'] + ('' if r['ok'] else ' FAILED'):<8} wall {r['wall']:7.2f} s | provider CPU {r['provider']:6.2f} s ({100 * r['provider'] / r['wall']:4.1f}% of wall)"
+        f" + its ssh {r['providerChildren']:5.2f} s | engine CPU {r['engine']:6.2f} s | emulator CPU {r['emulator']:6.2f} s | API calls {r['calls']}"
+    )
     for route, n in sorted(r["byRoute"].items(), key=lambda kv: -kv[1]):
         print(f"           {n:5d}  {route}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clock-speed", type=float, default=None,
-                        help="default 60: the 1 h walltime (60 s real) must outlast building the hosts and the provider's backed-off polling")
+    parser.add_argument(
+        "--clock-speed",
+        type=float,
+        default=None,
+        help="default 60: the 1 h walltime (60 s real) must outlast building the hosts and the provider's backed-off polling",
+    )
     parser.add_argument("--deploy-seconds", type=float, default=180.0, help="emulated duration of a deployment")
     parser.add_argument("--hosts", action=argparse.BooleanOptionalAction, default=os.geteuid() == 0)
     parser.add_argument("--network", action="store_true", help="add one KaVLAN network per site")
@@ -87,21 +103,32 @@ def main() -> None:
         os.environ["PULUMI_TESTBED_RUSAGE_FILE"] = str(usage_file)
         if not args.hosts:
             os.environ.setdefault("PULUMI_TESTBED_G5K_READY_TIMEOUT", "5")
-        with EmulatorProcess(tmp_path / "emu", clock_speed=args.clock_speed, hosts=args.hosts,
-                             deploy_seconds=args.deploy_seconds) as emu:
+        with EmulatorProcess(tmp_path / "emu", clock_speed=args.clock_speed, hosts=args.hosts, deploy_seconds=args.deploy_seconds) as emu:
             proxy = emu.control("GET", "ssh").get("proxyCommand") or "false"
-            config = {"testbed:backend": "g5k", "testbed:g5kConfigFile": emu.config_file, "testbed:g5kSshProxyCommand": proxy,
-                      "layout": args.layout, "network": "true" if args.network else "false"}
+            config = {
+                "testbed:backend": "g5k",
+                "testbed:g5kConfigFile": emu.config_file,
+                "testbed:g5kSshProxyCommand": proxy,
+                "layout": args.layout,
+                "network": "true" if args.network else "false",
+            }
             stack = Stack(tmp_path, example=str(ROOT / "bench" / "g5k"), stack="bench", config=config)
             total = sum(int(part.split(":")[2]) for part in args.layout.split(","))
             sites = len(args.layout.split(","))
-            print(f"{total} nodes on {sites} sites; clock ×{args.clock_speed:g}; deployments {args.deploy_seconds:g} emulated s; "
-                  f"hosts {'real (SSH-ready)' if args.hosts else 'absent (up stops at SSH readiness)'}\n")
+            print(
+                f"{total} nodes on {sites} sites; clock ×{args.clock_speed:g}; deployments {args.deploy_seconds:g} emulated s; "
+                f"hosts {'real (SSH-ready)' if args.hosts else 'absent (up stops at SSH readiness)'}\n"
+            )
             results = [phase("preview", stack, emu, usage_file, "preview")]
             results.append(phase("up", stack, emu, usage_file, "up", "--yes", "--skip-preview"))
             if not results[-1]["ok"]:
-                print("up failed" + (" (expected without hosts: nothing answers SSH)" if not args.hosts else "") + ":\n  "
-                      + "\n  ".join(results[-1]["tail"]) + "\n")
+                print(
+                    "up failed"
+                    + (" (expected without hosts: nothing answers SSH)" if not args.hosts else "")
+                    + ":\n  "
+                    + "\n  ".join(results[-1]["tail"])
+                    + "\n"
+                )
             results.append(phase("destroy", stack, emu, usage_file, "destroy", "--yes", "--skip-preview"))
             for r in results:
                 report(r)

@@ -90,14 +90,17 @@ CHANGING = 6  # tasks that change something on a fresh host; none on a re-run
 def tasks(template: str) -> list[dict]:
     return [
         {"name": "directory", "ansible.builtin.file": {"path": DIR, "state": "directory", "mode": "0755"}},
-        {"name": "motd", "ansible.builtin.copy": {"dest": f"{DIR}/motd", "content": "Welcome to {{ inventory_hostname }}\n",
-                                                  "mode": "0644"}},
+        {
+            "name": "motd",
+            "ansible.builtin.copy": {"dest": f"{DIR}/motd", "content": "Welcome to {{ inventory_hostname }}\n", "mode": "0644"},
+        },
         {"name": "app.conf", "ansible.builtin.template": {"src": template, "dest": f"{DIR}/app.conf", "mode": "0644"}},
-        {"name": "settings", "ansible.builtin.lineinfile": {"path": f"{DIR}/settings", "line": "workers=4", "create": True,
-                                                            "mode": "0644"}},
+        {
+            "name": "settings",
+            "ansible.builtin.lineinfile": {"path": f"{DIR}/settings", "line": "workers=4", "create": True, "mode": "0644"},
+        },
         {"name": "hostname", "ansible.builtin.command": {"cmd": "hostname"}, "register": "hn", "changed_when": False},
-        {"name": "name file", "ansible.builtin.shell": {"cmd": f"echo {{{{ hn.stdout }}}} > {DIR}/name",
-                                                        "creates": f"{DIR}/name"}},
+        {"name": "name file", "ansible.builtin.shell": {"cmd": f"echo {{{{ hn.stdout }}}} > {DIR}/name", "creates": f"{DIR}/name"}},
         {"name": "stat app.conf", "ansible.builtin.stat": {"path": f"{DIR}/app.conf"}, "register": "st"},
         {"name": "facts", "ansible.builtin.set_fact": {"conf_size": "{{ st.stat.size }}", "me": "{{ hn.stdout }}"}},
         {"name": "report", "ansible.builtin.debug": {"msg": "{{ me }}: app.conf is {{ conf_size }} bytes"}},
@@ -107,12 +110,14 @@ def tasks(template: str) -> list[dict]:
 
 # What the baseline runs with: no ansible.cfg anywhere (none in /etc/ansible, ~ or the cwd),
 # so Ansible's defaults, plus what a user of the testbed's inventory gets (`testbed inventory`):
-PLAIN_CONFIG = ("no ansible.cfg (defaults: ssh_args `-C -o ControlMaster=auto -o ControlPersist=60s`, pipelining off, "
-                "strategy linear, default stdout callback, host_key_checking on); inventory = the testbed's hosts "
-                "(ansible_host/user/port, ansible_python_interpreter=/usr/bin/python3) with ansible_ssh_common_args "
-                "`-F <the reservation's ssh_config>` (same key, pinned known_hosts, ProxyCommand); control_path_dir, "
-                "ANSIBLE_HOME and local_tmp in a temporary directory (instead of ~/.ansible) so that the bench can close "
-                "the masters between runs")
+PLAIN_CONFIG = (
+    "no ansible.cfg (defaults: ssh_args `-C -o ControlMaster=auto -o ControlPersist=60s`, pipelining off, "
+    "strategy linear, default stdout callback, host_key_checking on); inventory = the testbed's hosts "
+    "(ansible_host/user/port, ansible_python_interpreter=/usr/bin/python3) with ansible_ssh_common_args "
+    "`-F <the reservation's ssh_config>` (same key, pinned known_hosts, ProxyCommand); control_path_dir, "
+    "ANSIBLE_HOME and local_tmp in a temporary directory (instead of ~/.ansible) so that the bench can close "
+    "the masters between runs"
+)
 CONTROLLER_CPU: list[float] = []  # CPU-seconds of the plain ansible-playbook processes (controller side)
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -139,8 +144,7 @@ async def plain(argv: list[str], env: dict[str, str], cwd: str, names: list[str]
     import resource
 
     start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                                                env=env, cwd=cwd)
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd)
     out, err = await proc.communicate()
     elapsed, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     CONTROLLER_CPU.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -152,9 +156,17 @@ async def plain(argv: list[str], env: dict[str, str], cwd: str, names: list[str]
 
 async def changed_config(env: dict[str, str], cwd: str) -> str:
     """What ansible-config says differs from Ansible's defaults in the baseline's environment."""
-    proc = await asyncio.create_subprocess_exec(os.path.join(os.path.dirname(sys.executable), "ansible-config"), "dump",
-                                                "--only-changed", "-t", "all", stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.STDOUT, env=env, cwd=cwd)
+    proc = await asyncio.create_subprocess_exec(
+        os.path.join(os.path.dirname(sys.executable), "ansible-config"),
+        "dump",
+        "--only-changed",
+        "-t",
+        "all",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+    )
     out, _ = await proc.communicate()
     return "; ".join(line.strip() for line in out.decode().splitlines() if " = " in line) or out.decode().strip()
 
@@ -162,9 +174,19 @@ async def changed_config(env: dict[str, str], cwd: str) -> str:
 async def close_masters(control_dir: str) -> None:
     for sock in glob.glob(os.path.join(control_dir, "*")):
         if not os.path.isdir(sock):
-            proc = await asyncio.create_subprocess_exec("ssh", "-F", "/dev/null", "-o", f"ControlPath={sock}", "-O", "exit", "x",
-                                                        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-                                                        env=materialize.SSH_ENV)
+            proc = await asyncio.create_subprocess_exec(
+                "ssh",
+                "-F",
+                "/dev/null",
+                "-o",
+                f"ControlPath={sock}",
+                "-O",
+                "exit",
+                "x",
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=materialize.SSH_ENV,
+            )
             await proc.wait()
 
 
@@ -188,8 +210,13 @@ def phases(start: float, checked: float, logs: TimedLog, end: float) -> dict[str
     started = next((t for t, r in logs if r.message.startswith("running the play")), checked)  # then: masters, ansible-playbook
     tasks_at = [t for t, r in logs if r.message.startswith("task `")]
     first, last = (tasks_at[0], tasks_at[-1]) if tasks_at else (end, end)
-    return {"check(+diff)": checked - start, "before ansible": started - checked, "masters + ansible start + 1st task": first - started,
-            "1st to last result": last - first, "after last result": end - last}
+    return {
+        "check(+diff)": checked - start,
+        "before ansible": started - checked,
+        "masters + ansible start + 1st task": first - started,
+        "1st to last result": last - first,
+        "after last result": end - last,
+    }
 
 
 def play_runs(inventory: dict, play_tasks: list[dict], names: list[str], nonce: str) -> tuple[float, float, int, int, dict, dict]:
@@ -207,8 +234,9 @@ def play_runs(inventory: dict, play_tasks: list[dict], names: list[str], nonce: 
     news = {"inventory": secret_inventory, "on": "all", "tasks": play_tasks, "triggers": [nonce, 0]}
 
     def check(props: dict, olds=None):
-        checked = plugin.stub.Check(provider_pb2.CheckRequest(urn=urn, type=token, name="setup", olds=codec.encode(olds or {}),
-                                                              news=codec.encode(props)))
+        checked = plugin.stub.Check(
+            provider_pb2.CheckRequest(urn=urn, type=token, name="setup", olds=codec.encode(olds or {}), news=codec.encode(props))
+        )
         if checked.failures:
             raise RuntimeError(f"Play Check: {[(f.property, f.reason) for f in checked.failures]}")
         return checked
@@ -235,16 +263,21 @@ def play_runs(inventory: dict, play_tasks: list[dict], names: list[str], nonce: 
 
         start = time.perf_counter()
         rechecked = check({**news, "triggers": [nonce, 1]}, olds=codec.decode(checked.inputs))
-        diff = plugin.stub.Diff(provider_pb2.DiffRequest(id=created.id, urn=urn, type=token, olds=created.properties,
-                                                         old_inputs=checked.inputs, news=rechecked.inputs))
+        diff = plugin.stub.Diff(
+            provider_pb2.DiffRequest(
+                id=created.id, urn=urn, type=token, olds=created.properties, old_inputs=checked.inputs, news=rechecked.inputs
+            )
+        )
         t_checked = time.perf_counter()
         if diff.changes != provider_pb2.DiffResponse.DIFF_SOME:
             raise RuntimeError("Play Diff: a new trigger is no change?")
-        updated = plugin.stub.Update(provider_pb2.UpdateRequest(id=created.id, urn=urn, type=token, olds=created.properties,
-                                                                news=rechecked.inputs, old_inputs=checked.inputs, timeout=300))
+        updated = plugin.stub.Update(
+            provider_pb2.UpdateRequest(
+                id=created.id, urn=urn, type=token, olds=created.properties, news=rechecked.inputs, old_inputs=checked.inputs, timeout=300
+            )
+        )
         warm = time.perf_counter() - start
-        return (cold, warm, cold_changed, verify(updated.properties, "Update"), cold_phases,
-                phases(start, t_checked, logs, start + warm))
+        return (cold, warm, cold_changed, verify(updated.properties, "Update"), cold_phases, phases(start, t_checked, logs, start + warm))
     finally:
         plugin.stop()
 
@@ -268,14 +301,19 @@ async def main(hosts: int, runs: int) -> None:
         import yaml
 
         book = os.path.join(work, "play.yml")
-        Path(book).write_text(yaml.safe_dump([{"name": "bench", "hosts": "all", "gather_facts": False, "tasks": play_tasks}],
-                                             sort_keys=False))
+        Path(book).write_text(
+            yaml.safe_dump([{"name": "bench", "hosts": "all", "gather_facts": False, "tasks": play_tasks}], sort_keys=False)
+        )
         inv = materialize.ansible_inventory_data(ws.inventory)
         inv["all"]["vars"] = {"ansible_ssh_common_args": f"-F {shlex.quote(state['local']['sshConfig'])}"}
         inv_file = os.path.join(work, "inventory.yml")
         Path(inv_file).write_text(yaml.safe_dump(inv, sort_keys=False))
-        plain_env = {**materialize.SSH_ENV, "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir,
-                     "ANSIBLE_HOME": os.path.join(work, "home"), "ANSIBLE_LOCAL_TEMP": os.path.join(work, "home", "tmp")}
+        plain_env = {
+            **materialize.SSH_ENV,
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir,
+            "ANSIBLE_HOME": os.path.join(work, "home"),
+            "ANSIBLE_LOCAL_TEMP": os.path.join(work, "home", "tmp"),
+        }
         argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inv_file, "-f", str(hosts), book]
         print(f"{hosts} local hosts ready; {runs} runs per figure (median shown)")
         print(f"baseline: {shlex.join(['ansible-playbook', '-i', 'inventory.yml', '-f', str(hosts), 'play.yml'])}")
@@ -301,8 +339,7 @@ async def main(hosts: int, runs: int) -> None:
             await reset_hosts(inventory)
             await materialize.close()  # (the plugin has its own masters; these are the bench's)
             busy = cpu_busy()
-            cold, warm, c_cold, c_warm, p_cold, p_warm = await asyncio.to_thread(play_runs, inventory, play_tasks, names,
-                                                                                 f"{nonce}-{k}")
+            cold, warm, c_cold, c_warm, p_cold, p_warm = await asyncio.to_thread(play_runs, inventory, play_tasks, names, f"{nonce}-{k}")
             cpu["play_cold"].append(cpu_busy() - busy)  # both Play runs (plus the plugin's start): split below
             prof["play_cold"].append(p_cold)
             prof["play_warm"].append(p_warm)
@@ -327,14 +364,15 @@ async def main(hosts: int, runs: int) -> None:
         print()
         ncpu = os.cpu_count() or 1
         print(f"machine CPU busy (all {ncpu} CPUs, controller + hosts), median CPU-s per run:")
-        print(f"  plain first {statistics.median(cpu['plain_first']):.1f}, plain second {statistics.median(cpu['plain_second']):.1f}, "
-              f"Play cold + warm together {statistics.median(cpu['play_cold']):.1f}   "
-              f"(plain ansible-playbook's own processes: {statistics.median(CONTROLLER_CPU):.1f} CPU-s per run)")
+        print(
+            f"  plain first {statistics.median(cpu['plain_first']):.1f}, plain second {statistics.median(cpu['plain_second']):.1f}, "
+            f"Play cold + warm together {statistics.median(cpu['play_cold']):.1f}   "
+            f"(plain ansible-playbook's own processes: {statistics.median(CONTROLLER_CPU):.1f} CPU-s per run)"
+        )
         for key, label in (("play_cold", "Play cold"), ("play_warm", "Play warm")):
             parts = {p: statistics.median(run[p] for run in prof[key]) for p in prof[key][0]}
             print(f"  {label} phases (median s): " + ", ".join(f"{p} {v:.2f}" for p, v in parts.items()))
-        print(f"idempotence: first runs {CHANGING * hosts} changed, re-runs 0 changed: "
-              + ("yes" if not wrong else f"NO ({wrong})"))
+        print(f"idempotence: first runs {CHANGING * hosts} changed, re-runs 0 changed: " + ("yes" if not wrong else f"NO ({wrong})"))
     finally:
         await materialize.close()
         await close_masters(control_dir)  # the masters plain Ansible left (ControlPersist)

@@ -32,7 +32,9 @@ def timed(argv: list[str], **kw) -> float:
 
 def plugin_start() -> float:
     start = time.perf_counter()
-    proc = subprocess.Popen([str(ROOT / "provider/bin/pulumi-resource-testbed"), "127.0.0.1:1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(ROOT / "provider/bin/pulumi-resource-testbed"), "127.0.0.1:1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     proc.stdout.readline()
     elapsed = time.perf_counter() - start
     proc.kill()
@@ -48,7 +50,9 @@ def up_to_ready(count: int) -> tuple[float, float]:
         text = (project / "Pulumi.yaml").read_text()
         (project / "Pulumi.yaml").write_text(text.replace("../../", f"{ROOT}/"))
         env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{tmp}", "PULUMI_HOME": f"{tmp}/home", "PULUMI_CONFIG_PASSPHRASE": ""}
-        run = lambda *a: subprocess.run(["pulumi", *a, "--non-interactive"], cwd=project, env=env, check=True, capture_output=True, text=True)  # noqa: E731
+        run = lambda *a: subprocess.run(
+            ["pulumi", *a, "--non-interactive"], cwd=project, env=env, check=True, capture_output=True, text=True
+        )  # noqa: E731
         run("stack", "init", "bench")
         run("config", "set", "count", str(count))
         start = time.perf_counter()
@@ -78,10 +82,15 @@ def main() -> None:
     print(f"plugin start (port line)      {plugin:6.2f} s   bare python {python:.2f} s   ratio {plugin / python:.1f}x")
 
     for count in (2, 20):
-        raw = statistics.median(float(subprocess.run([str(ROOT / "bench/raw_recipe.sh"), str(count)], check=True, capture_output=True, text=True).stdout) for _ in range(args.runs))
+        raw = statistics.median(
+            float(subprocess.run([str(ROOT / "bench/raw_recipe.sh"), str(count)], check=True, capture_output=True, text=True).stdout)
+            for _ in range(args.runs)
+        )
         ups, downs = zip(*(up_to_ready(count) for _ in range(args.runs)))
         up, down = statistics.median(ups), statistics.median(downs)
-        print(f"pulumi up → {count:2d} hosts SSH-ready {up:6.2f} s   raw recipe {raw:.2f} s   ratio {up / raw:.1f}x   (destroy {down:.2f} s; median of {args.runs})")
+        print(
+            f"pulumi up → {count:2d} hosts SSH-ready {up:6.2f} s   raw recipe {raw:.2f} s   ratio {up / raw:.1f}x   (destroy {down:.2f} s; median of {args.runs})"
+        )
 
     cached = statistics.median(timed([str(ROOT / "engine/build.sh")]) for _ in range(5))
     print(f"engine build, cached          {cached * 1000:6.0f} ms")

@@ -52,7 +52,11 @@ def _differences(a: Path, b: Path) -> list[str]:
 
 
 def test_committed_sdk_is_a_fresh_generation(tmp_path):
-    subprocess.run(["pulumi", "package", "gen-sdk", str(ROOT / "schema.json"), "--language", "python", "--out", str(tmp_path)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        ["pulumi", "package", "gen-sdk", str(ROOT / "schema.json"), "--language", "python", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     differences = _differences(ROOT / "sdk/python", tmp_path / "python")
     assert not differences, f"sdk/python is stale or edited by hand — run `make sdk`: {differences}"

@@ -5,6 +5,7 @@ Config `layout` = `site:cluster:count,…` (default 20 on lyon/nova, 45 on nancy
 """
 
 import pulumi
+
 import pulumi_testbed as testbed
 
 config = pulumi.Config()

@@ -53,9 +53,16 @@ def parse_user(spec: str) -> User:
 class Emulator:
     """The whole emulator; `await start()` serves it, `await stop()` tears everything down."""
 
-    def __init__(self, state: Optional[str] = None, clock_speed: float = 1.0, users: Optional[list[User]] = None,
-                 hosts: bool = False, bind: str = "127.0.0.1", run_dir: Optional[str] = None,
-                 deploy_seconds: float = 180.0):
+    def __init__(
+        self,
+        state: Optional[str] = None,
+        clock_speed: float = 1.0,
+        users: Optional[list[User]] = None,
+        hosts: bool = False,
+        bind: str = "127.0.0.1",
+        run_dir: Optional[str] = None,
+        deploy_seconds: float = 180.0,
+    ):
         self.platform = build_platform()
         self.store = Store(state)
         saved = self.store.get("meta", "clock")
@@ -72,8 +79,7 @@ class Emulator:
         if hosts:
             from .hosts import Hosts  # the host toolkit, imported only when hosts are wanted
 
-            self.hosts = Hosts(self.platform, self.store, self.clock, self.jobs, self.deployments, self.kavlan,
-                               self.public_keys, run_dir)
+            self.hosts = Hosts(self.platform, self.store, self.clock, self.jobs, self.deployments, self.kavlan, self.public_keys, run_dir)
             self.jobs.on_launch = self.hosts.up
             self.deployments.on_reinstall = self.hosts.reinstall
             self.kavlan.on_move = self.hosts.move
@@ -164,7 +170,7 @@ class Emulator:
     # ---- the application -----------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 ** 2)
+        app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024**2)
         app[PLATFORM], app[CLOCK], app[JOBS] = self.platform, self.clock, self.jobs
         app[DEPLOYMENTS], app[KAVLAN] = self.deployments, self.kavlan
         self._control_routes(app)
@@ -204,10 +210,10 @@ class Emulator:
         route = request.match_info.route
         template = route.resource.canonical if route.resource is not None else path
         if prefix and template.startswith(prefix):
-            template = template[len(prefix):] or "/"
+            template = template[len(prefix) :] or "/"
         self.calls[f"{request.method} {template}"] += 1
         try:
-            for rule in self.faults.take(request.method, path[len(prefix):] or "/"):
+            for rule in self.faults.take(request.method, path[len(prefix) :] or "/"):
                 if rule.latency:
                     await asyncio.sleep(rule.latency)
                 if rule.status:
@@ -222,7 +228,7 @@ class Emulator:
             return response(err)
         except web.HTTPException as exc:
             if exc.status == 404:
-                return response(ApiError(404, f"Cannot find resource {path[len(prefix):]}"))
+                return response(ApiError(404, f"Cannot find resource {path[len(prefix) :]}"))
             if exc.status == 405:
                 return response(ApiError(405, "Method Not Allowed"))
             raise
@@ -243,7 +249,7 @@ class Emulator:
                 if data.get("advance") is not None:
                     self.clock.advance(float(data["advance"]))
             except (TypeError, ValueError) as err:
-                raise ApiError(422, str(err))
+                raise ApiError(422, str(err)) from None
             self.tick()
             self.save_clock()
             return ok(self.clock_info())

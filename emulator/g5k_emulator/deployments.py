@@ -20,9 +20,22 @@ from .reference import Platform, environment_names
 from .store import Store
 
 log = logging.getLogger("g5k_emulator.deployments")
-ACCEPTED = ("nodes", "environment", "version", "arch", "key", "vlan", "partition_label", "block_device",
-            "reformat_tmp", "disable_disk_partitioning", "disable_bootloader_install", "ignore_nodes_deploying",
-            "reboot_classical_timeout", "reboot_kexec_timeout")
+ACCEPTED = (
+    "nodes",
+    "environment",
+    "version",
+    "arch",
+    "key",
+    "vlan",
+    "partition_label",
+    "block_device",
+    "reformat_tmp",
+    "disable_disk_partitioning",
+    "disable_bootloader_install",
+    "ignore_nodes_deploying",
+    "reboot_classical_timeout",
+    "reboot_kexec_timeout",
+)
 INVALID = "The deployment you are trying to submit is not valid: "
 
 
@@ -47,7 +60,7 @@ class Deployments:
 
     def add_failures(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("nodes"), list) or not data["nodes"]:
-            raise ApiError(422, "expected {\"nodes\": [fqdn, ...], \"times\": N}")
+            raise ApiError(422, 'expected {"nodes": [fqdn, ...], "times": N}')
         times = data.get("times", 1)
         if not isinstance(times, int) or times < 1:
             raise ApiError(422, "times must be a positive integer")
@@ -101,22 +114,41 @@ class Deployments:
         mine = self._deployable(site, user)
         refused = [n for n in nodes if n not in mine]
         if refused:
-            raise ApiError(400, "Cannot launch deployment: Kadeploy error #15: you do not have the right to deploy on "
-                                f"{', '.join(refused)} (they are not in a running job of yours of type deploy)")
+            raise ApiError(
+                400,
+                "Cannot launch deployment: Kadeploy error #15: you do not have the right to deploy on "
+                f"{', '.join(refused)} (they are not in a running job of yours of type deploy)",
+            )
         if not data.get("ignore_nodes_deploying"):
-            busy = sorted({n for d in self.items.values() if d["site_uid"] == site and d["status"] == "processing"
-                           for n in d["nodes"]} & set(nodes))
+            busy = sorted(
+                {n for d in self.items.values() if d["site_uid"] == site and d["status"] == "processing" for n in d["nodes"]} & set(nodes)
+            )
             if busy:
-                raise ApiError(400, "Cannot launch deployment: Kadeploy error #16: some nodes are already being "
-                                    f"deployed: {', '.join(busy)} (use ignore_nodes_deploying)")
+                raise ApiError(
+                    400,
+                    "Cannot launch deployment: Kadeploy error #16: some nodes are already being "
+                    f"deployed: {', '.join(busy)} (use ignore_nodes_deploying)",
+                )
         now = self.clock.now()
         uid = f"D-{uuid.uuid4()}"
         dep: dict[str, Any] = {
-            "uid": uid, "site_uid": site, "user_uid": user, "environment": env, "version": data.get("version"),
-            "arch": data.get("arch") or "x86_64", "status": "processing", "nodes": sorted(set(nodes)),
-            "vlan": vlan, "partition_label": data.get("partition_label"), "block_device": data.get("block_device"),
-            "created_at": int(now), "updated_at": int(now), "done_at": now + self.deploy_seconds,
-            "key_text": key, "key": None, "jobs": sorted(mine[n] for n in set(nodes)),
+            "uid": uid,
+            "site_uid": site,
+            "user_uid": user,
+            "environment": env,
+            "version": data.get("version"),
+            "arch": data.get("arch") or "x86_64",
+            "status": "processing",
+            "nodes": sorted(set(nodes)),
+            "vlan": vlan,
+            "partition_label": data.get("partition_label"),
+            "block_device": data.get("block_device"),
+            "created_at": int(now),
+            "updated_at": int(now),
+            "done_at": now + self.deploy_seconds,
+            "key_text": key,
+            "key": None,
+            "jobs": sorted(mine[n] for n in set(nodes)),
         }
         if key:
             digest = hashlib.sha1(key.encode()).hexdigest()
@@ -157,8 +189,11 @@ class Deployments:
                 gone = [n for n in dep["nodes"] if n not in mine]
                 broken = [n for n in dep["nodes"] if self._use(self.errors, n)]
                 if gone or broken:
-                    why = (f"the nodes {', '.join(gone)} were released before the end of the deployment" if gone
-                           else f"Kadeploy error #1: the workflow failed on {', '.join(broken)}")
+                    why = (
+                        f"the nodes {', '.join(gone)} were released before the end of the deployment"
+                        if gone
+                        else f"Kadeploy error #1: the workflow failed on {', '.join(broken)}"
+                    )
                     dep.update(status="error", updated_at=int(now), output=why)
                     log.info("deployment %s error: %s", dep["uid"], why)
                     self.save(dep)
@@ -166,8 +201,12 @@ class Deployments:
                 result: dict[str, dict[str, Optional[str]]] = {}
                 for fqdn in dep["nodes"]:
                     if self._use(self.failures, fqdn):
-                        result[fqdn] = {"macro": "SetDeploymentEnv", "micro": "SetDeploymentEnvUntrusted",
-                                        "state": "KO", "error": "Unreachable after the reboot"}
+                        result[fqdn] = {
+                            "macro": "SetDeploymentEnv",
+                            "micro": "SetDeploymentEnvUntrusted",
+                            "state": "KO",
+                            "error": "Unreachable after the reboot",
+                        }
                     else:
                         result[fqdn] = {"macro": None, "micro": None, "state": "OK"}
                 dep["result"] = result
@@ -180,16 +219,22 @@ class Deployments:
                     self.save(dep)
                     continue
             dep.update(status="terminated", updated_at=int(now))
-            log.info("deployment %s terminated: %s", dep["uid"],
-                     ", ".join(f"{n.split('.')[0]} {r['state']}" for n, r in dep["result"].items()))
+            log.info(
+                "deployment %s terminated: %s", dep["uid"], ", ".join(f"{n.split('.')[0]} {r['state']}" for n, r in dep["result"].items())
+            )
             dep["output"] = f"Deployment of {len(dep['nodes'])} node(s) with {dep['environment']} done"
             self.save(dep)
 
     def api_object(self, dep: dict[str, Any], base: str) -> dict[str, Any]:
         out = {k: v for k, v in dep.items() if k not in ("key_text", "done_at", "hosts_busy", "jobs") and v is not None}
-        out["links"] = [{"rel": "self", "href": f"{base}/sites/{dep['site_uid']}/deployments/{dep['uid']}",
-                         "type": "application/vnd.grid5000.item+json"},
-                        {"rel": "parent", "href": f"{base}/sites/{dep['site_uid']}", "type": "application/vnd.grid5000.item+json"}]
+        out["links"] = [
+            {
+                "rel": "self",
+                "href": f"{base}/sites/{dep['site_uid']}/deployments/{dep['uid']}",
+                "type": "application/vnd.grid5000.item+json",
+            },
+            {"rel": "parent", "href": f"{base}/sites/{dep['site_uid']}", "type": "application/vnd.grid5000.item+json"},
+        ]
         return out
 
 
@@ -218,8 +263,8 @@ def add_routes(app: web.Application) -> None:
             offset = max(0, int(q.get("offset", 0)))
             limit = min(max(0, int(q.get("limit", 50))), 500)
         except ValueError:
-            raise ApiError(400, "Bad Request")
-        page = [deployments.api_object(d, base(request)) for d in items[offset:offset + limit]]
+            raise ApiError(400, "Bad Request") from None
+        page = [deployments.api_object(d, base(request)) for d in items[offset : offset + limit]]
         return ok(collection(page, f"{base(request)}/sites/{site}/deployments", len(items), offset))
 
     async def get(request: web.Request) -> web.Response:

@@ -12,8 +12,13 @@ from typing import Any, Optional
 
 from .errors import ApiError
 
-STATUS_TEXT = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-               504: "Gateway Timeout", 429: "Too Many Requests"}
+STATUS_TEXT = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    429: "Too Many Requests",
+}
 
 
 @dataclass
@@ -25,9 +30,13 @@ class Rule:
     path: Optional[re.Pattern[str]] = None
 
     def describe(self) -> dict[str, Any]:
-        return {"count": self.count, "status": self.status, "latency": self.latency,
-                "methods": sorted(self.methods) if self.methods else None,
-                "path": self.path.pattern if self.path else None}
+        return {
+            "count": self.count,
+            "status": self.status,
+            "latency": self.latency,
+            "methods": sorted(self.methods) if self.methods else None,
+            "path": self.path.pattern if self.path else None,
+        }
 
 
 class Faults:
@@ -54,7 +63,7 @@ class Faults:
         try:
             path = re.compile(spec["path"]) if spec.get("path") else None
         except (re.error, TypeError) as err:
-            raise ApiError(422, f"path is not a valid regular expression: {err}")
+            raise ApiError(422, f"path is not a valid regular expression: {err}") from None
         rule = Rule(count, status, float(latency), {m.upper() for m in methods} if methods else None, path)
         self.rules.append(rule)
         return rule

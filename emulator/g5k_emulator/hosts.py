@@ -83,8 +83,11 @@ def etc_hosts_text(platform: ref.Platform) -> str:
     """Every node's names as Grid'5000's DNS gives them (there is no DNS server here): the FQDN
     and short name on the production address, `<node>-kavlan-N` and `<node>-eth1-kavlan-N` on
     the vlan addresses."""
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-             "# Grid'5000 emulator: node names (production and KaVLAN addresses)"]
+    lines = [
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "# Grid'5000 emulator: node names (production and KaVLAN addresses)",
+    ]
     globals_ = sorted(s.global_vlan for s in ref.SITES)
     for site in platform.sites.values():
         vlans = [*ref.LOCAL_VLANS, *ref.ROUTED_VLANS, *globals_]
@@ -101,8 +104,17 @@ class Hosts:
     """The real hosts of running jobs' nodes. Jobs, deployments and KaVLAN call its hooks (`up`,
     `down`, `reinstall`, `move`); it reads them back and records what it did in their objects."""
 
-    def __init__(self, platform: ref.Platform, store: Store, clock: Clock, jobs: Jobs, deployments: Deployments,
-                 kavlan: Kavlan, keys_of: Callable[[str], list[str]], run_dir: Optional[str]):
+    def __init__(
+        self,
+        platform: ref.Platform,
+        store: Store,
+        clock: Clock,
+        jobs: Jobs,
+        deployments: Deployments,
+        kavlan: Kavlan,
+        keys_of: Callable[[str], list[str]],
+        run_dir: Optional[str],
+    ):
         if os.geteuid() != 0:
             raise ValueError("real hosts need root (network and mount namespaces); use --no-hosts")
         self.platform = platform
@@ -139,20 +151,27 @@ class Hosts:
         lines = ["link set lo up"]
         for site in self.platform.sites.values():
             prod = ref.production_network(site)
-            lines += [f"link add {site_bridge(site)} type bridge",
-                      f"addr add {ref.production_gateway(site)}/{prod.prefixlen} dev {site_bridge(site)}",
-                      f"link set {site_bridge(site)} up"]
+            lines += [
+                f"link add {site_bridge(site)} type bridge",
+                f"addr add {ref.production_gateway(site)}/{prod.prefixlen} dev {site_bridge(site)}",
+                f"link set {site_bridge(site)} up",
+            ]
             for vlan in self.platform.vlan_ids(site.uid):
                 net = ref.vlan_network(site, vlan)
-                lines += [f"link add {vlan_bridge(site, vlan)} type bridge",
-                          f"addr add {ref.vlan_gateway(site, vlan)}/{net.prefixlen} dev {vlan_bridge(site, vlan)}",
-                          f"link set {vlan_bridge(site, vlan)} up"]
-        await run(["ip", "-n", self.switch, "-batch", "-"], input="\n".join(lines) + "\n",
-                  what="setting up the emulator's switch namespace")
+                lines += [
+                    f"link add {vlan_bridge(site, vlan)} type bridge",
+                    f"addr add {ref.vlan_gateway(site, vlan)}/{net.prefixlen} dev {vlan_bridge(site, vlan)}",
+                    f"link set {vlan_bridge(site, vlan)} up",
+                ]
+        await run(
+            ["ip", "-n", self.switch, "-batch", "-"], input="\n".join(lines) + "\n", what="setting up the emulator's switch namespace"
+        )
         # The switch is also the router between the production networks and the routed and
         # global vlans (it has no other interface, so nothing is forwarded out of the namespaces).
-        await run(["ip", "netns", "exec", self.switch, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
-                  what="enabling forwarding in the switch namespace")
+        await run(
+            ["ip", "netns", "exec", self.switch, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+            what="enabling forwarding in the switch namespace",
+        )
         for job in self.jobs.jobs.values():  # resume the hosts of running jobs
             if job["state"] in ("launching", "running"):
                 self.up(job)
@@ -205,16 +224,22 @@ class Hosts:
                     return
                 started = time.monotonic()
                 await self._build(job, nodes)
-                log.info("job %s/%s: %d node(s) up and answering SSH in %.1f s", job["site"], job["uid"],
-                         len(nodes), time.monotonic() - started)
+                log.info(
+                    "job %s/%s: %d node(s) up and answering SSH in %.1f s", job["site"], job["uid"], len(nodes), time.monotonic() - started
+                )
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - a broken node ends its job, as on the platform
             log.exception("bringing up the nodes of job %s failed", job["uid"])
             job["killed"] = True
-            job.setdefault("events", []).append({"uid": len(job.get("events", [])) + 1, "type": "SWITCH_INTO_ERROR_STATE",
-                                                 "created_at": int(self.clock.now()),
-                                                 "description": f"[emulator] node bring-up failed: {err}"})
+            job.setdefault("events", []).append(
+                {
+                    "uid": len(job.get("events", [])) + 1,
+                    "type": "SWITCH_INTO_ERROR_STATE",
+                    "created_at": int(self.clock.now()),
+                    "description": f"[emulator] node bring-up failed: {err}",
+                }
+            )
         job["hosts_ready"] = True
         self.jobs.save(job)
 
@@ -229,8 +254,9 @@ class Hosts:
             prefixlen = ref.production_network(site).prefixlen
             for device in ("eth0", "eth1") if node.eth1 else ("eth0",):
                 address = f"{node.ip}/{prefixlen}" if device == "eth0" else None
-                links.append(netns.Link(self.namespace(node), device, port(node, site, device), site_bridge(site),
-                                        mac(site, node, device), address))
+                links.append(
+                    netns.Link(self.namespace(node), device, port(node, site, device), site_bridge(site), mac(site, node, device), address)
+                )
         await netns.add_links(self.switch, links, None, self.limit)
         await asyncio.gather(*(self._arp_sysctls(n) for n in nodes))
         for node in nodes:
@@ -245,12 +271,24 @@ class Hosts:
         switch learn eth1's MAC for the node's production IP, which breaks SSH as soon as eth1
         moves to a vlan (seen: banner timeouts right after a KaVLAN move)."""
         async with self.limit:
-            await run(["ip", "netns", "exec", self.namespace(node), "sysctl", "-q", "-w",
-                       "net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"],
-                      what=f"setting the ARP behaviour of {node.uid}")
+            await run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.namespace(node),
+                    "sysctl",
+                    "-q",
+                    "-w",
+                    "net.ipv4.conf.all.arp_ignore=1",
+                    "net.ipv4.conf.all.arp_announce=2",
+                ],
+                what=f"setting the ARP behaviour of {node.uid}",
+            )
             site = self.platform.sites[node.site]
-            await run(["ip", "-n", self.namespace(node), "route", "replace", *route_for(site, DEFAULT)],
-                      what=f"adding the route of {node.uid}")
+            await run(
+                ["ip", "-n", self.namespace(node), "route", "replace", *route_for(site, DEFAULT)], what=f"adding the route of {node.uid}"
+            )
 
     async def _install(self, job: dict[str, Any], node: Node, fresh: bool) -> None:
         """Prepare the node's files and start its sshd; `fresh` = a reinstall (new host key,
@@ -288,8 +326,7 @@ class Hosts:
     async def _down(self, job: dict[str, Any]) -> None:
         try:
             async with self.lock:
-                nodes = [self.platform.nodes[f] for f in (job.get("alloc") or {}).get("nodes", [])
-                         if self.up_nodes.get(f) == job["uid"]]
+                nodes = [self.platform.nodes[f] for f in (job.get("alloc") or {}).get("nodes", []) if self.up_nodes.get(f) == job["uid"]]
                 await netns.teardown([self.namespace(n) for n in nodes], None)
                 if nodes:
                     log.info("job %s/%s: %d node(s) torn down", job["site"], job["uid"], len(nodes))
@@ -366,21 +403,36 @@ class Hosts:
                 lines.append(f"addr add {node.ip}/{ref.production_network(site).prefixlen} dev eth0")
             if device == "eth0" and routed(vlan):
                 lines.append("route replace " + " ".join(route_for(site, vlan)))
-            await run(["ip", "-n", self.namespace(node), "-batch", "-"], input="\n".join(lines) + "\n",
-                      what=f"readdressing {device} of {node.uid}")
-        await run(["ip", "-n", self.switch, "-batch", "-"], input="\n".join(switch_lines) + "\n",
-                  what="moving switch ports between vlans")
+            await run(
+                ["ip", "-n", self.namespace(node), "-batch", "-"],
+                input="\n".join(lines) + "\n",
+                what=f"readdressing {device} of {node.uid}",
+            )
+        await run(["ip", "-n", self.switch, "-batch", "-"], input="\n".join(switch_lines) + "\n", what="moving switch ports between vlans")
 
     # ---- description -----------------------------------------------------------------------
 
     def ssh_info(self) -> dict[str, Any]:
-        return {"proxyCommand": f"ip netns exec {self.switch} nc %h %p", "user": "root", "hosts": True,
-                "switchNamespace": self.switch, "namespacePrefix": self.prefix}
+        return {
+            "proxyCommand": f"ip netns exec {self.switch} nc %h %p",
+            "user": "root",
+            "hosts": True,
+            "switchNamespace": self.switch,
+            "namespacePrefix": self.prefix,
+        }
 
     def describe(self) -> list[dict[str, Any]]:
         out = []
         for fqdn, uid in sorted(self.up_nodes.items()):
             node = self.platform.nodes[fqdn]
-            out.append({"fqdn": fqdn, "ip": node.ip, "address": self.primary_address(node), "job": uid, "namespace": self.namespace(node),
-                        "sshdPid": sshd.read_pid(self.host_dir(node))})
+            out.append(
+                {
+                    "fqdn": fqdn,
+                    "ip": node.ip,
+                    "address": self.primary_address(node),
+                    "job": uid,
+                    "namespace": self.namespace(node),
+                    "sshdPid": sshd.read_pid(self.host_dir(node)),
+                }
+            )
         return out

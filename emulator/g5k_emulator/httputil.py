@@ -38,8 +38,12 @@ def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> w
 
 
 def collection(items: list[Any], base_path: str, total: int | None = None, offset: int = 0, **extra: Any) -> dict[str, Any]:
-    body = {"total": len(items) if total is None else total, "offset": offset, "items": items,
-            "links": [{"rel": "self", "href": base_path, "type": "application/vnd.grid5000.collection+json"}]}
+    body = {
+        "total": len(items) if total is None else total,
+        "offset": offset,
+        "items": items,
+        "links": [{"rel": "self", "href": base_path, "type": "application/vnd.grid5000.collection+json"}],
+    }
     body.update(extra)
     return body
 
@@ -94,7 +98,7 @@ async def body(request: web.Request) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "Bad Request: the body is not valid JSON")
+        raise ApiError(400, "Bad Request: the body is not valid JSON") from None
 
 
 def query(request: web.Request) -> dict[str, str]:

@@ -27,8 +27,7 @@ log = logging.getLogger("g5k_emulator.jobs")
 PARIS = ZoneInfo("Europe/Paris")
 LAUNCH_SECONDS = 5  # emulated seconds in `launching` when no real hosts are built
 FINISH_SECONDS = 5  # emulated seconds in `finishing`
-QUEUES = {"default": 168 * 3600, "production": 168 * 3600, "besteffort": 168 * 3600,
-          "testing": 24 * 3600, "admin": 168 * 3600}
+QUEUES = {"default": 168 * 3600, "production": 168 * 3600, "besteffort": 168 * 3600, "testing": 24 * 3600, "admin": 168 * 3600}
 ACTIVE = ("waiting", "hold", "launching", "running", "finishing")
 HOLDING = ("launching", "running", "finishing")  # states whose resources are really taken
 
@@ -57,7 +56,7 @@ class Jobs:
         self.clock = clock
         self.store = store
         self.jobs: dict[tuple[str, int], dict[str, Any]] = {}
-        for key, job in store.load("job").items():
+        for job in store.load("job").values():
             self.jobs[(job["site"], job["uid"])] = job
         self.counters: dict[str, int] = store.get("meta", "job_counters", {}) or {}
         # set by the hosts manager: called when a job must get (or lose) its real hosts
@@ -79,7 +78,7 @@ class Jobs:
         try:
             key = (site, int(str(uid)))
         except ValueError:
-            raise ApiError(404, f"Couldn't find OAR::Job with 'job_id'={uid}")
+            raise ApiError(404, f"Couldn't find OAR::Job with 'job_id'={uid}") from None
         job = self.jobs.get(key)
         if job is None:
             raise ApiError(404, f"Couldn't find OAR::Job with 'job_id'={uid}")
@@ -87,8 +86,7 @@ class Jobs:
 
     def _event(self, job: dict[str, Any], kind: str, description: str) -> None:
         events = job.setdefault("events", [])
-        events.append({"uid": len(events) + 1, "created_at": int(self.clock.now()), "type": kind,
-                       "description": description})
+        events.append({"uid": len(events) + 1, "created_at": int(self.clock.now()), "type": kind, "description": description})
 
     # ---- submission ----------------------------------------------------------------------
 
@@ -116,15 +114,20 @@ class Jobs:
             if walltime is None and body.get("walltime") is not None:
                 walltime = oar.parse_walltime(body["walltime"])
         except oar.RequestError as err:
-            raise oar_refusal(site, 400, _oarsub_lines(f"[oarsub] Error: bad resource request: {err}"))
+            raise oar_refusal(site, 400, _oarsub_lines(f"[oarsub] Error: bad resource request: {err}")) from None
         walltime = walltime or oar.DEFAULT_WALLTIME
         if walltime > QUEUES[queue]:
-            raise oar_refusal(site, 400, _oarsub_lines(
-                f"[ADMISSION RULE] Error: Walltime too big for this job, it is limited to {QUEUES[queue] // 3600} hours"))
+            raise oar_refusal(
+                site,
+                400,
+                _oarsub_lines(f"[ADMISSION RULE] Error: Walltime too big for this job, it is limited to {QUEUES[queue] // 3600} hours"),
+            )
         if queue == "besteffort" and reservation:
             raise oar_refusal(site, 400, _oarsub_lines("[ADMISSION RULE] Error: a besteffort job cannot be a reservation"))
         if queue == "admin":
-            raise oar_refusal(site, 400, _oarsub_lines(f"[ADMISSION RULE] Error: only oar administrators can submit to the admin queue ({user} is not)"))
+            raise oar_refusal(
+                site, 400, _oarsub_lines(f"[ADMISSION RULE] Error: only oar administrators can submit to the admin queue ({user} is not)")
+            )
         if "besteffort" in types:
             queue = "besteffort"
         properties = body.get("properties")
@@ -134,7 +137,7 @@ class Jobs:
             try:
                 oar.Filter(properties)  # a syntax check; _request() joins it to each node group
             except oar.RequestError as err:
-                raise oar_refusal(site, 400, _oarsub_lines(f"[oarsub] Error: bad properties: {err}"))
+                raise oar_refusal(site, 400, _oarsub_lines(f"[oarsub] Error: bad properties: {err}")) from None
 
         request = self._with_properties(request, f"({properties}) AND maintenance = 'NO'" if properties else "maintenance = 'NO'")
         placer = oar.Placer(self.platform, site, queue, types)
@@ -143,11 +146,18 @@ class Jobs:
         except oar.NotEnoughResources:
             feasible = False
         except oar.RequestError as err:
-            raise oar_refusal(site, 400, _oarsub_lines(f"[oarsub] Error: bad resource request: {err}"))
+            raise oar_refusal(site, 400, _oarsub_lines(f"[oarsub] Error: bad resource request: {err}")) from None
         if not feasible:
-            raise oar_refusal(site, 500, _oarsub_lines(
-                "There are not enough resources for your request", "OAR_JOB_ID= -5",
-                "Oarsub failed: please verify your request syntax or ask for support to your admin."), "Oar server error")
+            raise oar_refusal(
+                site,
+                500,
+                _oarsub_lines(
+                    "There are not enough resources for your request",
+                    "OAR_JOB_ID= -5",
+                    "Oarsub failed: please verify your request syntax or ask for support to your admin.",
+                ),
+                "Oar server error",
+            )
 
         start: Optional[float] = None
         if reservation:
@@ -163,21 +173,38 @@ class Jobs:
                         if walltime <= 0:
                             raise ValueError(text)
             except ValueError:
-                raise ApiError(400, f"Syntax error in reservation start date: '{reservation}'. "
-                                    "Format must be YYYY-MM-DD hh:mm:ss")
+                raise ApiError(
+                    400, f"Syntax error in reservation start date: '{reservation}'. Format must be YYYY-MM-DD hh:mm:ss"
+                ) from None
 
         uid = self._next_uid(site)
         project = body.get("project") if isinstance(body.get("project"), str) else None
         job: dict[str, Any] = {
-            "uid": uid, "site": site, "user": user, "name": body.get("name") if isinstance(body.get("name"), str) else None,
-            "project": project or "default", "queue": queue, "state": "waiting", "types": types,
-            "mode": "PASSIVE", "command": command or "", "directory": body.get("directory") or f"/home/{user}",
+            "uid": uid,
+            "site": site,
+            "user": user,
+            "name": body.get("name") if isinstance(body.get("name"), str) else None,
+            "project": project or "default",
+            "queue": queue,
+            "state": "waiting",
+            "types": types,
+            "mode": "PASSIVE",
+            "command": command or "",
+            "directory": body.get("directory") or f"/home/{user}",
             "properties": f"({properties}) AND maintenance = 'NO'" if properties else "maintenance = 'NO'",
-            "walltime": walltime, "submitted_at": int(now), "started_at": 0, "resources": body.get("resources") or "nodes=1",
-            "reservation": None, "alloc": None, "scheduled_at": None, "killed": False, "events": [],
+            "walltime": walltime,
+            "submitted_at": int(now),
+            "started_at": 0,
+            "resources": body.get("resources") or "nodes=1",
+            "reservation": None,
+            "alloc": None,
+            "scheduled_at": None,
+            "killed": False,
+            "events": [],
             "message": f"R=1,W={oar.format_walltime(walltime)},J={'R' if reservation else 'B'},Q={queue}"
-                       + (f",P={project}" if project else "") + (f",T={'|'.join(types)}" if types else "")
-                       + " (Karma=0.000,quota_ok)",
+            + (f",P={project}" if project else "")
+            + (f",T={'|'.join(types)}" if types else "")
+            + " (Karma=0.000,quota_ok)",
         }
         if start is not None:
             if start + walltime <= now:
@@ -185,9 +212,13 @@ class Jobs:
                 job["stopped_at"] = int(now)
                 self.jobs[(site, uid)] = job
                 self.save(job)
-                raise oar_refusal(site, 400, _oarsub_lines(
-                    f"OAR_JOB_ID={uid}", "Reservation mode: waiting validation...",
-                    "Reservation not valid --> KO (Reservation too old)"))
+                raise oar_refusal(
+                    site,
+                    400,
+                    _oarsub_lines(
+                        f"OAR_JOB_ID={uid}", "Reservation mode: waiting validation...", "Reservation not valid --> KO (Reservation too old)"
+                    ),
+                )
             start = max(start, now)
             placed = self._placed(site, include_batch=False)
             found = oar.earliest(placer, request, walltime, placed, start, only_at=start)
@@ -198,8 +229,13 @@ class Jobs:
                 self.jobs[(site, uid)] = job
                 self.save(job)
                 reason = f"This reservation could run at {paris(later[0])}" if later else "This reservation cannot run"
-                raise oar_refusal(site, 400, _oarsub_lines(
-                    f"OAR_JOB_ID={uid}", "Reservation mode: waiting validation...", f"Reservation not valid --> KO ({reason})"))
+                raise oar_refusal(
+                    site,
+                    400,
+                    _oarsub_lines(
+                        f"OAR_JOB_ID={uid}", "Reservation mode: waiting validation...", f"Reservation not valid --> KO ({reason})"
+                    ),
+                )
             job["reservation"] = start
             job["scheduled_at"] = int(start)
             job["alloc"] = found[1].as_dict()
@@ -220,8 +256,15 @@ class Jobs:
                 continue
             alloc = oar.Allocation.from_dict(job["alloc"])
             if job["state"] in ("launching", "running"):
-                placed.append(oar.Placed(job["started_at"], max(job["started_at"] + job["walltime"], now + 1), alloc,
-                                         job["uid"], job["queue"] == "besteffort" and not job["killed"]))
+                placed.append(
+                    oar.Placed(
+                        job["started_at"],
+                        max(job["started_at"] + job["walltime"], now + 1),
+                        alloc,
+                        job["uid"],
+                        job["queue"] == "besteffort" and not job["killed"],
+                    )
+                )
             elif job["state"] == "finishing":
                 placed.append(oar.Placed(job["started_at"], now + FINISH_SECONDS + 1, alloc))
             elif job["state"] == "waiting" and job.get("reservation") is not None:
@@ -252,11 +295,16 @@ class Jobs:
             if state in ("waiting", "hold") and job["killed"]:
                 job.update(state="error", stopped_at=int(now), message="Job killed by Leon directly")
                 changed.add(key)
-            elif (state == "launching" and job["killed"]) or (state == "running" and (job["killed"] or now >= job["started_at"] + job["walltime"])):
+            elif (state == "launching" and job["killed"]) or (
+                state == "running" and (job["killed"] or now >= job["started_at"] + job["walltime"])
+            ):
                 if not job["killed"]:
                     job["killed"] = True
-                    self._event(job, "WALLTIME", f"[sarko] Job [{job['uid']}] from {job['started_at']} with "
-                                                 f"{job['walltime']}; current time={int(now)} (Elapsed)")
+                    self._event(
+                        job,
+                        "WALLTIME",
+                        f"[sarko] Job [{job['uid']}] from {job['started_at']} with {job['walltime']}; current time={int(now)} (Elapsed)",
+                    )
                 job.update(state="finishing", finishing_at=now)
                 if self.on_end:
                     self.on_end(job)
@@ -264,7 +312,9 @@ class Jobs:
             elif state == "finishing" and now >= job["finishing_at"] + FINISH_SECONDS and not job.get("hosts_busy"):
                 job.update(state="error", stopped_at=int(now), exit_code=None)
                 changed.add(key)
-            elif state == "launching" and (job.get("hosts_ready") or (self.on_launch is None and now >= job["started_at"] + LAUNCH_SECONDS)):
+            elif state == "launching" and (
+                job.get("hosts_ready") or (self.on_launch is None and now >= job["started_at"] + LAUNCH_SECONDS)
+            ):
                 job["state"] = "running"
                 if self.on_launch is not None:
                     # Building real hosts takes real seconds, which an accelerated clock turns
@@ -339,9 +389,12 @@ class Jobs:
     def _kill(self, job: dict[str, Any]) -> None:
         if job["killed"] or job["state"] in ("error", "terminated"):
             uid = job["uid"]
-            body = {"code": 400, "title": "Bad Request", "message":
-                    f"Oardel command exited with status 1536: Deleting the job = {uid} ...ERROR.\n"
-                    f"Cannot frag {uid} ; This job was already killed.\n"}
+            body = {
+                "code": 400,
+                "title": "Bad Request",
+                "message": f"Oardel command exited with status 1536: Deleting the job = {uid} ...ERROR.\n"
+                f"Cannot frag {uid} ; This job was already killed.\n",
+            }
             raise relayed(400, oar_url(job["site"]).replace("jobs.json", f"jobs/{uid}.json"), json.dumps(body))
         job["killed"] = True
         self._event(job, "FRAG_JOB_REQUEST", f"[oardel] Kill request for the job {job['uid']} by {job['user']}")
@@ -374,10 +427,18 @@ class Jobs:
     def walltime_info(self, job: dict[str, Any]) -> dict[str, Any]:
         wt = oar.format_walltime(job["walltime"])
         pending = job.get("walltime_pending")
-        return {"walltime": wt, "granted": oar.format_walltime(job.get("walltime_granted", 0)),
-                "granted_with_force": "0:00:00", "granted_with_delay_next_jobs": "0:00:00",
-                "pending": pending or "0:00:00", "possible": oar.format_walltime(QUEUES[job["queue"]] - job["walltime"]),
-                "force": "NO", "delay_next_jobs": "NO", "whole": "NO", "timeout": "0:00:00"}
+        return {
+            "walltime": wt,
+            "granted": oar.format_walltime(job.get("walltime_granted", 0)),
+            "granted_with_force": "0:00:00",
+            "granted_with_delay_next_jobs": "0:00:00",
+            "pending": pending or "0:00:00",
+            "possible": oar.format_walltime(QUEUES[job["queue"]] - job["walltime"]),
+            "force": "NO",
+            "delay_next_jobs": "NO",
+            "whole": "NO",
+            "timeout": "0:00:00",
+        }
 
     def change_walltime(self, job: dict[str, Any], user: str, text: Any) -> dict[str, Any]:
         if job["user"] != user:
@@ -409,14 +470,29 @@ class Jobs:
     def api_object(self, job: dict[str, Any], base: str, resources: bool = True, events: bool = True) -> dict[str, Any]:
         site = job["site"]
         out: dict[str, Any] = {
-            "uid": job["uid"], "user": job["user"], "user_uid": job["user"], "name": job.get("name"),
-            "project": job["project"], "queue": job["queue"], "state": job["state"], "types": job["types"],
-            "mode": job["mode"], "command": job["command"], "directory": job["directory"],
-            "properties": job["properties"], "walltime": job["walltime"], "submitted_at": job["submitted_at"],
-            "scheduled_at": job.get("scheduled_at"), "started_at": job["started_at"], "stopped_at": job.get("stopped_at"),
-            "exit_code": job.get("exit_code"), "message": job["message"],
-            "links": [{"rel": "self", "href": f"{base}/sites/{site}/jobs/{job['uid']}", "type": "application/vnd.grid5000.item+json"},
-                      {"rel": "parent", "href": f"{base}/sites/{site}", "type": "application/vnd.grid5000.item+json"}],
+            "uid": job["uid"],
+            "user": job["user"],
+            "user_uid": job["user"],
+            "name": job.get("name"),
+            "project": job["project"],
+            "queue": job["queue"],
+            "state": job["state"],
+            "types": job["types"],
+            "mode": job["mode"],
+            "command": job["command"],
+            "directory": job["directory"],
+            "properties": job["properties"],
+            "walltime": job["walltime"],
+            "submitted_at": job["submitted_at"],
+            "scheduled_at": job.get("scheduled_at"),
+            "started_at": job["started_at"],
+            "stopped_at": job.get("stopped_at"),
+            "exit_code": job.get("exit_code"),
+            "message": job["message"],
+            "links": [
+                {"rel": "self", "href": f"{base}/sites/{site}/jobs/{job['uid']}", "type": "application/vnd.grid5000.item+json"},
+                {"rel": "parent", "href": f"{base}/sites/{site}", "type": "application/vnd.grid5000.item+json"},
+            ],
         }
         if events:
             out["events"] = job.get("events", [])
@@ -451,7 +527,7 @@ class Jobs:
         jobs.sort(key=lambda j: j["uid"], reverse=True)
         offset = _int(query.get("offset"), 0)
         limit = min(_int(query.get("limit"), 50), 500)
-        return len(jobs), offset, jobs[offset:offset + limit]
+        return len(jobs), offset, jobs[offset : offset + limit]
 
     def active_allocations(self, site: str) -> list[dict[str, Any]]:
         return [j for j in self.jobs.values() if j["site"] == site and j["state"] in HOLDING]
@@ -461,10 +537,11 @@ def _int(text: Optional[str], default: int) -> int:
     try:
         return max(0, int(text)) if text is not None else default
     except ValueError:
-        raise ApiError(400, f"Bad Request: {text!r} is not an integer")
+        raise ApiError(400, f"Bad Request: {text!r} is not an integer") from None
 
 
 # ---- endpoints -----------------------------------------------------------------------------------
+
 
 def add_routes(app: web.Application) -> None:
     from .httputil import JOBS, add, base, body, collection, ok, query, site_of, writer

@@ -75,8 +75,7 @@ class Kavlan:
     # ---- rights ----------------------------------------------------------------------------
 
     def running_jobs(self, site: str, user: str) -> list[dict[str, Any]]:
-        return [j for j in self.jobs.jobs.values()
-                if j["site"] == site and j["user"] == user and j["state"] == "running"]
+        return [j for j in self.jobs.jobs.values() if j["site"] == site and j["user"] == user and j["state"] == "running"]
 
     def user_vlans(self, site: str, user: str) -> list[str]:
         out: list[str] = []
@@ -171,10 +170,15 @@ class Kavlan:
     def vlan_object(self, site: str, vlan: str, base: str) -> dict[str, Any]:
         kind = "NULL" if vlan == DEFAULT else self.platform.vlan_type(site, int(vlan))
         path = f"{base}/sites/{site}/vlans/{vlan}"
-        return {"uid": vlan, "type": kind,
-                "links": [{"rel": "self", "href": path, "type": "application/vnd.grid5000.item+json"},
-                          {"rel": "nodes", "href": f"{path}/nodes", "type": "application/vnd.grid5000.collection+json"},
-                          {"rel": "users", "href": f"{path}/users", "type": "application/vnd.grid5000.collection+json"}]}
+        return {
+            "uid": vlan,
+            "type": kind,
+            "links": [
+                {"rel": "self", "href": path, "type": "application/vnd.grid5000.item+json"},
+                {"rel": "nodes", "href": f"{path}/nodes", "type": "application/vnd.grid5000.collection+json"},
+                {"rel": "users", "href": f"{path}/users", "type": "application/vnd.grid5000.collection+json"},
+            ],
+        }
 
     def node_items(self, site: str, vlan: Optional[str], base: str) -> list[dict[str, Any]]:
         items = []
@@ -186,9 +190,19 @@ class Kavlan:
                     continue
                 if vlan is None and address != node.fqdn and where == DEFAULT:
                     continue  # secondary interfaces are listed once they are in a vlan
-                items.append({"uid": address, "vlan": where,
-                              "links": [{"rel": "self", "href": f"{base}/sites/{site}/vlans/nodes/{address}",
-                                         "type": "application/vnd.grid5000.item+json"}]})
+                items.append(
+                    {
+                        "uid": address,
+                        "vlan": where,
+                        "links": [
+                            {
+                                "rel": "self",
+                                "href": f"{base}/sites/{site}/vlans/nodes/{address}",
+                                "type": "application/vnd.grid5000.item+json",
+                            }
+                        ],
+                    }
+                )
         return items
 
 

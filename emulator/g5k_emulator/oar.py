@@ -27,6 +27,7 @@ class NotEnoughResources(ValueError):
 
 # ---- walltime ----------------------------------------------------------------------------------
 
+
 def parse_walltime(text: Any) -> int:
     """`H`, `H:MM` or `H:MM:SS` (OAR's forms; a bare number is hours) → seconds."""
     if isinstance(text, bool):
@@ -46,8 +47,11 @@ def format_walltime(seconds: int) -> str:
 
 # ---- SQL property filters ----------------------------------------------------------------------
 
-_TOKEN = re.compile(r"""\s*(?:(?P<str>'(?:[^']|'')*'|"[^"]*")|(?P<num>-?\d+(?:\.\d+)?)|(?P<op><>|!=|<=|>=|=|<|>)
-                       |(?P<punct>[(),])|(?P<word>[A-Za-z_][A-Za-z0-9_.\-]*))""", re.X)
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<str>'(?:[^']|'')*'|"[^"]*")|(?P<num>-?\d+(?:\.\d+)?)|(?P<op><>|!=|<=|>=|=|<|>)
+                       |(?P<punct>[(),])|(?P<word>[A-Za-z_][A-Za-z0-9_.\-]*))""",
+    re.X,
+)
 
 
 def _tokenize(text: str) -> list[tuple[str, Any]]:
@@ -57,7 +61,7 @@ def _tokenize(text: str) -> list[tuple[str, Any]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise RequestError(f"bad property filter near {text[pos:pos + 20]!r}")
+            raise RequestError(f"bad property filter near {text[pos : pos + 20]!r}")
         pos = m.end()
         if m.group("str") is not None:
             tokens.append(("val", m.group("str")[1:-1].replace("''", "'")))
@@ -159,6 +163,7 @@ class Filter:
                 walk(node[1])
             elif node[0] in ("in", "like", "cmp"):
                 found.add(node[1])
+
         walk(self._tree)
         return found
 
@@ -207,18 +212,39 @@ def node_properties(platform: Platform, node: Node) -> dict[str, Any]:
     cluster = platform.cluster(node.site, node.cluster)
     assert cluster is not None
     return {
-        "type": "default", "cluster": node.cluster, "host": node.fqdn, "network_address": node.fqdn,
-        "site": node.site, "deploy": "YES", "besteffort": "YES", "maintenance": "NO", "drain": "NO",
-        "exotic": "YES" if node.exotic else "NO", "production": "YES" if "production" in node.queues else "NO",
-        "nodemodel": cluster.model, "cpuarch": "aarch64" if node.exotic else "x86_64", "cpucore": cluster.cores,
-        "core_count": cluster.cores, "memnode": cluster.ram_gib * 1024, "memcore": cluster.ram_gib * 1024 // cluster.cores,
-        "eth_count": 2 if node.eth1 else 1, "eth_kavlan_count": 2 if node.eth1 else 1,
-        "eth_rate": 10, "gpu_count": 0, "ib": "NO", "opa": "NO", "wattmeter": "NO", "disktype": "HDD",
-        "virtual": "ivt", "disk_reservation_count": 0, "cluster_priority": 1,
+        "type": "default",
+        "cluster": node.cluster,
+        "host": node.fqdn,
+        "network_address": node.fqdn,
+        "site": node.site,
+        "deploy": "YES",
+        "besteffort": "YES",
+        "maintenance": "NO",
+        "drain": "NO",
+        "exotic": "YES" if node.exotic else "NO",
+        "production": "YES" if "production" in node.queues else "NO",
+        "nodemodel": cluster.model,
+        "cpuarch": "aarch64" if node.exotic else "x86_64",
+        "cpucore": cluster.cores,
+        "core_count": cluster.cores,
+        "memnode": cluster.ram_gib * 1024,
+        "memcore": cluster.ram_gib * 1024 // cluster.cores,
+        "eth_count": 2 if node.eth1 else 1,
+        "eth_kavlan_count": 2 if node.eth1 else 1,
+        "eth_rate": 10,
+        "gpu_count": 0,
+        "ib": "NO",
+        "opa": "NO",
+        "wattmeter": "NO",
+        "disktype": "HDD",
+        "virtual": "ivt",
+        "disk_reservation_count": 0,
+        "cluster_priority": 1,
     }
 
 
 # ---- the resources string ----------------------------------------------------------------------
+
 
 @dataclass
 class Group:
@@ -297,7 +323,7 @@ def parse_resources(text: str) -> Request:
                         break
             if idx is None:
                 raise RequestError(f"unbalanced braces in {raw!r}")
-            filt_text, rest = raw[1:idx], raw[idx + 1:]
+            filt_text, rest = raw[1:idx], raw[idx + 1 :]
         levels: list[tuple[str, Count]] = []
         for level in (p for p in rest.split("/") if p.strip()):
             name, eq, value = level.partition("=")
@@ -319,6 +345,7 @@ def parse_resources(text: str) -> Request:
 
 
 # ---- placement ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Allocation:
@@ -365,9 +392,11 @@ class Placer:
         types = set(types)
         self.exotic = "exotic" in types
         wanted_queue = "production" if queue == "production" else "default"
-        self.nodes = [n for n in platform.nodes_by_site[site]
-                      if (queue in ("besteffort", "admin", "testing") or wanted_queue in n.queues)
-                      and (self.exotic or not n.exotic)]
+        self.nodes = [
+            n
+            for n in platform.nodes_by_site[site]
+            if (queue in ("besteffort", "admin", "testing") or wanted_queue in n.queues) and (self.exotic or not n.exotic)
+        ]
         self.props = {n.fqdn: node_properties(platform, n) for n in self.nodes}
 
     def allocate(self, request: Request, busy: Busy) -> Optional[Allocation]:
@@ -437,7 +466,7 @@ class Placer:
         free = [v for v in candidates if v not in busy]
         if count in ("ALL", "BEST"):
             return free or None
-        return free[:int(count)] if len(free) >= int(count) and int(count) > 0 else None
+        return free[: int(count)] if len(free) >= int(count) and int(count) > 0 else None
 
     def _subnets(self, group: Group, busy: set[str]) -> Optional[list[str]]:
         levels = dict(group.levels)
@@ -471,8 +500,9 @@ def busy_during(placed: Iterable[Placed], start: float, end: float) -> Busy:
     return busy
 
 
-def earliest(placer: Placer, request: Request, walltime: float, placed: list[Placed], not_before: float,
-             only_at: Optional[float] = None) -> Optional[tuple[float, Allocation]]:
+def earliest(
+    placer: Placer, request: Request, walltime: float, placed: list[Placed], not_before: float, only_at: Optional[float] = None
+) -> Optional[tuple[float, Allocation]]:
     """The earliest start ≥ not_before (or exactly `only_at`) where the request fits for the
     walltime. The free set only grows when a placed job ends, so only `not_before` and those
     end times are candidates."""

@@ -51,22 +51,43 @@ class SiteSpec:
 
 
 SITES: tuple[SiteSpec, ...] = (
-    SiteSpec("lyon", 1, 11, (
-        ClusterSpec("nova", 23, 16, 32, 2, 64, "Dell PowerEdge R430", False),
-        ClusterSpec("taurus", 14, 12, 24, 2, 32, "Dell PowerEdge R720", True),
-        ClusterSpec("orion", 12, 12, 24, 2, 32, "Dell PowerEdge R720", True),
-        ClusterSpec("pyxis", 4, 64, 64, 2, 256, "R181-T92 (ARM64)", True, exotic=True),
-    ), 45.7640, 4.8357),
-    SiteSpec("nancy", 2, 12, (
-        ClusterSpec("grisou", 48, 16, 32, 2, 128, "Dell PowerEdge R630", True),
-        ClusterSpec("gros", 24, 18, 36, 1, 96, "Dell PowerEdge R640", False),
-        ClusterSpec("grappe", 16, 20, 40, 1, 96, "Dell PowerEdge R640", True, queues=("admin", "production")),
-    ), 48.6921, 6.1844),
-    SiteSpec("rennes", 3, 16, (
-        ClusterSpec("paravance", 40, 16, 32, 2, 128, "Dell PowerEdge R630", True),
-        ClusterSpec("parasilo", 16, 16, 32, 2, 128, "Dell PowerEdge R630", True),
-        ClusterSpec("roazhon", 8, 32, 64, 2, 192, "Dell PowerEdge R6525", False),
-    ), 48.1173, -1.6778),
+    SiteSpec(
+        "lyon",
+        1,
+        11,
+        (
+            ClusterSpec("nova", 23, 16, 32, 2, 64, "Dell PowerEdge R430", False),
+            ClusterSpec("taurus", 14, 12, 24, 2, 32, "Dell PowerEdge R720", True),
+            ClusterSpec("orion", 12, 12, 24, 2, 32, "Dell PowerEdge R720", True),
+            ClusterSpec("pyxis", 4, 64, 64, 2, 256, "R181-T92 (ARM64)", True, exotic=True),
+        ),
+        45.7640,
+        4.8357,
+    ),
+    SiteSpec(
+        "nancy",
+        2,
+        12,
+        (
+            ClusterSpec("grisou", 48, 16, 32, 2, 128, "Dell PowerEdge R630", True),
+            ClusterSpec("gros", 24, 18, 36, 1, 96, "Dell PowerEdge R640", False),
+            ClusterSpec("grappe", 16, 20, 40, 1, 96, "Dell PowerEdge R640", True, queues=("admin", "production")),
+        ),
+        48.6921,
+        6.1844,
+    ),
+    SiteSpec(
+        "rennes",
+        3,
+        16,
+        (
+            ClusterSpec("paravance", 40, 16, 32, 2, 128, "Dell PowerEdge R630", True),
+            ClusterSpec("parasilo", 16, 16, 32, 2, 128, "Dell PowerEdge R630", True),
+            ClusterSpec("roazhon", 8, 32, 64, 2, 192, "Dell PowerEdge R6525", False),
+        ),
+        48.1173,
+        -1.6778,
+    ),
 )
 
 ENVIRONMENTS = (
@@ -206,8 +227,16 @@ def build_platform() -> Platform:
             for n in range(1, cluster.nodes + 1):
                 index = len(nodes) + 1
                 assert index < 127, "the vlan address plan holds at most 126 nodes per site"
-                node = Node(f"{cluster.uid}-{n}", site.uid, cluster.uid, index, str(net.network_address + index),
-                            cluster.eth1, cluster.exotic, cluster.queues)
+                node = Node(
+                    f"{cluster.uid}-{n}",
+                    site.uid,
+                    cluster.uid,
+                    index,
+                    str(net.network_address + index),
+                    cluster.eth1,
+                    cluster.exotic,
+                    cluster.queues,
+                )
                 nodes.append(node)
                 platform.nodes[node.fqdn] = node
         platform.nodes_by_site[site.uid] = nodes
@@ -215,6 +244,7 @@ def build_platform() -> Platform:
 
 
 # ---- API objects -------------------------------------------------------------------------------
+
 
 def _links(base: str, self_path: str, kids: tuple[str, ...] = ()) -> list[dict[str, str]]:
     links = [{"rel": "self", "href": f"{base}{self_path}", "type": "application/vnd.grid5000.item+json"}]
@@ -244,8 +274,7 @@ def site_object(site: SiteSpec, base: str) -> dict[str, Any]:
         "ipv6": {"site_index": site.index, "prefix": f"2001:660:4406:{site.index:02x}00::/56"},
         "compilation_server": False,
         "version": VERSION,
-        "links": _links(base, f"/sites/{site.uid}", ("clusters", "jobs", "deployments", "vlans", "status",
-                                                       "servers", "environments")),
+        "links": _links(base, f"/sites/{site.uid}", ("clusters", "jobs", "deployments", "vlans", "status", "servers", "environments")),
     }
 
 
@@ -273,28 +302,65 @@ def node_object(platform: Platform, node: Node, base: str) -> dict[str, Any]:
     site = platform.sites[node.site]
     cluster = platform.cluster(node.site, node.cluster)
     assert cluster is not None
-    adapters = [{
-        "device": "eth0", "name": "eno1", "interface": "Ethernet", "enabled": True, "mountable": True,
-        "mounted": True, "management": False, "kavlan": True, "ip": node.ip, "mac": _mac(node, 0),
-        "rate": 10_000_000_000, "switch": f"{node.site}-sw1", "switch_port": f"port-{node.index}",
-        "driver": "ixgbe", "vendor": "Intel", "model": "82599ES",
-    }]
+    adapters = [
+        {
+            "device": "eth0",
+            "name": "eno1",
+            "interface": "Ethernet",
+            "enabled": True,
+            "mountable": True,
+            "mounted": True,
+            "management": False,
+            "kavlan": True,
+            "ip": node.ip,
+            "mac": _mac(node, 0),
+            "rate": 10_000_000_000,
+            "switch": f"{node.site}-sw1",
+            "switch_port": f"port-{node.index}",
+            "driver": "ixgbe",
+            "vendor": "Intel",
+            "model": "82599ES",
+        }
+    ]
     kavlan: dict[str, dict[str, str]] = {"eth0": {}}
     vlans = [*LOCAL_VLANS, *ROUTED_VLANS, *sorted(s.global_vlan for s in SITES)]
     for vlan in vlans:
         kavlan["eth0"][f"kavlan-{vlan}"] = vlan_address(site, vlan, node, "eth0")
     if node.eth1:
-        adapters.append({
-            "device": "eth1", "name": "eno2", "interface": "Ethernet", "enabled": True, "mountable": True,
-            "mounted": False, "management": False, "kavlan": True, "mac": _mac(node, 1),
-            "rate": 10_000_000_000, "switch": f"{node.site}-sw2", "switch_port": f"port-{node.index}",
-            "driver": "ixgbe", "vendor": "Intel", "model": "82599ES",
-        })
+        adapters.append(
+            {
+                "device": "eth1",
+                "name": "eno2",
+                "interface": "Ethernet",
+                "enabled": True,
+                "mountable": True,
+                "mounted": False,
+                "management": False,
+                "kavlan": True,
+                "mac": _mac(node, 1),
+                "rate": 10_000_000_000,
+                "switch": f"{node.site}-sw2",
+                "switch_port": f"port-{node.index}",
+                "driver": "ixgbe",
+                "vendor": "Intel",
+                "model": "82599ES",
+            }
+        )
         kavlan["eth1"] = {f"kavlan-{vlan}": vlan_address(site, vlan, node, "eth1") for vlan in vlans}
-    adapters.append({
-        "device": "bmc", "name": "bmc", "interface": "Ethernet", "enabled": True, "mountable": False,
-        "mounted": False, "management": True, "kavlan": False, "mac": _mac(node, 9), "rate": 1_000_000_000,
-    })
+    adapters.append(
+        {
+            "device": "bmc",
+            "name": "bmc",
+            "interface": "Ethernet",
+            "enabled": True,
+            "mountable": False,
+            "mounted": False,
+            "management": True,
+            "kavlan": False,
+            "mac": _mac(node, 9),
+            "rate": 1_000_000_000,
+        }
+    )
     job_types = ["deploy", "besteffort", "allow_classic_ssh", "destructive", "cosystem", "container"]
     if node.exotic:
         job_types.append("exotic")
@@ -302,16 +368,26 @@ def node_object(platform: Platform, node: Node, base: str) -> dict[str, Any]:
         "uid": node.uid,
         "type": "node",
         "cluster": node.cluster,
-        "architecture": {"nb_cores": cluster.cores, "nb_threads": cluster.threads, "nb_procs": cluster.procs,
-                         "platform_type": "aarch64" if cluster.exotic else "x86_64"},
-        "main_memory": {"ram_size": cluster.ram_gib * 1024 ** 3, "virtual_size": None},
+        "architecture": {
+            "nb_cores": cluster.cores,
+            "nb_threads": cluster.threads,
+            "nb_procs": cluster.procs,
+            "platform_type": "aarch64" if cluster.exotic else "x86_64",
+        },
+        "main_memory": {"ram_size": cluster.ram_gib * 1024**3, "virtual_size": None},
         "network_adapters": adapters,
         "kavlan": kavlan,
         "kavlan6": {dev: {k: _ipv6(site, int(k.split("-")[1]), node) for k in m} for dev, m in kavlan.items()},
-        "storage_devices": [{"device": "sda", "by_path": "/dev/disk/by-path/pci-0000:00:00.0-scsi-0:0:0:0",
-                             "size": 600 * 1000 ** 3, "storage": "HDD", "reservation": False}],
-        "supported_job_types": {"deploy": True, "besteffort": True, "virtual": "ivt", "max_walltime": 0,
-                                "queues": list(node.queues)},
+        "storage_devices": [
+            {
+                "device": "sda",
+                "by_path": "/dev/disk/by-path/pci-0000:00:00.0-scsi-0:0:0:0",
+                "size": 600 * 1000**3,
+                "storage": "HDD",
+                "reservation": False,
+            }
+        ],
+        "supported_job_types": {"deploy": True, "besteffort": True, "virtual": "ivt", "max_walltime": 0, "queues": list(node.queues)},
         "exotic": node.exotic,
         "version": VERSION,
         "links": _links(base, f"/sites/{node.site}/clusters/{node.cluster}/nodes/{node.uid}"),
@@ -328,17 +404,35 @@ def _ipv6(site: SiteSpec, vlan: int, node: Node) -> str:
 def environment_objects(site: SiteSpec, base: str) -> list[dict[str, Any]]:
     out = []
     for name, os_name, version, description in ENVIRONMENTS:
-        out.append({
-            "uid": f"{name}_x86-64", "name": name, "alias": name, "arch": "x86_64", "version": 2024010100,
-            "os": os_name, "os_version": version, "user": "deploy", "visibility": "public",
-            "description": description, "author": "support-staff@lists.grid5000.fr",
-            "image": {"file": f"server:///grid5000/images/{name}-2024010100.tar.zst", "kind": "tar", "compression": "zstd"},
-            "boot": {"kernel": "/vmlinuz", "initrd": "/initrd.img"},
-            "postinstalls": [{"archive": "server:///grid5000/postinstalls/g5k-postinstall.tgz",
-                              "compression": "gzip", "script": f"g5k-postinstall --net {os_name}"}],
-            "filesystem": "ext4", "partition_type": 131, "multipart": False, "destructive": False,
-            "links": _links(base, f"/sites/{site.uid}/environments/{name}_x86-64"),
-        })
+        out.append(
+            {
+                "uid": f"{name}_x86-64",
+                "name": name,
+                "alias": name,
+                "arch": "x86_64",
+                "version": 2024010100,
+                "os": os_name,
+                "os_version": version,
+                "user": "deploy",
+                "visibility": "public",
+                "description": description,
+                "author": "support-staff@lists.grid5000.fr",
+                "image": {"file": f"server:///grid5000/images/{name}-2024010100.tar.zst", "kind": "tar", "compression": "zstd"},
+                "boot": {"kernel": "/vmlinuz", "initrd": "/initrd.img"},
+                "postinstalls": [
+                    {
+                        "archive": "server:///grid5000/postinstalls/g5k-postinstall.tgz",
+                        "compression": "gzip",
+                        "script": f"g5k-postinstall --net {os_name}",
+                    }
+                ],
+                "filesystem": "ext4",
+                "partition_type": 131,
+                "multipart": False,
+                "destructive": False,
+                "links": _links(base, f"/sites/{site.uid}/environments/{name}_x86-64"),
+            }
+        )
     return out
 
 
@@ -347,16 +441,20 @@ def environment_names() -> set[str]:
 
 
 def server_objects(site: SiteSpec, base: str) -> list[dict[str, Any]]:
-    return [{
-        "uid": "dns", "kind": "physical", "alias": [f"dns.{site.uid}.{DOMAIN}"],
-        "network_adapters": {"default": {"ip": dns_address(site), "mounted": True}},
-        "version": VERSION, "links": _links(base, f"/sites/{site.uid}/servers/dns"),
-    }]
+    return [
+        {
+            "uid": "dns",
+            "kind": "physical",
+            "alias": [f"dns.{site.uid}.{DOMAIN}"],
+            "network_adapters": {"default": {"ip": dns_address(site), "mounted": True}},
+            "version": VERSION,
+            "links": _links(base, f"/sites/{site.uid}/servers/dns"),
+        }
+    ]
 
 
 def root_object(base: str) -> dict[str, Any]:
-    return {"uid": "grid5000", "type": "grid", "version": VERSION,
-            "links": _links(base, "", ("sites",))}
+    return {"uid": "grid5000", "type": "grid", "version": VERSION, "links": _links(base, "", ("sites",))}
 
 
 def deep_copy(obj: Any) -> Any:

@@ -16,7 +16,7 @@ def _missing(request: web.Request) -> ApiError:
     path = request.path
     for prefix in ("/stable", "/3.0", "/sid"):
         if path.startswith(prefix + "/"):
-            path = path[len(prefix):]
+            path = path[len(prefix) :]
     return ApiError(404, f"Cannot find resource {path}")
 
 
@@ -74,22 +74,33 @@ def status_body(request: web.Request, site: ref.SiteSpec, cluster: str | None) -
         if running:
             soft = "busy_besteffort" if all(j["queue"] == "besteffort" for j in running) else "busy"
         nodes[node.fqdn] = {
-            "hard": "alive", "soft": soft, "comment": "OK",
-            "free_slots": 0 if running else ncores, "freeable_slots": 0, "busy_slots": ncores if running else 0,
+            "hard": "alive",
+            "soft": soft,
+            "comment": "OK",
+            "free_slots": 0 if running else ncores,
+            "freeable_slots": 0,
+            "busy_slots": ncores if running else 0,
             "reservations": jobs if details else [{"uid": j["uid"]} for j in jobs],
         }
-    body: dict[str, Any] = {"uid": int(clock.now()),
-                            "links": [{"rel": "self", "href": request.path, "type": "application/vnd.grid5000.item+json"}]}
+    body: dict[str, Any] = {
+        "uid": int(clock.now()),
+        "links": [{"rel": "self", "href": request.path, "type": "application/vnd.grid5000.item+json"}],
+    }
     if q.get("nodes") != "no":
         body["nodes"] = nodes
     if q.get("disks") != "no":
         body["disks"] = {}
     if cluster is None:
         if q.get("vlans") != "no":
-            body["vlans"] = {str(v): {"hard": "alive", "soft": "busy" if vlan_holders.get(str(v)) else "free",
-                                      "type": platform.vlan_type(site.uid, v),
-                                      "reservations": vlan_holders.get(str(v), [])}
-                             for v in platform.vlan_ids(site.uid)}
+            body["vlans"] = {
+                str(v): {
+                    "hard": "alive",
+                    "soft": "busy" if vlan_holders.get(str(v)) else "free",
+                    "type": platform.vlan_type(site.uid, v),
+                    "reservations": vlan_holders.get(str(v), []),
+                }
+                for v in platform.vlan_ids(site.uid)
+            }
         if q.get("subnets") != "no":
             body["subnets"] = {}
     return body
@@ -110,8 +121,7 @@ def add_routes(app: web.Application) -> None:
     async def clusters(request: web.Request) -> web.Response:
         s = _site(request)
         wanted = query(request).get("queues", "admin,default").split(",")
-        items = [ref.cluster_object(s, c, base(request)) for c in s.clusters
-                 if "all" in wanted or set(wanted) & set(c.queues)]
+        items = [ref.cluster_object(s, c, base(request)) for c in s.clusters if "all" in wanted or set(wanted) & set(c.queues)]
         return ok(_versioned(items, f"{base(request)}/sites/{s.uid}/clusters"))
 
     async def cluster(request: web.Request) -> web.Response:

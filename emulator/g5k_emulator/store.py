@@ -38,8 +38,9 @@ class Store:
         self._db.executescript(SCHEMA)
 
     def put(self, kind: str, key: str, data: Any) -> None:
-        self._db.execute("INSERT OR REPLACE INTO objects (kind, key, data) VALUES (?, ?, ?)",
-                         (kind, str(key), json.dumps(data, sort_keys=True)))
+        self._db.execute(
+            "INSERT OR REPLACE INTO objects (kind, key, data) VALUES (?, ?, ?)", (kind, str(key), json.dumps(data, sort_keys=True))
+        )
 
     def delete(self, kind: str, key: str) -> None:
         self._db.execute("DELETE FROM objects WHERE kind = ? AND key = ?", (kind, str(key)))

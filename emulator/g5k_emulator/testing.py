@@ -31,9 +31,18 @@ START_TIMEOUT = 30.0
 
 
 class EmulatorProcess:
-    def __init__(self, tmp_path: Any, clock_speed: float = 1.0, users: Optional[list[str]] = None,
-                 hosts: bool = False, deploy_seconds: Optional[float] = None, username: Optional[str] = None,
-                 password: Optional[str] = None, timeout: float = 30.0, extra_args: Optional[list[str]] = None):
+    def __init__(
+        self,
+        tmp_path: Any,
+        clock_speed: float = 1.0,
+        users: Optional[list[str]] = None,
+        hosts: bool = False,
+        deploy_seconds: Optional[float] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        timeout: float = 30.0,
+        extra_args: Optional[list[str]] = None,
+    ):
         self.dir = Path(tmp_path)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_file = str(self.dir / "emulator.sqlite")
@@ -54,9 +63,20 @@ class EmulatorProcess:
     # ---- process ---------------------------------------------------------------------------
 
     def argv(self) -> list[str]:
-        argv = [sys.executable, "-m", "g5k_emulator", "--port", "0", "--state", self.state_file,
-                "--clock-speed", str(self.clock_speed), "--hosts" if self.hosts else "--no-hosts",
-                "--run-dir", str(self.dir / "run")]
+        argv = [
+            sys.executable,
+            "-m",
+            "g5k_emulator",
+            "--port",
+            "0",
+            "--state",
+            self.state_file,
+            "--clock-speed",
+            str(self.clock_speed),
+            "--hosts" if self.hosts else "--no-hosts",
+            "--run-dir",
+            str(self.dir / "run"),
+        ]
         for u in self.users:
             argv += ["--user", u]
         if self.deploy_seconds is not None:
@@ -120,8 +140,7 @@ class EmulatorProcess:
 
     def write_config(self) -> None:
         """A python-grid5000 YAML config pointing at this emulator."""
-        config = {"uri": self.url, "username": self.username, "password": self.password,
-                  "verify_ssl": False, "timeout": self.timeout}
+        config = {"uri": self.url, "username": self.username, "password": self.password, "verify_ssl": False, "timeout": self.timeout}
         write_private(self.config_file, yaml.safe_dump(config))  # it holds a password
 
     @property
@@ -131,8 +150,9 @@ class EmulatorProcess:
     def control(self, method: str, path: str, body: Any = None) -> Any:
         """Call the control API (`/_emulator/<path>`); returns the decoded JSON (None if empty)."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.root}/_emulator/{path.lstrip('/')}", data=data, method=method.upper(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.root}/_emulator/{path.lstrip('/')}", data=data, method=method.upper(), headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 raw = resp.read()
@@ -167,5 +187,3 @@ def grid5000_client(emu: EmulatorProcess) -> Any:
     if not str(getattr(gk, "_uri", "")).startswith(emu.url):
         raise RuntimeError(f"python-grid5000 did not load {emu.config_file}")
     return gk
-
-

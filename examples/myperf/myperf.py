@@ -164,7 +164,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     iperf3: list[str] = []
     if "--" in argv:
         k = argv.index("--")
-        argv, iperf3 = argv[:k], argv[k + 1:]
+        argv, iperf3 = argv[:k], argv[k + 1 :]
     parser = argparse.ArgumentParser(prog="myperf", description="iperf3 experiments on Pulumi stacks (EnOSlib's myperf).")
     parser.add_argument("--stack", help="stack to act on (default: the one selected last)")
     sub = parser.add_subparsers(dest="command", required=True)

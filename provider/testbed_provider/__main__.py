@@ -40,9 +40,7 @@ async def serve(engine: Optional[str], port_out: TextIO) -> None:
     from .protocol.server import TestbedProvider
 
     provider = TestbedProvider(engine)
-    server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
-    )
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)])
     provider_pb2_grpc.add_ResourceProviderServicer_to_server(provider, server)
     wanted = 0 if engine else int(os.environ.get("PULUMI_TESTBED_PROVIDER_PORT", "0"))
     port = server.add_insecure_port(f"127.0.0.1:{wanted}")
@@ -80,8 +78,12 @@ def _record_usage(path: Optional[str]) -> None:
     import resource
 
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = {"pid": os.getpid(), "cpuS": me.ru_utime + me.ru_stime, "childrenCpuS": children.ru_utime + children.ru_stime,
-            "maxRssKiB": me.ru_maxrss}
+    line = {
+        "pid": os.getpid(),
+        "cpuS": me.ru_utime + me.ru_stime,
+        "childrenCpuS": children.ru_utime + children.ru_stime,
+        "maxRssKiB": me.ru_maxrss,
+    }
     with open(path, "a") as f:
         f.write(json.dumps(line) + "\n")
 

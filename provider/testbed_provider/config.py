@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .common.results import CheckFailure
 from .config_schema import ConfigArgs
 from .protocol.codec import UNKNOWN, Secret, reveal
 from .testbeds import BACKENDS, PLANNED_BACKENDS
-from .common.results import CheckFailure
 from .testbeds.g5k.settings import KEYS as G5K_KEYS
 from .testbeds.g5k.settings import G5kSettings, parse_settings
 from .typed.check import check_inputs
@@ -68,9 +68,7 @@ def parse_config(raw: dict[str, Any]) -> tuple[ProviderConfig, list[CheckFailure
         return ProviderConfig(), failures
     if not isinstance(backend, str) or backend not in BACKENDS:  # a registry, not a type: planned ones are named
         planned = f" (`{backend}` is planned but not available yet)" if backend in PLANNED_BACKENDS else ""
-        failures.append(
-            CheckFailure("backend", f"unknown backend `{backend}`{planned}; available: {', '.join(sorted(BACKENDS))}")
-        )
+        failures.append(CheckFailure("backend", f"unknown backend `{backend}`{planned}; available: {', '.join(sorted(BACKENDS))}"))
         return ProviderConfig(), failures
     if backend == "g5k":  # the g5k keys mean nothing to another backend, which ignores them
         g5k_values = {k: v for k, v in values.items() if k in G5K_KEYS}

@@ -21,35 +21,58 @@ URI_HINT = "an http(s) URL such as `https://api.grid5000.fr/stable`"
 
 @dataclass(kw_only=True)
 class ConfigArgs:
-    backend: str = prop("The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this "
-                        "machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).", default='local',
-                        fill=True)  # (the SDK writing it is what parse_config assumes anyway)
-    g5k_config_file: str = prop("g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, "
-                                          "`timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, "
-                                          "is a configuration error (python-grid5000 itself would silently fall back to an anonymous "
-                                          "client of the public API).",
-                                          default="~/.python-grid5000.yaml")
-    g5k_uri: Optional[str] = prop("g5k backend: base URL of the Grid'5000 API including its version prefix, e.g. "
-                                  "`https://api.grid5000.fr/stable` (or an emulator's `http://127.0.0.1:PORT/stable`). Overrides the "
-                                  "file's `uri`.",
-                                  pattern=URI, hint=URI_HINT)
-    g5k_username: Optional[str] = prop("g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`; also the login "
-                                       "used by the default SSH ProxyCommand.")
-    g5k_password: Optional[str] = prop("g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret "
-                                       "testbed:g5kPassword`; never shown in state, logs or errors.", secret=True)
-    g5k_verify_ssl: Optional[bool] = prop("g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA "
-                                          "bundle).")
-    g5k_timeout: Optional[float] = prop("g5k backend: seconds before one API request times out (when not set: the file's `timeout`, else "
-                                        "30); timed-out reads are retried with back-off.",
-                                        hint="a positive number of seconds")
+    backend: str = prop(
+        "The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this "
+        "machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).",
+        default="local",
+        fill=True,
+    )  # (the SDK writing it is what parse_config assumes anyway)
+    g5k_config_file: str = prop(
+        "g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, "
+        "`timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, "
+        "is a configuration error (python-grid5000 itself would silently fall back to an anonymous "
+        "client of the public API).",
+        default="~/.python-grid5000.yaml",
+    )
+    g5k_uri: Optional[str] = prop(
+        "g5k backend: base URL of the Grid'5000 API including its version prefix, e.g. "
+        "`https://api.grid5000.fr/stable` (or an emulator's `http://127.0.0.1:PORT/stable`). Overrides the "
+        "file's `uri`.",
+        pattern=URI,
+        hint=URI_HINT,
+    )
+    g5k_username: Optional[str] = prop(
+        "g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`; also the login "
+        "used by the default SSH ProxyCommand."
+    )
+    g5k_password: Optional[str] = prop(
+        "g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret "
+        "testbed:g5kPassword`; never shown in state, logs or errors.",
+        secret=True,
+    )
+    g5k_verify_ssl: Optional[bool] = prop(
+        "g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle)."
+    )
+    g5k_timeout: Optional[float] = prop(
+        "g5k backend: seconds before one API request times out (when not set: the file's `timeout`, else "
+        "30); timed-out reads are retried with back-off.",
+        hint="a positive number of seconds",
+    )
     g5k_ssh_user: str = prop("g5k backend: user the Reservation's inventory logs in as on deployed nodes.", default="root")
-    g5k_ssh_proxy_command: Optional[str] = prop('g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). '
-                                                'Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the '
-                                                '`proxyCommand` of its `GET /_emulator/ssh`.')
-    g5k_site: Optional[str] = prop("g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a "
-                                   "program written for the local backend runs unchanged.",
-                                   pattern=SITE_RE.pattern, hint="a Grid'5000 site name such as `rennes`")
+    g5k_ssh_proxy_command: Optional[str] = prop(
+        "g5k backend: ssh ProxyCommand reaching the nodes (`%h`/`%p` are the node and port). "
+        "Default `ssh -W %h:%p <g5kUsername>@access.grid5000.fr`; against the emulator use the "
+        "`proxyCommand` of its `GET /_emulator/ssh`."
+    )
+    g5k_site: Optional[str] = prop(
+        "g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a "
+        "program written for the local backend runs unchanged.",
+        pattern=SITE_RE.pattern,
+        hint="a Grid'5000 site name such as `rennes`",
+    )
 
 
-CONFIG = Config("The testbed provider. One stack per testbed: the same program runs on another testbed with another stack's "
-                "`testbed:backend`.", ConfigArgs)
+CONFIG = Config(
+    "The testbed provider. One stack per testbed: the same program runs on another testbed with another stack's `testbed:backend`.",
+    ConfigArgs,
+)

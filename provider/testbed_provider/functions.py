@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
+from .common.results import CheckFailure
 from .resources.base import ProviderContext
 from .testbeds import BACKENDS, make_testbed
-from .common.results import CheckFailure
 
 Function = Callable[[ProviderContext, dict[str, Any]], Awaitable[tuple[dict[str, Any] | None, list[CheckFailure]]]]
 

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from .common.deadlines import deadline
+from .common.results import CheckFailure
+from .functions_schema import GetFactsArgs
 from .protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from .protocol.errors import ResourceFailure
 from .remote import PatternError, RemoteError, match_hosts
 from .remote.facts import check_subset, curate, gather
 from .resources.base import ProviderContext
-from .common.deadlines import deadline
-from .functions_schema import GetFactsArgs
 from .resources.steps import inventory_of
-from .common.results import CheckFailure
 from .typed.check import check_inputs
 from .typed.model import default_of
-
-
 
 SSH_KEYS = {"known_hosts": "knownHosts", "private_key": "privateKey", "public_key": "publicKey", "proxy_command": "proxyCommand"}
 
@@ -73,8 +71,7 @@ async def get_facts(ctx: ProviderContext, args: dict[str, Any]) -> tuple[dict[st
     timeout = float(args["timeout"]) if "timeout" in args else float(default_of(GetFactsArgs, "timeout"))
     async with deadline(ctx.cancelled, timeout) as limit:
         try:
-            facts, errors = await gather(inventory_of(args), pattern, reveal(args.get("subset")), timeout=timeout,
-                                         cancelled=limit.stop)
+            facts, errors = await gather(inventory_of(args), pattern, reveal(args.get("subset")), timeout=timeout, cancelled=limit.stop)
         except PatternError as err:
             return None, [CheckFailure("on", str(err))]
         except RemoteError as err:

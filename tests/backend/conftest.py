@@ -58,9 +58,16 @@ class Beds:
         if os.path.isdir(self.run_root):
             for prefix in os.listdir(self.run_root):
                 run_dir = os.path.join(self.run_root, prefix)
-                await testbed.release({"backend": "local", "id": prefix.rstrip("-"), "hosts": [], "networks": [],
-                                       "local": {"prefix": prefix, "runDir": run_dir, "switchNamespace": switch_namespace(prefix),
-                                                 "hosts": {}}}, self.progress)
+                await testbed.release(
+                    {
+                        "backend": "local",
+                        "id": prefix.rstrip("-"),
+                        "hosts": [],
+                        "networks": [],
+                        "local": {"prefix": prefix, "runDir": run_dir, "switchNamespace": switch_namespace(prefix), "hosts": {}},
+                    },
+                    self.progress,
+                )
 
 
 @pytest_asyncio.fixture

@@ -10,9 +10,10 @@ import secrets
 import subprocess
 
 import pytest
+
 from testbed_provider.cli.gc import EMPTY_MIN_AGE, Plan, Project, _strays
-from testbed_provider.testbeds.local.manifest import backend_hash
 from testbed_provider.hosts.netns import namespace_path, teardown
+from testbed_provider.testbeds.local.manifest import backend_hash
 
 
 @pytest.fixture

@@ -162,7 +162,9 @@ async def test_reserve_views_network_inspect_reconcile_release(beds):
     state = await testbed.reconcile(state, spec(clients=1), beds.progress)
     beds.states.append(state)
     assert [h["name"] for h in state["hosts"]] == ["server-1", "client-1"]
-    assert sorted(prefix_namespaces(state)) == sorted([state["local"]["switchNamespace"], *(h["namespace"] for h in state["local"]["hosts"].values())])
+    assert sorted(prefix_namespaces(state)) == sorted(
+        [state["local"]["switchNamespace"], *(h["namespace"] for h in state["local"]["hosts"].values())]
+    )
     assert any("removing client-2, client-3" in m for m in beds.messages), beds.messages
 
     # release: no namespace with the prefix, no process left inside, no run dir; idempotent

@@ -26,8 +26,9 @@ TESTBED = ROOT / ".venv" / "bin" / "testbed"
 
 def env_sh_value(name: str) -> str:
     """A variable as scripts/env.sh sets it (what a researcher's shell has)."""
-    out = subprocess.run(["bash", "-c", f'. "{ROOT}/scripts/env.sh" >/dev/null && printf %s "${name}"'],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["bash", "-c", f'. "{ROOT}/scripts/env.sh" >/dev/null && printf %s "${name}"'], capture_output=True, text=True, check=True
+    )
     return out.stdout
 
 
@@ -39,15 +40,23 @@ class Live:
     work: Path  # scratch files of the tests
     reservation_id: str = field(default="")
 
-    def testbed(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-                timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([str(TESTBED), *args], cwd=cwd or self.stack.dir, env=env or self.env,
-                              capture_output=True, text=True, timeout=timeout)
+    def testbed(
+        self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(TESTBED), *args], cwd=cwd or self.stack.dir, env=env or self.env, capture_output=True, text=True, timeout=timeout
+        )
 
     def tool(self, *argv: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
         """A real Ansible command (ansible, ansible-playbook, ansible-inventory) of the venv."""
-        return subprocess.run([str(ROOT / ".venv" / "bin" / argv[0]), *argv[1:]], cwd=cwd or self.stack.dir, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [str(ROOT / ".venv" / "bin" / argv[0]), *argv[1:]],
+            cwd=cwd or self.stack.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def _exit_masters(*dirs: str) -> None:
@@ -55,8 +64,9 @@ def _exit_masters(*dirs: str) -> None:
     for d in dirs:
         for sock in glob.glob(os.path.join(d, "**", "*"), recursive=True):
             if os.path.exists(sock) and not os.path.isdir(sock) and not os.path.isfile(sock):
-                subprocess.run(["ssh", "-F", "/dev/null", "-o", f"ControlPath={sock}", "-O", "exit", "x"],
-                               capture_output=True, timeout=10, check=False)
+                subprocess.run(
+                    ["ssh", "-F", "/dev/null", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True, timeout=10, check=False
+                )
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +77,14 @@ def live(tmp_path_factory):
         pytest.fail(f"{TESTBED} is missing: run scripts/setup-venv.sh (make setup) to install the entry point")
     stack = Stack(tmp_path_factory.mktemp("cli"), example="nodes", stack="dev")
     cache = tempfile.mkdtemp(prefix="tbcli-")  # short: SSH control socket paths are limited
-    env = {**stack.env, "PULUMI_TESTBED_CACHE": cache, "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(cache, "cp"),
-           "ANSIBLE_INVENTORY_PLUGINS": env_sh_value("ANSIBLE_INVENTORY_PLUGINS"),
-           "ANSIBLE_HOME": os.path.join(cache, "ansible-home"), "ANSIBLE_DEPRECATION_WARNINGS": "False"}
+    env = {
+        **stack.env,
+        "PULUMI_TESTBED_CACHE": cache,
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": os.path.join(cache, "cp"),
+        "ANSIBLE_INVENTORY_PLUGINS": env_sh_value("ANSIBLE_INVENTORY_PLUGINS"),
+        "ANSIBLE_HOME": os.path.join(cache, "ansible-home"),
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+    }
     live = Live(stack, env, cache, tmp_path_factory.mktemp("cli-work"))
     try:
         stack.up()

@@ -30,8 +30,9 @@ def control_dir(ws_glob: str) -> str:
 
 def exit_masters(directory: str) -> None:
     for sock in glob.glob(os.path.join(directory, "*")):
-        subprocess.run(["ssh", "-F", "/dev/null", "-o", f"ControlPath={sock}", "-O", "exit", "x"],
-                       capture_output=True, timeout=10, check=False)
+        subprocess.run(
+            ["ssh", "-F", "/dev/null", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True, timeout=10, check=False
+        )
 
 
 def old_rule_breaks(cache_cli: str) -> bool:

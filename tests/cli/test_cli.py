@@ -150,8 +150,14 @@ def test_bad_input_is_one_clear_error(live):
 
 def test_ctrl_c_stops_the_remote_commands(live):
     sleep = f"sleep {300 + random.random():.6f}"  # a unique command line, visible from the root pid namespace
-    proc = subprocess.Popen([str(TESTBED), "run", "all", "--", sleep], cwd=live.stack.dir, env=live.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(TESTBED), "run", "all", "--", sleep],
+        cwd=live.stack.dir,
+        env=live.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while running(sleep) < 2:

@@ -13,21 +13,37 @@ from testbed_provider.cli.stacks import SECRET_SIG, SIG, CliError, find_reservat
 
 from ..helpers import ROOT
 
-TRICKY = {"ansible_host": "198.19.0.1", "ansible_port": 22, "flag": True, "text": "two words", "looks_bool": "True",
-          "looks_int": "22", "quote": "it's \"quoted\"", "nested": {"a": [1, None, False], "b": "x y"}}
+TRICKY = {
+    "ansible_host": "198.19.0.1",
+    "ansible_port": 22,
+    "flag": True,
+    "text": "two words",
+    "looks_bool": "True",
+    "looks_int": "22",
+    "quote": 'it\'s "quoted"',
+    "nested": {"a": [1, None, False], "b": "x y"},
+}
 
 
 def ansible_list(path) -> dict:
-    out = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-inventory"), "-i", str(path), "--list"],
-                         capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin", "HOME": str(path.parent),
-                                                                          "ANSIBLE_HOME": str(path.parent / "ah")})
+    out = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "ansible-inventory"), "-i", str(path), "--list"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(path.parent), "ANSIBLE_HOME": str(path.parent / "ah")},
+    )
     return json.loads(out.stdout)
 
 
 def test_ini_values_read_back_unchanged(tmp_path):
-    data = {"all": {"hosts": {"h-1": TRICKY, "h-2": {"ansible_host": "198.19.0.2"}},
-                    "vars": {"ansible_ssh_common_args": "-F '/tmp/a b/ssh_config'", "k": "v"},
-                    "children": {"role_a": {"hosts": {"h-1": {}}}, "role_b": {"hosts": {"h-1": {}, "h-2": {}}}}}}
+    data = {
+        "all": {
+            "hosts": {"h-1": TRICKY, "h-2": {"ansible_host": "198.19.0.2"}},
+            "vars": {"ansible_ssh_common_args": "-F '/tmp/a b/ssh_config'", "k": "v"},
+            "children": {"role_a": {"hosts": {"h-1": {}}}, "role_b": {"hosts": {"h-1": {}, "h-2": {}}}},
+        }
+    }
     (tmp_path / "inv.ini").write_text(to_ini(data, "a header\nof two lines"))
     (tmp_path / "inv.yml").write_text(json.dumps(data))
     ini, yml = ansible_list(tmp_path / "inv.ini"), ansible_list(tmp_path / "inv.yml")
@@ -48,11 +64,21 @@ def test_exported_secrets_are_revealed_also_when_nested():
 
 def test_reservations_are_found_by_resource_name():
     def res(name, **extra):
-        return {"urn": f"urn:pulumi:dev::p::testbed:index:Reservation::{name}", "type": "testbed:index:Reservation",
-                "outputs": {"inventory": secret({"n": name})}, **extra}
+        return {
+            "urn": f"urn:pulumi:dev::p::testbed:index:Reservation::{name}",
+            "type": "testbed:index:Reservation",
+            "outputs": {"inventory": secret({"n": name})},
+            **extra,
+        }
 
-    deployment = {"resources": [{"urn": "urn:pulumi:dev::p::pulumi:pulumi:Stack::p-dev", "type": "pulumi:pulumi:Stack"},
-                                res("a"), res("b"), res("old", delete=True)]}
+    deployment = {
+        "resources": [
+            {"urn": "urn:pulumi:dev::p::pulumi:pulumi:Stack::p-dev", "type": "pulumi:pulumi:Stack"},
+            res("a"),
+            res("b"),
+            res("old", delete=True),
+        ]
+    }
     assert find_reservation("dev", deployment, "b") == ("b", {"inventory": {"n": "b"}})
     with pytest.raises(CliError, match=r"2 reservations \(a, b\): pass --reservation NAME"):
         find_reservation("dev", deployment, None)

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 
 import pytest
+
 from testbed_provider.common.pids import start_time as process_start_time
 
 from ..e2e.interrupt import alive, kill_mid_create, wait_for

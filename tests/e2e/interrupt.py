@@ -92,8 +92,14 @@ def _started_sshds(run_dir: str) -> list[tuple[int, int]]:
 def kill_mid_create(stack, resource: str, kill_watchdog: bool = False) -> Interrupted:
     """`pulumi up` of `stack`, its plugin SIGKILLed while creating `resource` (and, with
     `kill_watchdog`, the create's watchdog first: then nothing cleans up by itself)."""
-    up = subprocess.Popen(["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"], cwd=stack.dir, env=stack.env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    up = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--non-interactive"],
+        cwd=stack.dir,
+        env=stack.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     creator, started = 0, None
     try:
         run_dir, data = wait_for(lambda: _manifest(stack, resource), what=f"the create of {resource} to start")  # type: ignore[misc]

@@ -46,8 +46,9 @@ def test_fetch_brings_results_back_and_facts_feed_a_later_step(stack):
     stack.up()
     out = stack.outputs(secrets=True)
     got = check_files(stack, out)
-    assert sorted(got) == sorted((h, f"{h}/{p}") for h in ("server-1", "client-1")
-                                 for p in ("run.json", "logs/blob.bin", "logs/deep/note.txt"))
+    assert sorted(got) == sorted(
+        (h, f"{h}/{p}") for h in ("server-1", "client-1") for p in ("run.json", "logs/blob.bin", "logs/deep/note.txt")
+    )
     assert got[("server-1", "server-1/logs/blob.bin")] != got[("client-1", "client-1/logs/blob.bin")]
     assert out["totalBytes"] == sum(f["size"] for f in out["files"])
     assert [r["status"] for r in out["fetchResults"]] == ["ok", "ok"]
@@ -87,7 +88,10 @@ def test_fetch_brings_results_back_and_facts_feed_a_later_step(stack):
     stack.run("config", "set", "factsOn", "db")
     failed = stack.run("up", "--yes", "--skip-preview", check=False)
     assert failed.returncode != 0
-    assert "getFacts failed: unknown role or host `db` (roles: client, server; hosts: server-1, client-1) (on)" in failed.stdout + failed.stderr, failed.stdout + failed.stderr
+    assert (
+        "getFacts failed: unknown role or host `db` (roles: client, server; hosts: server-1, client-1) (on)"
+        in failed.stdout + failed.stderr
+    ), failed.stdout + failed.stderr
 
     # destroy keeps the results; `deleteOnDestroy` removes exactly what that Fetch brought
     stack.destroy()

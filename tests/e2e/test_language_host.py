@@ -12,9 +12,7 @@ import pytest
 
 from .stack import Stack
 
-DEADLINE = (
-    180.0  # generous: the host notices a dead engine within seconds on an idle machine
-)
+DEADLINE = 180.0  # generous: the host notices a dead engine within seconds on an idle machine
 
 
 def _stat(pid: int) -> tuple[int, str, int] | None:
@@ -29,12 +27,7 @@ def _stat(pid: int) -> tuple[int, str, int] | None:
 
 def _cmdline(pid: int) -> str:
     try:
-        return (
-            Path(f"/proc/{pid}/cmdline")
-            .read_bytes()
-            .replace(b"\0", b" ")
-            .decode(errors="replace")
-        )
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
 
@@ -54,9 +47,7 @@ def _descendants(root: int) -> list[int]:
 
 def _alive(pid: int, started: int) -> bool:
     st = _stat(pid)
-    return (
-        st is not None and st[2] == started and st[1] != "Z"
-    )  # same process, not a zombie
+    return st is not None and st[2] == started and st[1] != "Z"  # same process, not a zombie
 
 
 def _wait(
@@ -99,19 +90,11 @@ def test_nothing_outlives_a_killed_engine_or_language_host(tmp_path, victim):
             proc=engine,
         )
         program = int(started.read_text())
-        hosts = [
-            p
-            for p in _descendants(engine.pid)
-            if "pulumi-language-python" in _cmdline(p)
-        ]
+        hosts = [p for p in _descendants(engine.pid) if "pulumi-language-python" in _cmdline(p)]
         st = _stat(program)
         host = st[0] if st else 0
-        assert program in hosts and host in hosts, (
-            f"no language host above the program: {hosts}"
-        )
-        watched = {
-            p: st[2] for p in hosts if (st := _stat(p)) is not None
-        }  # every host of the run, and the program
+        assert program in hosts and host in hosts, f"no language host above the program: {hosts}"
+        watched = {p: st[2] for p in hosts if (st := _stat(p)) is not None}  # every host of the run, and the program
 
         if victim == "language host":
             engine.send_signal(signal.SIGSTOP)

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+
 from testbed_provider.common.pids import start_time as process_start_time
 
 from ..helpers import IS_ROOT, namespaces_of

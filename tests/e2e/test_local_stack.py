@@ -18,8 +18,21 @@ def hostname_via(ssh: dict, key: str, host: dict) -> str:
         keyfile.write_text(key)
         keyfile.chmod(0o600)
         known.write_text(ssh["knownHosts"])
-        argv = ["ssh", "-i", str(keyfile), "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
-                "-o", "BatchMode=yes", "-o", f"ProxyCommand={ssh['proxyCommand']}", f"{ssh['user']}@{host['address']}", "hostname"]
+        argv = [
+            "ssh",
+            "-i",
+            str(keyfile),
+            "-o",
+            f"UserKnownHostsFile={known}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ProxyCommand={ssh['proxyCommand']}",
+            f"{ssh['user']}@{host['address']}",
+            "hostname",
+        ]
         return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
 
 
@@ -47,7 +60,9 @@ def test_up_refresh_repair_destroy(stack):
     # the private key is a secret in state: encrypted, never plaintext
     assert state["sshPrivateKey"].get("4dabf18193072939515e22adb298388d") == "1b47061264138c4ac30d75fd1eb44270"
     exported = json.loads(stack.run("stack", "export", "--show-secrets").stdout)
-    private_key = next(r for r in exported["deployment"]["resources"] if r["type"] == "testbed:index:Reservation")["outputs"]["sshPrivateKey"]["plaintext"]
+    private_key = next(r for r in exported["deployment"]["resources"] if r["type"] == "testbed:index:Reservation")["outputs"][
+        "sshPrivateKey"
+    ]["plaintext"]
     private_key = json.loads(private_key)
     assert "PRIVATE KEY" in private_key
     assert private_key.splitlines()[1] not in stack.state_text()

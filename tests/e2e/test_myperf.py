@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -20,16 +19,25 @@ pytestmark = pytest.mark.skipif(not IS_ROOT, reason="the local testbed needs roo
 @pytest.fixture
 def myperf(tmp_path):
     project = tmp_path / "myperf"
-    shutil.copytree(ROOT / "examples" / "myperf", project, ignore=shutil.ignore_patterns(".pulumi-state", "backups", "Pulumi.*.yaml", "__pycache__"))
+    shutil.copytree(
+        ROOT / "examples" / "myperf", project, ignore=shutil.ignore_patterns(".pulumi-state", "backups", "Pulumi.*.yaml", "__pycache__")
+    )
     text = (project / "Pulumi.yaml").read_text()
-    (project / "Pulumi.yaml").write_text(text.replace("../../provider/bin", str(ROOT / "provider" / "bin")).replace("../../.venv", str(ROOT / ".venv")))
-    env = {**os.environ, "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}", "PULUMI_HOME": str(tmp_path / "home"),
-           "PULUMI_CONFIG_PASSPHRASE": ""}
+    (project / "Pulumi.yaml").write_text(
+        text.replace("../../provider/bin", str(ROOT / "provider" / "bin")).replace("../../.venv", str(ROOT / ".venv"))
+    )
+    env = {
+        **os.environ,
+        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}",
+        "PULUMI_HOME": str(tmp_path / "home"),
+        "PULUMI_CONFIG_PASSPHRASE": "",
+    }
     (tmp_path / "state").mkdir()
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, str(project / "myperf.py"), *args], cwd=project, env=env,
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, str(project / "myperf.py"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"myperf {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -67,7 +75,7 @@ def test_myperf_lifecycle_on_the_local_testbed(myperf):
     saved = myperf("backup")
     lines = re.findall(r"^(client-\d): (client-\d/results/\S+\.json) \((\d+) bytes, sha256 ([0-9a-f]{16})…\)$", saved.stdout, re.M)
     assert len(lines) == 4, saved.stdout  # two runs on two clients
-    for host, path, size, digest in lines:
+    for _host, path, size, digest in lines:
         local = myperf.project / "backups" / "local" / path
         assert local.stat().st_size == int(size) and hashlib.sha256(local.read_bytes()).hexdigest().startswith(digest)
         assert json.loads(local.read_text())["start"]["connected"]  # an iperf3 report

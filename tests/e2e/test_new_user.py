@@ -31,8 +31,10 @@ def newuser(tmp_path):
         ({"servers": "0"}, "has a problem: machines[0].count: must be at least 1 (got 0)"),
         ({"servers": "two"}, "has a problem: machines[0].count: must be a whole number of machines (got the string `two`)"),
         ({"resource": "my nodes!"}, "has a problem: name: must be 1-63 letters"),
-        ({"servers": "300", "cidr": "198.18.0.0/24"},
-         "has a problem: networks[0].cidr: `198.18.0.0/24` has 254 host address(es) but 301 host(s) join it"),
+        (
+            {"servers": "300", "cidr": "198.18.0.0/24"},
+            "has a problem: networks[0].cidr: `198.18.0.0/24` has 254 host address(es) but 301 host(s) join it",
+        ),
         ({"on": "serverr"}, "has a problem: on: unknown role or host `serverr` (roles: client, server; hosts: server-1, client-1)"),
     ],
 )

@@ -54,8 +54,10 @@ def test_templates_render_per_host_rerun_on_what_they_render_and_fail_at_check(t
     templates.run("config", "set", "broken", "true")
     preview = templates.run("preview", check=False)
     assert preview.returncode != 0
-    assert ("create: the template does not render on client-1, client-2: object of type 'dict' has no attribute 'experimnt'"
-            in preview.stdout + preview.stderr), preview.stdout + preview.stderr
+    assert (
+        "create: the template does not render on client-1, client-2: object of type 'dict' has no attribute 'experimnt'"
+        in preview.stdout + preview.stderr
+    ), preview.stdout + preview.stderr
     templates.run("config", "rm", "broken")
 
     # a background command that never gets ready fails the step, naming the host and why
@@ -63,8 +65,10 @@ def test_templates_render_per_host_rerun_on_what_they_render_and_fail_at_check(t
     up = templates.run("up", "--yes", "--skip-preview", check=False)
     text = up.stdout + up.stderr
     assert up.returncode != 0
-    assert ("command failed on 1 of 1 host(s): server-1 (rc=1): not ready after 1 s: nothing listens on TCP port 5399 "
-            "(the command was stopped; its log is above); its log ends: waiting") in text, text
+    assert (
+        "command failed on 1 of 1 host(s): server-1 (rc=1): not ready after 1 s: nothing listens on TCP port 5399 "
+        "(the command was stopped; its log is above); its log ends: waiting"
+    ) in text, text
     templates.run("config", "rm", "never")
     templates.up()
     assert not any(r["urn"].endswith("::never") for r in templates.resources())

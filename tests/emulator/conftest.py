@@ -44,8 +44,7 @@ def client_as(emu: EmulatorProcess, username: str, password: str) -> Any:
     return gk
 
 
-def wait_state(job: Any, wanted: str | tuple[str, ...], emu: EmulatorProcess | None = None, step: float = 0,
-               timeout: float = 20.0) -> Any:
+def wait_state(job: Any, wanted: str | tuple[str, ...], emu: EmulatorProcess | None = None, step: float = 0, timeout: float = 20.0) -> Any:
     """Refresh `job` until its state is one of `wanted`; advance the clock by `step` each time."""
     wanted = (wanted,) if isinstance(wanted, str) else wanted
     deadline = time.monotonic() + timeout
@@ -64,4 +63,3 @@ def paris_in(emu: EmulatorProcess, seconds: float) -> str:
     from g5k_emulator.jobs import paris
 
     return paris(emu.now() + seconds)
-

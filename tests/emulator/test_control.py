@@ -76,8 +76,12 @@ def test_calls_are_counted_by_route_template_and_resettable(gk, emu):
     job.refresh()
     gk.sites["rennes"].jobs.delete(job.uid)
     calls = emu.control("GET", "calls")
-    assert calls["calls"] == {"POST /sites/{site}/jobs": 1, "GET /sites/{site}": 2,  # gk.sites[...] twice
-                              "GET /sites/{site}/jobs/{uid}": 2, "DELETE /sites/{site}/jobs/{uid}": 1}
+    assert calls["calls"] == {
+        "POST /sites/{site}/jobs": 1,
+        "GET /sites/{site}": 2,  # gk.sites[...] twice
+        "GET /sites/{site}/jobs/{uid}": 2,
+        "DELETE /sites/{site}/jobs/{uid}": 1,
+    }
     assert calls["total"] == 6
 
 

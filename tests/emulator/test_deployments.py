@@ -25,16 +25,22 @@ def wait_status(dep, emu, wanted=("terminated", "error", "canceled"), step=30, t
 @pytest.fixture
 def deploy_job(gk, emu):
     site = gk.sites["rennes"]
-    job = site.jobs.create({"command": "sleep 31536000", "types": ["deploy"],
-                            "resources": "{cluster='paravance'}/nodes=3,walltime=2:00:00"})
+    job = site.jobs.create(
+        {"command": "sleep 31536000", "types": ["deploy"], "resources": "{cluster='paravance'}/nodes=3,walltime=2:00:00"}
+    )
     return wait_state(job, "running", emu, step=5)
 
 
 def test_deployment_processes_for_minutes_then_terminates_ok(gk, emu, deploy_job):
     site = gk.sites["rennes"]
-    dep = site.deployments.create({"environment": "debian12-min", "nodes": deploy_job.assigned_nodes,
-                                   "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheEmulatorTest alice@x",
-                                   "partition_number": 3})
+    dep = site.deployments.create(
+        {
+            "environment": "debian12-min",
+            "nodes": deploy_job.assigned_nodes,
+            "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheEmulatorTest alice@x",
+            "partition_number": 3,
+        }
+    )
     assert dep.status == "processing" and dep.uid.startswith("D-")
     assert dep.key.startswith("https://") and not hasattr(dep, "partition_number")
     assert not hasattr(dep, "result")
@@ -103,6 +109,7 @@ def test_deployments_survive_a_restart(gk, emu, deploy_job):
     dep = site.deployments.create({"environment": "debian12-min", "nodes": deploy_job.assigned_nodes})
     emu.restart()
     from g5k_emulator.testing import grid5000_client
+
     again = grid5000_client(emu).sites["rennes"].deployments[dep.uid]
     assert again.status == "processing"
     assert wait_status(again, emu).status == "terminated"
@@ -110,12 +117,14 @@ def test_deployments_survive_a_restart(gk, emu, deploy_job):
 
 def test_deployment_with_vlan_moves_the_primary_interfaces(gk, emu):
     site = gk.sites["rennes"]
-    job = wait_state(site.jobs.create({"command": "x", "types": ["deploy"],
-                                       "resources": "{cluster='parasilo'}/nodes=2+{type='kavlan-local'}/vlan=1"}),
-                     "running", emu, step=5)
+    job = wait_state(
+        site.jobs.create({"command": "x", "types": ["deploy"], "resources": "{cluster='parasilo'}/nodes=2+{type='kavlan-local'}/vlan=1"}),
+        "running",
+        emu,
+        step=5,
+    )
     vlan = job.resources_by_type["vlans"][0]
-    dep = wait_status(site.deployments.create({"environment": "debian12-min", "nodes": job.assigned_nodes,
-                                               "vlan": vlan}), emu)
+    dep = wait_status(site.deployments.create({"environment": "debian12-min", "nodes": job.assigned_nodes, "vlan": vlan}), emu)
     assert dep.status == "terminated" and dep.vlan == vlan
     assert {site.vlansnodes.get(n).vlan for n in job.assigned_nodes} == {vlan}
 

@@ -7,9 +7,13 @@ import time
 
 from g5k_emulator.testing import grid5000_client
 
-JOB = {"name": "pulumi-test", "types": ["deploy", "origin=enoslib_g5k"],
-       "resources": "{cluster='paravance'}/nodes=2+{type='kavlan'}/vlan=1,walltime=01:00:00",
-       "command": "sleep 31536000", "queue": "default"}
+JOB = {
+    "name": "pulumi-test",
+    "types": ["deploy", "origin=enoslib_g5k"],
+    "resources": "{cluster='paravance'}/nodes=2+{type='kavlan'}/vlan=1,walltime=01:00:00",
+    "command": "sleep 31536000",
+    "queue": "default",
+}
 
 
 def find_by_name(site):
@@ -38,14 +42,15 @@ def test_enoslib_init_reuse_and_destroy(start_emulator):
     for fqdn in sorted(job.assigned_nodes):
         short = fqdn.split(".")[0]
         node = site.clusters["paravance"].nodes[short]
-        nic = sorted((a for a in node.network_adapters if a["mountable"] and not a["mounted"]
-                      and a["interface"] == "Ethernet"), key=lambda a: a["device"])[0]
+        nic = sorted(
+            (a for a in node.network_adapters if a["mountable"] and not a["mounted"] and a["interface"] == "Ethernet"),
+            key=lambda a: a["device"],
+        )[0]
         assert nic["device"] == "eth1"
         vlan = site.vlans[vlan_id]
         address = f"{short}-{nic['device']}.rennes.grid5000.fr"
         assert vlan.nodes.submit([address])[address]["status"] != "failure"
-    dep = site.deployments.create({"environment": "debian12-min", "key": "ssh-ed25519 AAAA alice",
-                                   "nodes": sorted(job.assigned_nodes)})
+    dep = site.deployments.create({"environment": "debian12-min", "key": "ssh-ed25519 AAAA alice", "nodes": sorted(job.assigned_nodes)})
     while dep.status not in ("terminated", "error"):
         emu.advance(30)
         time.sleep(0.05)

@@ -16,7 +16,8 @@ from .conftest import wait_state
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "sshd", "nc", "ssh", "ssh-keygen", "unshare")),
-    reason="real hosts need root, iproute2, openssh, netcat-openbsd and util-linux")
+    reason="real hosts need root, iproute2, openssh, netcat-openbsd and util-linux",
+)
 
 
 def keypair(path) -> str:
@@ -27,10 +28,31 @@ def keypair(path) -> str:
 def ssh(emu, key: str, ip: str, command: str, known_hosts: str, strict: str = "accept-new") -> subprocess.CompletedProcess:
     info = emu.control("GET", "ssh")
     return subprocess.run(
-        ["ssh", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-         "-o", f"ProxyCommand={info['proxyCommand']}", "-o", f"UserKnownHostsFile={known_hosts}",
-         "-o", f"StrictHostKeyChecking={strict}", "-o", "LogLevel=ERROR", f"{info['user']}@{ip}", command],
-        capture_output=True, text=True, timeout=60)
+        [
+            "ssh",
+            "-i",
+            key,
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            f"ProxyCommand={info['proxyCommand']}",
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            f"StrictHostKeyChecking={strict}",
+            "-o",
+            "LogLevel=ERROR",
+            f"{info['user']}@{ip}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 # An ICMP echo (what ping does) in plain Python: the machine has no ping binary. Run as root on a
@@ -65,6 +87,7 @@ while time.time() < deadline:
 
 def ping_command(target: str) -> str:
     import shlex
+
     return f"python3 -c {shlex.quote(PING)} {target}"
 
 
@@ -95,8 +118,13 @@ def test_nodes_answer_ssh_deploy_reinstalls_and_vlans_connect(start_emulator, tm
     prefix = emu.control("GET", "ssh")["namespacePrefix"]
     assert prefix.startswith("tbemu-") and not prefix.startswith("tb-")
     site = grid5000_client(emu).sites["rennes"]
-    job = site.jobs.create({"command": "sleep 31536000", "types": ["deploy"],
-                            "resources": "{cluster='paravance'}/nodes=2+{type='kavlan'}/vlan=1,walltime=2:00:00"})
+    job = site.jobs.create(
+        {
+            "command": "sleep 31536000",
+            "types": ["deploy"],
+            "resources": "{cluster='paravance'}/nodes=2+{type='kavlan'}/vlan=1,walltime=2:00:00",
+        }
+    )
     wait_state(job, "running", timeout=60)
     a, b = job.assigned_nodes
     ip_a, ip_b = node_ip(site, a), node_ip(site, b)
@@ -158,10 +186,8 @@ def test_walltime_expiry_and_emulator_stop_leave_nothing_behind(start_emulator, 
     emu = start_emulator(hosts=True, users=[f"alice:x:{user_key}.pub"])
     prefix = emu.control("GET", "ssh")["namespacePrefix"]
     site = grid5000_client(emu).sites["nancy"]
-    short = wait_state(site.jobs.create({"command": "x", "resources": "{cluster='gros'}/nodes=2,walltime=1:00:00"}),
-                       "running", timeout=60)
-    long = wait_state(site.jobs.create({"command": "x", "resources": "{cluster='grisou'}/nodes=3,walltime=5:00:00"}),
-                      "running", timeout=60)
+    short = wait_state(site.jobs.create({"command": "x", "resources": "{cluster='gros'}/nodes=2,walltime=1:00:00"}), "running", timeout=60)
+    long = wait_state(site.jobs.create({"command": "x", "resources": "{cluster='grisou'}/nodes=3,walltime=5:00:00"}), "running", timeout=60)
     assert len(namespaces(prefix)) == 1 + 5
     emu.advance(3600)
     wait_state(short, "error", timeout=60)
@@ -218,17 +244,27 @@ def test_routed_vlans_are_routed_and_local_ones_are_not(start_emulator, tmp_path
     known = str(tmp_path / "known_hosts")
     emu = start_emulator(hosts=True, users=[f"alice:x:{user_key}.pub"], deploy_seconds=10)
     site = grid5000_client(emu).sites["rennes"]
-    job = wait_state(site.jobs.create({"command": "x", "types": ["deploy"], "resources":
-                                       "{cluster='paravance'}/nodes=3+{type='kavlan'}/vlan=1+{type='kavlan-local'}/vlan=1"}),
-                     "running", timeout=60)
+    job = wait_state(
+        site.jobs.create(
+            {
+                "command": "x",
+                "types": ["deploy"],
+                "resources": "{cluster='paravance'}/nodes=3+{type='kavlan'}/vlan=1+{type='kavlan-local'}/vlan=1",
+            }
+        ),
+        "running",
+        timeout=60,
+    )
     a, b, c = job.assigned_nodes
     routed_vlan, local_vlan = job.resources_by_type["vlans"]
     with open(f"{user_key}.pub") as f:
         key = f.read()
-    deps = [site.deployments.create({"environment": "debian12-min", "nodes": [n], "vlan": v, "key": key})
-            for n, v in ((b, routed_vlan), (c, local_vlan))]
+    deps = [
+        site.deployments.create({"environment": "debian12-min", "nodes": [n], "vlan": v, "key": key})
+        for n, v in ((b, routed_vlan), (c, local_vlan))
+    ]
     for dep in deps:
-        emu.wait_for(lambda: (emu.advance(5), dep.refresh(), dep.status == "terminated")[2], timeout=60)
+        emu.wait_for(lambda dep=dep: (emu.advance(5), dep.refresh(), dep.status == "terminated")[2], timeout=60)
     addr_b = site.clusters["paravance"].nodes[b.split(".")[0]].kavlan["eth0"][f"kavlan-{routed_vlan}"]
     addr_c = site.clusters["paravance"].nodes[c.split(".")[0]].kavlan["eth0"][f"kavlan-{local_vlan}"]
     ip_a = node_ip(site, a)

@@ -11,9 +11,13 @@ from grid5000.exceptions import Grid5000CreateError, Grid5000DeleteError, Grid50
 
 from .conftest import client_as, paris_in, wait_state
 
-ENOSLIB_BODY = {"name": "pulumi-test", "types": ["deploy", "origin=enoslib_g5k"],
-                "resources": "{cluster='paravance'}/nodes=2+{type='kavlan'}/vlan=1,walltime=01:00:00",
-                "command": "sleep 31536000", "queue": "default"}
+ENOSLIB_BODY = {
+    "name": "pulumi-test",
+    "types": ["deploy", "origin=enoslib_g5k"],
+    "resources": "{cluster='paravance'}/nodes=2+{type='kavlan'}/vlan=1,walltime=01:00:00",
+    "command": "sleep 31536000",
+    "queue": "default",
+}
 
 
 def test_enoslib_submission_runs_with_nodes_and_a_vlan(gk, emu):
@@ -115,8 +119,7 @@ def test_walltime_expiry_ends_the_job_with_the_accelerated_clock(start_emulator)
 def test_advance_reservation_is_validated_waits_with_its_nodes_then_runs(gk, emu):
     site = gk.sites["lyon"]
     start = paris_in(emu, 7200)
-    job = site.jobs.create({"reservation": start, "resources": "{cluster='taurus'}/nodes=2,walltime=1:00:00",
-                            "command": "sleep 1"})
+    job = site.jobs.create({"reservation": start, "resources": "{cluster='taurus'}/nodes=2,walltime=1:00:00", "command": "sleep 1"})
     assert job.state == "waiting"
     assert len(job.assigned_nodes) == 2
     assert abs(job.scheduled_at - (emu.now() + 7200)) < 60
@@ -130,15 +133,24 @@ def test_reservation_on_busy_nodes_is_refused_with_could_run_at(gk, emu):
     busy = site.jobs.create({"command": "sleep 1", "resources": "{cluster='orion'}/nodes=12,walltime=3:00:00"})
     wait_state(busy, "running", emu, step=5)
     with pytest.raises(Grid5000CreateError) as err:
-        site.jobs.create({"reservation": paris_in(emu, 3600), "command": "sleep 1", "name": "resa",
-                          "resources": "{cluster='orion'}/nodes=1,walltime=1:00:00"})
+        site.jobs.create(
+            {
+                "reservation": paris_in(emu, 3600),
+                "command": "sleep 1",
+                "name": "resa",
+                "resources": "{cluster='orion'}/nodes=1,walltime=1:00:00",
+            }
+        )
     assert err.value.response_code == 400
     message = err.value.error_message
     assert message.startswith("Request to https://") and "failed with status 400: " in message
     from g5k_emulator.jobs import paris
+
     expected = paris(busy.started_at + 3 * 3600)
-    assert f"Reservation not valid --> KO (This reservation could run at {expected})" in json.loads(
-        message.split("failed with status 400: ", 1)[1])["message"]
+    assert (
+        f"Reservation not valid --> KO (This reservation could run at {expected})"
+        in json.loads(message.split("failed with status 400: ", 1)[1])["message"]
+    )
     refused = site.jobs.list(name="resa")
     assert [j.state for j in refused] == ["error"]  # the refused reservation leaves an error job
 
@@ -179,9 +191,13 @@ def test_refusals_carry_the_real_codes_and_texts(gk):
 
 def test_resource_syntax_named_nodes_groups_and_subnets(gk, emu):
     site = gk.sites["rennes"]
-    named = site.jobs.create({"command": "x", "resources":
-                              "{network_address in ('parasilo-5.rennes.grid5000.fr')}/nodes=1+{cluster='paravance'}/nodes=2"
-                              "+{type='kavlan-local'}/vlan=1+slash_22=1,walltime=0:45"})
+    named = site.jobs.create(
+        {
+            "command": "x",
+            "resources": "{network_address in ('parasilo-5.rennes.grid5000.fr')}/nodes=1+{cluster='paravance'}/nodes=2"
+            "+{type='kavlan-local'}/vlan=1+slash_22=1,walltime=0:45",
+        }
+    )
     wait_state(named, "running", emu, step=5)
     assert named.assigned_nodes[0] == "parasilo-5.rennes.grid5000.fr" and len(named.assigned_nodes) == 3
     assert named.walltime == 2700
@@ -232,8 +248,9 @@ def test_queues_select_their_clusters(gk, emu):
 
 def test_besteffort_jobs_give_way_to_normal_jobs(gk, emu):
     site = gk.sites["rennes"]
-    be = wait_state(site.jobs.create({"command": "x", "types": ["besteffort"], "resources": "{cluster='roazhon'}/nodes=8"}),
-                    "running", emu, step=5)
+    be = wait_state(
+        site.jobs.create({"command": "x", "types": ["besteffort"], "resources": "{cluster='roazhon'}/nodes=8"}), "running", emu, step=5
+    )
     assert {s["soft"] for s in site.clusters["roazhon"].status.list().nodes.values()} == {"busy_besteffort"}
     other_be = site.jobs.create({"command": "x", "types": ["besteffort"], "resources": "{cluster='roazhon'}/nodes=1"})
     other_be.refresh()

@@ -12,9 +12,13 @@ from .conftest import client_as, wait_state
 
 @pytest.fixture
 def vlan_job(gk, emu):
-    job = gk.sites["rennes"].jobs.create({
-        "command": "sleep 31536000", "types": ["deploy"],
-        "resources": "{cluster='paravance'}/nodes=2+{type='kavlan'}/vlan=1,walltime=01:00:00"})
+    job = gk.sites["rennes"].jobs.create(
+        {
+            "command": "sleep 31536000",
+            "types": ["deploy"],
+            "resources": "{cluster='paravance'}/nodes=2+{type='kavlan'}/vlan=1,walltime=01:00:00",
+        }
+    )
     return wait_state(job, "running", emu, step=5)
 
 
@@ -63,8 +67,12 @@ def test_rights_come_from_a_running_job_holding_the_vlan(gk, emu, vlan_job):
         client_as(emu, "bob", "y").sites["rennes"].vlans[vlan_id].nodes.submit([node])
     assert err.value.response_code == 403
     # someone else's node in my vlan: refused per node
-    theirs = wait_state(client_as(emu, "bob", "y").sites["rennes"].jobs.create(
-        {"command": "x", "resources": "{cluster='parasilo'}/nodes=1"}), "running", emu, step=5)
+    theirs = wait_state(
+        client_as(emu, "bob", "y").sites["rennes"].jobs.create({"command": "x", "resources": "{cluster='parasilo'}/nodes=1"}),
+        "running",
+        emu,
+        step=5,
+    )
     result = gk.sites["rennes"].vlans[vlan_id].nodes.submit([theirs.assigned_nodes[0]])
     assert result[theirs.assigned_nodes[0]]["status"] == "failure"
 
@@ -102,6 +110,7 @@ def test_vlans_survive_a_restart(gk, emu, vlan_job):
     gk.sites["rennes"].vlans[vlan_id].nodes.submit([address])
     emu.restart()
     from g5k_emulator.testing import grid5000_client
+
     assert grid5000_client(emu).sites["rennes"].vlansnodes.get(address).vlan == vlan_id
 
 
@@ -114,8 +123,12 @@ def test_vlans_nodes_post_returns_known_nodes(gk, vlan_job):
 
 def test_a_global_vlan_gathers_nodes_of_several_sites(gk, emu):
     rennes, nancy = gk.sites["rennes"], gk.sites["nancy"]
-    owner = wait_state(rennes.jobs.create({"command": "x", "resources": "{cluster='paravance'}/nodes=1+{type='kavlan-global'}/vlan=1"}),
-                       "running", emu, step=5)
+    owner = wait_state(
+        rennes.jobs.create({"command": "x", "resources": "{cluster='paravance'}/nodes=1+{type='kavlan-global'}/vlan=1"}),
+        "running",
+        emu,
+        step=5,
+    )
     assert owner.resources_by_type["vlans"] == ["16"]
     remote = wait_state(nancy.jobs.create({"command": "x", "resources": "{cluster='grisou'}/nodes=1"}), "running", emu, step=5)
     address = remote.assigned_nodes[0].replace(".nancy", "-eth1.nancy")
@@ -128,6 +141,7 @@ def test_a_global_vlan_gathers_nodes_of_several_sites(gk, emu):
     assert rennes.vlans["16"].nodes.submit([local])[local]["status"] == "success"
     # one network for both sites, distinct addresses
     import ipaddress
+
     net = ipaddress.ip_network(rennes.kavlans["16"]["network"])
     grisou = nancy.clusters["grisou"].nodes[remote.assigned_nodes[0].split(".")[0]].kavlan["eth1"]["kavlan-16"]
     paravance = rennes.clusters["paravance"].nodes[owner.assigned_nodes[0].split(".")[0]].kavlan["eth1"]["kavlan-16"]

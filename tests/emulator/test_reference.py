@@ -13,6 +13,7 @@ from .conftest import client_as, wait_state
 
 def test_config_file_points_the_client_at_the_emulator(emu, gk):
     import yaml
+
     with open(emu.config_file) as f:
         config = yaml.safe_load(f)
     assert config == {"uri": emu.url, "username": "alice", "password": "x", "verify_ssl": False, "timeout": 30.0}
@@ -82,8 +83,7 @@ def test_bad_or_missing_credentials_are_401_and_anonymous_writes_403(emu):
     with pytest.raises(Grid5000AuthenticationError):
         client_as(emu, "alice", "wrong").sites.list()
     assert requests.get(f"{emu.url}/sites", timeout=10).status_code == 401
-    r = requests.post(f"{emu.url}/sites/rennes/jobs", json={"command": "sleep 1"},
-                      headers={"X-Api-User-CN": "anonymous"}, timeout=10)
+    r = requests.post(f"{emu.url}/sites/rennes/jobs", json={"command": "sleep 1"}, headers={"X-Api-User-CN": "anonymous"}, timeout=10)
     assert r.status_code == 403 and r.text == "You are not authorized to access this resource"
 
 
@@ -98,4 +98,3 @@ def test_status_shows_busy_nodes_and_their_reservations(gk, emu):
     assert status.nodes["gros-3.nancy.grid5000.fr"]["soft"] == "free"
     vlans = site.status.list().vlans
     assert vlans["4"]["type"] == "kavlan" and vlans["1"]["type"] == "kavlan-local"
-

@@ -31,22 +31,30 @@ class G5kPlugin(PluginUnderTest):
 
     def check_res(self, token: str, name: str, news: dict[str, Any], olds: Optional[dict[str, Any]] = None):
         """The CheckResponse, with its failures read back as (property, reason) (see Failure)."""
-        response = self.stub.Check(provider_pb2.CheckRequest(urn=self.urn(token, name), type=token, name=name,
-                                                             olds=codec.encode(olds or {}), news=codec.encode(news)))
+        response = self.stub.Check(
+            provider_pb2.CheckRequest(
+                urn=self.urn(token, name), type=token, name=name, olds=codec.encode(olds or {}), news=codec.encode(news)
+            )
+        )
         return SimpleNamespace(inputs=response.inputs, failures=failures_of(response))
 
     def create(self, token: str, name: str, inputs, preview: bool = False, timeout: float = 120):
         props = inputs if not isinstance(inputs, dict) else codec.encode(inputs)
-        return self.stub.Create(provider_pb2.CreateRequest(urn=self.urn(token, name), type=token, properties=props,
-                                                           preview=preview, timeout=timeout))
+        return self.stub.Create(
+            provider_pb2.CreateRequest(urn=self.urn(token, name), type=token, properties=props, preview=preview, timeout=timeout)
+        )
 
     def read(self, token: str, name: str, rid: str, properties=None, inputs=None):
-        return self.stub.Read(provider_pb2.ReadRequest(id=rid, urn=self.urn(token, name), type=token,
-                                                       properties=properties or codec.encode({}), inputs=inputs or codec.encode({})))
+        return self.stub.Read(
+            provider_pb2.ReadRequest(
+                id=rid, urn=self.urn(token, name), type=token, properties=properties or codec.encode({}), inputs=inputs or codec.encode({})
+            )
+        )
 
     def delete(self, token: str, name: str, rid: str, properties, timeout: float = 120):
-        return self.stub.Delete(provider_pb2.DeleteRequest(id=rid, urn=self.urn(token, name), type=token, properties=properties,
-                                                           timeout=timeout))
+        return self.stub.Delete(
+            provider_pb2.DeleteRequest(id=rid, urn=self.urn(token, name), type=token, properties=properties, timeout=timeout)
+        )
 
 
 # The shared emulator's clock: 6x, so an hour of walltime (the default) lasts 10 min of real time,

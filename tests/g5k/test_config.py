@@ -24,8 +24,12 @@ def test_config_failures_name_the_key(plugin, tmp_path):
     assert "does not exist" in missing["g5kConfigFile"]
     assert set(check_config(plugin, {"backend": "g5k", "g5kUri": "ftp://x", "g5kColour": "red"})) == {"g5kUri", "g5kColour"}
     # an unreachable API is not a configuration error (previews work offline)
-    assert check_config(plugin, {"backend": "g5k", "g5kUri": "http://127.0.0.1:9/stable", "g5kUsername": "alice",
-                                 "g5kPassword": "never-shown-1"}) == {}
+    assert (
+        check_config(
+            plugin, {"backend": "g5k", "g5kUri": "http://127.0.0.1:9/stable", "g5kUsername": "alice", "g5kPassword": "never-shown-1"}
+        )
+        == {}
+    )
 
 
 def test_get_backend_reports_g5k(plugin, emulator):

@@ -26,8 +26,14 @@ def test_deployment_retries_ko_nodes_and_reports_failures(plugin, emulator):
     # first node fails once (retried OK), second fails on every attempt
     emulator.control("POST", "deploy-failures", {"nodes": [nodes[0]], "times": 1})
     emulator.control("POST", "deploy-failures", {"nodes": [nodes[1]], "times": 5})
-    spec = {"site": "rennes", "jobUid": out["uid"], "environment": "debian12-min", "key": "ssh-ed25519 AAAAtest", "maxAttempts": 3,
-            "minDeployed": 2}
+    spec = {
+        "site": "rennes",
+        "jobUid": out["uid"],
+        "environment": "debian12-min",
+        "key": "ssh-ed25519 AAAAtest",
+        "maxAttempts": 3,
+        "minDeployed": 2,
+    }
     checked = plugin.check_res(DEP, "d", spec)
     assert not checked.failures
     created = plugin.create(DEP, "d", checked.inputs, timeout=120)
@@ -107,8 +113,11 @@ def test_partial_deployment_is_finished_by_the_next_update(plugin, emulator):
     partial = init_failure(err.value)
     assert codec.decode(partial.properties)["failedNodes"] == [nodes[1]]
     emulator.control("DELETE", "calls")
-    updated = plugin.stub.Update(provider_pb2.UpdateRequest(id=partial.id, urn=plugin.urn(DEP, "d"), type=DEP, olds=partial.properties,
-                                                            old_inputs=inputs, news=inputs, timeout=60))
+    updated = plugin.stub.Update(
+        provider_pb2.UpdateRequest(
+            id=partial.id, urn=plugin.urn(DEP, "d"), type=DEP, olds=partial.properties, old_inputs=inputs, news=inputs, timeout=60
+        )
+    )
     dep = codec.decode(updated.properties)
     assert dep["failedNodes"] == [] and sorted(dep["deployedNodes"]) == sorted(nodes)
     assert dep["results"][nodes[0]]["attempts"] == 1 and len(dep["deploymentUids"]) == 3
@@ -118,8 +127,16 @@ def test_partial_deployment_is_finished_by_the_next_update(plugin, emulator):
 
 def test_primary_interface_and_subnets(plugin, emulator):
     plugin.configure_g5k(emulator)
-    job, out = running_job(plugin, "p", {"site": "rennes", "nodes": [{"cluster": "roazhon", "count": 1}], "vlan": {"type": "kavlan-local"},
-                                         "subnet": {"size": "slash_22", "count": 1}})
+    job, out = running_job(
+        plugin,
+        "p",
+        {
+            "site": "rennes",
+            "nodes": [{"cluster": "roazhon", "count": 1}],
+            "vlan": {"type": "kavlan-local"},
+            "subnet": {"size": "slash_22", "count": 1},
+        },
+    )
     assert out["oarRequest"] == "{cluster='roazhon'}/nodes=1+{type='kavlan-local'}/vlan=1+slash_22=1,walltime=1:00:00"
     assert len(out["subnets"]) == 1 and out["subnets"][0].endswith("/22")
     created = plugin.create(VLAN, "a", plugin.check_res(VLAN, "a", {"site": "rennes", "jobUid": out["uid"], "interface": "primary"}).inputs)

@@ -17,9 +17,15 @@ def fast_poll(monkeypatch):
 
 
 def test_job_deployment_vlan_preview_up_update_refresh_destroy(tmp_path, fast_poll):
-    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=False, deploy_seconds=DEPLOY_SECONDS, users=["alice:pw-7Hq2-secret"]) as emu:
-        stack = Stack(tmp_path, example="g5kjob", stack="g5k",
-                      config={"testbed:backend": "g5k", "testbed:g5kUri": emu.url, "testbed:g5kUsername": emu.username})
+    with EmulatorProcess(
+        tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=False, deploy_seconds=DEPLOY_SECONDS, users=["alice:pw-7Hq2-secret"]
+    ) as emu:
+        stack = Stack(
+            tmp_path,
+            example="g5kjob",
+            stack="g5k",
+            config={"testbed:backend": "g5k", "testbed:g5kUri": emu.url, "testbed:g5kUsername": emu.username},
+        )
         stack.run("config", "set", "--secret", "testbed:g5kPassword", emu.password)
         try:
             preview = stack.run("preview", "--diff")
@@ -63,9 +69,18 @@ def test_iperf3_example_runs_unchanged_on_the_g5k_backend(tmp_path, fast_poll):
         info = emu.control("GET", "ssh")
         if not info.get("hosts"):
             pytest.skip("this emulator build has no real hosts")
-        stack = Stack(tmp_path, example="iperf3", stack="g5k",
-                      config={"testbed:backend": "g5k", "testbed:g5kConfigFile": emu.config_file, "testbed:g5kSite": "lyon",
-                              "testbed:g5kSshProxyCommand": info["proxyCommand"], "duration": "1"})
+        stack = Stack(
+            tmp_path,
+            example="iperf3",
+            stack="g5k",
+            config={
+                "testbed:backend": "g5k",
+                "testbed:g5kConfigFile": emu.config_file,
+                "testbed:g5kSite": "lyon",
+                "testbed:g5kSshProxyCommand": info["proxyCommand"],
+                "duration": "1",
+            },
+        )
         try:
             stack.up()
             out = stack.outputs()
@@ -88,17 +103,21 @@ def test_iperf3_across_two_sites_over_a_kavlan_global_vlan(tmp_path, fast_poll):
         if not info.get("hosts"):
             pytest.skip("this emulator build has no real hosts")
         # the stack's own config comes from the example's Pulumi.g5k.yaml (server lyon/taurus, client nancy/grisou)
-        stack = Stack(tmp_path, example="iperf3-two-sites", stack="g5k",
-                      config={"testbed:g5kConfigFile": emu.config_file, "testbed:g5kSshProxyCommand": info["proxyCommand"],
-                              "duration": "1"})
+        stack = Stack(
+            tmp_path,
+            example="iperf3-two-sites",
+            stack="g5k",
+            config={"testbed:g5kConfigFile": emu.config_file, "testbed:g5kSshProxyCommand": info["proxyCommand"], "duration": "1"},
+        )
         gk = grid5000_client(emu)
         try:
             stack.up()
             out = stack.outputs()
             assert out["bandwidth_gbps"] > 0
             assert sorted(out["sites"].values()) == [["client"], ["server"]]
-            [lyon], [nancy] = ([gk.sites[s].jobs[j.uid].to_dict() for j in gk.sites[s].jobs.list() if j.state == "running"]
-                               for s in ("lyon", "nancy"))
+            [lyon], [nancy] = (
+                [gk.sites[s].jobs[j.uid].to_dict() for j in gk.sites[s].jobs.list() if j.state == "running"] for s in ("lyon", "nancy")
+            )
             [global_vlan] = [int(v) for v in lyon["resources_by_type"]["vlans"]]  # the home site's job holds it
             assert global_vlan >= 10 and not (nancy.get("resources_by_type") or {}).get("vlans")
             cidr = gk.sites["lyon"].to_dict()["kavlans"][str(global_vlan)]["network"]
@@ -121,8 +140,12 @@ def test_create_timeout_keeps_the_queued_job_and_the_next_up_finishes_it(tmp_pat
     with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=False, deploy_seconds=DEPLOY_SECONDS) as emu:
         gk = grid5000_client(emu)
         blocker = gk.sites["lyon"].jobs.create({"resources": "{cluster='taurus'}/nodes=14", "command": "sleep infinity", "name": "other"})
-        stack = Stack(tmp_path, example="g5kjob", stack="g5k",
-                      config={"testbed:backend": "g5k", "testbed:g5kConfigFile": emu.config_file, "createTimeout": "3s"})
+        stack = Stack(
+            tmp_path,
+            example="g5kjob",
+            stack="g5k",
+            config={"testbed:backend": "g5k", "testbed:g5kConfigFile": emu.config_file, "createTimeout": "3s"},
+        )
         try:
             failed = stack.run("up", "--yes", "--skip-preview", check=False)
             assert failed.returncode != 0 and "kept in the stack" in failed.stdout + failed.stderr
@@ -151,13 +174,26 @@ def test_myperf_lifecycle_on_the_g5k_backend(tmp_path, fast_poll):
         info = emu.control("GET", "ssh")
         if not info.get("hosts"):
             pytest.skip("this emulator build has no real hosts")
-        stack = Stack(tmp_path, example=str(ROOT / "examples" / "myperf"), stack="g5k",
-                      config={"testbed:g5kConfigFile": emu.config_file, "testbed:g5kSite": "lyon",
-                              "testbed:g5kSshProxyCommand": info["proxyCommand"]})
+        stack = Stack(
+            tmp_path,
+            example=str(ROOT / "examples" / "myperf"),
+            stack="g5k",
+            config={
+                "testbed:g5kConfigFile": emu.config_file,
+                "testbed:g5kSite": "lyon",
+                "testbed:g5kSshProxyCommand": info["proxyCommand"],
+            },
+        )
 
         def myperf(*args: str) -> str:
-            proc = subprocess.run([sys.executable, str(stack.dir / "myperf.py"), *args], cwd=stack.dir, env=stack.env,
-                                  capture_output=True, text=True, timeout=600)
+            proc = subprocess.run(
+                [sys.executable, str(stack.dir / "myperf.py"), *args],
+                cwd=stack.dir,
+                env=stack.env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert proc.returncode == 0, f"myperf {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
             return proc.stdout
 

@@ -67,11 +67,7 @@ def import_job(stack: Stack, name: str, rid: str) -> tuple[str, str]:
 
 def job_call(code: str) -> dict[str, Any]:
     """The keyword arguments of the `testbed.g5k.Job(...)` call in `code`, as Python values."""
-    calls = [
-        n
-        for n in ast.walk(ast.parse(code))
-        if isinstance(n, ast.Call) and ast.unparse(n.func) == "testbed.g5k.Job"
-    ]
+    calls = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Call) and ast.unparse(n.func) == "testbed.g5k.Job"]
     assert len(calls) == 1, code
     import pulumi_testbed
 
@@ -96,9 +92,7 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def test_a_job_submitted_by_hand_imports_and_its_declaration_changes_nothing(
-    tmp_path, emu
-):
+def test_a_job_submitted_by_hand_imports_and_its_declaration_changes_nothing(tmp_path, emu):
     from g5k_emulator.testing import grid5000_client
 
     site = grid5000_client(emu).sites["lyon"]
@@ -127,9 +121,7 @@ def test_a_job_submitted_by_hand_imports_and_its_declaration_changes_nothing(
             "vlan": {"type": "kavlan"},
         }
         job = stack.resource("imp")
-        assert (
-            job["outputs"]["oarRequest"] == resources and job["outputs"]["uid"] == uid
-        )
+        assert job["outputs"]["oarRequest"] == resources and job["outputs"]["uid"] == uid
 
         set_program(stack, code)  # the code to paste, as printed
         assert stack.preview_ops() == {}
@@ -164,25 +156,18 @@ def test_a_job_of_the_provider_imports_as_its_program_declares_it(tmp_path, emu)
         stack.up()
         made = stack.resource("job")
         uid, urn = made["outputs"]["uid"], made["urn"]
-        assert (
-            made["outputs"]["oarRequest"]
-            == "nodes=2+{type='kavlan'}/vlan=1,walltime=1:30:00"
-        )
+        assert made["outputs"]["oarRequest"] == "nodes=2+{type='kavlan'}/vlan=1,walltime=1:30:00"
         stack.run("state", "delete", urn, "--yes")
         assert not any(r["urn"] == urn for r in stack.resources())
 
         _, code = import_job(stack, "job", f"lyon:{uid}")
         imported = stack.resource("job")
-        assert imported["inputs"]["nodes"] == [{"count": 2}], json.dumps(
-            imported["inputs"]
-        )
+        assert imported["inputs"]["nodes"] == [{"count": 2}], json.dumps(imported["inputs"])
         assert job_call(code)["nodes"] == [{"count": 2}] and "name" in job_call(code)
         # the program that made it: no change, no replacement
         assert stack.preview_ops() == {}
         stack.up()
-        assert (
-            job_state(emu, "lyon", uid) == "running" and stack.outputs()["uid"] == uid
-        )
+        assert job_state(emu, "lyon", uid) == "running" and stack.outputs()["uid"] == uid
     finally:
         stack.destroy()
     assert job_state(emu, "lyon", uid) in ("error", "terminated")

@@ -26,10 +26,16 @@ def failures(response) -> dict[str, str]:
 def test_check_against_the_reference_api(plugin, emulator):
     plugin.configure_g5k(emulator)
     assert failures(plugin.check_res(JOB, "j", SPEC)) == {}
-    bad = failures(plugin.check_res(JOB, "j", {"site": "lyon", "nodes": [{"cluster": "taurus", "count": 200}, {"cluster": "nope", "count": 1}]}))
-    assert bad == {"nodes[0].count": "200 nodes requested but cluster `taurus` has only 14",
-                   "nodes[1].cluster": "no cluster `nope` at site `lyon` (clusters: nova, orion, pyxis, taurus)"}
-    assert "unknown Grid'5000 site `atlantis`" in failures(plugin.check_res(JOB, "j", {"site": "atlantis", "nodes": [{"count": 1}]}))["site"]
+    bad = failures(
+        plugin.check_res(JOB, "j", {"site": "lyon", "nodes": [{"cluster": "taurus", "count": 200}, {"cluster": "nope", "count": 1}]})
+    )
+    assert bad == {
+        "nodes[0].count": "200 nodes requested but cluster `taurus` has only 14",
+        "nodes[1].cluster": "no cluster `nope` at site `lyon` (clusters: nova, orion, pyxis, taurus)",
+    }
+    assert (
+        "unknown Grid'5000 site `atlantis`" in failures(plugin.check_res(JOB, "j", {"site": "atlantis", "nodes": [{"count": 1}]}))["site"]
+    )
     bad = failures(plugin.check_res(JOB, "j", {"site": "lyon", "nodes": [{"count": 1}], "walltime": "2 days", "reservation": "next week"}))
     assert set(bad) == {"walltime", "reservation"}
 
@@ -56,15 +62,24 @@ def test_lifecycle_preview_create_read_walltime_delete(plugin, emulator):
 
     # walltime: a change is in place (no replacement), both ways
     longer = plugin.check_res(JOB, "exp", {**SPEC, "walltime": "2:00"}, olds=codec.decode(inputs)).inputs
-    diff = plugin.stub.Diff(provider_pb2.DiffRequest(id=created.id, urn=plugin.urn(JOB, "exp"), type=JOB, olds=created.properties,
-                                                     old_inputs=inputs, news=longer))
+    diff = plugin.stub.Diff(
+        provider_pb2.DiffRequest(
+            id=created.id, urn=plugin.urn(JOB, "exp"), type=JOB, olds=created.properties, old_inputs=inputs, news=longer
+        )
+    )
     assert list(diff.diffs) == ["walltime"] and list(diff.replaces) == []
-    updated = plugin.stub.Update(provider_pb2.UpdateRequest(id=created.id, urn=plugin.urn(JOB, "exp"), type=JOB, olds=created.properties,
-                                                            old_inputs=inputs, news=longer, timeout=60))
+    updated = plugin.stub.Update(
+        provider_pb2.UpdateRequest(
+            id=created.id, urn=plugin.urn(JOB, "exp"), type=JOB, olds=created.properties, old_inputs=inputs, news=longer, timeout=60
+        )
+    )
     assert codec.decode(updated.properties)["walltimeSeconds"] == 7200
     other = plugin.check_res(JOB, "exp", {**SPEC, "nodes": [{"cluster": "orion", "count": 1}]}, olds=codec.decode(inputs)).inputs
-    diff = plugin.stub.Diff(provider_pb2.DiffRequest(id=created.id, urn=plugin.urn(JOB, "exp"), type=JOB, olds=updated.properties,
-                                                     old_inputs=longer, news=other))
+    diff = plugin.stub.Diff(
+        provider_pb2.DiffRequest(
+            id=created.id, urn=plugin.urn(JOB, "exp"), type=JOB, olds=updated.properties, old_inputs=longer, news=other
+        )
+    )
     assert "nodes" in diff.replaces and diff.deleteBeforeReplace
 
     plugin.delete(JOB, "exp", created.id, updated.properties)
@@ -143,8 +158,9 @@ def test_server_errors_are_retried_with_backoff(plugin, emulator):
 
 def test_bad_credentials_are_a_clear_error_without_the_password(plugin, emulator):
     config = {"backend": "g5k", "g5kUri": emulator.url, "g5kUsername": "alice", "g5kPassword": codec.Secret("wrong-password-123")}
-    checked = plugin.stub.CheckConfig(provider_pb2.CheckRequest(urn="urn:pulumi:test::proj::pulumi:providers:testbed::default",
-                                                                news=codec.encode(config)))
+    checked = plugin.stub.CheckConfig(
+        provider_pb2.CheckRequest(urn="urn:pulumi:test::proj::pulumi:providers:testbed::default", news=codec.encode(config))
+    )
     assert {f.property for f in failures_of(checked)} == {"g5kPassword"}
     assert "refused the credentials of `alice`" in failures_of(checked)[0].reason
     # the engine stops at a failing CheckConfig; configured anyway, operations fail clearly too
@@ -166,7 +182,9 @@ def test_engine_cancel_keeps_the_waiting_job_in_state(plugin, emulator):
     import threading
 
     plugin.configure_g5k(emulator)
-    blocker = plugin.create(JOB, "all", plugin.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs)
+    blocker = plugin.create(
+        JOB, "all", plugin.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs
+    )
     inputs = plugin.check_res(JOB, "queued", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 2}]}).inputs
     outcome: dict = {}
 
@@ -234,8 +252,9 @@ def test_wait_until_scheduled_returns_an_advance_reservation_with_its_nodes(plug
     import datetime as dt
 
     iso = dt.datetime.fromtimestamp(start, dt.timezone.utc).isoformat()
-    inputs = plugin.check_res(JOB, "later", {"site": "lyon", "nodes": [{"cluster": "nova", "count": 3}], "reservation": iso,
-                                             "waitUntil": "scheduled"}).inputs
+    inputs = plugin.check_res(
+        JOB, "later", {"site": "lyon", "nodes": [{"cluster": "nova", "count": 3}], "reservation": iso, "waitUntil": "scheduled"}
+    ).inputs
     emulator.control("DELETE", "calls")
     created = plugin.create(JOB, "later", inputs)
     out = codec.decode(created.properties)

@@ -81,13 +81,16 @@ def test_killed_provider_job_is_adopted_not_resubmitted(emulator):
     second = G5kPlugin(env=FAST_POLL)
     try:
         first.configure_g5k(emulator)
-        blocker = first.create(JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs)
+        blocker = first.create(
+            JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs
+        )
         spec = {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 2}]}
         inputs = first.check_res(JOB, "queued", spec).inputs
         name = codec.decode(inputs)["name"]
         assert name == naming.job_name("queued", first.urn(JOB, "queued"))
-        kill_during_create(first, JOB, "queued", inputs,
-                           lambda: emulator.wait_for(lambda: len(alive(emulator, "rennes", name)) == 1, timeout=20))
+        kill_during_create(
+            first, JOB, "queued", inputs, lambda: emulator.wait_for(lambda: len(alive(emulator, "rennes", name)) == 1, timeout=20)
+        )
         [orphan] = alive(emulator, "rennes", name)
         assert orphan["state"] == "waiting" and posts(emulator) == 2
 
@@ -113,7 +116,9 @@ def test_orphan_that_no_longer_matches_is_deleted_and_a_new_job_submitted(emulat
     second = G5kPlugin(env=FAST_POLL)
     try:
         first.configure_g5k(emulator)
-        blocker = first.create(JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs)
+        blocker = first.create(
+            JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs
+        )
         spec = {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 2}], "walltime": "1:00"}
         inputs = first.check_res(JOB, "q", spec).inputs
         name = codec.decode(inputs)["name"]
@@ -141,7 +146,9 @@ def test_killed_provider_user_named_job_is_adopted(emulator):
     second = G5kPlugin(env=FAST_POLL)
     try:
         first.configure_g5k(emulator)
-        blocker = first.create(JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs)
+        blocker = first.create(
+            JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs
+        )
         spec = {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 2}], "name": "fixed", "command": "sleep 3600"}
         inputs = first.check_res(JOB, "named", spec).inputs
         kill_during_create(first, JOB, "named", inputs, lambda: emulator.wait_for(lambda: alive(emulator, "rennes", "fixed"), timeout=20))
@@ -173,7 +180,9 @@ def test_orphan_holding_another_node_count_is_deleted_and_a_new_job_submitted(em
     second = G5kPlugin(env=FAST_POLL)
     try:
         first.configure_g5k(emulator)
-        blocker = first.create(JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs)
+        blocker = first.create(
+            JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs
+        )
         spec = {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 2}]}
         inputs = first.check_res(JOB, "grow", spec).inputs
         name = codec.decode(inputs)["name"]
@@ -186,8 +195,10 @@ def test_orphan_holding_another_node_count_is_deleted_and_a_new_job_submitted(em
         created = second.create(JOB, "grow", changed)
         out = codec.decode(created.properties)
         assert out["uid"] != orphan["uid"] and len(out["assignedNodes"]) == 3
-        assert any(f"job rennes:{orphan['uid']} left by an interrupted run no longer matches the request (the request changed" in m
-                   for m in second.engine.messages())
+        assert any(
+            f"job rennes:{orphan['uid']} left by an interrupted run no longer matches the request (the request changed" in m
+            for m in second.engine.messages()
+        )
         assert job_state(emulator, "rennes", orphan["uid"]) in ("error", "terminated")
         assert [j["uid"] for j in alive(emulator, "rennes", name)] == [out["uid"]]
         assert posts(emulator) == 3  # the blocker, the orphan, the new job
@@ -204,17 +215,26 @@ def test_orphan_of_a_renamed_job_is_found_by_its_tag_and_deleted(emulator):
     second = G5kPlugin(env=FAST_POLL)
     try:
         first.configure_g5k(emulator)
-        blocker = first.create(JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs)
+        blocker = first.create(
+            JOB, "all", first.check_res(JOB, "all", {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 16}]}).inputs
+        )
         spec = {"site": "rennes", "nodes": [{"cluster": "parasilo", "count": 1}], "name": "before"}
-        kill_during_create(first, JOB, "exp", first.check_res(JOB, "exp", spec).inputs,
-                           lambda: emulator.wait_for(lambda: alive(emulator, "rennes", "before"), timeout=20))
+        kill_during_create(
+            first,
+            JOB,
+            "exp",
+            first.check_res(JOB, "exp", spec).inputs,
+            lambda: emulator.wait_for(lambda: alive(emulator, "rennes", "before"), timeout=20),
+        )
         [orphan] = alive(emulator, "rennes", "before")
 
         second.configure_g5k(emulator)
         second.delete(JOB, "all", blocker.id, blocker.properties)
         created = second.create(JOB, "exp", second.check_res(JOB, "exp", {**spec, "name": "after"}).inputs)
-        assert any(f"job rennes:{orphan['uid']} left by an interrupted run no longer matches the request (name `before`, not `after`)" in m
-                   for m in second.engine.messages())
+        assert any(
+            f"job rennes:{orphan['uid']} left by an interrupted run no longer matches the request (name `before`, not `after`)" in m
+            for m in second.engine.messages()
+        )
         assert job_state(emulator, "rennes", orphan["uid"]) in ("error", "terminated")  # not leaked
         assert [j["uid"] for j in alive(emulator, "rennes", "after")] == [codec.decode(created.properties)["uid"]]
         second.delete(JOB, "exp", created.id, created.properties)
@@ -237,7 +257,10 @@ def test_another_stacks_job_of_the_same_name_is_neither_adopted_nor_deleted(plug
     mine = plugin.create(JOB, "mine", inputs)
     assert mine.id not in (other.id, f"nancy:{by_hand.uid}")
     assert {j["uid"] for j in alive(emulator, "nancy", "shared")} == {
-        int(other.id.split(":")[1]), by_hand.uid, codec.decode(mine.properties)["uid"]}
+        int(other.id.split(":")[1]),
+        by_hand.uid,
+        codec.decode(mine.properties)["uid"],
+    }
     assert not any("interrupted run" in m for m in plugin.engine.messages())
     plugin.delete(JOB, "mine", mine.id, mine.properties)
     assert len(alive(emulator, "nancy", "shared")) == 2  # theirs still run
@@ -251,7 +274,9 @@ def test_killed_provider_reservation_job_is_adopted(emulator):
     second = G5kPlugin(env=env)
     try:
         first.configure_g5k(emulator, g5kSite="lyon", g5kSshProxyCommand="false")
-        blocker = first.create(JOB, "all", first.check_res(JOB, "all", {"site": "lyon", "nodes": [{"cluster": "taurus", "count": 14}]}).inputs)
+        blocker = first.create(
+            JOB, "all", first.check_res(JOB, "all", {"site": "lyon", "nodes": [{"cluster": "taurus", "count": 14}]}).inputs
+        )
         inputs = first.check_res(RES, "r", RES_SPEC).inputs
         assert codec.decode(inputs)["name"] == "r"  # the Reservation's own name is unchanged
         name = naming.job_name("r", first.urn(RES, "r"))
@@ -282,15 +307,31 @@ def test_killed_provider_multisite_reservation_adopts_each_site(emulator):
     second = G5kPlugin(env=FAST_POLL)
     try:
         first.configure_g5k(emulator, g5kSshProxyCommand="false")
-        blockers = [first.create(JOB, f"all-{site}", first.check_res(JOB, f"all-{site}", {
-            "site": site, "nodes": [{"cluster": cluster, "count": count}], "walltime": "1:00"}).inputs)
-            for site, cluster, count in (("lyon", "taurus", 14), ("nancy", "grisou", 48))]
-        spec = {"machines": [{"roles": ["a"], "count": 1, "site": "lyon", "cluster": "taurus"},
-                             {"roles": ["b"], "count": 1, "site": "nancy", "cluster": "grisou"}]}
+        blockers = [
+            first.create(
+                JOB,
+                f"all-{site}",
+                first.check_res(
+                    JOB, f"all-{site}", {"site": site, "nodes": [{"cluster": cluster, "count": count}], "walltime": "1:00"}
+                ).inputs,
+            )
+            for site, cluster, count in (("lyon", "taurus", 14), ("nancy", "grisou", 48))
+        ]
+        spec = {
+            "machines": [
+                {"roles": ["a"], "count": 1, "site": "lyon", "cluster": "taurus"},
+                {"roles": ["b"], "count": 1, "site": "nancy", "cluster": "grisou"},
+            ]
+        }
         inputs = first.check_res(RES, "multi", spec).inputs
         name = naming.job_name("multi", first.urn(RES, "multi"))
-        kill_during_create(first, RES, "multi", inputs, lambda: emulator.wait_for(
-            lambda: alive(emulator, "lyon", name) and alive(emulator, "nancy", name), timeout=30))
+        kill_during_create(
+            first,
+            RES,
+            "multi",
+            inputs,
+            lambda: emulator.wait_for(lambda: alive(emulator, "lyon", name) and alive(emulator, "nancy", name), timeout=30),
+        )
         orphans = {site: [j["uid"] for j in alive(emulator, site, name)] for site in ("lyon", "nancy")}
         assert all(len(uids) == 1 for uids in orphans.values())
         submitted = posts(emulator)
@@ -303,7 +344,9 @@ def test_killed_provider_multisite_reservation_adopts_each_site(emulator):
         state = codec.decode(partial.properties)["testbedState"]
         assert {j["site"]: [j["uid"]] for j in state["g5k"]["jobs"]} == orphans
         messages = second.engine.messages()
-        assert all(any(f"adopting job {site}:{uids[0]} left by an interrupted run" in m for m in messages) for site, uids in orphans.items())
+        assert all(
+            any(f"adopting job {site}:{uids[0]} left by an interrupted run" in m for m in messages) for site, uids in orphans.items()
+        )
         assert posts(emulator) == submitted  # nothing submitted again
         second.delete(RES, "multi", partial.id, partial.properties)
         assert alive(emulator, "lyon", name) == [] and alive(emulator, "nancy", name) == []

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 
 from g5k_emulator.testing import grid5000_client
-
 from testbed_provider.protocol import codec
 from testbed_provider.protocol.codec import UNKNOWN
 
@@ -67,8 +66,12 @@ def test_reservation_preview_forecasts_one_common_start_over_sites(plugin, emula
     plugin.configure_g5k(emulator)
     holder = hold_cluster(emulator, "nancy", "gros", 24, "3:00:00")
     ends = holder["started_at"] + holder["walltime"]
-    spec = {"machines": [{"roles": ["server"], "count": 1, "site": "lyon", "cluster": "taurus"},
-                         {"roles": ["client"], "count": 1, "site": "nancy", "cluster": "gros"}]}
+    spec = {
+        "machines": [
+            {"roles": ["server"], "count": 1, "site": "lyon", "cluster": "taurus"},
+            {"roles": ["client"], "count": 1, "site": "nancy", "cluster": "gros"},
+        ]
+    }
     _, said = preview(plugin, RES, "two", spec)
     line = next(m for m in said if "could start on all its sites at" in m)
     assert f"(lyon: free; nancy: held by job(s) {holder['uid']} until then)" in line, line

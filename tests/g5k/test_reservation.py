@@ -23,8 +23,10 @@ from ..plugin.engine import init_failure
 from .conftest import CLOCK_SPEED, DEPLOY_SECONDS, FAST_POLL, EmulatorProcess, G5kPlugin, job_state
 
 RES = "testbed:index:Reservation"
-SPEC = {"machines": [{"roles": ["server"], "count": 1, "cluster": "taurus"}, {"roles": ["client"], "count": 1, "cluster": "taurus"}],
-        "networks": [{"id": "experiment", "roles": ["server", "client"]}]}
+SPEC = {
+    "machines": [{"roles": ["server"], "count": 1, "cluster": "taurus"}, {"roles": ["client"], "count": 1, "cluster": "taurus"}],
+    "networks": [{"id": "experiment", "roles": ["server", "client"]}],
+}
 
 
 def test_check_rejects_local_only_inputs(plugin, emulator):
@@ -35,12 +37,25 @@ def test_check_rejects_local_only_inputs(plugin, emulator):
     try:
         plugin2.configure_g5k(emulator, g5kSite="lyon")
         assert not plugin2.check_res(RES, "r", SPEC).failures
-        bad = {f.property: f.reason for f in plugin2.check_res(RES, "r", {"machines": [
-            {"roles": ["a"], "count": 99, "cluster": "taurus"}, {"roles": ["b"], "count": 1, "cluster": "gros"},
-            {"roles": ["c"], "count": 1, "site": "rennes", "environment": "windows95"}]}).failures}
-        assert bad == {"machines[0].count": "99 nodes requested but cluster `taurus` has only 14",
-                       "machines[1].cluster": "no cluster `gros` at site `lyon` (clusters: nova, orion, pyxis, taurus)",
-                       "machines[2].environment": "no environment `windows95` at rennes (see GET /sites/rennes/environments)"}
+        bad = {
+            f.property: f.reason
+            for f in plugin2.check_res(
+                RES,
+                "r",
+                {
+                    "machines": [
+                        {"roles": ["a"], "count": 99, "cluster": "taurus"},
+                        {"roles": ["b"], "count": 1, "cluster": "gros"},
+                        {"roles": ["c"], "count": 1, "site": "rennes", "environment": "windows95"},
+                    ]
+                },
+            ).failures
+        }
+        assert bad == {
+            "machines[0].count": "99 nodes requested but cluster `taurus` has only 14",
+            "machines[1].cluster": "no cluster `gros` at site `lyon` (clusters: nova, orion, pyxis, taurus)",
+            "machines[2].environment": "no environment `windows95` at rennes (see GET /sites/rennes/environments)",
+        }
     finally:
         plugin2.stop()
 
@@ -49,19 +64,29 @@ def test_check_compares_nodes_asked_anywhere_on_a_site_with_what_it_has(plugin, 
     """A group without a cluster takes any cluster serving the queue: asking for more nodes than
     those have used to pass Check and fail at `pulumi up` (OAR: not enough resources)."""
     plugin.configure_g5k(emulator, g5kSite="lyon")
-    bad = {f.property: f.reason for f in plugin.check_res(RES, "r", {"machines": [
-        {"roles": ["a"], "count": 10, "cluster": "taurus"}, {"roles": ["b"], "count": 500}]}).failures}
+    bad = {
+        f.property: f.reason
+        for f in plugin.check_res(
+            RES, "r", {"machines": [{"roles": ["a"], "count": 10, "cluster": "taurus"}, {"roles": ["b"], "count": 500}]}
+        ).failures
+    }
     assert set(bad) == {"machines[1].count"}, bad
-    assert bad["machines[1].count"].startswith("500 nodes requested at `lyon` on any cluster, but its clusters serving the job's queue have ")
+    assert bad["machines[1].count"].startswith(
+        "500 nodes requested at `lyon` on any cluster, but its clusters serving the job's queue have "
+    )
     assert "left once the named clusters are served" in bad["machines[1].count"]
-    assert not plugin.check_res(RES, "r", {"machines": [{"roles": ["a"], "count": 10, "cluster": "taurus"}, {"roles": ["b"], "count": 20}]}).failures
+    assert not plugin.check_res(
+        RES, "r", {"machines": [{"roles": ["a"], "count": 10, "cluster": "taurus"}, {"roles": ["b"], "count": 20}]}
+    ).failures
 
 
 def test_check_allows_one_network_across_sites_per_home_site(plugin, emulator):
     plugin.configure_g5k(emulator)
-    machines = [{"roles": ["a"], "count": 1, "site": "lyon", "cluster": "taurus"},
-                {"roles": ["b"], "count": 1, "site": "nancy", "cluster": "grisou"},
-                {"roles": ["c"], "count": 1, "site": "rennes", "cluster": "paravance"}]
+    machines = [
+        {"roles": ["a"], "count": 1, "site": "lyon", "cluster": "taurus"},
+        {"roles": ["b"], "count": 1, "site": "nancy", "cluster": "grisou"},
+        {"roles": ["c"], "count": 1, "site": "rennes", "cluster": "paravance"},
+    ]
     one = [{"id": "ab", "roles": ["a", "b"]}, {"id": "bc", "roles": ["b", "c"]}]  # homes lyon and nancy
     assert not plugin.check_res(RES, "r", {"machines": machines, "networks": one}).failures
     two = [{"id": "ab", "roles": ["a", "b"]}, {"id": "ac", "roles": ["a", "c"]}]  # both homed at lyon
@@ -83,8 +108,10 @@ def test_unreachable_hosts_keep_the_jobs_in_state_and_destroy_deletes_them(emula
         assert partial is not None
         state = codec.decode(partial.properties)["testbedState"]
         [job] = state["g5k"]["jobs"]
-        assert job["resources"] == ("{cluster='taurus' AND (eth_kavlan_count > 1)}/nodes=1+{cluster='taurus' AND (eth_kavlan_count > 1)}/nodes=1"
-                                   "+{type='kavlan'}/vlan=1,walltime=1:00:00")
+        assert job["resources"] == (
+            "{cluster='taurus' AND (eth_kavlan_count > 1)}/nodes=1+{cluster='taurus' AND (eth_kavlan_count > 1)}/nodes=1"
+            "+{type='kavlan'}/vlan=1,walltime=1:00:00"
+        )
         assert job_state(emulator, "lyon", job["uid"]) == "running"
         assert state["g5k"]["deployments"], "the nodes were deployed before SSH was tried"
         calls = emulator.control("GET", "calls")["calls"]  # node references: one list per cluster, no GET per node
@@ -106,9 +133,23 @@ def ssh(outputs: dict, host: str, command: str) -> str:
         os.chmod(key, 0o600)
         with open(known, "w") as f:
             f.write(inventory["ssh"]["knownHosts"])
-        argv = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-                "-o", f"ProxyCommand={inventory['ssh']['proxyCommand']}", "-p", str(entry["port"]),
-                f"{entry['user']}@{entry['address']}", command]
+        argv = [
+            "ssh",
+            "-i",
+            key,
+            "-o",
+            f"UserKnownHostsFile={known}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ProxyCommand={inventory['ssh']['proxyCommand']}",
+            "-p",
+            str(entry["port"]),
+            f"{entry['user']}@{entry['address']}",
+            command,
+        ]
         return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
 
 
@@ -142,8 +183,11 @@ def test_full_reservation_on_emulated_hosts(tmp_path):
 
             bigger = {**SPEC, "machines": [SPEC["machines"][0], {**SPEC["machines"][1], "count": 2}]}
             news = plugin.check_res(RES, "r", bigger, olds=codec.decode(inputs)).inputs
-            updated = plugin.stub.Update(provider_pb2.UpdateRequest(id=created.id, urn=plugin.urn(RES, "r"), type=RES,
-                                                                    olds=created.properties, old_inputs=inputs, news=news, timeout=300))
+            updated = plugin.stub.Update(
+                provider_pb2.UpdateRequest(
+                    id=created.id, urn=plugin.urn(RES, "r"), type=RES, olds=created.properties, old_inputs=inputs, news=news, timeout=300
+                )
+            )
             out2 = codec.decode(updated.properties)
             assert len(out2["hosts"]) == 3 and job_state(emu, "lyon", job["uid"]) == "error"
             for host in out2["hosts"]:
@@ -191,8 +235,12 @@ def test_two_sites_share_one_start_date(tmp_path):
         plugin = G5kPlugin(env=FAST_POLL)
         try:
             plugin.configure_g5k(emu, g5kSshProxyCommand=info["proxyCommand"])
-            spec = {"machines": [{"roles": ["server"], "count": 1, "site": "lyon", "cluster": "nova"},
-                                 {"roles": ["client"], "count": 1, "site": "nancy", "environment": "debian11-min"}]}
+            spec = {
+                "machines": [
+                    {"roles": ["server"], "count": 1, "site": "lyon", "cluster": "nova"},
+                    {"roles": ["client"], "count": 1, "site": "nancy", "environment": "debian11-min"},
+                ]
+            }
             inputs = plugin.check_res(RES, "two", spec).inputs
             created = plugin.create(RES, "two", inputs, timeout=300)
             out = codec.decode(created.properties)
@@ -231,8 +279,9 @@ def test_a_busy_site_moves_every_site_to_its_could_run_at_date(tmp_path):
         plugin = G5kPlugin(env={**FAST_POLL, "PULUMI_TESTBED_G5K_READY_TIMEOUT": "1"})
         try:
             plugin.configure_g5k(emu, g5kSshProxyCommand="false")
-            spec = {"machines": [{"roles": ["b"], "count": 1, "site": "nancy"},
-                                 {"roles": ["a"], "count": 1, "site": "lyon", "cluster": "nova"}]}
+            spec = {
+                "machines": [{"roles": ["b"], "count": 1, "site": "nancy"}, {"roles": ["a"], "count": 1, "site": "lyon", "cluster": "nova"}]
+            }
             inputs = plugin.check_res(RES, "busy", spec).inputs
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 creating = pool.submit(plugin.create, RES, "busy", inputs, timeout=120)
@@ -241,8 +290,10 @@ def test_a_busy_site_moves_every_site_to_its_could_run_at_date(tmp_path):
                     """The start both sites' jobs wait for, once they do; None before (or when the create failed early)."""
                     if creating.done():
                         return -1.0
-                    waiting = {site: [j.scheduled_at for j in gk.sites[site].jobs.list() if j.state == "waiting" and j.uid != blocker.uid]
-                               for site in ("nancy", "lyon")}
+                    waiting = {
+                        site: [j.scheduled_at for j in gk.sites[site].jobs.list() if j.state == "waiting" and j.uid != blocker.uid]
+                        for site in ("nancy", "lyon")
+                    }
                     starts = {s for site in waiting.values() for s in site}
                     return starts.pop() if all(waiting.values()) and len(starts) == 1 and min(waiting["lyon"]) >= ends else None
 

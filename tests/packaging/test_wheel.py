@@ -28,8 +28,9 @@ DEPENDENCIES = ("pulumi", "grpcio", "protobuf", "python-grid5000")
 
 
 def pip(python: Path | str, *args: str, cwd: Path) -> None:
-    done = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+    done = subprocess.run(
+        [str(python), "-m", "pip", "--disable-pip-version-check", *args], cwd=cwd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT
+    )
     assert done.returncode == 0, f"pip {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 
@@ -37,8 +38,9 @@ def build_wheel(tmp: Path) -> Path:
     """`pip wheel` of a copy of the checkout's layout (provider/ beside schema.json), so the
     build writes nothing into the checkout (no build/, no egg-info)."""
     src = tmp / "src"
-    shutil.copytree(ROOT / "provider", src / "provider",
-                    ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", "*.pyc"))
+    shutil.copytree(
+        ROOT / "provider", src / "provider", ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", "*.pyc")
+    )
     shutil.copy(ROOT / "schema.json", src / "schema.json")
     pip(sys.executable, "wheel", "--no-deps", "--wheel-dir", str(tmp / "dist"), str(src / "provider"), cwd=tmp)
     wheels = list((tmp / "dist").glob("testbed_provider-*.whl"))
@@ -59,8 +61,13 @@ def test_a_wheel_in_a_fresh_venv_serves_the_schema(tmp_path):
     wheel = build_wheel(tmp_path)
     venv = fresh_venv(tmp_path, wheel)
     python = venv / "bin" / "python"
-    where = subprocess.run([str(python), "-c", "import testbed_provider.schema as s; print(s.__file__)"],
-                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [str(python), "-c", "import testbed_provider.schema as s; print(s.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     package = Path(where).parent
     assert package.is_relative_to(venv), f"imported from {where}, not from the wheel"
     assert (package / "schema.json").read_bytes() == (ROOT / "schema.json").read_bytes()

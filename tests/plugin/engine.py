@@ -51,8 +51,9 @@ class RecordingEngine(engine_pb2_grpc.EngineServicer):
 class PluginUnderTest:
     """The real `pulumi-resource-testbed` process, driven like the engine drives it."""
 
-    def __init__(self, env: Optional[dict[str, str]] = None, argv_prefix: tuple[str, ...] = (),
-                 executable: "str | os.PathLike[str]" = PLUGIN) -> None:
+    def __init__(
+        self, env: Optional[dict[str, str]] = None, argv_prefix: tuple[str, ...] = (), executable: "str | os.PathLike[str]" = PLUGIN
+    ) -> None:
         self.engine = RecordingEngine()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         engine_pb2_grpc.add_EngineServicer_to_server(self.engine, self._server)
@@ -79,7 +80,9 @@ class PluginUnderTest:
     def handshake_and_configure(self, config: Optional[dict[str, Any]] = None) -> None:
         self.stub.Handshake(provider_pb2.ProviderHandshakeRequest(engine_address=self.engine_address))
         news = codec.encode(config or {"backend": "local"})
-        checked = self.stub.CheckConfig(provider_pb2.CheckRequest(urn="urn:pulumi:test::proj::pulumi:providers:testbed::default", news=news))
+        checked = self.stub.CheckConfig(
+            provider_pb2.CheckRequest(urn="urn:pulumi:test::proj::pulumi:providers:testbed::default", news=news)
+        )
         assert not checked.failures, [(f.property, f.reason) for f in checked.failures]
         self.stub.Configure(provider_pb2.ConfigureRequest(args=checked.inputs, acceptSecrets=True, acceptResources=True))
 

@@ -15,7 +15,7 @@ from pulumi.runtime.proto import provider_pb2
 from testbed_provider.protocol import codec
 from testbed_provider.protocol.codec import UNKNOWN, Secret
 
-from ..helpers import failure_map, IS_ROOT, namespaces_of
+from ..helpers import IS_ROOT, failure_map, namespaces_of
 from .engine import TOKEN, URN, PluginUnderTest, init_failure
 
 pytestmark = pytest.mark.skipif(not IS_ROOT, reason="the local testbed needs root")
@@ -37,12 +37,24 @@ def ssh(outputs: dict, host: str, command: str) -> str:
         os.chmod(key, 0o600)
         with open(known, "w") as f:
             f.write(inventory["ssh"]["knownHosts"])
-        argv = ["ssh", "-i", key, "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
-                "-o", "BatchMode=yes", "-o", f"ProxyCommand={inventory['ssh']['proxyCommand']}",
-                "-p", str(entry["port"]), f"{entry['user']}@{entry['address']}", command]
+        argv = [
+            "ssh",
+            "-i",
+            key,
+            "-o",
+            f"UserKnownHostsFile={known}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ProxyCommand={inventory['ssh']['proxyCommand']}",
+            "-p",
+            str(entry["port"]),
+            f"{entry['user']}@{entry['address']}",
+            command,
+        ]
         return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
-
-
 
 
 def test_full_lifecycle(plugin):
@@ -67,7 +79,7 @@ def test_full_lifecycle(plugin):
         messages = plugin.engine.messages()
         assert any("SSH" in m or "ready" in m for m in messages), messages
         key = codec.reveal(outputs["sshPrivateKey"])
-        body = "".join(l for l in key.splitlines() if "PRIVATE KEY" not in l)
+        body = "".join(line for line in key.splitlines() if "PRIVATE KEY" not in line)
         assert body[:40] not in "\n".join(messages) + plugin.stderr_text()
         assert all(log.urn == URN for log in plugin.engine.logs if "host" in log.message)
 
@@ -78,22 +90,40 @@ def test_full_lifecycle(plugin):
         # scale the client group up: an in-place update
         news = {**SPEC, "machines": [{"roles": ["server"], "count": 1}, {"roles": ["client"], "count": 2}]}
         rechecked = plugin.check(news, olds=codec.decode(inputs))
-        diff = plugin.stub.Diff(provider_pb2.DiffRequest(id=created.id, urn=URN, type=TOKEN, olds=created.properties, old_inputs=inputs, news=rechecked.inputs))
+        diff = plugin.stub.Diff(
+            provider_pb2.DiffRequest(id=created.id, urn=URN, type=TOKEN, olds=created.properties, old_inputs=inputs, news=rechecked.inputs)
+        )
         assert diff.changes == provider_pb2.DiffResponse.DIFF_SOME and not diff.replaces
         assert "machines[1].count" in diff.detailedDiff
 
-        preview = plugin.stub.Update(provider_pb2.UpdateRequest(id=created.id, urn=URN, type=TOKEN, olds=created.properties, news=rechecked.inputs, old_inputs=inputs, preview=True))
+        preview = plugin.stub.Update(
+            provider_pb2.UpdateRequest(
+                id=created.id, urn=URN, type=TOKEN, olds=created.properties, news=rechecked.inputs, old_inputs=inputs, preview=True
+            )
+        )
         assert codec.decode(preview.properties)["hosts"] is UNKNOWN
         assert len(namespaces_of(created.id)) == 3, "preview must not add hosts"
 
-        updated = plugin.stub.Update(provider_pb2.UpdateRequest(id=created.id, urn=URN, type=TOKEN, olds=created.properties, news=rechecked.inputs, old_inputs=inputs, timeout=300))
+        updated = plugin.stub.Update(
+            provider_pb2.UpdateRequest(
+                id=created.id, urn=URN, type=TOKEN, olds=created.properties, news=rechecked.inputs, old_inputs=inputs, timeout=300
+            )
+        )
         outputs = codec.decode(updated.properties)
         assert outputs["roles"]["client"] == ["client-1", "client-2"]
         assert ssh(outputs, "client-2", "hostname") == "client-2"
 
         # a changed network is a replacement, deleting first (the same nodes cannot be held twice)
-        diff = plugin.stub.Diff(provider_pb2.DiffRequest(id=created.id, urn=URN, type=TOKEN, olds=updated.properties, old_inputs=rechecked.inputs,
-                                                         news=plugin.check({**news, "networks": [{"id": "other"}]}, olds=codec.decode(rechecked.inputs)).inputs))
+        diff = plugin.stub.Diff(
+            provider_pb2.DiffRequest(
+                id=created.id,
+                urn=URN,
+                type=TOKEN,
+                olds=updated.properties,
+                old_inputs=rechecked.inputs,
+                news=plugin.check({**news, "networks": [{"id": "other"}]}, olds=codec.decode(rechecked.inputs)).inputs,
+            )
+        )
         assert list(diff.replaces) == ["networks"] and diff.deleteBeforeReplace
     finally:
         plugin.stub.Delete(provider_pb2.DeleteRequest(id=created.id, urn=URN, type=TOKEN, properties=codec.encode(outputs)))
@@ -129,7 +159,9 @@ def test_without_privileges_the_config_check_says_so():
     """Root without CAP_NET_ADMIN/CAP_SYS_ADMIN (as in an unprivileged container): a clear message."""
     plugin = PluginUnderTest(argv_prefix=("setpriv", "--bounding-set=-net_admin,-sys_admin"))
     try:
-        response = plugin.stub.CheckConfig(provider_pb2.CheckRequest(urn="urn:pulumi:t::p::pulumi:providers:testbed::default", news=codec.encode({"backend": "local"})))
+        response = plugin.stub.CheckConfig(
+            provider_pb2.CheckRequest(urn="urn:pulumi:t::p::pulumi:providers:testbed::default", news=codec.encode({"backend": "local"}))
+        )
         failures = failure_map(response)
         assert "CAP_NET_ADMIN and CAP_SYS_ADMIN" in failures.get("backend", ""), failures
         assert "Traceback" not in failures["backend"]

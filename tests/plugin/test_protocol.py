@@ -14,7 +14,7 @@ from pulumi.runtime.proto import engine_pb2_grpc, plugin_pb2, provider_pb2, prov
 from testbed_provider.protocol import codec
 from testbed_provider.protocol.codec import UNKNOWN, Secret
 
-from ..helpers import failure_map, PLUGIN, ROOT, netns_list
+from ..helpers import PLUGIN, ROOT, failure_map, netns_list
 from .engine import TOKEN, URN, PluginUnderTest, RecordingEngine
 
 
@@ -34,7 +34,10 @@ def test_plugin_exits_on_sigint_after_cancel():
 
 def test_config_unknown_backend_and_unknown_key_are_check_failures(plugin):
     response = plugin.stub.CheckConfig(
-        provider_pb2.CheckRequest(urn="urn:pulumi:t::p::pulumi:providers:testbed::default", news=codec.encode({"backend": "slurm", "typo": "x", "version": "0.1.0"}))
+        provider_pb2.CheckRequest(
+            urn="urn:pulumi:t::p::pulumi:providers:testbed::default",
+            news=codec.encode({"backend": "slurm", "typo": "x", "version": "0.1.0"}),
+        )
     )
     failures = failure_map(response)
     assert failures["backend"].startswith("unknown backend `slurm`")
@@ -62,7 +65,13 @@ def test_configure_rejects_an_unknown_backend_with_a_clear_error(plugin):
         ({"machines": [{"roles": ["a", "a"], "count": 1}]}, "machines[0].roles"),
         ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "roles": ["ghost"]}]}, "networks[0].roles"),
         ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "cidr": "198.18.0.0/33"}]}, "networks[0].cidr"),
-        ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "cidr": "198.18.0.0/23"}, {"id": "m", "cidr": "198.18.1.0/24"}]}, "networks[1].cidr"),
+        (
+            {
+                "machines": [{"roles": ["a"], "count": 1}],
+                "networks": [{"id": "n", "cidr": "198.18.0.0/23"}, {"id": "m", "cidr": "198.18.1.0/24"}],
+            },
+            "networks[1].cidr",
+        ),
         ({"machines": [{"roles": ["a"], "count": 1, "cluster": "paravance"}]}, "machines[0].cluster"),
         ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "cidr": "10.0.0.0/24"}]}, "networks[0].cidr"),
     ],
@@ -91,7 +100,9 @@ def test_preview_create_has_no_side_effects_and_unknown_outputs(plugin):
 def test_unknown_resource_type_is_a_clear_error(plugin):
     plugin.handshake_and_configure()
     with pytest.raises(grpc.RpcError) as err:
-        plugin.stub.Check(provider_pb2.CheckRequest(urn="urn:pulumi:t::p::testbed:index:Nope::x", type="testbed:index:Nope", news=codec.encode({})))
+        plugin.stub.Check(
+            provider_pb2.CheckRequest(urn="urn:pulumi:t::p::testbed:index:Nope::x", type="testbed:index:Nope", news=codec.encode({}))
+        )
     assert "unknown resource type `testbed:index:Nope`" in err.value.details()
 
 
@@ -108,8 +119,9 @@ def test_debug_mode_listens_on_a_fixed_port_and_attaches(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([str(PLUGIN)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PULUMI_TESTBED_PROVIDER_PORT": str(port)})
+    proc = subprocess.Popen(
+        [str(PLUGIN)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, "PULUMI_TESTBED_PROVIDER_PORT": str(port)}
+    )
     try:
         assert proc.stdout.readline().decode().strip() == str(port)
         stub = provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
@@ -132,14 +144,21 @@ INVENTORY = {
         for i, (n, r) in enumerate([("server-1", "server"), ("client-1", "client"), ("client-2", "client")], 1)
     ],
     "groups": {"server": ["server-1"], "client": ["client-1", "client-2"]},
-    "ssh": {"user": "root", "port": 22, "knownHosts": "", "privateKey": Secret("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n")},
+    "ssh": {
+        "user": "root",
+        "port": 22,
+        "knownHosts": "",
+        "privateKey": Secret("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"),
+    },
 }
 COMMAND = "urn:pulumi:test::proj::testbed:index:Command::step"
 
 
 def check_command(plugin, **news):
     plugin.handshake_and_configure()
-    request = provider_pb2.CheckRequest(urn=COMMAND, type="testbed:index:Command", name="step", news=codec.encode({"inventory": INVENTORY, **news}))
+    request = provider_pb2.CheckRequest(
+        urn=COMMAND, type="testbed:index:Command", name="step", news=codec.encode({"inventory": INVENTORY, **news})
+    )
     return failure_map(plugin.stub.Check(request))
 
 
@@ -164,8 +183,13 @@ def test_command_bad_input_is_a_check_failure(plugin, news, prop, fragment):
 def test_command_good_patterns_pass_and_default_to_all(plugin):
     for on in ("server", "client:!server", "client-2", "all", "server:client"):
         assert check_command(plugin, create="hostname", on=on) == {}, on
-    plugin_inputs = codec.decode(plugin.stub.Check(provider_pb2.CheckRequest(
-        urn=COMMAND, type="testbed:index:Command", name="step", news=codec.encode({"inventory": INVENTORY, "create": "x"}))).inputs)
+    plugin_inputs = codec.decode(
+        plugin.stub.Check(
+            provider_pb2.CheckRequest(
+                urn=COMMAND, type="testbed:index:Command", name="step", news=codec.encode({"inventory": INVENTORY, "create": "x"})
+            )
+        ).inputs
+    )
     assert plugin_inputs["on"] == "all"
 
 

@@ -75,9 +75,21 @@ class Reservations:
             await testbed.release(state, self.progress)
         if os.path.isdir(self.run_root):  # anything else left by an interrupted reserve
             for prefix in os.listdir(self.run_root):
-                await testbed.release({"backend": "local", "id": prefix.rstrip("-"), "hosts": [], "networks": [],
-                                       "local": {"prefix": prefix, "runDir": os.path.join(self.run_root, prefix),
-                                                 "switchNamespace": switch_namespace(prefix), "hosts": {}}}, self.progress)
+                await testbed.release(
+                    {
+                        "backend": "local",
+                        "id": prefix.rstrip("-"),
+                        "hosts": [],
+                        "networks": [],
+                        "local": {
+                            "prefix": prefix,
+                            "runDir": os.path.join(self.run_root, prefix),
+                            "switchNamespace": switch_namespace(prefix),
+                            "hosts": {},
+                        },
+                    },
+                    self.progress,
+                )
 
 
 def masters_running(under: str | None = None) -> list[str]:

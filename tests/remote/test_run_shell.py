@@ -77,7 +77,9 @@ async def test_bad_requests_raise_remote_error_before_running(bed):
 
 
 async def test_non_zero_exit_is_reported_per_host_with_stderr(bed):
-    results = await run_shell(bed.inventory, "all", 'echo "out-$(hostname)"; echo "err-$(hostname)" >&2; [ "$(hostname)" = server-1 ] || exit 3')
+    results = await run_shell(
+        bed.inventory, "all", 'echo "out-$(hostname)"; echo "err-$(hostname)" >&2; [ "$(hostname)" = server-1 ] || exit 3'
+    )
     r = by_host(results)
     assert (r["server-1"].status, r["server-1"].rc, r["server-1"].stderr) == ("ok", 0, "err-server-1")
     for name in ("client-1", "client-2"):
@@ -90,9 +92,9 @@ async def test_exit_255_of_the_command_is_a_failure_not_unreachable(bed):
 
 
 async def test_environment_reaches_the_command(bed):
-    env = {"GREETING": "hello world", "TRICKY": "it's \"$HOME\" `x` {{ y }}\nline2", "EMPTY": ""}
+    env = {"GREETING": "hello world", "TRICKY": 'it\'s "$HOME" `x` {{ y }}\nline2', "EMPTY": ""}
     results = await run_shell(bed.inventory, "client", 'printf "%s|%s|%s" "$GREETING" "$TRICKY" "${EMPTY-unset}"', environment=env)
-    assert {r.stdout for r in results} == {"hello world|it's \"$HOME\" `x` {{ y }}\nline2|"}
+    assert {r.stdout for r in results} == {'hello world|it\'s "$HOME" `x` {{ y }}\nline2|'}
 
 
 async def test_quoting_survives(bed):
@@ -113,8 +115,9 @@ async def _process_state(bed, host: str, pid: str) -> str:
 
 async def test_timeout_kills_the_remote_command_and_reports_it(bed):
     t0 = time.monotonic()
-    results = await run_shell(bed.inventory, "client", 'echo $$ > ~/timeout.pid; [ "$(hostname)" = client-1 ] && sleep 60; echo done',
-                              timeout=1.5)
+    results = await run_shell(
+        bed.inventory, "client", 'echo $$ > ~/timeout.pid; [ "$(hostname)" = client-1 ] && sleep 60; echo done', timeout=1.5
+    )
     elapsed = time.monotonic() - t0
     r = by_host(results)
     assert (r["client-2"].status, r["client-2"].stdout) == ("ok", "done")
@@ -155,8 +158,12 @@ async def test_cancel_stops_promptly_and_reports_what_finished(bed):
 
     watcher = asyncio.ensure_future(cancel_once_the_clients_are_done())
     try:
-        results = await run_shell(bed.inventory, "all", f'[ "$(hostname)" = server-1 ] && exec sleep 60; hostname; touch {marker}-"$(hostname)"',
-                                  cancelled=cancelled)
+        results = await run_shell(
+            bed.inventory,
+            "all",
+            f'[ "$(hostname)" = server-1 ] && exec sleep 60; hostname; touch {marker}-"$(hostname)"',
+            cancelled=cancelled,
+        )
         assert watcher.done(), "run_shell returned before Cancel"
         assert time.monotonic() - watcher.result() < 10  # promptly after Cancel
     finally:
@@ -254,8 +261,7 @@ async def test_connections_are_reused_and_the_workspace_is_private(bed):
     # while a step runs, neither the key nor the command's environment is in any argv
     key_body = bed.inventory["ssh"]["privateKey"].splitlines()[1]
     stop = asyncio.Event()
-    task = asyncio.ensure_future(run_shell(bed.inventory, "all", "sleep 300", environment={"TOKEN": "tok-123456789"},
-                                           cancelled=stop))
+    task = asyncio.ensure_future(run_shell(bed.inventory, "all", "sleep 300", environment={"TOKEN": "tok-123456789"}, cancelled=stop))
 
     def argvs() -> list[str]:
         found = []
@@ -293,7 +299,7 @@ PARITY = [
 
 
 async def test_parity_ssh_and_ansible_engines_give_identical_results(bed):
-    env = {"GREETING": "hi there", "QUOTED": "it's a \"test\" $HOME {{ x }}"}
+    env = {"GREETING": "hi there", "QUOTED": 'it\'s a "test" $HOME {{ x }}'}
     for command in PARITY:
         fast = await run_shell(bed.inventory, "all", command, environment=env, engine="ssh")
         slow = await run_shell(bed.inventory, "all", command, environment=env, engine="ansible")
@@ -334,8 +340,10 @@ async def test_concurrent_steps_on_cold_connections_do_not_race_for_the_master(o
     """Independent Commands run at once; the loser of a ControlMaster race would get ssh's
     "ControlSocket … already exists" warning in its stderr. Every run must be clean."""
     await materialize.close(own_bed.inventory)
-    runs = await asyncio.gather(*(run_shell(own_bed.inventory, "all", "echo out; echo err >&2") for _ in range(6)),
-                                run_shell(own_bed.inventory, "all", "echo out; echo err >&2", engine="ansible"))
+    runs = await asyncio.gather(
+        *(run_shell(own_bed.inventory, "all", "echo out; echo err >&2") for _ in range(6)),
+        run_shell(own_bed.inventory, "all", "echo out; echo err >&2", engine="ansible"),
+    )
     for results in runs:
         assert [(r.status, r.stdout, r.stderr) for r in results] == [("ok", "out", "err")] * 3
     control_dir = (await materialize.workspace(own_bed.inventory)).control_dir

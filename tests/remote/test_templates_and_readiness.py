@@ -19,18 +19,25 @@ from .conftest import Reservations, _teardown
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(180)]
 
 ENGINES = ("ssh", "ansible")
-LISTEN = ("python3 -c 'import signal,socket,sys; s=socket.socket(socket.AF_INET6); s.bind((\"::\", int(sys.argv[1]))); "
-          "s.listen(); signal.pause()' {port}")
+LISTEN = (
+    'python3 -c \'import signal,socket,sys; s=socket.socket(socket.AF_INET6); s.bind(("::", int(sys.argv[1]))); '
+    "s.listen(); signal.pause()' {port}"
+)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def net(tmp_path_factory):
     """server-1 (its group's vars: mode=fast), client-1 and client-2 on an `experiment` network."""
     reservations = Reservations(str(tmp_path_factory.mktemp("remote-templates")))
-    spec = ReservationSpec(name="remote-tpl", machines=[MachineGroup(["server"], 1), MachineGroup(["client"], 2)],
-                           networks=[NetworkSpec("experiment")])
-    inputs = {"machines": [{"roles": ["server"], "count": 1, "vars": {"mode": "fast", "label": "{{ inventory_hostname }}!"}},
-                           {"roles": ["client"], "count": 2}]}
+    spec = ReservationSpec(
+        name="remote-tpl", machines=[MachineGroup(["server"], 1), MachineGroup(["client"], 2)], networks=[NetworkSpec("experiment")]
+    )
+    inputs = {
+        "machines": [
+            {"roles": ["server"], "count": 1, "vars": {"mode": "fast", "label": "{{ inventory_hostname }}!"}},
+            {"roles": ["client"], "count": 2},
+        ]
+    }
     try:
         bed = await reservations.reserve(spec)
         from testbed_provider.protocol.codec import reveal
@@ -51,10 +58,12 @@ def experiment(bed, host: str) -> str:
     return next(n["address"] for n in h["networks"] if n["id"] == "experiment")
 
 
-TEMPLATE = ("{{ inventory_hostname }} -> {{ hostvars[groups['server'][0]].testbed_networks.experiment }}"
-            ":{{ 5201 + groups['client'].index(inventory_hostname) }} from {{ testbed_networks.experiment }}"
-            " ({{ testbed_roles | join(',') }}; {{ group_names }}; server mode {{ hostvars['server-1'].mode }}"
-            " {{ hostvars['server-1'].label }}; {{ ansible_play_hosts | length }} hosts; t={{ duration }} {{ who }})")
+TEMPLATE = (
+    "{{ inventory_hostname }} -> {{ hostvars[groups['server'][0]].testbed_networks.experiment }}"
+    ":{{ 5201 + groups['client'].index(inventory_hostname) }} from {{ testbed_networks.experiment }}"
+    " ({{ testbed_roles | join(',') }}; {{ group_names }}; server mode {{ hostvars['server-1'].mode }}"
+    " {{ hostvars['server-1'].label }}; {{ ansible_play_hosts | length }} hosts; t={{ duration }} {{ who }})"
+)
 VARS = {"duration": 10, "who": "{{ inventory_hostname | upper }}"}
 
 
@@ -62,9 +71,11 @@ async def test_each_host_runs_its_own_rendering_identically_on_both_engines(net)
     rendered = render(net.inventory, ["client-1", "client-2"], TEMPLATE, VARS)
     server = experiment(net, "server-1")
     for k, host in enumerate(["client-1", "client-2"]):
-        assert rendered[host] == (f"{host} -> {server}:{5201 + k} from {experiment(net, host)} (client; ['client']; "
-                                  f"server mode fast server-1!; 2 hosts; t=10 {host.upper()})")
-    commands = {h: f"echo {c!r}; echo \"$(hostname) ran it\" >&2" for h, c in rendered.items()}
+        assert rendered[host] == (
+            f"{host} -> {server}:{5201 + k} from {experiment(net, host)} (client; ['client']; "
+            f"server mode fast server-1!; 2 hosts; t=10 {host.upper()})"
+        )
+    commands = {h: f'echo {c!r}; echo "$(hostname) ran it" >&2' for h, c in rendered.items()}
     fast = await run_shell(net.inventory, "client", commands, engine="ssh")
     slow = await run_shell(net.inventory, "client", commands, engine="ansible")
     assert summary(fast) == summary(slow)
@@ -72,8 +83,9 @@ async def test_each_host_runs_its_own_rendering_identically_on_both_engines(net)
 
 
 async def test_a_template_sees_the_variables_a_play_sees(net):
-    report = await run_play(net.inventory, "client", [{"name": "say", "ansible.builtin.debug": {"msg": TEMPLATE}, "register": "said"}],
-                            extra_vars=VARS)
+    report = await run_play(
+        net.inventory, "client", [{"name": "say", "ansible.builtin.debug": {"msg": TEMPLATE}, "register": "said"}], extra_vars=VARS
+    )
     played = {h: v["said"]["msg"] for h, v in report.registered.items()}
     assert played == render(net.inventory, ["client-1", "client-2"], TEMPLATE, VARS)
 
@@ -96,9 +108,18 @@ class Lines:
 async def test_a_background_server_is_waited_for_until_its_port_listens(net, engine):
     port, gate, tag = 5301 + ENGINES.index(engine), f"~/gate-{engine}", f"ready-{engine}"
     lines = Lines("waiting until ready")
-    start = asyncio.ensure_future(run_shell(
-        net.inventory, "server", f"while [ ! -e {gate} ]; do sleep 0.05; done; exec {LISTEN.format(port=port)}",
-        background=tag, ready_port=port, ready_timeout=120, progress=lines, engine=engine))
+    start = asyncio.ensure_future(
+        run_shell(
+            net.inventory,
+            "server",
+            f"while [ ! -e {gate} ]; do sleep 0.05; done; exec {LISTEN.format(port=port)}",
+            background=tag,
+            ready_port=port,
+            ready_timeout=120,
+            progress=lines,
+            engine=engine,
+        )
+    )
     try:
         await asyncio.wait_for(lines.seen.wait(), 60)  # it is waited for, and says so
         assert not start.done()
@@ -107,7 +128,11 @@ async def test_a_background_server_is_waited_for_until_its_port_listens(net, eng
         [result] = await asyncio.wait_for(start, 60)
         assert result.status == "ok" and "ready after" in result.stdout and f"(TCP port {port} listening)" in result.stdout
         # the next step connects at once: no retry loop
-        probe = await run_shell(net.inventory, "client-1", f"python3 -c 'import socket; socket.create_connection((\"{experiment(net, 'server-1')}\", {port}), 5)'")
+        probe = await run_shell(
+            net.inventory,
+            "client-1",
+            f"python3 -c 'import socket; socket.create_connection((\"{experiment(net, 'server-1')}\", {port}), 5)'",
+        )
         assert probe[0].status == "ok", probe[0].stderr
     finally:
         start.cancel()
@@ -118,8 +143,9 @@ async def test_a_background_server_is_waited_for_until_its_port_listens(net, eng
 async def test_a_per_host_ready_command_waits_on_each_host(net):
     ready = render(net.inventory, ["client-1", "client-2"], "test -e ~/up-{{ inventory_hostname }}")
     lines = Lines("waiting until ready")
-    start = asyncio.ensure_future(run_shell(net.inventory, "client", "exec sleep 300", background="ready-cmd",
-                                            ready_command=ready, ready_timeout=120, progress=lines))
+    start = asyncio.ensure_future(
+        run_shell(net.inventory, "client", "exec sleep 300", background="ready-cmd", ready_command=ready, ready_timeout=120, progress=lines)
+    )
     try:
         await asyncio.wait_for(lines.seen.wait(), 60)
         await run_shell(net.inventory, "client-1", "touch ~/up-client-1")
@@ -140,13 +166,22 @@ async def test_a_per_host_ready_command_waits_on_each_host(net):
 async def test_never_ready_fails_naming_why_identically_on_both_engines_and_stops_the_command(net):
     outcomes = []
     for engine in ENGINES:
-        results = await run_shell(net.inventory, "server", "echo listening soon; exec sleep 300", background="never",
-                                  ready_port=5399, ready_timeout=1, engine=engine)
+        results = await run_shell(
+            net.inventory,
+            "server",
+            "echo listening soon; exec sleep 300",
+            background="never",
+            ready_port=5399,
+            ready_timeout=1,
+            engine=engine,
+        )
         outcomes.append(summary(results))
         [r] = results
         assert (r.status, r.rc) == ("failed", 1)
-        assert r.stderr.splitlines() == ["listening soon", "not ready after 1 s: nothing listens on TCP port 5399 "
-                                         "(the command was stopped; its log is above)"]
+        assert r.stderr.splitlines() == [
+            "listening soon",
+            "not ready after 1 s: nothing listens on TCP port 5399 (the command was stopped; its log is above)",
+        ]
         left = await run_shell(net.inventory, "server", "ls ~/.testbed/bg/ | grep -c '^never.pid$' || true")
         assert left[0].stdout == "0"
     assert outcomes[0] == outcomes[1]

@@ -17,13 +17,31 @@ from testbed_provider.resources.command import Command, rerun_due
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 INVENTORY = {
     "hosts": [
-        {"name": "server-1", "address": "198.19.0.1", "roles": ["server"], "user": "root", "port": 22,
-         "networks": [{"id": "experiment", "address": "198.18.0.1", "interface": "eth1", "cidr": "198.18.0.0/24"}],
-         "vars": {"mode": "fast", "label": "{{ inventory_hostname }}-label"}},
-        {"name": "client-1", "address": "198.19.0.2", "roles": ["client"], "user": "root", "port": 22,
-         "networks": [{"id": "experiment", "address": "198.18.0.2", "interface": "eth1", "cidr": "198.18.0.0/24"}]},
-        {"name": "client-2", "address": "198.19.0.3", "roles": ["client"], "user": "root", "port": 22,
-         "networks": [{"id": "experiment", "address": "198.18.0.3", "interface": "eth1", "cidr": "198.18.0.0/24"}]},
+        {
+            "name": "server-1",
+            "address": "198.19.0.1",
+            "roles": ["server"],
+            "user": "root",
+            "port": 22,
+            "networks": [{"id": "experiment", "address": "198.18.0.1", "interface": "eth1", "cidr": "198.18.0.0/24"}],
+            "vars": {"mode": "fast", "label": "{{ inventory_hostname }}-label"},
+        },
+        {
+            "name": "client-1",
+            "address": "198.19.0.2",
+            "roles": ["client"],
+            "user": "root",
+            "port": 22,
+            "networks": [{"id": "experiment", "address": "198.18.0.2", "interface": "eth1", "cidr": "198.18.0.0/24"}],
+        },
+        {
+            "name": "client-2",
+            "address": "198.19.0.3",
+            "roles": ["client"],
+            "user": "root",
+            "port": 22,
+            "networks": [{"id": "experiment", "address": "198.18.0.3", "interface": "eth1", "cidr": "198.18.0.0/24"}],
+        },
     ],
     "groups": {"server": ["server-1"], "client": ["client-1", "client-2"]},
     "ssh": {"user": "root", "port": 22, "knownHosts": "server-1 ssh-ed25519 AAAA\n", "privateKey": Secret(KEY)},
@@ -57,9 +75,12 @@ def test_only_text_with_jinja_marks_is_a_template():
 
 
 def test_each_host_renders_its_own_command_with_a_plays_variables():
-    rendered = render(plain_inventory(), ["client-1", "client-2"],
-                      f"iperf3 -c {SERVER} -p {{{{ 5201 + groups['client'].index(inventory_hostname) }}}} "
-                      "-B {{ testbed_networks.experiment }} # {{ testbed_roles | join(',') }} {{ group_names }} {{ ansible_host }}")
+    rendered = render(
+        plain_inventory(),
+        ["client-1", "client-2"],
+        f"iperf3 -c {SERVER} -p {{{{ 5201 + groups['client'].index(inventory_hostname) }}}} "
+        "-B {{ testbed_networks.experiment }} # {{ testbed_roles | join(',') }} {{ group_names }} {{ ansible_host }}",
+    )
     assert rendered == {
         "client-1": "iperf3 -c 198.18.0.1 -p 5201 -B 198.18.0.2 # client ['client'] 198.19.0.2",
         "client-2": "iperf3 -c 198.18.0.1 -p 5202 -B 198.18.0.3 # client ['client'] 198.19.0.3",
@@ -68,8 +89,12 @@ def test_each_host_renders_its_own_command_with_a_plays_variables():
 
 def test_group_vars_extra_vars_and_nested_templates_as_in_a_play():
     inv = plain_inventory()
-    out = render(inv, ["server-1"], "{{ mode }} {{ label }} {{ d }} {{ who }} {{ ansible_play_hosts }}",
-                 {"d": 3, "who": "{{ inventory_hostname }}", "mode": "overridden"})
+    out = render(
+        inv,
+        ["server-1"],
+        "{{ mode }} {{ label }} {{ d }} {{ who }} {{ ansible_play_hosts }}",
+        {"d": 3, "who": "{{ inventory_hostname }}", "mode": "overridden"},
+    )
     # extra vars win over host vars (ansible-playbook -e), and a variable may itself be a template
     assert out == {"server-1": "overridden server-1-label 3 server-1 ['server-1']"}
     assert render(inv, ["client-1"], "{{ hostvars['server-1'].label }}") == {"client-1": "server-1-label"}
@@ -110,7 +135,8 @@ def test_check_records_each_hosts_rendering_and_passes_a_plain_command_untouched
 def test_a_template_error_is_a_check_failure_naming_the_property_and_hosts():
     result = check(create="iperf3 -c {{ hostvars[groups['server'][0]].testbed_networks.experimnt }}")
     assert [(f.property, f.reason) for f in result.failures] == [
-        ("create", "the template does not render on client-1, client-2: object of type 'dict' has no attribute 'experimnt'")]
+        ("create", "the template does not render on client-1, client-2: object of type 'dict' has no attribute 'experimnt'")
+    ]
     result = check(delete="docker ps --format '{{.Names}}'")
     assert [f.property for f in result.failures] == ["delete"] and "{% raw %}" in result.failures[0].reason
     # not known yet (first preview): nothing to render, nothing recorded
@@ -122,17 +148,24 @@ def test_vars_and_readiness_rules():
     def failures(**changes):
         return [(f.property, f.reason) for f in check(**changes).failures]
 
-    assert failures(vars=["x"]) == [("vars", "must be an object of variables for the command's templates, e.g. {server: …, duration: 10} (got a list)")]
-    assert failures(readyPort=5201) == [("readyPort", "only for a background command (`background: true`): a foreground command is done when it exits")]
+    assert failures(vars=["x"]) == [
+        ("vars", "must be an object of variables for the command's templates, e.g. {server: …, duration: 10} (got a list)")
+    ]
+    assert failures(readyPort=5201) == [
+        ("readyPort", "only for a background command (`background: true`): a foreground command is done when it exits")
+    ]
     assert failures(background=True, readyPort=5201, readyTimeout=5) == []
     assert failures(background=True, readyPort=0)[0][0] == "readyPort"
     assert failures(background=True, readyPort=True)[0][0] == "readyPort"
     assert failures(background=True, readyCommand=" ") == [
-        ("readyCommand", "must be a non-empty shell command (it must exit 0 once the background command is ready) (got the string ` `)")]
+        ("readyCommand", "must be a non-empty shell command (it must exit 0 once the background command is ready) (got the string ` `)")
+    ]
     assert failures(background=True, readyTimeout=5) == [("readyTimeout", "has no effect without `readyPort` or `readyCommand`")]
     assert failures(background=True, readyPort=5201, readyTimeout=0)[0][0] == "readyTimeout"
     assert failures(background=True, readyCommand="test -e {{ nope }}")[0] == (
-        "readyCommand", "the template does not render on client-1, client-2: 'nope' is undefined")
+        "readyCommand",
+        "the template does not render on client-1, client-2: 'nope' is undefined",
+    )
     assert failures(background=UNKNOWN, readyPort=5201) == []
 
 
@@ -163,7 +196,9 @@ def test_a_change_of_a_variable_the_template_uses_reruns_it():
 def test_what_renders_the_same_is_recorded_without_rerunning():
     _, rerun = diff_and_rerun(new_changes={"vars": {"duration": 10, "unused": "x"}})
     assert not rerun
-    _, rerun = diff_and_rerun(new_changes={"create": "iperf3 -c {{hostvars[groups['server'][0]].testbed_networks.experiment}} -t {{duration}}"})
+    _, rerun = diff_and_rerun(
+        new_changes={"create": "iperf3 -c {{hostvars[groups['server'][0]].testbed_networks.experiment}} -t {{duration}}"}
+    )
     assert not rerun
     _, rerun = diff_and_rerun(new_changes={"create": "iperf3 -c 198.18.0.1 -t 10"})  # a plain command: its text decides
     assert rerun

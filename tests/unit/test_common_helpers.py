@@ -49,8 +49,7 @@ def test_a_symlink_at_the_target_is_replaced_not_written_through(tmp_path):
 @pytest.mark.asyncio
 async def test_run_kills_at_the_deadline_and_keeps_what_was_printed():
     t0 = time.monotonic()
-    done = await processes.run(["sh", "-c", "echo started; exec sleep 60"], env=processes.SAFE_ENV,
-                               deadline=deadlines.after(0.5))
+    done = await processes.run(["sh", "-c", "echo started; exec sleep 60"], env=processes.SAFE_ENV, deadline=deadlines.after(0.5))
     assert done.outcome == processes.TIMED_OUT and done.stdout == b"started\n"
     assert time.monotonic() - t0 < 30
     assert done.returncode is not None  # killed and waited for: no zombie, nothing left running

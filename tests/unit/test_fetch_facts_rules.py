@@ -8,7 +8,8 @@ import os
 import subprocess
 
 from testbed_provider.config import ProviderConfig
-from testbed_provider.get_facts import camel_inventory, check as check_facts
+from testbed_provider.get_facts import camel_inventory
+from testbed_provider.get_facts import check as check_facts
 from testbed_provider.protocol.codec import UNKNOWN, Secret
 from testbed_provider.protocol.engine_log import EngineLog
 from testbed_provider.remote.facts import check_subset, curate
@@ -143,12 +144,26 @@ def test_facts_rules():
     # the Python SDK sends an output-typed inventory to invokes under Python names
     snake = {**INVENTORY, "ssh": {"user": "root", "port": 22, "known_hosts": "k", "private_key": Secret("K")}}
     assert set(camel_inventory(Secret(snake)).value["ssh"]) == {"user", "port", "knownHosts", "privateKey"}
-    facts = {"hostname": "s1", "interfaces": ["lo", "eth1"], "eth1": {"ipv4": {"address": "198.18.0.1", "prefix": "16"},
-             "macaddress": "aa", "mtu": 1500, "active": True}, "lo": {"ipv4": {"address": "127.0.0.1", "prefix": "8"}},
-             "memtotal_mb": 2048, "processor_vcpus": 4, "kernel": "6.1"}
+    facts = {
+        "hostname": "s1",
+        "interfaces": ["lo", "eth1"],
+        "eth1": {"ipv4": {"address": "198.18.0.1", "prefix": "16"}, "macaddress": "aa", "mtu": 1500, "active": True},
+        "lo": {"ipv4": {"address": "127.0.0.1", "prefix": "8"}},
+        "memtotal_mb": 2048,
+        "processor_vcpus": 4,
+        "kernel": "6.1",
+    }
     c = curate("server-1", facts)
-    assert c["interfaces"][0] == {"name": "eth1", "ipv4": "198.18.0.1", "ipv4Prefix": 16, "ipv4Secondaries": [], "ipv6": [],
-                                  "macAddress": "aa", "mtu": 1500, "active": True}
+    assert c["interfaces"][0] == {
+        "name": "eth1",
+        "ipv4": "198.18.0.1",
+        "ipv4Prefix": 16,
+        "ipv4Secondaries": [],
+        "ipv6": [],
+        "macAddress": "aa",
+        "mtu": 1500,
+        "active": True,
+    }
     assert (c["memoryMb"], c["processorVcpus"], c["defaultIpv4"], c["facts"]) == (2048, 4, "", facts)
 
 

@@ -10,8 +10,16 @@ def keys(failures):
 
 
 def test_explicit_keys(tmp_path):
-    config, failures = parse_config({"backend": "g5k", "g5kUri": "http://127.0.0.1:9/stable/", "g5kUsername": "alice",
-                                     "g5kPassword": "s3cret-pass", "g5kTimeout": "12", "g5kVerifySsl": "false"})
+    config, failures = parse_config(
+        {
+            "backend": "g5k",
+            "g5kUri": "http://127.0.0.1:9/stable/",
+            "g5kUsername": "alice",
+            "g5kPassword": "s3cret-pass",
+            "g5kTimeout": "12",
+            "g5kVerifySsl": "false",
+        }
+    )
     assert failures == []
     s = config.g5k
     assert (s.uri, s.username, s.password, s.timeout, s.verify_ssl) == ("http://127.0.0.1:9/stable", "alice", "s3cret-pass", 12.0, False)
@@ -23,11 +31,24 @@ def test_explicit_keys(tmp_path):
 def test_yaml_file_and_overrides(tmp_path):
     f = tmp_path / "g5k.yaml"
     f.write_text("uri: http://127.0.0.1:8/3.0\nusername: bob\npassword: file-password\ntimeout: 5\n")
-    config, failures = parse_config({"backend": "g5k", "g5kConfigFile": str(f), "g5kUsername": "carol",
-                                     "g5kSshProxyCommand": "nc %h %p", "g5kSite": "nancy", "g5kSshUser": "admin"})
+    config, failures = parse_config(
+        {
+            "backend": "g5k",
+            "g5kConfigFile": str(f),
+            "g5kUsername": "carol",
+            "g5kSshProxyCommand": "nc %h %p",
+            "g5kSite": "nancy",
+            "g5kSshUser": "admin",
+        }
+    )
     assert failures == []
     assert (config.g5k.site, config.g5k.ssh_user) == ("nancy", "admin")
-    assert (config.g5k.uri, config.g5k.username, config.g5k.password, config.g5k.timeout) == ("http://127.0.0.1:8/3.0", "carol", "file-password", 5.0)
+    assert (config.g5k.uri, config.g5k.username, config.g5k.password, config.g5k.timeout) == (
+        "http://127.0.0.1:8/3.0",
+        "carol",
+        "file-password",
+        5.0,
+    )
     assert config.g5k.proxy_command == "nc %h %p"
     assert REDACTOR.scrub("file-password") == "[secret]"
 
@@ -58,15 +79,20 @@ def test_bad_values_name_the_key():
         "g5kVerifySsl": "must be true or false (got the string `maybe`)",
         "g5kTimeout": "must be a positive number of seconds (got `-1`)",
     }
-    _, failures = parse_config({"backend": "g5k", "g5kUri": "https://x/stable", "g5kTimeout": "soon", "g5kVerifySsl": "maybe",
-                                "g5kPassword": "only-a-password"})
-    assert reasons(failures) == {"g5kTimeout": "must be a positive number of seconds (got the string `soon`)",
-                                 "g5kVerifySsl": "must be true or false (got the string `maybe`)",
-                                 "g5kUsername": "a password is configured but no user name"}
+    _, failures = parse_config(
+        {"backend": "g5k", "g5kUri": "https://x/stable", "g5kTimeout": "soon", "g5kVerifySsl": "maybe", "g5kPassword": "only-a-password"}
+    )
+    assert reasons(failures) == {
+        "g5kTimeout": "must be a positive number of seconds (got the string `soon`)",
+        "g5kVerifySsl": "must be true or false (got the string `maybe`)",
+        "g5kUsername": "a password is configured but no user name",
+    }
     _, failures = parse_config({"backend": "g5k", "g5kUri": "https://x/stable", "g5kSite": "Lyon", "g5kTimeout": 0, "g5kSshUser": 3})
-    assert reasons(failures) == {"g5kSite": "must be a Grid'5000 site name such as `rennes` (got the string `Lyon`)",
-                                 "g5kTimeout": "must be a positive number of seconds (got `0`)",
-                                 "g5kSshUser": "must be a string (got `3`)"}
+    assert reasons(failures) == {
+        "g5kSite": "must be a Grid'5000 site name such as `rennes` (got the string `Lyon`)",
+        "g5kTimeout": "must be a positive number of seconds (got `0`)",
+        "g5kSshUser": "must be a string (got `3`)",
+    }
     _, failures = parse_config({"backend": "g5k", "g5kUri": "https://x/stable", "g5kColour": "red"})
     assert reasons(failures)["g5kColour"].startswith("unknown configuration key `testbed:g5kColour` (known: backend, g5kConfigFile,")
 
@@ -79,15 +105,27 @@ def test_a_bad_password_is_never_quoted():
 
 def test_typed_values_and_the_defaults_an_sdk_sends(tmp_path):
     # an explicit Provider sends typed values, and the declared defaults of what it leaves out
-    config, failures = parse_config({"backend": "g5k", "g5kUri": "https://x/stable", "g5kTimeout": 7, "g5kVerifySsl": True,
-                                     "g5kSshUser": "root", "g5kConfigFile": "~/.python-grid5000.yaml"})
+    config, failures = parse_config(
+        {
+            "backend": "g5k",
+            "g5kUri": "https://x/stable",
+            "g5kTimeout": 7,
+            "g5kVerifySsl": True,
+            "g5kSshUser": "root",
+            "g5kConfigFile": "~/.python-grid5000.yaml",
+        }
+    )
     assert failures == [] and (config.g5k.timeout, config.g5k.verify_ssl, config.g5k.ssh_user) == (7.0, True, "root")
     f = tmp_path / "g5k.yaml"
     f.write_text("uri: ftp://x\ntimeout: -2\n")
     _, failures = parse_config({"backend": "g5k", "g5kConfigFile": str(f)})
     assert [(x.property, x.reason) for x in failures] == [
-        ("g5kConfigFile", f"the API address (`uri` of `{f}`) must be an http(s) URL such as `https://api.grid5000.fr/stable` (got `ftp://x`)"),
-        ("g5kConfigFile", f"the HTTP `timeout` of `{f}` must be a positive number of seconds (got `-2`)")]
+        (
+            "g5kConfigFile",
+            f"the API address (`uri` of `{f}`) must be an http(s) URL such as `https://api.grid5000.fr/stable` (got `ftp://x`)",
+        ),
+        ("g5kConfigFile", f"the HTTP `timeout` of `{f}` must be a positive number of seconds (got `-2`)"),
+    ]
     # `pulumi config set testbed:g5kUri ""` leaves it unset: the file is read
     config, failures = parse_config({"backend": "g5k", "g5kUri": "", "g5kConfigFile": str(tmp_path / "none.yaml")})
     assert keys(failures) == {"g5kConfigFile"} and "does not exist" in failures[0].reason

@@ -29,8 +29,18 @@ def job_failures(inputs: dict[str, Any]) -> dict[str, str]:
 
 
 def test_job_failures_say_what_is_expected():
-    assert job_failures({"site": "Lyon!", "nodes": [{"count": 0, "colour": "red"}, 3], "walltime": "forever", "queue": "fast",
-                         "vlan": "kavlan", "subnet": {"size": "slash_8"}, "waitUntil": "never", "types": ["deploy", ""]}) == {
+    assert job_failures(
+        {
+            "site": "Lyon!",
+            "nodes": [{"count": 0, "colour": "red"}, 3],
+            "walltime": "forever",
+            "queue": "fast",
+            "vlan": "kavlan",
+            "subnet": {"size": "slash_8"},
+            "waitUntil": "never",
+            "types": ["deploy", ""],
+        }
+    ) == {
         "site": "must be a Grid'5000 site name such as `rennes` (got the string `Lyon!`)",
         "nodes[0].count": "must be at least 1 (got 0)",
         "nodes[0].colour": "unknown property `colour` (a node group accepts cluster, count, hosts, properties)",
@@ -49,12 +59,15 @@ def test_job_failures_say_what_is_expected():
     assert job_failures({"site": "lyon", "nodes": []}) == {"nodes": "must list at least one node group"}
     # by hand: the values OAR bounds, and what no single field says
     assert job_failures({"site": "lyon", "nodes": [{"count": 1}], "walltime": "200"}) == {
-        "walltime": "walltime `200` exceeds OAR's limit of 168 hours"}
+        "walltime": "walltime `200` exceeds OAR's limit of 168 hours"
+    }
     assert job_failures({"site": "lyon", "nodes": [{"hosts": ["taurus-1", "taurus-2"], "count": 3}, {}]}) == {
         "nodes[0].count": "3 nodes requested but 2 named in hosts",
-        "nodes[1].count": "required: how many nodes (or name them in `hosts`)"}
+        "nodes[1].count": "required: how many nodes (or name them in `hosts`)",
+    }
     assert job_failures({"site": "lyon", "nodes": [{"count": 1}], "reservation": "soon"}) == {
-        "reservation": "malformed date `soon`: use `YYYY-MM-DD hh:mm:ss` (Paris time) or ISO 8601 with an offset"}
+        "reservation": "malformed date `soon`: use `YYYY-MM-DD hh:mm:ss` (Paris time) or ISO 8601 with an offset"
+    }
 
 
 def test_named_hosts_give_the_count():
@@ -64,16 +77,26 @@ def test_named_hosts_give_the_count():
 
 
 def test_unknowns_inside_the_typed_request_wait_for_their_value():
-    for inputs in ({"site": "lyon", "nodes": [{"count": 1}], "vlan": {"type": UNKNOWN}},
-                   {"site": "lyon", "nodes": [{"count": 1, "hosts": [UNKNOWN]}]},
-                   {"site": "lyon", "nodes": [{"count": UNKNOWN, "hosts": ["taurus-1"]}], "walltime": UNKNOWN}):
+    for inputs in (
+        {"site": "lyon", "nodes": [{"count": 1}], "vlan": {"type": UNKNOWN}},
+        {"site": "lyon", "nodes": [{"count": 1, "hosts": [UNKNOWN]}]},
+        {"site": "lyon", "nodes": [{"count": UNKNOWN, "hosts": ["taurus-1"]}], "walltime": UNKNOWN},
+    ):
         assert validate(inputs) == (None, [])
 
 
 # A program that spells every default out, and the inputs an older stack recorded without them.
-SPELLED_JOB = {"site": "lyon", "name": "exp", "nodes": [{"count": 1}], "vlan": {"type": "kavlan-local", "count": 1},
-           "subnet": {"size": "slash_22", "count": 1}, "walltime": "1:00:00", "command": "sleep infinity", "queue": "default",
-           "waitUntil": "running"}
+SPELLED_JOB = {
+    "site": "lyon",
+    "name": "exp",
+    "nodes": [{"count": 1}],
+    "vlan": {"type": "kavlan-local", "count": 1},
+    "subnet": {"size": "slash_22", "count": 1},
+    "walltime": "1:00:00",
+    "command": "sleep infinity",
+    "queue": "default",
+    "waitUntil": "running",
+}
 RECORDED_JOB = {"site": "lyon", "name": "exp", "nodes": [{"count": 1}], "vlan": {"type": "kavlan-local"}, "subnet": {}}
 
 
@@ -81,8 +104,12 @@ def test_the_job_defaults_are_declared_once():
     spec = resource_spec(JOB)
     inputs = spec["inputProperties"]
     # provider-side defaults (Check does not record them): described, not sent by the SDKs
-    assert [inputs[k]["description"].rsplit(" Default: ", 1)[1] for k in ("walltime", "command", "queue", "waitUntil")] == \
-        ["`1:00:00`.", "`sleep infinity`.", "`default`.", "`running`."]
+    assert [inputs[k]["description"].rsplit(" Default: ", 1)[1] for k in ("walltime", "command", "queue", "waitUntil")] == [
+        "`1:00:00`.",
+        "`sleep infinity`.",
+        "`default`.",
+        "`running`.",
+    ]
     assert not any("default" in inputs[k] for k in inputs)
     assert inputs["queue"]["$ref"] == "#/types/testbed:g5k:Queue" and default_of(JobArgs, "queue") is Queue.DEFAULT
     assert spec["requiredInputs"] == ["site"] and "walltime" not in spec["required"]  # absent from older states
@@ -102,7 +129,8 @@ def test_defaults_given_or_omitted_are_the_same():
     # a walltime besides the one in the request is one too many, even the default
     for walltime in ("1:00:00", "3:00", UNKNOWN):
         assert job_failures({**raw, "walltime": walltime}) == {
-            "walltime": "the walltime is already given in `rawResources` (`,walltime=…`); give it once"}
+            "walltime": "the walltime is already given in `rawResources` (`,walltime=…`); give it once"
+        }
 
     deployment = {"site": "rennes", "jobUid": 7, "environment": "debian12-min"}
     assert Deployment(ctx()).diff({}, deployment, {**deployment, "maxAttempts": 3}).detailed == {}
@@ -113,8 +141,12 @@ def test_defaults_given_or_omitted_are_the_same():
 
 
 def test_deployment_and_vlan_failures():
-    assert {f.property: f.reason for f in validate_deployment({"site": "rennes", "jobUid": "x", "environment": "", "nodes": [],
-                                                               "vlan": 4, "maxAttempts": 11, "minDeployed": -1})} == {
+    assert {
+        f.property: f.reason
+        for f in validate_deployment(
+            {"site": "rennes", "jobUid": "x", "environment": "", "nodes": [], "vlan": 4, "maxAttempts": 11, "minDeployed": -1}
+        )
+    } == {
         "jobUid": "must be an OAR job id (a Job's `uid`) (got the string `x`)",
         "environment": "must be an environment name such as `debian12-min` (see GET /sites/{site}/environments) (got the string ``)",
         "nodes": "must list at least one node name of the job (omit `nodes` to deploy every node of the job)",
@@ -122,14 +154,17 @@ def test_deployment_and_vlan_failures():
         "maxAttempts": "must be at most 10 (got 11)",
         "minDeployed": "must be at least 0 (got -1)",
     }
-    assert {f.property: f.reason for f in validate_deployment({"site": "rennes", "jobUid": 1, "environment": "debian12-min",
-                                                               "nodes": ["a-1"], "minDeployed": 2})} == {
-        "minDeployed": "2 exceeds the 1 node(s) listed in `nodes`"}
-    checked = asyncio.run(VlanAttachment(ctx()).check("a", {}, {"site": "lyon", "jobUid": 3, "interface": "eno2", "vlan": "x", "nodes": []}))
+    assert {
+        f.property: f.reason
+        for f in validate_deployment({"site": "rennes", "jobUid": 1, "environment": "debian12-min", "nodes": ["a-1"], "minDeployed": 2})
+    } == {"minDeployed": "2 exceeds the 1 node(s) listed in `nodes`"}
+    checked = asyncio.run(
+        VlanAttachment(ctx()).check("a", {}, {"site": "lyon", "jobUid": 3, "interface": "eno2", "vlan": "x", "nodes": []})
+    )
     assert {f.property: f.reason for f in checked.failures} == {
         "interface": "must be `primary` or a legacy device name such as `eth1`; KaVLAN refuses predictable names like `eno2` "
-                     "(got the string `eno2`)",
-        "vlan": "must be a KaVLAN id as a string, e.g. `\"4\"` (omit it to use the job's first vlan) (got the string `x`)",
+        "(got the string `eno2`)",
+        "vlan": 'must be a KaVLAN id as a string, e.g. `"4"` (omit it to use the job\'s first vlan) (got the string `x`)',
         "nodes": "must list at least one node name of the job (omit `nodes` for every node)",
     }
     checked = asyncio.run(VlanAttachment(ctx()).check("a", {}, {"site": "lyon", "jobUid": 3}))

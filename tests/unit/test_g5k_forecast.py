@@ -37,9 +37,13 @@ def test_free_nodes_start_now():
 
 
 def test_busy_nodes_start_when_the_first_window_ends():
-    body = status({fqdn("taurus", 1): node(job(7, NOW - H, 3 * H)),
-                   fqdn("taurus", 2): node(job(8, NOW - H, 2 * H)),
-                   fqdn("taurus", 3): node(job(9, NOW + 30 * 60, H, state="waiting", scheduled=True))})
+    body = status(
+        {
+            fqdn("taurus", 1): node(job(7, NOW - H, 3 * H)),
+            fqdn("taurus", 2): node(job(8, NOW - H, 2 * H)),
+            fqdn("taurus", 3): node(job(9, NOW + 30 * 60, H, state="waiting", scheduled=True)),
+        }
+    )
     one = earliest(body, demand(Group(1, "taurus")))
     assert one.start == NOW + H and "job(s) 8" in one.reason  # node 3 is free now but not for a whole hour
     short = earliest(body, demand(Group(1, "taurus"), walltime=20 * 60))
@@ -63,8 +67,9 @@ def test_besteffort_jobs_do_not_block_a_normal_job_but_block_a_besteffort_one():
 
 
 def test_named_hosts_and_cluster_groups_and_any_node():
-    body = status({fqdn("taurus", 1): node(job(1, NOW - 60, H)), fqdn("taurus", 2): node(),
-                   fqdn("orion", 1): node(), fqdn("gpu", 1): node()})
+    body = status(
+        {fqdn("taurus", 1): node(job(1, NOW - 60, H)), fqdn("taurus", 2): node(), fqdn("orion", 1): node(), fqdn("gpu", 1): node()}
+    )
     assert earliest(body, demand(Group(1, hosts=(fqdn("taurus", 1),)))).start == NOW - 60 + H
     mixed = demand(Group(1, "taurus"), Group(2), eligible_clusters=frozenset({"taurus", "orion"}))
     assert earliest(body, mixed).start == NOW - 60 + H  # taurus-2 for the cluster group; orion-1 + taurus-1 later
@@ -72,9 +77,11 @@ def test_named_hosts_and_cluster_groups_and_any_node():
 
 
 def test_advance_reservation_start_and_vlans():
-    vlans = {"4": {"type": "kavlan", "hard": "alive", "reservations": [job(3, NOW - 60, 2 * H)]},
-             "5": {"type": "kavlan", "hard": "alive", "reservations": []},
-             "1": {"type": "kavlan-local", "hard": "alive", "reservations": []}}
+    vlans = {
+        "4": {"type": "kavlan", "hard": "alive", "reservations": [job(3, NOW - 60, 2 * H)]},
+        "5": {"type": "kavlan", "hard": "alive", "reservations": []},
+        "1": {"type": "kavlan-local", "hard": "alive", "reservations": []},
+    }
     body = status({fqdn("taurus", 1): node()}, vlans)
     assert earliest(body, demand(Group(1), vlans=(("kavlan", 1),))).start == NOW
     assert earliest(body, demand(Group(1), vlans=(("kavlan", 2),))).start == NOW - 60 + 2 * H
@@ -92,8 +99,13 @@ def test_caveats_for_properties_and_unplaced_jobs():
 
 def test_common_start_over_sites_moves_every_site_to_the_latest():
     lyon = status({fqdn("taurus", 1): node(job(1, NOW - 60, H))})
-    nancy = {"uid": NOW, "nodes": {"gros-1.nancy.grid5000.fr": node(job(2, NOW + 90 * 60, H, state="waiting", scheduled=True)),
-                                   "gros-2.nancy.grid5000.fr": node(job(3, NOW - 60, 3 * H))}}
+    nancy = {
+        "uid": NOW,
+        "nodes": {
+            "gros-1.nancy.grid5000.fr": node(job(2, NOW + 90 * 60, H, state="waiting", scheduled=True)),
+            "gros-2.nancy.grid5000.fr": node(job(3, NOW - 60, 3 * H)),
+        },
+    }
     demands = [Demand("lyon", (Group(1, "taurus"),), H), Demand("nancy", (Group(1, "gros"),), H)]
     start, per_site = common_start({"lyon": lyon, "nancy": nancy}, demands, lead=60)
     # lyon frees at +59 min; nancy's gros-1 is free only until +90 min (too short for an hour from
@@ -104,8 +116,11 @@ def test_common_start_over_sites_moves_every_site_to_the_latest():
 
 
 def test_eligible_clusters_follow_queue_and_exotic():
-    clusters = {"taurus": {"queues": ["default", "admin"]}, "prod": {"queues": ["production"]},
-                "gpu": {"queues": ["default"], "exotic": True}}
+    clusters = {
+        "taurus": {"queues": ["default", "admin"]},
+        "prod": {"queues": ["production"]},
+        "gpu": {"queues": ["default"], "exotic": True},
+    }
     assert eligible_clusters(clusters, "default", []) == {"taurus"}
     assert eligible_clusters(clusters, "production", []) == {"prod"}
     assert eligible_clusters(clusters, "default", ["exotic"]) == {"taurus", "gpu"}
@@ -116,8 +131,14 @@ def test_eligible_clusters_follow_queue_and_exotic():
 def test_properties_evaluated_from_the_reference_filter_nodes_without_a_caveat():
     from testbed_provider.testbeds.g5k.forecast import kavlan_nics
 
-    two = {"uid": "taurus-1", "network_adapters": [{"interface": "Ethernet", "kavlan": True}, {"interface": "Ethernet", "kavlan": True},
-                                                   {"interface": "Ethernet", "kavlan": False, "management": True}]}
+    two = {
+        "uid": "taurus-1",
+        "network_adapters": [
+            {"interface": "Ethernet", "kavlan": True},
+            {"interface": "Ethernet", "kavlan": True},
+            {"interface": "Ethernet", "kavlan": False, "management": True},
+        ],
+    }
     one = {"uid": "taurus-2", "network_adapters": [{"interface": "Ethernet", "kavlan": True}, {"interface": "InfiniBand", "kavlan": True}]}
     assert (kavlan_nics(two), kavlan_nics(one)) == (2, 1)
     body = status({fqdn("taurus", 1): node(job(1, NOW - 60, H)), fqdn("taurus", 2): node()})

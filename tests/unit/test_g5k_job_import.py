@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+
 from testbed_provider.config import ProviderConfig
 from testbed_provider.protocol.engine_log import EngineLog
 from testbed_provider.protocol.errors import ResourceFailure
@@ -53,9 +54,7 @@ def submitted_by_us(inputs: dict[str, Any], **fields: Any) -> dict[str, Any]:
 
 
 def job() -> Job:
-    return Job(
-        ProviderContext(config=ProviderConfig(backend="g5k"), log=EngineLog(None))
-    )
+    return Job(ProviderContext(config=ProviderConfig(backend="g5k"), log=EngineLog(None)))
 
 
 def same(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -98,9 +97,7 @@ def test_a_job_submitted_by_hand_reads_back_from_what_it_holds():
     }
     assert validate(inputs)[1] == []
     # what OAR records for defaults is left out, so the generated code stays short
-    inputs, _ = _imported_inputs(
-        "lyon", api_job(queue="default", project="default", command="sleep infinity")
-    )
+    inputs, _ = _imported_inputs("lyon", api_job(queue="default", project="default", command="sleep infinity"))
     assert inputs == {
         "site": "lyon",
         "walltime": "1:00:00",
@@ -115,17 +112,12 @@ def test_what_typed_inputs_cannot_say_reads_back_as_raw_resources():
     )
     inputs, _ = _imported_inputs("lyon", held)
     assert "nodes" not in inputs and "vlan" not in inputs
-    assert (
-        inputs["rawResources"]
-        == "{cluster='taurus' AND (gpu_count > 0)}/nodes=1+{type='kavlan'}/vlan=1+{type='kavlan-local'}/vlan=1"
-    )
+    assert inputs["rawResources"] == "{cluster='taurus' AND (gpu_count > 0)}/nodes=1+{type='kavlan'}/vlan=1+{type='kavlan-local'}/vlan=1"
     assert validate(inputs)[1] == []
 
 
 def test_a_job_holding_no_node_yet_or_an_unknown_vlan_is_refused_clearly():
-    with pytest.raises(
-        ResourceFailure, match=r"job lyon:1001 holds no nodes yet \(`waiting`"
-    ):
+    with pytest.raises(ResourceFailure, match=r"job lyon:1001 holds no nodes yet \(`waiting`"):
         _imported_inputs("lyon", api_job(state="waiting", assigned_nodes=[]))
     with pytest.raises(ResourceFailure, match="holds resources a Job cannot declare"):
         _imported_inputs("lyon", api_job(resources_by_type={"vlans": ["99"]}))
@@ -172,11 +164,7 @@ def test_a_job_of_ours_reads_back_as_it_was_declared(declared):
     """The tag's request hash picks, among the requests that hold what the job holds, the one
     the program asked for: the program then matches its import."""
     declared = {**declared, "name": "exp-0a1b2c"}
-    subnets = (
-        ["10.158.0.0/22", *[f"10.158.{4 * i}.0/22" for i in range(1, 16)]]
-        if "subnet" in declared
-        else []
-    )
+    subnets = ["10.158.0.0/22", *[f"10.158.{4 * i}.0/22" for i in range(1, 16)]] if "subnet" in declared else []
     queue = "besteffort" if "besteffort" in declared.get("types", []) else "default"
     held = submitted_by_us(
         declared,
@@ -203,11 +191,7 @@ def test_a_request_of_ours_that_cannot_be_told_is_imported_with_a_warning():
         "name": "exp-0a1b2c",
     }
     inputs, warning = _imported_inputs("lyon", submitted_by_us(declared))
-    assert (
-        warning is not None
-        and "could not be told" in warning
-        and "{cluster='taurus'}/nodes=1,walltime=1:00:00" in warning
-    )
+    assert warning is not None and "could not be told" in warning and "{cluster='taurus'}/nodes=1,walltime=1:00:00" in warning
     assert inputs["nodes"] == [{"count": 1, "cluster": "taurus"}]
 
 

@@ -75,21 +75,56 @@ def props(failures):
 
 
 def test_job_inputs_make_the_exact_request():
-    spec, failures = validate({"site": "lyon", "nodes": [{"cluster": "taurus", "count": 2}], "vlan": {"type": "kavlan"},
-                               "walltime": "2:00", "types": ["deploy"], "name": "exp", "reservation": "2026-07-01T08:00:00Z"})
+    spec, failures = validate(
+        {
+            "site": "lyon",
+            "nodes": [{"cluster": "taurus", "count": 2}],
+            "vlan": {"type": "kavlan"},
+            "walltime": "2:00",
+            "types": ["deploy"],
+            "name": "exp",
+            "reservation": "2026-07-01T08:00:00Z",
+        }
+    )
     assert failures == []
     assert spec.resources == "{cluster='taurus'}/nodes=2+{type='kavlan'}/vlan=1,walltime=2:00:00"
-    assert spec.body == {"resources": spec.resources, "command": "sleep infinity", "queue": "default", "name": "exp",
-                         "types": ["deploy"], "reservation": "2026-07-01 10:00:00"}
+    assert spec.body == {
+        "resources": spec.resources,
+        "command": "sleep infinity",
+        "queue": "default",
+        "name": "exp",
+        "types": ["deploy"],
+        "reservation": "2026-07-01 10:00:00",
+    }
     assert spec.walltime == 7200
 
 
 def test_job_input_failures_name_the_property():
-    _, failures = validate({"site": "Lyon!", "nodes": [{"count": 0, "colour": "red"}], "walltime": "forever",
-                            "queue": "fast", "reservation": "soon", "vlan": {"type": "ethernet"}, "subnet": {"size": "slash_8"},
-                            "waitUntil": "never", "bogus": 1})
-    assert props(failures) == {"site", "nodes[0].count", "nodes[0].colour", "walltime", "queue", "reservation", "vlan.type",
-                               "subnet.size", "waitUntil", "bogus"}
+    _, failures = validate(
+        {
+            "site": "Lyon!",
+            "nodes": [{"count": 0, "colour": "red"}],
+            "walltime": "forever",
+            "queue": "fast",
+            "reservation": "soon",
+            "vlan": {"type": "ethernet"},
+            "subnet": {"size": "slash_8"},
+            "waitUntil": "never",
+            "bogus": 1,
+        }
+    )
+    assert props(failures) == {
+        "site",
+        "nodes[0].count",
+        "nodes[0].colour",
+        "walltime",
+        "queue",
+        "reservation",
+        "vlan.type",
+        "subnet.size",
+        "waitUntil",
+        "bogus",
+    }
 
 
 def test_raw_resources_rules():

@@ -4,8 +4,13 @@ from testbed_provider.testbeds.g5k import naming, tagging
 from testbed_provider.testbeds.g5k.jobs import mismatch
 
 URN = "urn:pulumi:dev::proj::testbed:g5k:Job::exp"
-BODY = {"name": "exp", "resources": "{cluster='parasilo'}/nodes=2,walltime=1:00:00", "command": "sleep infinity",
-        "queue": "default", "types": ["deploy"]}
+BODY = {
+    "name": "exp",
+    "resources": "{cluster='parasilo'}/nodes=2,walltime=1:00:00",
+    "command": "sleep infinity",
+    "queue": "default",
+    "types": ["deploy"],
+}
 
 
 def tagged(body: dict = BODY, urn: str = URN) -> str:
@@ -43,8 +48,13 @@ def test_owner_is_per_urn_and_request_ignores_name_and_start():
     assert tagging.request_of(same) == tagging.request_of(BODY)
     two = {**BODY, "types": ["deploy", "destructive"]}
     assert tagging.request_of({**two, "types": ["destructive", "deploy"]}) == tagging.request_of(two)
-    for change in ({"resources": "{cluster='parasilo'}/nodes=3,walltime=1:00:00"}, {"queue": "production"},
-                   {"types": []}, {"project": "p"}, {"command": "sleep 60"}):
+    for change in (
+        {"resources": "{cluster='parasilo'}/nodes=3,walltime=1:00:00"},
+        {"queue": "production"},
+        {"types": []},
+        {"project": "p"},
+        {"command": "sleep 60"},
+    ):
         assert tagging.request_of({**BODY, **change}) != tagging.request_of(BODY), change
 
 

@@ -40,8 +40,16 @@ def test_one_releaser_at_a_time_claims_an_interrupted_create(tmp_path):
     run_dir = manifest.make_run_dir(str(tmp_path), prefix)
     child = zombie()
     child.wait()  # gone for good
-    manifest.write(run_dir, {"owner": "urn:pulumi:dev::p::testbed:index:Reservation::r", "prefix": prefix,
-                             "status": manifest.CREATING, "creatorPid": child.pid, "creatorStartTime": 0})
+    manifest.write(
+        run_dir,
+        {
+            "owner": "urn:pulumi:dev::p::testbed:index:Reservation::r",
+            "prefix": prefix,
+            "status": manifest.CREATING,
+            "creatorPid": child.pid,
+            "creatorStartTime": 0,
+        },
+    )
     by_stack = manifest.orphans(str(tmp_path), "urn:pulumi:dev::p::")
     assert by_stack == manifest.orphans(str(tmp_path), "urn:pulumi:dev::p::testbed:index:Reservation::r") and len(by_stack) == 1
     assert manifest.orphans(str(tmp_path), "urn:pulumi:prod::p::") == []  # another stack's sweep leaves it

@@ -11,8 +11,11 @@ from testbed_provider.testbeds.local.validation import validate
 
 
 def spec(machines, networks=(), name="r"):
-    return ReservationSpec(name, [MachineGroup(list(r), c, dict(o)) for r, c, o in machines],
-                           [NetworkSpec(i, list(r) if r is not None else None, c) for i, r, c in networks])
+    return ReservationSpec(
+        name,
+        [MachineGroup(list(r), c, dict(o)) for r, c, o in machines],
+        [NetworkSpec(i, list(r) if r is not None else None, c) for i, r, c in networks],
+    )
 
 
 def props(failures):
@@ -20,8 +23,10 @@ def props(failures):
 
 
 def test_host_names_count_per_first_role_across_groups():
-    s = spec([(["server"], 1, {}), (["client"], 2, {}), (["db_primary", "server"], 1, {}), (["client", "x"], 1, {})],
-             [("exp", ["client"], None), ("all", None, None)])
+    s = spec(
+        [(["server"], 1, {}), (["client"], 2, {}), (["db_primary", "server"], 1, {}), (["client", "x"], 1, {})],
+        [("exp", ["client"], None), ("all", None, None)],
+    )
     hosts = plan_hosts(s)
     assert [h.name for h in hosts] == ["server-1", "client-1", "client-2", "db-primary-1", "client-3"]
     assert [h.group for h in hosts] == [0, 1, 1, 2, 3]
@@ -70,7 +75,12 @@ def test_valid_spec_passes():
 @pytest.mark.parametrize(
     "machines,networks,prop,fragment",
     [
-        ([(["a"], 1, {}), (["b"], 1, {"cluster": "paravance"})], [], "machines[1].cluster", "Grid'5000 option; the local backend does not accept it"),
+        (
+            [(["a"], 1, {}), (["b"], 1, {"cluster": "paravance"})],
+            [],
+            "machines[1].cluster",
+            "Grid'5000 option; the local backend does not accept it",
+        ),
         ([(["a"], 1, {"gpu": True})], [], "machines[0].gpu", "accepts no machine options"),
         ([(["a"], 1, {})], [("n", None, "10.0.0.0/24")], "networks[0].cidr", "within 198.18.0.0/16"),
         ([(["a"], 1, {})], [("n", None, "198.19.1.0/24")], "networks[0].cidr", "management network"),

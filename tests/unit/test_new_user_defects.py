@@ -39,9 +39,14 @@ def test_check_failures_carry_their_path_in_the_reason_for_the_engine():
     assert [(f.property, f.reason) for f in _invoke_failures([CheckFailure("on", "bad")])] == [("on", "bad")]
 
 
-@pytest.mark.parametrize("count,fragment", [("two", "must be a whole number of machines (got the string `two`)"),
-                                            (1.5, "must be a whole number of machines (got `1.5`)"),
-                                            (None, "required: a whole number of machines")])
+@pytest.mark.parametrize(
+    "count,fragment",
+    [
+        ("two", "must be a whole number of machines (got the string `two`)"),
+        (1.5, "must be a whole number of machines (got `1.5`)"),
+        (None, "required: a whole number of machines"),
+    ],
+)
 def test_a_count_that_is_no_number_says_so(count, fragment):
     group = {"roles": ["server"]} if count is None else {"roles": ["server"], "count": count}
     got = failures(asyncio.run(Reservation(context()).check("nodes", {}, {"machines": [group]})))
@@ -95,9 +100,14 @@ def test_without_a_known_reservation_the_preview_says_the_pattern_is_checked_at_
         lines.append(text)
 
     ctx.log.info = info  # type: ignore[method-assign]
-    asyncio.run(Command(ctx).create("urn:pulumi:dev::proj::testbed:index:Command::step",
-                                    {"inventory": UNKNOWN, "on": "serverr", "create": "true"}, preview=True))
-    assert lines == ["the host pattern `serverr` will be checked against the reservation's hosts once its inventory is known (at `pulumi up`)"]
+    asyncio.run(
+        Command(ctx).create(
+            "urn:pulumi:dev::proj::testbed:index:Command::step", {"inventory": UNKNOWN, "on": "serverr", "create": "true"}, preview=True
+        )
+    )
+    assert lines == [
+        "the host pattern `serverr` will be checked against the reservation's hosts once its inventory is known (at `pulumi up`)"
+    ]
 
 
 # ---- names are not secrets (point 5) ---------------------------------------------------------------
@@ -105,8 +115,11 @@ def test_without_a_known_reservation_the_preview_says_the_pattern_is_checked_at_
 
 def test_a_steps_secret_inventory_does_not_make_host_names_secret():
     key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUtest-key-line\n-----END OPENSSH PRIVATE KEY-----\n"
-    inventory = {"hosts": [{"name": "backend-1", "address": "198.19.0.7", "roles": ["backend"], "user": "root", "port": 22}],
-                 "groups": {"backend": ["backend-1"]}, "ssh": {"user": "root", "port": 22, "knownHosts": "", "privateKey": key}}
+    inventory = {
+        "hosts": [{"name": "backend-1", "address": "198.19.0.7", "roles": ["backend"], "user": "root", "port": 22}],
+        "groups": {"backend": ["backend-1"]},
+        "ssh": {"user": "root", "port": 22, "knownHosts": "", "privateKey": key},
+    }
     # what the SDK sends: the whole inventory secret, because its key is
     struct = codec.encode({"inventory": Secret(inventory), "on": "backend", "create": "true"})
     props = _decode(Command(context()), struct)

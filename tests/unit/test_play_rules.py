@@ -24,17 +24,35 @@ def failures(news):
 
 
 def test_valid_tasks_and_modules_in_every_form():
-    assert check_tasks(TASKS + [{"shell": "echo hi", "register": "out", "changed_when": False},
-                                {"apt": "name=iperf3 state=present", "become": True},
-                                {"block": [{"debug": {"msg": "x"}}], "rescue": [{"ansible.builtin.fail": {"msg": "y"}}]}],
-                       "tasks") == []
+    assert (
+        check_tasks(
+            TASKS
+            + [
+                {"shell": "echo hi", "register": "out", "changed_when": False},
+                {"apt": "name=iperf3 state=present", "become": True},
+                {"block": [{"debug": {"msg": "x"}}], "rescue": [{"ansible.builtin.fail": {"msg": "y"}}]},
+            ],
+            "tasks",
+        )
+        == []
+    )
     assert failures(BASE) == {}
 
 
 def test_bad_tasks_are_named():
-    problems = dict(check_tasks([{"name": "typo", "aptt": {"name": "x"}}, {"name": "two", "copy": {}, "shell": "x"},
-                                 "echo", {"name": "none", "when": "x"}, {"copy": "just words"},
-                                 {"community.general.nothing": {}}], "tasks"))
+    problems = dict(
+        check_tasks(
+            [
+                {"name": "typo", "aptt": {"name": "x"}},
+                {"name": "two", "copy": {}, "shell": "x"},
+                "echo",
+                {"name": "none", "when": "x"},
+                {"copy": "just words"},
+                {"community.general.nothing": {}},
+            ],
+            "tasks",
+        )
+    )
     assert problems["tasks[0].aptt"].startswith("task `typo`: unknown Ansible module `aptt` (ansible-core 2.")
     assert "several modules (copy, shell)" in problems["tasks[1]"]
     assert "must be an object" in problems["tasks[2]"]

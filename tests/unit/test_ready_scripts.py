@@ -15,7 +15,9 @@ from testbed_provider.remote.scripts import Readiness
 
 from .test_remote_scripts import sh, state
 
-LISTEN = "python3 -c 'import signal,socket,sys; s=socket.socket(); s.bind((\"127.0.0.1\", int(sys.argv[1]))); s.listen(); signal.pause()' {port}"
+LISTEN = (
+    "python3 -c 'import signal,socket,sys; s=socket.socket(); s.bind((\"127.0.0.1\", int(sys.argv[1]))); s.listen(); signal.pause()' {port}"
+)
 
 
 def free_port() -> int:
@@ -26,8 +28,7 @@ def free_port() -> int:
 
 def start(home, command: str, tag: str, ready: Readiness) -> subprocess.Popen:
     env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"}
-    proc = subprocess.Popen(["/bin/sh", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    proc = subprocess.Popen(["/bin/sh", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdin is not None
     proc.stdin.write(scripts.bg_start_script(command, tag, ready=ready))
     proc.stdin.close()
@@ -53,8 +54,12 @@ def home(tmp_path):
 
 def test_waits_until_the_port_listens_then_reports_how_long_it_took(home):
     port, gate = free_port(), home / "gate"
-    proc = start(home, f"touch ~/started; while [ ! -e {gate} ]; do sleep 0.05; done; exec {LISTEN.format(port=port)}", "r1",
-                 Readiness(port=port, timeout=60))
+    proc = start(
+        home,
+        f"touch ~/started; while [ ! -e {gate} ]; do sleep 0.05; done; exec {LISTEN.format(port=port)}",
+        "r1",
+        Readiness(port=port, timeout=60),
+    )
     wait_for(home / "started", proc)
     gate.touch()
     out, err = proc.communicate(timeout=60)
@@ -78,7 +83,10 @@ def test_a_port_never_listening_fails_in_time_and_stops_the_command(home):
 
 def test_a_command_exiting_before_it_is_ready_fails_with_its_status(home):
     r = sh(home, scripts.bg_start_script("echo cannot bind >&2; exit 4", "r3", ready=Readiness(port=free_port(), timeout=60)))
-    assert r.returncode == 4 and r.stderr.splitlines() == ["cannot bind", "the command exited with status 4 before it was ready (its log is above)"]
+    assert r.returncode == 4 and r.stderr.splitlines() == [
+        "cannot bind",
+        "the command exited with status 4 before it was ready (its log is above)",
+    ]
     r = sh(home, scripts.bg_start_script("true", "r4", ready=Readiness(port=free_port(), timeout=60)))
     assert r.returncode == 1 and r.stderr.splitlines()[-1] == "the command exited with status 0 before it was ready (its log is above)"
 
@@ -108,15 +116,18 @@ def test_a_ready_command_is_tried_until_it_exits_0(home):
 def test_a_ready_command_that_never_succeeds_says_how_it_last_failed(home):
     r = sh(home, scripts.bg_start_script("exec sleep 300", "r7", ready=Readiness(command="echo 'not yet'; exit 3", timeout=0.5)))
     assert r.returncode == 1
-    assert r.stderr.splitlines()[-1] == ("not ready after 0.5 s: the ready command last exited with status 3: not yet "
-                                         "(the command was stopped; its log is above)")
+    assert r.stderr.splitlines()[-1] == (
+        "not ready after 0.5 s: the ready command last exited with status 3: not yet (the command was stopped; its log is above)"
+    )
     hung = sh(home, scripts.bg_start_script("exec sleep 300", "r8", ready=Readiness(command="exec sleep 300", timeout=1)))
     assert "the ready command last exited with status 124 (timed out)" in hung.stderr  # a hanging try is cut at the deadline
 
 
 def test_port_and_command_must_both_hold(home):
     port, gate = free_port(), home / "gate"
-    proc = start(home, f"touch ~/started; exec {LISTEN.format(port=port)}", "r9", Readiness(port=port, command=f"test -e {gate}", timeout=60))
+    proc = start(
+        home, f"touch ~/started; exec {LISTEN.format(port=port)}", "r9", Readiness(port=port, command=f"test -e {gate}", timeout=60)
+    )
     wait_for(home / "started", proc)
     while sh(home, f"grep -qi ':{port:04X} 00000000:0000 0A' /proc/net/tcp && echo yes || true").stdout.strip() != "yes":
         assert proc.poll() is None

@@ -12,16 +12,22 @@ import yaml
 
 from testbed_provider.remote import materialize
 from testbed_provider.remote.ansible_engine import playbook_text, to_result
-from testbed_provider.remote.inventory import parse
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWtleS1ib2R5\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
 def inventory(key: str = KEY, proxy: str | None = "ip netns exec tb-x-sw nc %h %p", roles=("server", "client")) -> dict:
-    hosts = [{"name": "server-1", "address": "198.19.0.1", "roles": [roles[0]], "user": "root", "port": 22},
-             {"name": "client-1", "address": "198.19.0.2", "roles": [roles[1]], "user": "admin", "port": 2222}]
-    ssh = {"user": "root", "port": 22, "knownHosts": "server-1,198.19.0.1 ssh-ed25519 AAAA\n", "publicKey": "ssh-ed25519 BBBB",
-           "privateKey": key}
+    hosts = [
+        {"name": "server-1", "address": "198.19.0.1", "roles": [roles[0]], "user": "root", "port": 22},
+        {"name": "client-1", "address": "198.19.0.2", "roles": [roles[1]], "user": "admin", "port": 2222},
+    ]
+    ssh = {
+        "user": "root",
+        "port": 22,
+        "knownHosts": "server-1,198.19.0.1 ssh-ed25519 AAAA\n",
+        "publicKey": "ssh-ed25519 BBBB",
+        "privateKey": key,
+    }
     if proxy:
         ssh["proxyCommand"] = proxy
     return {"hosts": hosts, "groups": {roles[0]: ["server-1"], roles[1]: ["client-1"]}, "ssh": ssh}
@@ -47,9 +53,17 @@ async def test_files_and_modes(closed):
     config = open(ws.ssh_config).read()
     assert "Host server-1\n  HostName 198.19.0.1\n  User root\n  Port 22\n" in config
     assert "Host client-1\n  HostName 198.19.0.2\n  User admin\n  Port 2222\n" in config
-    for line in ("IdentitiesOnly yes", "StrictHostKeyChecking yes", "BatchMode yes", "ControlMaster auto", "ControlPersist 60s",
-                 f'ControlPath "{ws.control_dir}/%C"', f'IdentityFile "{ws.key}"', f'UserKnownHostsFile "{ws.known_hosts}"',
-                 "ProxyCommand ip netns exec tb-x-sw nc %h %p"):
+    for line in (
+        "IdentitiesOnly yes",
+        "StrictHostKeyChecking yes",
+        "BatchMode yes",
+        "ControlMaster auto",
+        "ControlPersist 60s",
+        f'ControlPath "{ws.control_dir}/%C"',
+        f'IdentityFile "{ws.key}"',
+        f'UserKnownHostsFile "{ws.known_hosts}"',
+        "ProxyCommand ip netns exec tb-x-sw nc %h %p",
+    ):
         assert f"  {line}\n" in config
     for text in (config, open(ws.ansible_inventory).read()):
         assert "c2VjcmV0LWtleS1ib2R5" not in text
@@ -67,9 +81,14 @@ async def test_ansible_inventory_has_roles_as_groups_and_connection_vars(closed)
     ws = await materialize.workspace(inventory())
     data = json.load(open(ws.ansible_inventory))
     assert list(data["all"]["hosts"]) == ["server-1", "client-1"]
-    assert data["all"]["hosts"]["client-1"] == {"ansible_host": "198.19.0.2", "ansible_user": "admin", "ansible_port": 2222,
-                                                "ansible_python_interpreter": "/usr/bin/python3",
-                                                "testbed_networks": {}, "testbed_roles": ["client"]}
+    assert data["all"]["hosts"]["client-1"] == {
+        "ansible_host": "198.19.0.2",
+        "ansible_user": "admin",
+        "ansible_port": 2222,
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "testbed_networks": {},
+        "testbed_roles": ["client"],
+    }
     assert data["all"]["children"] == {"server": {"hosts": {"server-1": {}}}, "client": {"hosts": {"client-1": {}}}}
 
 
@@ -116,7 +135,7 @@ def _load_unsafe(text: str):
 
 
 def test_playbook_marks_every_user_string_unsafe_and_survives_any_character():
-    script = "echo '{{ lookup(\"pipe\", \"id\") }}' \"quote\" \\ é ✓ 😀\n\ttab: #not-a-comment"
+    script = 'echo \'{{ lookup("pipe", "id") }}\' "quote" \\ é ✓ 😀\n\ttab: #not-a-comment'
     env = {"X": "{{ bad }}", "Y": "multi\nline"}
     play = _load_unsafe(playbook_text(script, env, True, 2.5))[0]
     assert play["hosts"] == "all" and play["gather_facts"] is False
@@ -131,11 +150,19 @@ def test_playbook_marks_every_user_string_unsafe_and_survives_any_character():
 def test_ansible_events_map_to_the_ssh_engines_conventions():
     ok = to_result({"tb": "ok", "host": "h", "t": 10.5, "result": {"rc": 0, "stdout": "a\n", "stderr": ""}}, 10.0, 0)
     assert (ok.status, ok.rc, ok.stdout, ok.duration_s, ok.started_at[-1]) == ("ok", 0, "a", 0.5, "Z")
-    failed = to_result({"tb": "failed", "host": "h", "t": 1, "result": {"rc": 3, "stdout": "", "stderr": "boom", "msg": "non-zero return code"}}, None, 0)
+    failed = to_result(
+        {"tb": "failed", "host": "h", "t": 1, "result": {"rc": 3, "stdout": "", "stderr": "boom", "msg": "non-zero return code"}}, None, 0
+    )
     assert (failed.status, failed.rc, failed.stderr) == ("failed", 3, "boom")
-    down = to_result({"tb": "unreachable", "host": "h", "t": 1, "result": {"msg": "Failed to connect to the host via ssh: Connection refused"}}, None, 0)
+    down = to_result(
+        {"tb": "unreachable", "host": "h", "t": 1, "result": {"msg": "Failed to connect to the host via ssh: Connection refused"}}, None, 0
+    )
     assert (down.status, down.rc, down.stderr) == ("unreachable", -1, "Connection refused")
     slow = to_result({"tb": "failed", "host": "h", "t": 1, "result": {"msg": "Timed out", "timedout": {"period": 2}}}, None, 2)
     assert (slow.status, slow.rc) == ("timeout", -1) and "timed out after 2 s" in slow.stderr
-    module = to_result({"tb": "failed", "host": "h", "t": 1, "result": {"msg": "MODULE FAILURE", "rc": 127, "module_stderr": "python3: not found"}}, None, 0)
+    module = to_result(
+        {"tb": "failed", "host": "h", "t": 1, "result": {"msg": "MODULE FAILURE", "rc": 127, "module_stderr": "python3: not found"}},
+        None,
+        0,
+    )
     assert (module.status, module.rc, module.stderr) == ("failed", 127, "MODULE FAILURE\npython3: not found")

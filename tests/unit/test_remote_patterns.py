@@ -15,13 +15,21 @@ from testbed_provider.remote import PatternError, RemoteError, match_hosts
 from testbed_provider.remote.inventory import InventoryError, parse
 from testbed_provider.remote.materialize import ansible_inventory_data
 
-NAMES = [("server-1", ["server"]), ("web-1", ["web", "front"]), ("web-2", ["web"]), ("client-1", ["client"]),
-         ("client-2", ["client", "front"]), ("db-1", ["db"]), ("spare-1", [])]
+NAMES = [
+    ("server-1", ["server"]),
+    ("web-1", ["web", "front"]),
+    ("web-2", ["web"]),
+    ("client-1", ["client"]),
+    ("client-2", ["client", "front"]),
+    ("db-1", ["db"]),
+    ("spare-1", []),
+]
 
 
 def inventory() -> dict:
-    hosts = [{"name": n, "address": f"198.19.0.{i}", "roles": r, "networks": [], "user": "root", "port": 22}
-             for i, (n, r) in enumerate(NAMES, 1)]
+    hosts = [
+        {"name": n, "address": f"198.19.0.{i}", "roles": r, "networks": [], "user": "root", "port": 22} for i, (n, r) in enumerate(NAMES, 1)
+    ]
     groups: dict[str, list[str]] = {}
     for n, roles in NAMES:
         for role in roles:
@@ -62,8 +70,11 @@ def test_patterns_resolve_like_ansible(pattern, expected):
 @pytest.mark.parametrize(
     "pattern, message",
     [
-        ("nope", "unknown role or host `nope` (roles: client, db, front, server, web; "
-                 "hosts: server-1, web-1, web-2, client-1, client-2, db-1, spare-1)"),
+        (
+            "nope",
+            "unknown role or host `nope` (roles: client, db, front, server, web; "
+            "hosts: server-1, web-1, web-2, client-1, client-2, db-1, spare-1)",
+        ),
         ("client:!nope", "unknown role or host `nope`"),
         ("web:&typo", "unknown role or host `typo`"),
         ("client-9", "unknown role or host `client-9`"),
@@ -143,8 +154,10 @@ def test_repeated_calls_are_cached_and_fast():
 
 
 def test_importing_the_package_does_not_import_ansible():
-    code = ("import sys; import testbed_provider.remote, testbed_provider.remote.runner; "
-            "print(any(m == 'ansible' or m.startswith('ansible.') for m in sys.modules))")
+    code = (
+        "import sys; import testbed_provider.remote, testbed_provider.remote.runner; "
+        "print(any(m == 'ansible' or m.startswith('ansible.') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -156,13 +169,27 @@ def test_the_same_selection_as_ansible_playbook_itself(tmp_path):
     path = tmp_path / "inventory.yml"
     path.write_text(json.dumps(ansible_inventory_data(parse(inv, connection=False))))
     book = tmp_path / "list.yml"
-    book.write_text("\n".join(f"- name: p{k}\n  hosts: {json.dumps(p.strip())}\n  gather_facts: false\n  tasks: []"
-                              for k, (p, _) in enumerate(CASES)) + "\n")
+    book.write_text(
+        "\n".join(f"- name: p{k}\n  hosts: {json.dumps(p.strip())}\n  gather_facts: false\n  tasks: []" for k, (p, _) in enumerate(CASES))
+        + "\n"
+    )
     (tmp_path / "ansible.cfg").write_text("[defaults]\n")
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
-           "ANSIBLE_INVENTORY_ENABLED": "yaml", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp")}
-    out = subprocess.run([sys.executable, "-m", "ansible", "playbook", "-i", str(path), "--list-hosts", str(book)],
-                         capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+        "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
+        "ANSIBLE_INVENTORY_ENABLED": "yaml",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "ansible", "playbook", "-i", str(path), "--list-hosts", str(book)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     listed: dict[int, set[str]] = {}
     current = None

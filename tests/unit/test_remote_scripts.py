@@ -30,9 +30,9 @@ def state(pid: int) -> str:
 
 
 def test_step_script_quotes_the_command_and_exports_the_environment(home):
-    env = {"A": "x y", "B": "it's $HOME `z` \"q\"\nnext"}
+    env = {"A": "x y", "B": 'it\'s $HOME `z` "q"\nnext'}
     r = sh(home, scripts.step_script("printf '%s|' \"$A\" \"$B\" '$HOME'; exit 4", "run1", env))
-    assert (r.returncode, r.stdout, r.stderr) == (4, "x y|it's $HOME `z` \"q\"\nnext|$HOME|", "")
+    assert (r.returncode, r.stdout, r.stderr) == (4, 'x y|it\'s $HOME `z` "q"\nnext|$HOME|', "")
     assert not os.path.exists(home / ".testbed" / "run" / "run1")  # forgotten once finished
 
 
@@ -45,8 +45,7 @@ def test_step_script_reads_no_stdin_and_sets_a_utf8_ctype_like_ansibles_python(h
 
 def test_kill_script_stops_a_running_step_and_its_children(home):
     env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen(["/bin/sh", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(["/bin/sh", "-s"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
     proc.stdin.write(scripts.step_script("sleep 60 & echo $!; wait", "run4"))
     proc.stdin.close()
     child = int(proc.stdout.readline())

@@ -12,13 +12,22 @@ def net(id_: str, address: str, interface: str = "eth1") -> dict:
 
 
 def test_local_state_gives_addresses_per_network_and_role_in_host_order():
-    state = {"backend": "local", "id": "tb-1", "ssh": SSH, "hosts": [
-        {"name": "server-1", "address": "198.19.0.1", "roles": ["server", "monitor"],
-         "networks": [net("experiment", "198.18.0.1"), net("storage", "198.18.1.1", "eth2")]},
-        {"name": "client-1", "address": "198.19.0.2", "roles": ["client"], "networks": [net("experiment", "198.18.0.2")]},
-        {"name": "client-2", "address": "198.19.0.3", "roles": ["client"], "networks": [net("experiment", "198.18.0.3")]},
-        {"name": "idle-1", "address": "198.19.0.4", "roles": ["idle"], "networks": []},
-    ]}
+    state = {
+        "backend": "local",
+        "id": "tb-1",
+        "ssh": SSH,
+        "hosts": [
+            {
+                "name": "server-1",
+                "address": "198.19.0.1",
+                "roles": ["server", "monitor"],
+                "networks": [net("experiment", "198.18.0.1"), net("storage", "198.18.1.1", "eth2")],
+            },
+            {"name": "client-1", "address": "198.19.0.2", "roles": ["client"], "networks": [net("experiment", "198.18.0.2")]},
+            {"name": "client-2", "address": "198.19.0.3", "roles": ["client"], "networks": [net("experiment", "198.18.0.3")]},
+            {"name": "idle-1", "address": "198.19.0.4", "roles": ["idle"], "networks": []},
+        ],
+    }
     out = outputs_from_state(state, {})
     assert out["addresses"] == {
         "_ssh": {"server": ["198.19.0.1"], "monitor": ["198.19.0.1"], "client": ["198.19.0.2", "198.19.0.3"], "idle": ["198.19.0.4"]},
@@ -39,15 +48,37 @@ def test_local_state_gives_addresses_per_network_and_role_in_host_order():
 
 def test_g5k_state_gives_the_same_shape():
     """A g5k host: the production IP as `address`, its KaVLAN address per network, site and fqdn beside."""
-    state = {"backend": "g5k", "id": "g5k-1", "ssh": SSH, "g5k": {}, "hosts": [
-        {"name": "taurus-3", "address": "172.16.48.3", "fqdn": "taurus-3.lyon.grid5000.fr", "roles": ["server"],
-         "networks": [net("experiment", "10.24.0.3")], "site": "lyon", "group": 0},
-        {"name": "grisou-7", "address": "172.16.72.7", "fqdn": "grisou-7.nancy.grid5000.fr", "roles": ["client"],
-         "networks": [net("experiment", "10.24.0.9")], "site": "nancy", "group": 1},
-    ]}
+    state = {
+        "backend": "g5k",
+        "id": "g5k-1",
+        "ssh": SSH,
+        "g5k": {},
+        "hosts": [
+            {
+                "name": "taurus-3",
+                "address": "172.16.48.3",
+                "fqdn": "taurus-3.lyon.grid5000.fr",
+                "roles": ["server"],
+                "networks": [net("experiment", "10.24.0.3")],
+                "site": "lyon",
+                "group": 0,
+            },
+            {
+                "name": "grisou-7",
+                "address": "172.16.72.7",
+                "fqdn": "grisou-7.nancy.grid5000.fr",
+                "roles": ["client"],
+                "networks": [net("experiment", "10.24.0.9")],
+                "site": "nancy",
+                "group": 1,
+            },
+        ],
+    }
     out = outputs_from_state(state, {})
-    assert out["addresses"] == {"_ssh": {"server": ["172.16.48.3"], "client": ["172.16.72.7"]},
-                                "experiment": {"server": ["10.24.0.3"], "client": ["10.24.0.9"]}}
+    assert out["addresses"] == {
+        "_ssh": {"server": ["172.16.48.3"], "client": ["172.16.72.7"]},
+        "experiment": {"server": ["10.24.0.3"], "client": ["10.24.0.9"]},
+    }
     assert out["hostAddresses"]["grisou-7"] == {"_ssh": "172.16.72.7", "experiment": "10.24.0.9"}
 
 
@@ -61,10 +92,21 @@ def test_a_state_from_before_the_addresses_gets_them_by_an_update_that_touches_n
     from testbed_provider.resources.reservation import Reservation
 
     inputs = {"name": "r", "machines": [{"roles": ["server"], "count": 1}], "networks": [{"id": "exp"}]}
-    state = {"backend": "local", "id": "tb-r-000000", "networks": [{"id": "exp", "cidr": "198.18.0.0/24", "roles": None}],
-             "hosts": [{"name": "server-1", "address": "198.19.0.1", "roles": ["server"], "group": 0,
-                        "networks": [{"id": "exp", "address": "198.18.0.1", "interface": "eth1", "cidr": "198.18.0.0/24"}]}],
-             "ssh": {"user": "root", "port": 22, "knownHosts": "", "privateKey": "KEY", "publicKey": "PUB"}}
+    state = {
+        "backend": "local",
+        "id": "tb-r-000000",
+        "networks": [{"id": "exp", "cidr": "198.18.0.0/24", "roles": None}],
+        "hosts": [
+            {
+                "name": "server-1",
+                "address": "198.19.0.1",
+                "roles": ["server"],
+                "group": 0,
+                "networks": [{"id": "exp", "address": "198.18.0.1", "interface": "eth1", "cidr": "198.18.0.0/24"}],
+            }
+        ],
+        "ssh": {"user": "root", "port": 22, "knownHosts": "", "privateKey": "KEY", "publicKey": "PUB"},
+    }
     current = outputs_from_state(state, inputs)
     old = {k: v for k, v in current.items() if k not in ("addresses", "hostAddresses")}
     controller = Reservation(ProviderContext(config=ProviderConfig(), log=EngineLog(None)))

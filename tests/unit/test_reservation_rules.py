@@ -41,7 +41,10 @@ def test_good_inputs_pass():
         ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "cidr": "198.18.0.1/24"}]}, "networks[0].cidr", "malformed"),
         ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "cidr": "nonsense"}]}, "networks[0].cidr", "malformed"),
         (
-            {"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "cidr": "198.18.0.0/16"}, {"id": "m", "cidr": "198.18.4.0/24"}]},
+            {
+                "machines": [{"roles": ["a"], "count": 1}],
+                "networks": [{"id": "n", "cidr": "198.18.0.0/16"}, {"id": "m", "cidr": "198.18.4.0/24"}],
+            },
             "networks[1].cidr",
             "overlaps networks[0].cidr",
         ),
@@ -121,7 +124,14 @@ def test_outputs_keep_the_key_secret_and_state_round_trips():
         "id": "tb-r-abc123",
         "hosts": [{"name": "server-1", "address": "198.19.0.1", "roles": ["server"], "networks": []}],
         "networks": [],
-        "ssh": {"user": "root", "port": 22, "privateKey": "KEY-TEXT-123", "publicKey": "ssh-ed25519 AAA", "knownHosts": "x", "proxyCommand": "p"},
+        "ssh": {
+            "user": "root",
+            "port": 22,
+            "privateKey": "KEY-TEXT-123",
+            "publicKey": "ssh-ed25519 AAA",
+            "knownHosts": "x",
+            "proxyCommand": "p",
+        },
         "local": {"prefix": "tb-r-abc123-"},
     }
     outputs = outputs_from_state(state, dict(GOOD, name="r"))

@@ -42,8 +42,9 @@ class WidgetState(WidgetArgs):
     made: str = prop("When.", output=True)
 
 
-WIDGET = Resource("test:index:Widget", "A widget.", WidgetArgs, WidgetState, label="Widget",
-                  example='w = Widget("w", parts=[PartArgs(size=1)])')
+WIDGET = Resource(
+    "test:index:Widget", "A widget.", WidgetArgs, WidgetState, label="Widget", example='w = Widget("w", parts=[PartArgs(size=1)])'
+)
 
 
 def failures(inputs: dict[str, Any]) -> dict[str, str]:
@@ -70,8 +71,16 @@ def test_the_schema_follows_the_types():
 def test_check_names_each_bad_value_by_its_path():
     assert failures({"parts": [{"size": 1, "label": "ok"}]}) == {}
     assert failures({}) == {"parts": "required: a list"}
-    got = failures({"parts": [{"size": 0}, {"size": "two", "label": "Bad", "extra": 1}, 3], "colour": "blue",
-                    "tags": {"a": 1}, "ratio": 2, "token": Secret(5), "nope": True})
+    got = failures(
+        {
+            "parts": [{"size": 0}, {"size": "two", "label": "Bad", "extra": 1}, 3],
+            "colour": "blue",
+            "tags": {"a": 1},
+            "ratio": 2,
+            "token": Secret(5),
+            "nope": True,
+        }
+    )
     assert got == {
         "parts[0].size": "must be at least 1 (got 0)",
         "parts[1].size": "must be a whole number (got the string `two`)",
@@ -98,7 +107,7 @@ def test_a_page_per_definition():
     text = page(WIDGET, "resource")
     assert page_name("test:index:Widget") == "widget.md" and page_name("testbed:g5k:VlanAttachment") == "g5k-vlan-attachment.md"
     assert "| `parts` | `parts` | list[[Part](#part)] | required | Parts. |" in text
-    assert "| `colour` | `colour` | [Colour](#colour) | default `\"red\"` | Colour. |" in text
+    assert '| `colour` | `colour` | [Colour](#colour) | default `"red"` | Colour. |' in text
     assert "optional, secret" in text and "optional, replaces" in text
     assert "## Outputs (besides the inputs)" in text and "| `made` |" in text
     assert "### Part" in text and "### Colour" in text and "`red`, `green`" in text

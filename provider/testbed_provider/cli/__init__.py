@@ -25,38 +25,55 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cwd", default=".", metavar="DIR", help="the Pulumi project directory (default: .)")
     common.add_argument("--stack", "-s", metavar="NAME", help="the stack (default: the selected stack)")
-    common.add_argument("--reservation", "-r", metavar="NAME",
-                        help="the Reservation resource, when the stack has several")
+    common.add_argument("--reservation", "-r", metavar="NAME", help="the Reservation resource, when the stack has several")
 
     parser = argparse.ArgumentParser(prog="testbed", description="The hosts of a live pulumi-testbed stack.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    inv = sub.add_parser("inventory", parents=[common], help="print an Ansible inventory of the stack's hosts",
-                         description="Print the stack's hosts as an Ansible inventory (groups = roles). The private "
-                                     "key is a 0600 file in a private cache, referenced by path.")
+    inv = sub.add_parser(
+        "inventory",
+        parents=[common],
+        help="print an Ansible inventory of the stack's hosts",
+        description="Print the stack's hosts as an Ansible inventory (groups = roles). The private "
+        "key is a 0600 file in a private cache, referenced by path.",
+    )
     inv.add_argument("--format", "-f", choices=("yaml", "json", "ini"), default="yaml")
-    inv.add_argument("--plugin-file", metavar="FILE",
-                     help="instead, write the source file of the `testbed` inventory plugin (name ending in "
-                          "testbed.yml): `ansible -i FILE` then reads the live stack at each run")
+    inv.add_argument(
+        "--plugin-file",
+        metavar="FILE",
+        help="instead, write the source file of the `testbed` inventory plugin (name ending in "
+        "testbed.yml): `ansible -i FILE` then reads the live stack at each run",
+    )
 
-    run = sub.add_parser("run", parents=[common], help="run a shell command on the hosts matching a pattern",
-                         description="Run COMMAND under /bin/sh on every host PATTERN (an Ansible pattern over roles "
-                                     "and host names) matches; per-host results; exit 1 if any host failed.")
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a shell command on the hosts matching a pattern",
+        description="Run COMMAND under /bin/sh on every host PATTERN (an Ansible pattern over roles "
+        "and host names) matches; per-host results; exit 1 if any host failed.",
+    )
     run.add_argument("pattern", metavar="PATTERN")
     run.add_argument("words", nargs="+", metavar="COMMAND", help="after `--`; words are joined with spaces")
     run.add_argument("--timeout", type=float, default=0, metavar="SECONDS", help="kill the command after this long")
     run.add_argument("--become", action="store_true", help="run as root through sudo when the login user is not root")
     run.add_argument("--json", action="store_true", help="print the per-host results as JSON")
 
-    ssh = sub.add_parser("ssh", parents=[common], help="open a shell (or run a command) on one host",
-                         description="exec `ssh -F <generated ssh_config> HOST [COMMAND]`.")
+    ssh = sub.add_parser(
+        "ssh",
+        parents=[common],
+        help="open a shell (or run a command) on one host",
+        description="exec `ssh -F <generated ssh_config> HOST [COMMAND]`.",
+    )
     ssh.add_argument("host", metavar="HOST", help="a host name, or a role with exactly one host")
     ssh.add_argument("words", nargs="*", metavar="COMMAND", help="after `--`")
 
-    gc = sub.add_parser("gc", help="list (and with --yes remove) leftovers no stack can release any more",
-                        description="List the local reservations, stray namespaces and cached CLI keys on this machine "
-                                    "that no stack holds any more (interrupted creates, removed stacks), checked against "
-                                    "the stacks of the project in --cwd; --yes removes them.")
+    gc = sub.add_parser(
+        "gc",
+        help="list (and with --yes remove) leftovers no stack can release any more",
+        description="List the local reservations, stray namespaces and cached CLI keys on this machine "
+        "that no stack holds any more (interrupted creates, removed stacks), checked against "
+        "the stacks of the project in --cwd; --yes removes them.",
+    )
     gc.add_argument("--cwd", default=".", metavar="DIR", help="the Pulumi project directory (default: .)")
     gc.add_argument("--yes", "-y", action="store_true", help="remove what is listed (default: only list)")
     return parser

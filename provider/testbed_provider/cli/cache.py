@@ -46,7 +46,8 @@ class Files:
 
 def cache_root() -> str:
     base = os.environ.get("PULUMI_TESTBED_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pulumi-testbed")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pulumi-testbed"
+    )
     return os.path.join(base, "cli")
 
 
@@ -89,12 +90,15 @@ def files_for(inv: Inventory, origin: Optional[dict[str, str]] = None) -> Files:
     directory, stack and reservation they were read from."""
     root = cache_root()
     wdir = workspace_dir(inv)
-    files = Files(wdir, os.path.join(wdir, "id"), os.path.join(wdir, "known_hosts"), os.path.join(wdir, "ssh_config"),
-                  control_dir(inv))
+    files = Files(wdir, os.path.join(wdir, "id"), os.path.join(wdir, "known_hosts"), os.path.join(wdir, "ssh_config"), control_dir(inv))
     config = ssh_config_text(inv, files.key, files.known_hosts, files.control_dir)
     origin_text = json.dumps(origin, sort_keys=True) + "\n" if origin else None
-    if (all(os.path.isfile(p) for p in (files.key, files.known_hosts)) and os.path.isdir(files.control_dir)
-            and _read(files.ssh_config) == config and (origin_text is None or _read(os.path.join(wdir, ORIGIN)) == origin_text)):
+    if (
+        all(os.path.isfile(p) for p in (files.key, files.known_hosts))
+        and os.path.isdir(files.control_dir)
+        and _read(files.ssh_config) == config
+        and (origin_text is None or _read(os.path.join(wdir, ORIGIN)) == origin_text)
+    ):
         return files
     try:
         os.makedirs(os.path.dirname(root), exist_ok=True)

@@ -124,8 +124,9 @@ def _reservations(plan: Plan, run_root: str) -> None:
         what = f"reservation {rid} (run dir {run_dir})"
         creator = data.get("creatorPid")
         if manifest.interrupted(run_dir, data):
-            plan.removable.append(Finding(what, f"left by an interrupted create (its provider, pid {creator}, is gone)",
-                                          partial(_leftover, testbed, run_dir)))
+            plan.removable.append(
+                Finding(what, f"left by an interrupted create (its provider, pid {creator}, is gone)", partial(_leftover, testbed, run_dir))
+            )
             continue
         if data.get("status") == manifest.CREATING:
             plan.kept.append(Finding(what, f"being created (by pid {creator})"))
@@ -209,8 +210,7 @@ def _strays(plan: Plan, run_root: str, now: float) -> None:
         if age < EMPTY_MIN_AGE:
             plan.unchecked.append(Finding(what, f"no host runs inside, made {age:.0f} s ago: a create may be under way"))
         else:
-            plan.removable.append(Finding(what, "no host runs inside" + (f" ({len(pids)} other process(es))" if pids else ""),
-                                          remove))
+            plan.removable.append(Finding(what, "no host runs inside" + (f" ({len(pids)} other process(es))" if pids else ""), remove))
 
 
 async def _remove_files(wdir: str, sockets: list[str], progress: Progress) -> None:
@@ -236,10 +236,14 @@ def _workspaces(plan: Plan) -> None:
             doomed.append((wdir, origin, control))
     for wdir, origin, control in doomed:
         sockets = [control] if control and control not in kept_control and os.path.isdir(control) else []
-        plan.removable.append(Finding(
-            f"CLI files {wdir} (stack `{origin.get('stack')}`, reservation `{origin.get('reservation')}`, a private key)",
-            "no reservation of the project's stacks uses their key",
-            partial(_remove_files, wdir, sockets), local=False))
+        plan.removable.append(
+            Finding(
+                f"CLI files {wdir} (stack `{origin.get('stack')}`, reservation `{origin.get('reservation')}`, a private key)",
+                "no reservation of the project's stacks uses their key",
+                partial(_remove_files, wdir, sockets),
+                local=False,
+            )
+        )
 
 
 def plan(cwd: str, run_root: str = RUN_ROOT, now: Optional[float] = None) -> Plan:
@@ -295,4 +299,3 @@ def gc(cwd: str, yes: bool) -> int:
     failed = asyncio.run(_remove(result.removable))
     print(f"removed {len(result.removable) - failed} item(s)" + (f", {failed} failed" if failed else ""))
     return 1 if failed else 0
-

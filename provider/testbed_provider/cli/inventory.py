@@ -39,8 +39,10 @@ def tree(target: Target, files: Optional[Files] = None) -> dict[str, Any]:
 
 
 def _header(target: Target) -> str:
-    return (f"Ansible inventory of Pulumi {target.label} ({target.cwd}), written by `testbed inventory`.\n"
-            "The private key stays in its 0600 file, referenced by path.")
+    return (
+        f"Ansible inventory of Pulumi {target.label} ({target.cwd}), written by `testbed inventory`.\n"
+        "The private key stays in its 0600 file, referenced by path."
+    )
 
 
 def _ini_value(value: Any) -> str:
@@ -105,15 +107,16 @@ def plugin_on_path() -> bool:
 
 def enable_line() -> str:
     """The shell line that puts the plugin on Ansible's path (keeping the user's directories)."""
-    return (f"export ANSIBLE_INVENTORY_PLUGINS={shlex.quote(PLUGIN_DIR)}"
-            ":${ANSIBLE_INVENTORY_PLUGINS:-$HOME/.ansible/plugins/inventory:/usr/share/ansible/plugins/inventory}")
+    return (
+        f"export ANSIBLE_INVENTORY_PLUGINS={shlex.quote(PLUGIN_DIR)}"
+        ":${ANSIBLE_INVENTORY_PLUGINS:-$HOME/.ansible/plugins/inventory:/usr/share/ansible/plugins/inventory}"
+    )
 
 
 def write_plugin_file(target: Target, path: str, reservation_given: bool) -> str:
     """Write the plugin source to `path`; returns the hint shown to the user."""
     if not os.path.basename(path).endswith(PLUGIN_SUFFIXES):
-        raise CliError(f"the plugin file name must end with {' or '.join(PLUGIN_SUFFIXES)} (e.g. {target.stack}.testbed.yml), "
-                       f"got {path}")
+        raise CliError(f"the plugin file name must end with {' or '.join(PLUGIN_SUFFIXES)} (e.g. {target.stack}.testbed.yml), got {path}")
     try:
         with open(path, "w") as f:
             f.write(plugin_source(target, reservation_given))

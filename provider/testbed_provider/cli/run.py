@@ -15,8 +15,8 @@ import sys
 from typing import TextIO
 
 from ..common.results import HostResult
-from ..resources.command import result_output
 from ..remote import run_shell
+from ..resources.command import result_output
 from .stacks import Target
 
 TAIL_LINES = 10
@@ -50,8 +50,7 @@ async def _run(target: Target, pattern: str, command: str, timeout: float, becom
     return results, cancelled.is_set()
 
 
-def run(target: Target, pattern: str, command: list[str], *, timeout: float = 0, become: bool = False,
-        as_json: bool = False) -> int:
+def run(target: Target, pattern: str, command: list[str], *, timeout: float = 0, become: bool = False, as_json: bool = False) -> int:
     """0 when the command exited 0 on every matched host, 1 otherwise, 130 after Ctrl-C.
     Words of `command` are joined with spaces, as ssh does, so shell syntax works either way."""
     results, interrupted = asyncio.run(_run(target, pattern, " ".join(command), timeout, become))

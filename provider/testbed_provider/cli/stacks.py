@@ -106,8 +106,10 @@ def export(cwd: str, stack: Optional[str]) -> tuple[str, dict[str, Any]]:
             raise CliError(f"pulumi failed in {cwd}: {_pulumi_error(err)}") from None
         if current is None:
             names = _stack_names(ws)
-            raise CliError(f"no stack is selected in {cwd}: pass --stack NAME"
-                           + (f" (stacks: {', '.join(names)})" if names else " (there is no stack yet)"))
+            raise CliError(
+                f"no stack is selected in {cwd}: pass --stack NAME"
+                + (f" (stacks: {', '.join(names)})" if names else " (there is no stack yet)")
+            )
         stack = current.name
     try:
         deployment = ws.export_stack(stack).deployment or {}

@@ -51,8 +51,7 @@ def extended(deadline: Optional[float], seconds: float) -> Optional[float]:
     return None if deadline is None else deadline + seconds
 
 
-async def wait(aw: "asyncio.Future[T] | asyncio.Task[T]", deadline: Optional[float],
-               cancelled: Optional[asyncio.Event]) -> str:
+async def wait(aw: "asyncio.Future[T] | asyncio.Task[T]", deadline: Optional[float], cancelled: Optional[asyncio.Event]) -> str:
     """Wait for `aw` until `deadline` or Cancel: DONE, TIMED_OUT or CANCELLED. `aw` is left
     running otherwise (the caller stops it: a process to kill, a transfer to abort)."""
     waiters: set[asyncio.Future[Any]] = {aw}

@@ -53,5 +53,4 @@ def running(pid: int) -> bool:
 def same_process(pid: object, started: object) -> bool:
     """Whether the process recorded as (`pid`, `started`) still runs: not exited, not a zombie,
     and not another process that got its pid since (another start time)."""
-    return (isinstance(pid, int) and isinstance(started, int) and alive(pid) and running(pid)
-            and start_time(pid) == started)
+    return isinstance(pid, int) and isinstance(started, int) and alive(pid) and running(pid) and start_time(pid) == started

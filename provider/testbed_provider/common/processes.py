@@ -69,13 +69,20 @@ def kill(proc: "asyncio.subprocess.Process | subprocess.Popen[bytes]", sig: int 
         pass
 
 
-async def start(argv: Sequence[str], *, env: Optional[Mapping[str, str]], stdin: Stream = subprocess.DEVNULL,
-                stdout: Stream = subprocess.DEVNULL, stderr: Stream = subprocess.DEVNULL, cwd: Optional[str] = None,
-                new_session: bool = True) -> asyncio.subprocess.Process:
+async def start(
+    argv: Sequence[str],
+    *,
+    env: Optional[Mapping[str, str]],
+    stdin: Stream = subprocess.DEVNULL,
+    stdout: Stream = subprocess.DEVNULL,
+    stderr: Stream = subprocess.DEVNULL,
+    cwd: Optional[str] = None,
+    new_session: bool = True,
+) -> asyncio.subprocess.Process:
     """Start `argv` (env None: inherit ours, for clients that need the user's SSH agent)."""
-    return await asyncio.create_subprocess_exec(*argv, stdin=stdin, stdout=stdout, stderr=stderr,
-                                                env=dict(env) if env is not None else None, cwd=cwd,
-                                                start_new_session=new_session)
+    return await asyncio.create_subprocess_exec(
+        *argv, stdin=stdin, stdout=stdout, stderr=stderr, env=dict(env) if env is not None else None, cwd=cwd, start_new_session=new_session
+    )
 
 
 async def reap(proc: asyncio.subprocess.Process, grace: float = 0.0, sig: Optional[int] = None) -> int:
@@ -94,9 +101,16 @@ async def reap(proc: asyncio.subprocess.Process, grace: float = 0.0, sig: Option
 
 
 @contextlib.asynccontextmanager
-async def child(argv: Sequence[str], *, env: Optional[Mapping[str, str]], stdin: Stream = subprocess.DEVNULL,
-                stdout: Stream = subprocess.DEVNULL, stderr: Stream = subprocess.DEVNULL, cwd: Optional[str] = None,
-                grace: float = 0.0) -> AsyncIterator[asyncio.subprocess.Process]:
+async def child(
+    argv: Sequence[str],
+    *,
+    env: Optional[Mapping[str, str]],
+    stdin: Stream = subprocess.DEVNULL,
+    stdout: Stream = subprocess.DEVNULL,
+    stderr: Stream = subprocess.DEVNULL,
+    cwd: Optional[str] = None,
+    grace: float = 0.0,
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """A child for callers that talk to it while it runs (a prober, a pipeline): on leaving the
     block, however, it is reaped (`reap`, after `grace` seconds when it is still running)."""
     proc = await start(argv, env=env, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd)
@@ -162,8 +176,9 @@ async def run(
     r_out, w_out = os.pipe()
     r_err, w_err = os.pipe()
     try:
-        proc = await start(argv, env=env, stdin=asyncio.subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                           stdout=w_out, stderr=w_err, cwd=cwd)
+        proc = await start(
+            argv, env=env, stdin=asyncio.subprocess.PIPE if stdin is not None else subprocess.DEVNULL, stdout=w_out, stderr=w_err, cwd=cwd
+        )
     except BaseException:
         for fd in (r_out, r_err):
             os.close(fd)
@@ -242,8 +257,16 @@ def run_all_sync(argvs: Sequence[Sequence[str]], *, env: Optional[Mapping[str, s
     procs = []
     for argv in argvs:
         try:
-            procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          env=dict(env) if env is not None else None, start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=dict(env) if env is not None else None,
+                    start_new_session=True,
+                )
+            )
         except OSError:
             pass
     deadline = deadlines.after(timeout)

@@ -53,8 +53,9 @@ async def run(
     after `timeout` seconds (→ CommandError). Nothing is started once Cancel has been requested."""
     if cancelled is not None and cancelled.is_set():
         raise Cancelled()
-    done = await processes.run(argv, env=ENV, stdin=input.encode() if input is not None else None,
-                               deadline=deadlines.after(timeout), cancelled=cancelled)
+    done = await processes.run(
+        argv, env=ENV, stdin=input.encode() if input is not None else None, deadline=deadlines.after(timeout), cancelled=cancelled
+    )
     if done.outcome == processes.CANCELLED:
         raise Cancelled()
     if done.outcome == processes.TIMED_OUT:

@@ -20,8 +20,11 @@ async def generate(path: str, comment: str, cancelled: Optional[asyncio.Event]) 
     """Write `path` (private, 0600) and `path.pub`; an existing pair is replaced."""
     for old in (path, path + ".pub"):
         unlink_quietly(old)
-    await run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
-              what=f"generating the SSH key {os.path.basename(path)} ({comment})", cancelled=cancelled)
+    await run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path],
+        what=f"generating the SSH key {os.path.basename(path)} ({comment})",
+        cancelled=cancelled,
+    )
 
 
 def read_public(path: str) -> str:

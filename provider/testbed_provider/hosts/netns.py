@@ -80,8 +80,12 @@ def _signal_all(pids: Iterable[int], sig: int) -> None:
 
 async def add_namespaces(names: list[str], cancelled: Optional[asyncio.Event]) -> None:
     if names:
-        await run(["ip", "-batch", "-"], input="".join(f"netns add {n}\n" for n in names),
-                  what=f"creating {len(names)} network namespace(s)", cancelled=cancelled)
+        await run(
+            ["ip", "-batch", "-"],
+            input="".join(f"netns add {n}\n" for n in names),
+            what=f"creating {len(names)} network namespace(s)",
+            cancelled=cancelled,
+        )
 
 
 async def stop_processes(targets: list[NsId], cancelled: Optional[asyncio.Event], grace: float = 2.0) -> None:
@@ -101,8 +105,12 @@ async def stop_processes(targets: list[NsId], cancelled: Optional[asyncio.Event]
         await asyncio.sleep(0.02)
         pids = await asyncio.to_thread(pids_in, targets)
     if pids:
-        raise CommandError("stopping the processes of the namespaces", ["kill", "-KILL", *map(str, pids[:10])], None,
-                           f"{len(pids)} process(es) survived SIGKILL")
+        raise CommandError(
+            "stopping the processes of the namespaces",
+            ["kill", "-KILL", *map(str, pids[:10])],
+            None,
+            f"{len(pids)} process(es) survived SIGKILL",
+        )
 
 
 async def teardown(names: list[str], cancelled: Optional[asyncio.Event], grace: float = 2.0) -> None:
@@ -115,12 +123,17 @@ async def teardown(names: list[str], cancelled: Optional[asyncio.Event], grace: 
     if not present:
         return
     await stop_processes([i for i in (namespace_id(n) for n in present) if i is not None], cancelled, grace)
-    result = await run(["ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in present),
-                       what=f"deleting {len(present)} network namespace(s)", check=False)
+    result = await run(
+        ["ip", "-force", "-batch", "-"],
+        input="".join(f"netns del {n}\n" for n in present),
+        what=f"deleting {len(present)} network namespace(s)",
+        check=False,
+    )
     left = [n for n in present if os.path.lexists(namespace_path(n))]
     if left:
-        raise CommandError(f"deleting network namespaces {', '.join(left[:5])}", ["ip", "netns", "del", left[0]],
-                           result.returncode, result.stderr)
+        raise CommandError(
+            f"deleting network namespaces {', '.join(left[:5])}", ["ip", "netns", "del", left[0]], result.returncode, result.stderr
+        )
 
 
 @dataclass
@@ -142,13 +155,21 @@ async def add_links(switch: str, links: list[Link], cancelled: Optional[asyncio.
     in the root namespace), ports attached to their bridges, addresses set and devices up."""
     if not links:
         return
-    await run(["ip", "-batch", "-"],
-              input="".join(f"link add {link.device} netns {link.namespace} address {link.mac} "
-                            f"type veth peer name {link.port} netns {switch}\n" for link in links),
-              what=f"creating {len(links)} veth pair(s)", cancelled=cancelled)
-    await run(["ip", "-n", switch, "-batch", "-"],
-              input="".join(f"link set {link.port} master {link.bridge} up\n" for link in links),
-              what="attaching interfaces to the bridges", cancelled=cancelled)
+    await run(
+        ["ip", "-batch", "-"],
+        input="".join(
+            f"link add {link.device} netns {link.namespace} address {link.mac} type veth peer name {link.port} netns {switch}\n"
+            for link in links
+        ),
+        what=f"creating {len(links)} veth pair(s)",
+        cancelled=cancelled,
+    )
+    await run(
+        ["ip", "-n", switch, "-batch", "-"],
+        input="".join(f"link set {link.port} master {link.bridge} up\n" for link in links),
+        what="attaching interfaces to the bridges",
+        cancelled=cancelled,
+    )
     per_ns: dict[str, list[Link]] = {}
     for link in links:
         per_ns.setdefault(link.namespace, []).append(link)
@@ -160,7 +181,11 @@ async def add_links(switch: str, links: list[Link], cancelled: Optional[asyncio.
                 lines.append(f"addr add {link.address} dev {link.device}")
             lines.append(f"link set {link.device} up")
         async with limit:
-            await run(["ip", "-n", namespace, "-batch", "-"], input="\n".join(lines) + "\n",
-                      what=f"configuring addresses in {namespace}", cancelled=cancelled)
+            await run(
+                ["ip", "-n", namespace, "-batch", "-"],
+                input="\n".join(lines) + "\n",
+                what=f"configuring addresses in {namespace}",
+                cancelled=cancelled,
+            )
 
     await asyncio.gather(*(configure(ns, mine) for ns, mine in per_ns.items()))

@@ -54,8 +54,7 @@ async def wait_for_ssh(
         raise Cancelled()
     argv = ["ip", "netns", "exec", switch, sys.executable, "-I", "-S", "-c", PROBER, *addresses]
     deadline = deadlines.after(timeout)
-    async with processes.child(argv, env=processes.SAFE_ENV, stdout=asyncio.subprocess.PIPE,
-                               stderr=asyncio.subprocess.PIPE) as proc:
+    async with processes.child(argv, env=processes.SAFE_ENV, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         while pending and not deadlines.passed(deadline):
             try:

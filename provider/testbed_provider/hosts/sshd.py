@@ -68,8 +68,16 @@ def host_dir(run_dir: str, name: str) -> str:
 
 def prepare_host_dir(hdir: str, client_public_key: str) -> None:
     """Create the sources of the host's private directories (blocking; run in a thread)."""
-    for sub, mode in (("etc-ssh", 0o755), ("root", 0o700), ("root/.ssh", 0o700), ("home", 0o755),
-                      ("log", 0o755), ("run", 0o755), ("run/sshd", 0o755), ("tmp", 0o1777)):
+    for sub, mode in (
+        ("etc-ssh", 0o755),
+        ("root", 0o700),
+        ("root/.ssh", 0o700),
+        ("home", 0o755),
+        ("log", 0o755),
+        ("run", 0o755),
+        ("run/sshd", 0o755),
+        ("tmp", 0o1777),
+    ):
         path = os.path.join(hdir, sub)
         os.makedirs(path, exist_ok=True)
         os.chmod(path, mode)
@@ -80,8 +88,11 @@ def prepare_host_dir(hdir: str, client_public_key: str) -> None:
 
 
 def etc_hosts_text(hosts: list[tuple[str, str]]) -> str:
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-             "# management addresses of this reservation's hosts (pulumi-testbed)"]
+    lines = [
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        "# management addresses of this reservation's hosts (pulumi-testbed)",
+    ]
     lines += [f"{address}\t{name}" for name, address in hosts]
     return "\n".join(lines) + "\n"
 
@@ -100,8 +111,25 @@ async def start(namespace: str, hdir: str, name: str, cancelled: Optional[asynci
     pid_file = os.path.join(hdir, PID_FILE)
     if os.path.exists(pid_file):
         os.unlink(pid_file)
-    argv = ["ip", "netns", "exec", namespace, "unshare", "--mount", "--uts", "--propagation", "private",
-            "/bin/sh", "-c", START_SCRIPT, "sh", hdir, name, root_home(), SSHD]
+    argv = [
+        "ip",
+        "netns",
+        "exec",
+        namespace,
+        "unshare",
+        "--mount",
+        "--uts",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        START_SCRIPT,
+        "sh",
+        hdir,
+        name,
+        root_home(),
+        SSHD,
+    ]
     await run(argv, what=f"starting sshd on host {name}", cancelled=cancelled, timeout=30)
 
 

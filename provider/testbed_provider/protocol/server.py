@@ -17,13 +17,13 @@ from google.protobuf import empty_pb2
 from pulumi.runtime.proto import plugin_pb2, provider_pb2, provider_pb2_grpc
 
 from .. import __version__
+from ..common.results import CheckFailure
 from ..config import ProviderConfig, parse_config
 from ..functions import FUNCTIONS
 from ..resources import CONTROLLERS
 from ..resources.base import ProviderContext, ResourceController
 from ..schema import schema_text
 from ..testbeds import make_testbed
-from ..common.results import CheckFailure
 from . import codec
 from .engine_log import EngineLog
 from .errors import PartialFailure, ResourceFailure, abort_partial
@@ -52,8 +52,7 @@ def _failures(failures: list[CheckFailure]) -> list[provider_pb2.CheckFailure]:
     The engine formats a failure that names a property as `property P value V has a problem`,
     looking V up among the top-level inputs only: a nested path prints `{<nil>}` and a secret
     prints a Go struct. So the path goes into the reason and the property stays empty."""
-    return [provider_pb2.CheckFailure(reason=REDACTOR.scrub(f"{f.property}: {f.reason}" if f.property else f.reason))
-            for f in failures]
+    return [provider_pb2.CheckFailure(reason=REDACTOR.scrub(f"{f.property}: {f.reason}" if f.property else f.reason)) for f in failures]
 
 
 def _invoke_failures(failures: list[CheckFailure]) -> list[provider_pb2.CheckFailure]:
@@ -191,16 +190,21 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
             await make_testbed(self.ctx.config.backend, self.ctx.cancelled, self.ctx.config).sweep_interrupted(stack, progress)
         except Exception as err:  # noqa: BLE001 - never fail Configure because of a leftover
             _log.warning("sweeping interrupted creates failed:\n%s", REDACTOR.scrub(traceback.format_exc()))
-            await self.log.log(WARNING, f"could not release what interrupted creates left: {type(err).__name__}: {err} "
-                                        "(`testbed gc` lists it)")
+            await self.log.log(
+                WARNING, f"could not release what interrupted creates left: {type(err).__name__}: {err} (`testbed gc` lists it)"
+            )
 
     # ---- resources --------------------------------------------------------------------------
 
     async def Check(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            result = await controller.check(request.name or request.urn.split("::")[-1], _decode(controller, request.olds),
-                                            _decode(controller, request.news), urn=request.urn)
+            result = await controller.check(
+                request.name or request.urn.split("::")[-1],
+                _decode(controller, request.olds),
+                _decode(controller, request.news),
+                urn=request.urn,
+            )
             return provider_pb2.CheckResponse(inputs=codec.encode(result.inputs), failures=_failures(result.failures))
 
         return await self._guard(context, "check", body)
@@ -208,7 +212,9 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
     async def Diff(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            result = controller.diff(_decode(controller, request.olds), _decode(controller, request.old_inputs), _decode(controller, request.news))
+            result = controller.diff(
+                _decode(controller, request.olds), _decode(controller, request.old_inputs), _decode(controller, request.news)
+            )
             detailed = {path: provider_pb2.PropertyDiff(kind=int(kind), inputDiff=True) for path, kind in result.detailed.items()}
             return provider_pb2.DiffResponse(
                 changes=provider_pb2.DiffResponse.DIFF_SOME if detailed else provider_pb2.DiffResponse.DIFF_NONE,
@@ -232,7 +238,9 @@ class TestbedProvider(provider_pb2_grpc.ResourceProviderServicer):
     async def Read(self, request, context):
         async def body():
             controller = self._controller(_type_of(request.urn, request.type))
-            result = await controller.read(request.id, request.urn, _decode(controller, request.properties), _decode(controller, request.inputs))
+            result = await controller.read(
+                request.id, request.urn, _decode(controller, request.properties), _decode(controller, request.inputs)
+            )
             if result is None:
                 return provider_pb2.ReadResponse(id="")
             response = provider_pb2.ReadResponse(id=result.id, properties=codec.encode(result.outputs))

@@ -137,8 +137,19 @@ async def run(
     book = os.path.join(ws.dir, f"step-{run_id}.yml")
     text = playbook_text(script, env, become, timeout)
     await asyncio.to_thread(write_private, book, text)
-    argv = [sys.executable, "-m", "ansible", "playbook", "-i", ws.ansible_inventory, "-f", str(max(1, len(hosts))),
-            "--limit", ",".join(hosts), book]
+    argv = [
+        sys.executable,
+        "-m",
+        "ansible",
+        "playbook",
+        "-i",
+        ws.ansible_inventory,
+        "-f",
+        str(max(1, len(hosts))),
+        "--limit",
+        ",".join(hosts),
+        book,
+    ]
     started: dict[str, float] = {}
     results: dict[str, HostResult] = {}
     pending: list[asyncio.Task] = []
@@ -157,8 +168,16 @@ async def run(
     t_start = time.time()
     events = EventReader(on_event)
     try:
-        f = await processes.run(argv, env=environment(ws), deadline=hard, cancelled=cancelled, cwd=ws.dir, term_grace=1.0,
-                            kill_group=True, on_stdout=events.feed)
+        f = await processes.run(
+            argv,
+            env=environment(ws),
+            deadline=hard,
+            cancelled=cancelled,
+            cwd=ws.dir,
+            term_grace=1.0,
+            kill_group=True,
+            on_stdout=events.feed,
+        )
     finally:
         await asyncio.to_thread(unlink_quietly, book)
     events.close()
@@ -180,8 +199,15 @@ async def run(
                 r = HostResult(host, -1, "", timeout_note, _iso(t0), took, "timeout")
             else:
                 tail = processes.text(f.stderr)[-STDERR_TAIL:]
-                r = HostResult(host, -1, "", f"ansible-playbook exited with {f.returncode} without a result for this host: {tail}",
-                               _iso(t0), took, "failed")
+                r = HostResult(
+                    host,
+                    -1,
+                    "",
+                    f"ansible-playbook exited with {f.returncode} without a result for this host: {tail}",
+                    _iso(t0),
+                    took,
+                    "failed",
+                )
             await on_result(r)
         out.append(r)
     return out

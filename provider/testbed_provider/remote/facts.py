@@ -38,7 +38,7 @@ def known_subsets() -> set[str]:
 def check_subset(subset: Any, prop: str = "subset") -> list[tuple[str, str]]:
     """(property, reason) for each bad entry of `subset`; [] when valid."""
     if not isinstance(subset, list) or not subset:
-        return [(prop, "must be a non-empty list of Ansible fact subsets, e.g. [\"network\", \"hardware\"]")]
+        return [(prop, 'must be a non-empty list of Ansible fact subsets, e.g. ["network", "hardware"]')]
     known = known_subsets()
     problems = []
     for i, item in enumerate(subset):
@@ -73,8 +73,13 @@ async def gather(
         errors[r.host] = (r.msg or r.stderr or r.stdout or r.status).strip()[-400:]
     for host in report.hosts:
         if host not in facts and host not in errors:
-            errors[host] = ("timed out" if report.outcome == "timeout" else report.outcome if report.outcome != "exited"
-                            else f"no facts (ansible-playbook exited with {report.returncode}: {report.stderr.strip()[-300:]})")
+            errors[host] = (
+                "timed out"
+                if report.outcome == "timeout"
+                else report.outcome
+                if report.outcome != "exited"
+                else f"no facts (ansible-playbook exited with {report.returncode}: {report.stderr.strip()[-300:]})"
+            )
     if not facts and not errors:
         raise RemoteError("no host reported facts")
     return facts, errors
@@ -95,16 +100,18 @@ def curate(name: str, facts: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(data, dict):
             continue
         ipv4 = data.get("ipv4") if isinstance(data.get("ipv4"), dict) else {}
-        interfaces.append({
-            "name": str(iface),
-            "ipv4": str(ipv4.get("address") or ""),
-            "ipv4Prefix": _int(ipv4.get("prefix")),
-            "ipv4Secondaries": [str(a.get("address")) for a in data.get("ipv4_secondaries") or [] if isinstance(a, dict)],
-            "ipv6": [str(a.get("address")) for a in data.get("ipv6") or [] if isinstance(a, dict)],
-            "macAddress": str(data.get("macaddress") or ""),
-            "mtu": _int(data.get("mtu")),
-            "active": bool(data.get("active")),
-        })
+        interfaces.append(
+            {
+                "name": str(iface),
+                "ipv4": str(ipv4.get("address") or ""),
+                "ipv4Prefix": _int(ipv4.get("prefix")),
+                "ipv4Secondaries": [str(a.get("address")) for a in data.get("ipv4_secondaries") or [] if isinstance(a, dict)],
+                "ipv6": [str(a.get("address")) for a in data.get("ipv6") or [] if isinstance(a, dict)],
+                "macAddress": str(data.get("macaddress") or ""),
+                "mtu": _int(data.get("mtu")),
+                "active": bool(data.get("active")),
+            }
+        )
     default = facts.get("default_ipv4") if isinstance(facts.get("default_ipv4"), dict) else {}
     return {
         "name": name,

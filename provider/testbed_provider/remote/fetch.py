@@ -49,7 +49,7 @@ STAGING = ".fetch-partial-{}-{}"
 ERROR_TAIL = 400
 
 # Runs on the host under python3 (stdlib only). PATHS and MANIFEST are filled in below.
-REMOTE_SCRIPT = r'''
+REMOTE_SCRIPT = r"""
 import glob, hashlib, io, json, os, sys, tarfile, time
 PATHS = json.loads(%(paths)r)
 MANIFEST = %(manifest)r
@@ -125,7 +125,7 @@ info.size, info.mtime = len(data), time.time()
 tar.addfile(info, io.BytesIO(data))
 tar.close()
 out.flush()
-'''
+"""
 
 
 @dataclass
@@ -137,7 +137,6 @@ class FetchedFile:
     sha256: str
 
 
-
 @dataclass
 class HostFetch:
     host: str
@@ -145,7 +144,6 @@ class HostFetch:
     files: list[FetchedFile] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # "<remote path>: <why>"
     duration_s: float = 0.0
-
 
 
 def remote_script(paths: list[str], manifest: str) -> str:
@@ -164,18 +162,26 @@ def _tail(data: bytes) -> str:
     return data.decode("utf-8", errors="replace").strip()[-ERROR_TAIL:]
 
 
-async def _stream(ws: Workspace, host: str, script: str, staging: str, deadline: Optional[float],
-                  cancelled: Optional[asyncio.Event]) -> tuple[str, str]:
+async def _stream(
+    ws: Workspace, host: str, script: str, staging: str, deadline: Optional[float], cancelled: Optional[asyncio.Event]
+) -> tuple[str, str]:
     """ssh … | tar -x into `staging`: ("ok" | "failed" | "unreachable" | "timeout", why)."""
     r, w = os.pipe()
     with tempfile.TemporaryFile() as ssh_err, tempfile.TemporaryFile() as tar_err:
         async with contextlib.AsyncExitStack() as children:  # both reaped on the way out, whatever happens
             try:
-                ssh = await children.enter_async_context(processes.child(
-                    [*ssh_engine.argv(ws, host, False)[:-1], PYTHON_INTERPRETER, "-"], env=SSH_ENV,
-                    stdin=asyncio.subprocess.PIPE, stdout=w, stderr=ssh_err))
-                tar = await children.enter_async_context(processes.child(
-                    ["tar", "-x", "-f", "-", "-C", staging, "--no-same-owner"], env=SSH_ENV, stdin=r, stderr=tar_err))
+                ssh = await children.enter_async_context(
+                    processes.child(
+                        [*ssh_engine.argv(ws, host, False)[:-1], PYTHON_INTERPRETER, "-"],
+                        env=SSH_ENV,
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=w,
+                        stderr=ssh_err,
+                    )
+                )
+                tar = await children.enter_async_context(
+                    processes.child(["tar", "-x", "-f", "-", "-C", staging, "--no-same-owner"], env=SSH_ENV, stdin=r, stderr=tar_err)
+                )
             finally:
                 os.close(r)
                 os.close(w)
@@ -218,8 +224,10 @@ def _place(host: str, staging: str, dest_host: str, manifest: dict[str, Any], re
             result.errors.append(f"{entry['remotePath']}: not received ({err.strerror})")
             continue
         if size != entry["size"] or digest != entry["sha256"]:
-            result.errors.append(f"{entry['remotePath']}: checksum mismatch (remote {entry['sha256'][:12]}…, {entry['size']} bytes; "
-                                 f"local {digest[:12]}…, {size} bytes)")
+            result.errors.append(
+                f"{entry['remotePath']}: checksum mismatch (remote {entry['sha256'][:12]}…, {entry['size']} bytes; "
+                f"local {digest[:12]}…, {size} bytes)"
+            )
             continue
         target = os.path.join(dest_host, arc)
         try:
@@ -233,8 +241,9 @@ def _place(host: str, staging: str, dest_host: str, manifest: dict[str, Any], re
         result.files.append(FetchedFile(host, f"{host}/{arc}", str(entry["remotePath"]), int(entry["size"]), digest))
 
 
-async def _fetch_host(ws: Workspace, host: str, paths: list[str], destination: str, deadline: Optional[float],
-                      cancelled: Optional[asyncio.Event]) -> HostFetch:
+async def _fetch_host(
+    ws: Workspace, host: str, paths: list[str], destination: str, deadline: Optional[float], cancelled: Optional[asyncio.Event]
+) -> HostFetch:
     t0 = time.monotonic()
     result = HostFetch(host)
     failed = await ssh_engine.ensure_master(ws, host, deadline, cancelled)

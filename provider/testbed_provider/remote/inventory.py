@@ -129,8 +129,9 @@ def parse(inventory: Any, connection: bool = True) -> Inventory:
     if not connection:  # patterns only: the key is neither needed nor checked
         key = key if isinstance(key, str) else ""
     elif not isinstance(key, str) or "PRIVATE KEY" not in key:
-        raise InventoryError("inventory: `ssh.privateKey` is missing or is not an OpenSSH private key "
-                          "(pass the Reservation's `inventory` output itself)")
+        raise InventoryError(
+            "inventory: `ssh.privateKey` is missing or is not an OpenSSH private key (pass the Reservation's `inventory` output itself)"
+        )
     known = ssh.get("knownHosts") or ""
     if not isinstance(known, str):
         raise InventoryError("inventory: `ssh.knownHosts` must be known_hosts text")
@@ -158,8 +159,7 @@ def parse(inventory: Any, connection: bool = True) -> Inventory:
         if not isinstance(user, str) or not USER_NAME.match(user):
             raise InventoryError(f"inventory: host `{name}` has an invalid user {user!r}")
         seen.add(name)
-        hosts.append(Host(name, address, user, _port(h.get("port", default_port), f"host `{name}`'s port"),
-                          _host_vars(h, name)))
+        hosts.append(Host(name, address, user, _port(h.get("port", default_port), f"host `{name}`'s port"), _host_vars(h, name)))
 
     raw_groups = inventory.get("groups")
     if raw_groups is None:  # derive from the hosts' roles

@@ -72,8 +72,16 @@ class Workspace:
 
     def ssh_args(self) -> list[str]:
         """The options that make any ssh use this workspace (also Ansible's ANSIBLE_SSH_ARGS)."""
-        return ["-F", self.ssh_config, "-o", "ControlMaster=auto", "-o", f"ControlPersist={CONTROL_PERSIST}",
-                "-o", f"ControlPath={self.control_path}"]
+        return [
+            "-F",
+            self.ssh_config,
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            f"ControlPersist={CONTROL_PERSIST}",
+            "-o",
+            f"ControlPath={self.control_path}",
+        ]
 
     def usable(self) -> bool:
         return all(os.path.exists(p) for p in (self.key, self.ssh_config, self.ansible_inventory, self.control_dir))
@@ -124,8 +132,13 @@ def ansible_inventory_data(inv: Inventory) -> dict[str, Any]:
     (`testbed_networks`), roles (`testbed_roles`) and its machine group's `vars`. `all.hosts` lists the hosts
     in inventory order, so Ansible's order (and `role[0]` subscripts) match ours."""
     hostvars = {
-        h.name: {**h.vars, "ansible_host": h.address, "ansible_user": h.user, "ansible_port": h.port,
-                 "ansible_python_interpreter": PYTHON_INTERPRETER}
+        h.name: {
+            **h.vars,
+            "ansible_host": h.address,
+            "ansible_user": h.user,
+            "ansible_port": h.port,
+            "ansible_python_interpreter": PYTHON_INTERPRETER,
+        }
         for h in inv.hosts
     }
     children: dict[str, Any] = {role: {"hosts": {name: {} for name in members}} for role, members in inv.groups}
@@ -217,8 +230,16 @@ def _create(inv: Inventory, key: str) -> Workspace:
     cdir = os.path.join(root, control_dir_name(inv))
     os.makedirs(wdir, mode=0o700, exist_ok=True)
     os.makedirs(cdir, mode=0o700, exist_ok=True)
-    ws = Workspace(inv, wdir, os.path.join(wdir, "id"), os.path.join(wdir, "known_hosts"), os.path.join(wdir, "ssh_config"),
-                   os.path.join(wdir, "inventory.yml"), os.path.join(wdir, "ansible.cfg"), cdir)
+    ws = Workspace(
+        inv,
+        wdir,
+        os.path.join(wdir, "id"),
+        os.path.join(wdir, "known_hosts"),
+        os.path.join(wdir, "ssh_config"),
+        os.path.join(wdir, "inventory.yml"),
+        os.path.join(wdir, "ansible.cfg"),
+        cdir,
+    )
     write_private(ws.key, inv.private_key)
     write_private(ws.known_hosts, inv.known_hosts if inv.known_hosts.endswith("\n") or not inv.known_hosts else inv.known_hosts + "\n")
     write_private(ws.ssh_config, ssh_config_text(inv, ws.key, ws.known_hosts, cdir))

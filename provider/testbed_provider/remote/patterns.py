@@ -184,8 +184,13 @@ def match_planned(hosts: list[tuple[Optional[str], tuple[str, ...]]], pattern: s
     for name, (_, roles) in zip(names, hosts):
         for role in roles:
             groups.setdefault(role, []).append(name)
-    inv = Inventory(tuple(Host(n, "planned", "root", 22) for n in names),
-                    tuple((role, tuple(members)) for role, members in groups.items()), "", "", None)
+    inv = Inventory(
+        tuple(Host(n, "planned", "root", 22) for n in names),
+        tuple((role, tuple(members)) for role, members in groups.items()),
+        "",
+        "",
+        None,
+    )
     try:
         return _resolver(inv, names_known).resolve(pattern.strip())
     except CannotTell:

@@ -38,11 +38,49 @@ from .patterns import IMPORT_LOCK, match_hosts
 # Task keywords of ansible-core (playbook/task.py, base.py, conditional, taggable…): any other
 # key of a task is its module.
 TASK_KEYWORDS = {
-    "name", "action", "local_action", "args", "register", "when", "loop", "loop_control", "until", "retries", "delay",
-    "changed_when", "failed_when", "ignore_errors", "ignore_unreachable", "become", "become_user", "become_method",
-    "become_flags", "become_exe", "environment", "vars", "tags", "notify", "delegate_to", "delegate_facts", "run_once",
-    "no_log", "check_mode", "diff", "timeout", "throttle", "any_errors_fatal", "module_defaults", "collections",
-    "connection", "remote_user", "port", "debugger", "async", "poll", "listen", "when_unsafe",
+    "name",
+    "action",
+    "local_action",
+    "args",
+    "register",
+    "when",
+    "loop",
+    "loop_control",
+    "until",
+    "retries",
+    "delay",
+    "changed_when",
+    "failed_when",
+    "ignore_errors",
+    "ignore_unreachable",
+    "become",
+    "become_user",
+    "become_method",
+    "become_flags",
+    "become_exe",
+    "environment",
+    "vars",
+    "tags",
+    "notify",
+    "delegate_to",
+    "delegate_facts",
+    "run_once",
+    "no_log",
+    "check_mode",
+    "diff",
+    "timeout",
+    "throttle",
+    "any_errors_fatal",
+    "module_defaults",
+    "collections",
+    "connection",
+    "remote_user",
+    "port",
+    "debugger",
+    "async",
+    "poll",
+    "listen",
+    "when_unsafe",
 }
 BLOCK_KEYS = ("block", "rescue", "always")
 FREE_FORM = {"shell", "command", "raw", "script", "win_shell", "win_command", "meta", "include_tasks", "import_tasks"}
@@ -231,7 +269,6 @@ class TaskResult:
     stderr: str = ""
 
 
-
 @dataclass
 class PlayReport:
     hosts: list[str]
@@ -250,9 +287,16 @@ class PlayReport:
         rows = []
         for host in self.hosts:
             s = self.stats.get(host, {})
-            rows.append({"host": host, "ok": int(s.get("ok", 0)), "changed": int(s.get("changed", 0)),
-                         "failed": int(s.get("failures", 0)), "unreachable": int(s.get("unreachable", 0)),
-                         "skipped": int(s.get("skipped", 0))})
+            rows.append(
+                {
+                    "host": host,
+                    "ok": int(s.get("ok", 0)),
+                    "changed": int(s.get("changed", 0)),
+                    "failed": int(s.get("failures", 0)),
+                    "unreachable": int(s.get("unreachable", 0)),
+                    "skipped": int(s.get("skipped", 0)),
+                }
+            )
         return rows
 
     @property
@@ -268,9 +312,15 @@ def _event_result(event: dict[str, Any]) -> TaskResult:
     if kind == "failed" and not msg:
         msg = "\n".join(str(res[k]) for k in ("module_stderr", "module_stdout") if res.get(k))
     rc = res.get("rc")
-    return TaskResult(str(event.get("task") or ""), str(event["host"]), status, msg.strip(),
-                      rc if isinstance(rc, int) else None, str(res.get("stdout") or "").rstrip("\n"),
-                      str(res.get("stderr") or "").rstrip("\n"))
+    return TaskResult(
+        str(event.get("task") or ""),
+        str(event["host"]),
+        status,
+        msg.strip(),
+        rc if isinstance(rc, int) else None,
+        str(res.get("stdout") or "").rstrip("\n"),
+        str(res.get("stderr") or "").rstrip("\n"),
+    )
 
 
 async def run_play(
@@ -310,8 +360,9 @@ async def run_play(
         return path
 
     if playbook is None:
-        book = await asyncio.to_thread(private, "play.yml", play_text(absolute_sources(tasks or [], base_dir or os.getcwd()),
-                                                                      gather_facts, become))
+        book = await asyncio.to_thread(
+            private, "play.yml", play_text(absolute_sources(tasks or [], base_dir or os.getcwd()), gather_facts, become)
+        )
     else:
         book = playbook
     argv = [sys.executable, "-m", "ansible", "playbook", "-i", ws.ansible_inventory]
@@ -351,8 +402,16 @@ async def run_play(
         env["ANSIBLE_ROLES_PATH"] = os.path.join(os.path.dirname(os.path.abspath(playbook)), "roles")
     events = EventReader(on_event)
     try:
-        finished = await processes.run(argv, env=env, deadline=deadline, cancelled=cancelled,
-                                   cwd=base_dir or os.getcwd(), term_grace=1.0, kill_group=True, on_stdout=events.feed)
+        finished = await processes.run(
+            argv,
+            env=env,
+            deadline=deadline,
+            cancelled=cancelled,
+            cwd=base_dir or os.getcwd(),
+            term_grace=1.0,
+            kill_group=True,
+            on_stdout=events.feed,
+        )
     finally:
         for path in files:
             await asyncio.to_thread(unlink_quietly, path)

@@ -86,8 +86,10 @@ async def _while_waiting(reporter: Reporter, names: list[str], done: set[str], r
         if not pending:
             return
         shown = ", ".join(pending[:8]) + (" …" if len(pending) > 8 else "")
-        await reporter.say(f"waiting until ready ({ready.describe()}) on {len(pending)} host{'s' if len(pending) != 1 else ''}: "
-                           f"{shown} ({time.monotonic() - t0:.0f} s of {ready.timeout:g})")
+        await reporter.say(
+            f"waiting until ready ({ready.describe()}) on {len(pending)} host{'s' if len(pending) != 1 else ''}: "
+            f"{shown} ({time.monotonic() - t0:.0f} s of {ready.timeout:g})"
+        )
 
 
 async def _stop_remote(ws: Workspace, results: list[HostResult], run_id: str, become: bool) -> None:
@@ -99,9 +101,16 @@ async def _stop_remote(ws: Workspace, results: list[HostResult], run_id: str, be
     async def ignore(_: HostResult) -> None:
         return None
 
-    kills = await ssh_engine.run(ws, [r.host for r in targets], lambda _h: kill_script(run_id), become=become,
-                                 deadline=deadlines.after(KILL_BUDGET), cancelled=None, timeout_note="timed out",
-                                 on_result=ignore)
+    kills = await ssh_engine.run(
+        ws,
+        [r.host for r in targets],
+        lambda _h: kill_script(run_id),
+        become=become,
+        deadline=deadlines.after(KILL_BUDGET),
+        cancelled=None,
+        timeout_note="timed out",
+        on_result=ignore,
+    )
     for r, k in zip(targets, kills):
         if k.status == "ok":
             r.stderr += "; the remote command was stopped (its process group got TERM, then KILL if needed)"
@@ -185,8 +194,9 @@ async def run_shell(
     try:
         if chosen == "ssh":
             scripts = {h: script_for(h, True) for h in names}
-            results = await ssh_engine.run(ws, names, scripts.__getitem__, become=become, deadline=deadline,
-                                           cancelled=cancelled, timeout_note=note, on_result=finished)
+            results = await ssh_engine.run(
+                ws, names, scripts.__getitem__, become=become, deadline=deadline, cancelled=cancelled, timeout_note=note, on_result=finished
+            )
         else:
             # Open the masters first, one attempt per host (see ssh_engine.ensure_master), so a
             # step running beside this one cannot race Ansible's connections into a warning.
@@ -196,8 +206,19 @@ async def run_shell(
             per_host = {h: script_for(h, False) for h in names}
             one = set(per_host.values())
             script: PerHost = one.pop() if len(one) == 1 else per_host
-            results = await ansible_engine.run(ws, names, script, run_id=run_id, env=env, become=become, timeout=timeout,
-                                               deadline=deadline, cancelled=cancelled, timeout_note=note, on_result=finished)
+            results = await ansible_engine.run(
+                ws,
+                names,
+                script,
+                run_id=run_id,
+                env=env,
+                become=become,
+                timeout=timeout,
+                deadline=deadline,
+                cancelled=cancelled,
+                timeout_note=note,
+                on_result=finished,
+            )
     finally:
         if waiting is not None:
             waiting.cancel()
@@ -227,8 +248,15 @@ async def stop_background(
     ws = await workspace(inv)
     reporter = Reporter(progress, len(names), f"stopping background `{tag}`")
     await reporter.start("ssh")
-    results = await ssh_engine.run(ws, names, lambda _h: bg_stop_script(tag), become=become,
-                                   deadline=deadlines.after(STOP_BUDGET), cancelled=cancelled,
-                                   timeout_note=f"timed out after {STOP_BUDGET:g} s", on_result=reporter.finished)
+    results = await ssh_engine.run(
+        ws,
+        names,
+        lambda _h: bg_stop_script(tag),
+        become=become,
+        deadline=deadlines.after(STOP_BUDGET),
+        cancelled=cancelled,
+        timeout_note=f"timed out after {STOP_BUDGET:g} s",
+        on_result=reporter.finished,
+    )
     await reporter.summary(results)
     return results

@@ -134,7 +134,8 @@ class Readiness:
     def describe(self) -> str:
         """What is waited for, for progress lines: never the command's text (it may hold secrets)."""
         parts = ([f"TCP port {self.port} listening"] if self.port is not None else []) + (
-            ["the ready command exiting 0"] if self.command is not None else [])
+            ["the ready command exiting 0"] if self.command is not None else []
+        )
         return " and ".join(parts)
 
 
@@ -157,8 +158,9 @@ __tb_listening() { # $1 port as 4 upper-case hex digits: some TCP socket listens
 """
 
 
-def bg_start_script(command: str, tag: str, environment: Mapping[str, str] | None = None, settle_tenths: int = 3,
-                    ready: Optional[Readiness] = None) -> str:
+def bg_start_script(
+    command: str, tag: str, environment: Mapping[str, str] | None = None, settle_tenths: int = 3, ready: Optional[Readiness] = None
+) -> str:
     """Start `command` detached (own session, stdin /dev/null, output to the log), record its
     process group, and report a failure that happens within ~0.3 s (e.g. command not found).
 
@@ -168,21 +170,27 @@ def bg_start_script(command: str, tag: str, environment: Mapping[str, str] | Non
     every 0.1 s. A port already listening before the start is refused (its readiness could not
     be told). Fails, stopping the process group, if the command exits first or is not ready
     within `ready.timeout` seconds; the last line of stderr says why."""
-    script = PRELUDE + _OURS + (READY if ready else "") + exports(environment or {}) + (
-        f"__tb_c={shlex.quote(command)}\n"
-        f"__tb_t={shlex.quote(tag)}\n"
-        f'__tb_d="$HOME/{BG_DIR}"\n'
-        'mkdir -p "$__tb_d" || exit 1\n'
-        'if [ -f "$__tb_d/$__tb_t.pid" ]; then\n'
-        '  read -r __tb_g <"$__tb_d/$__tb_t.pid"\n'
-        '  read -r __tb_st 2>/dev/null <"$__tb_d/$__tb_t.start"\n'
-        '  case $__tb_g in ""|*[!0-9]*) ;; *)\n'
-        '    if __tb_ours "$__tb_g" "$__tb_st"; then\n'
-        '      echo "background command \\`$__tb_t\\` is already running (process group $__tb_g); stop it first" >&2\n'
-        "      exit 1\n"
-        "    fi;;\n"
-        "  esac\n"
-        "fi\n"
+    script = (
+        PRELUDE
+        + _OURS
+        + (READY if ready else "")
+        + exports(environment or {})
+        + (
+            f"__tb_c={shlex.quote(command)}\n"
+            f"__tb_t={shlex.quote(tag)}\n"
+            f'__tb_d="$HOME/{BG_DIR}"\n'
+            'mkdir -p "$__tb_d" || exit 1\n'
+            'if [ -f "$__tb_d/$__tb_t.pid" ]; then\n'
+            '  read -r __tb_g <"$__tb_d/$__tb_t.pid"\n'
+            '  read -r __tb_st 2>/dev/null <"$__tb_d/$__tb_t.start"\n'
+            '  case $__tb_g in ""|*[!0-9]*) ;; *)\n'
+            '    if __tb_ours "$__tb_g" "$__tb_st"; then\n'
+            '      echo "background command \\`$__tb_t\\` is already running (process group $__tb_g); stop it first" >&2\n'
+            "      exit 1\n"
+            "    fi;;\n"
+            "  esac\n"
+            "fi\n"
+        )
     )
     if ready is not None and ready.port is not None:
         script += (
@@ -262,16 +270,19 @@ def _ready_wait(ready: Readiness) -> str:
         + '    __tb_fail 1 "the command exited with status 0 before it was ready (its log is above)"\n'
         + "  fi\n"
         + f"  if {' && '.join(checks)}; then\n"
-        + '    __tb_e=$(( $(__tb_now) - __tb_t0 ))\n'
+        + "    __tb_e=$(( $(__tb_now) - __tb_t0 ))\n"
         + '    rm -f "$__tb_d/$__tb_t.ready"\n'
         + f'    printf "started in the background: process group %s, log %s; ready after %d.%02d s ({ready_text})\\n" '
         + '"$__tb_g" "$__tb_d/$__tb_t.log" $((__tb_e / 100)) $((__tb_e % 100))\n'
         + "    exit 0\n"
         + "  fi\n"
         + '  if [ $(( $(__tb_now) - __tb_t0 )) -ge "$__tb_lim" ]; then\n'
-        + ('    __tb_ro=$(tail -c 300 "$__tb_d/$__tb_t.ready" 2>/dev/null | tr "\\n" " "); __tb_ro=${__tb_ro% }\n'
-           '    [ -z "$__tb_ro" ] || __tb_ro=": $__tb_ro"; [ "$__tb_rr" != 124 ] || __tb_ro=" (timed out)$__tb_ro"\n'
-           if ready.command is not None else "")
+        + (
+            '    __tb_ro=$(tail -c 300 "$__tb_d/$__tb_t.ready" 2>/dev/null | tr "\\n" " "); __tb_ro=${__tb_ro% }\n'
+            '    [ -z "$__tb_ro" ] || __tb_ro=": $__tb_ro"; [ "$__tb_rr" != 124 ] || __tb_ro=" (timed out)$__tb_ro"\n'
+            if ready.command is not None
+            else ""
+        )
         + f'    __tb_fail 1 "not ready after {ready.timeout:g} s: {" and ".join(why_not)} (the command was stopped; its log is above)"\n'
         + "  fi\n"
         + "  sleep 0.1\n"
@@ -281,21 +292,25 @@ def _ready_wait(ready: Readiness) -> str:
 
 def bg_stop_script(tag: str) -> str:
     """Stop the process group `bg_start_script(tag)` recorded; success if it is gone already."""
-    return PRELUDE + _OURS + (
-        f"__tb_t={shlex.quote(tag)}\n"
-        f'__tb_d="$HOME/{BG_DIR}"\n'
-        '__tb_f="$__tb_d/$__tb_t.pid"\n'
-        'if [ ! -f "$__tb_f" ]; then echo "not running (no pidfile)"; exit 0; fi\n'
-        'read -r __tb_g <"$__tb_f"\n'
-        'read -r __tb_st 2>/dev/null <"$__tb_d/$__tb_t.start"\n'
-        "case $__tb_g in\n"
-        "  ''|*[!0-9]*) echo 'not running (unreadable pidfile)';;\n"
-        "  *)\n"
-        '    if __tb_ours "$__tb_g" "$__tb_st"; then\n'
-        '      if __tb_stop_group "$__tb_g"; then echo "stopped process group $__tb_g"\n'
-        '      else echo "process group $__tb_g survived SIGKILL" >&2; exit 1; fi\n'
-        '    else echo "not running any more (process group $__tb_g is gone)"; fi;;\n'
-        "esac\n"
-        'rm -f "$__tb_f" "$__tb_d/$__tb_t.start"\n'
-        "exit 0\n"
+    return (
+        PRELUDE
+        + _OURS
+        + (
+            f"__tb_t={shlex.quote(tag)}\n"
+            f'__tb_d="$HOME/{BG_DIR}"\n'
+            '__tb_f="$__tb_d/$__tb_t.pid"\n'
+            'if [ ! -f "$__tb_f" ]; then echo "not running (no pidfile)"; exit 0; fi\n'
+            'read -r __tb_g <"$__tb_f"\n'
+            'read -r __tb_st 2>/dev/null <"$__tb_d/$__tb_t.start"\n'
+            "case $__tb_g in\n"
+            "  ''|*[!0-9]*) echo 'not running (unreadable pidfile)';;\n"
+            "  *)\n"
+            '    if __tb_ours "$__tb_g" "$__tb_st"; then\n'
+            '      if __tb_stop_group "$__tb_g"; then echo "stopped process group $__tb_g"\n'
+            '      else echo "process group $__tb_g survived SIGKILL" >&2; exit 1; fi\n'
+            '    else echo "not running any more (process group $__tb_g is gone)"; fi;;\n'
+            "esac\n"
+            'rm -f "$__tb_f" "$__tb_d/$__tb_t.start"\n'
+            "exit 0\n"
+        )
     )

@@ -55,8 +55,9 @@ def _mark_seen(ws: Workspace, host: str) -> None:
     _seen[(ws.control_dir, host)] = time.monotonic()
 
 
-async def ensure_master(ws: Workspace, host: str, deadline: Optional[float],
-                        cancelled: Optional[asyncio.Event]) -> Optional[processes.Finished]:
+async def ensure_master(
+    ws: Workspace, host: str, deadline: Optional[float], cancelled: Optional[asyncio.Event]
+) -> Optional[processes.Finished]:
     """Make sure a ControlMaster to `host` runs, one attempt at a time per host.
     None when it does; otherwise the failed connection attempt (its stderr says why)."""
     key = (ws.control_dir, host)
@@ -69,24 +70,31 @@ async def ensure_master(ws: Workspace, host: str, deadline: Optional[float],
             return None
         # `ControlMaster auto` + ControlPersist (from the ssh_config): the master detaches with
         # its stdio on /dev/null; this client runs `exit 0` through it and returns.
-        f = await processes.run(["ssh", "-F", ws.ssh_config, "-T", host, "exit 0"], env=SSH_ENV, deadline=deadline,
-                            cancelled=cancelled)
+        f = await processes.run(["ssh", "-F", ws.ssh_config, "-T", host, "exit 0"], env=SSH_ENV, deadline=deadline, cancelled=cancelled)
         if f.outcome == processes.EXITED and f.returncode == 0:
             _mark_seen(ws, host)
             return None
         return f
 
 
-async def _one(ws: Workspace, host: str, script: str, become: bool, deadline: Optional[float],
-               cancelled: Optional[asyncio.Event], timeout_note: str) -> HostResult:
+async def _one(
+    ws: Workspace, host: str, script: str, become: bool, deadline: Optional[float], cancelled: Optional[asyncio.Event], timeout_note: str
+) -> HostResult:
     failed = await ensure_master(ws, host, deadline, cancelled)
     if failed is not None:
         err = processes.text(failed.stderr)
         if failed.outcome != processes.EXITED:
             note = timeout_note if failed.outcome == processes.TIMED_OUT else "cancelled: killed before it finished"
             return HostResult(host, -1, "", (err + "\n" if err else "") + note, failed.started_at, failed.duration_s, "timeout")
-        return HostResult(host, -1, "", err or f"ssh exited with status {failed.returncode} without a message",
-                          failed.started_at, failed.duration_s, "unreachable")
+        return HostResult(
+            host,
+            -1,
+            "",
+            err or f"ssh exited with status {failed.returncode} without a message",
+            failed.started_at,
+            failed.duration_s,
+            "unreachable",
+        )
     f = await processes.run(argv(ws, host, become), env=SSH_ENV, stdin=script.encode(), deadline=deadline, cancelled=cancelled)
     out, err = processes.text(f.stdout), processes.text(f.stderr)
     if f.outcome != processes.EXITED:
@@ -94,8 +102,7 @@ async def _one(ws: Workspace, host: str, script: str, become: bool, deadline: Op
         return HostResult(host, -1, out, (err + "\n" if err else "") + note, f.started_at, f.duration_s, "timeout")
     rc = f.returncode if f.returncode is not None else -1
     if rc == 255 and not await master_alive(ws, host):
-        return HostResult(host, -1, out, err or "ssh exited with status 255 without a message", f.started_at, f.duration_s,
-                          "unreachable")
+        return HostResult(host, -1, out, err or "ssh exited with status 255 without a message", f.started_at, f.duration_s, "unreachable")
     _mark_seen(ws, host)
     return HostResult(host, rc, out, err, f.started_at, f.duration_s, "ok" if rc == 0 else "failed")
 

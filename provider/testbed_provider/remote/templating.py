@@ -82,8 +82,16 @@ def _load() -> Any:
             from ansible.vars.hostvars import HostVars
             from ansible.vars.manager import VariableManager
 
-            a = SimpleNamespace(AnsibleError=AnsibleError, InventoryManager=InventoryManager, DataLoader=DataLoader, Play=Play,
-                                Templar=Templar, trust=trust_as_template, HostVars=HostVars, VariableManager=VariableManager)
+            a = SimpleNamespace(
+                AnsibleError=AnsibleError,
+                InventoryManager=InventoryManager,
+                DataLoader=DataLoader,
+                Play=Play,
+                Templar=Templar,
+                trust=trust_as_template,
+                HostVars=HostVars,
+                VariableManager=VariableManager,
+            )
             _ansible = a
     return _ansible
 
@@ -137,8 +145,9 @@ def render(
         variables._extra_vars = _trusted(a, loader, dict(extra_vars or {}))
         a.HostVars(inventory=manager, variable_manager=variables, loader=loader)  # provides `hostvars`
         manager.subset(list(hosts))  # the play's hosts, as `--limit` makes them
-        play = a.Play.load({"name": PLAY_NAME, "hosts": "all", "gather_facts": False, "tasks": []},
-                           variable_manager=variables, loader=loader)
+        play = a.Play.load(
+            {"name": PLAY_NAME, "hosts": "all", "gather_facts": False, "tasks": []}, variable_manager=variables, loader=loader
+        )
         text = a.trust(template)
         for name in hosts:
             host = manager.get_host(name)

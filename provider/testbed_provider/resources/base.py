@@ -11,9 +11,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..common.results import CheckFailure
 from ..config import ProviderConfig
 from ..protocol.engine_log import EngineLog
-from ..common.results import CheckFailure
 from .diff import DiffResult
 
 
@@ -56,12 +56,12 @@ class ResourceController(abc.ABC):
     def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
 
-    @classmethod
+    @classmethod  # noqa: B027 (a hook: most resources need no warm-up)
     def warm_up(cls) -> None:
         """Slow one-off preparation (e.g. imports) done in a thread once the provider is
         configured, so the first operation on this resource type does not pay for it."""
 
-    def declassify(self, props: dict[str, Any]) -> None:
+    def declassify(self, props: dict[str, Any]) -> None:  # noqa: B027 (a hook: most resources hold no such secret)
         """Mark the public parts of secret values in freshly decoded `props` (see
         steps.declassify); called by the server on every request before the controller runs."""
 

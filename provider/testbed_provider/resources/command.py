@@ -28,6 +28,8 @@ import hashlib
 import uuid
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+from ..common.deadlines import deadline
+from ..common.results import CheckFailure
 from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..remote import HostResult, PatternError, RemoteError, run_shell, stop_background
@@ -36,10 +38,8 @@ from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.scripts import ENV_NAME
 from ..remote.templating import TemplateError, is_template, render
 from ..remote.templating import warm_up as warm_up_templating
-from ..common.results import CheckFailure
-from .base import CheckResult
-from ..common.deadlines import deadline
 from ..typed.model import default_of, input_names
+from .base import CheckResult
 from .command_schema import COMMAND
 from .steps import Step, note_unchecked_pattern
 from .steps import inventory_of as _inventory
@@ -54,8 +54,7 @@ DEFAULT_READY_TIMEOUT = float(default_of(COMMAND.inputs, "ready_timeout"))
 STDERR_TAIL = 400
 # The last line of a background start's stderr when it did not get ready (see scripts.bg_start_script).
 NOT_READY = ("not ready after ", "the command exited with status ", "TCP port ")
-RAW_HINT = ("; a literal `{{` of the shell command (e.g. a docker or Go `--format`) goes inside "
-            "`{% raw %}…{% endraw %}`")
+RAW_HINT = "; a literal `{{` of the shell command (e.g. a docker or Go `--format`) goes inside `{% raw %}…{% endraw %}`"
 
 Fail = Callable[[str, str], None]
 
@@ -91,7 +90,6 @@ class Command(Step):
 
     # ---- Diff --------------------------------------------------------------------------------
 
-
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 
     async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
@@ -103,7 +101,6 @@ class Command(Step):
         if failure:
             raise PartialFailure(failure, rid, outputs)  # recorded with its results; `pulumi up` retries
         return rid, outputs
-
 
     async def update(
         self,
@@ -161,8 +158,11 @@ class Command(Step):
         async with deadline(self.ctx.cancelled, timeout) as limit:
             try:
                 per_host = render_for(inventory, pattern, which, reveal(command), inputs)
-                ready_command = render_for(inventory, pattern, "readyCommand", reveal(inputs["readyCommand"]), inputs) \
-                    if waits and inputs.get("readyCommand") is not None else None
+                ready_command = (
+                    render_for(inventory, pattern, "readyCommand", reveal(inputs["readyCommand"]), inputs)
+                    if waits and inputs.get("readyCommand") is not None
+                    else None
+                )
                 results = await run_shell(
                     inventory,
                     pattern,
@@ -186,12 +186,16 @@ class Command(Step):
         if failed:
             return outputs, limit.explain(_failure_message(failed, len(results)))
         did = "started in the background, ready," if waits else "ran"
-        await self.ctx.log.info(urn, f"{did} on {len(results)} host(s): {', '.join(r.host for r in results[:8])}{' …' if len(results) > 8 else ''}")
+        await self.ctx.log.info(
+            urn, f"{did} on {len(results)} host(s): {', '.join(r.host for r in results[:8])}{' …' if len(results) > 8 else ''}"
+        )
         return outputs, None
 
     async def _stop_background(self, urn: str, rid: str, inputs: dict[str, Any]) -> None:
         try:
-            await stop_background(_inventory(inputs), inputs.get("on", "all"), _tag(rid), cancelled=self.ctx.cancelled, progress=self.ctx.log.status(urn))
+            await stop_background(
+                _inventory(inputs), inputs.get("on", "all"), _tag(rid), cancelled=self.ctx.cancelled, progress=self.ctx.log.status(urn)
+            )
         except PatternError:
             return  # its hosts are gone already: nothing left running
 
@@ -204,8 +208,13 @@ def _is_secret_run(command: Any, inputs: dict[str, Any]) -> bool:
     """A secret command, environment, variable or ready command may print secrets: then its
     output is secret too. (The inventory is always secret — it carries the key — and does not count.)"""
     env = inputs.get("environment") or {}
-    return (isinstance(command, Secret) or isinstance(env, Secret) or any(isinstance(v, Secret) for v in env.values())
-            or _has_secret(inputs.get("vars")) or isinstance(inputs.get("readyCommand"), Secret))
+    return (
+        isinstance(command, Secret)
+        or isinstance(env, Secret)
+        or any(isinstance(v, Secret) for v in env.values())
+        or _has_secret(inputs.get("vars"))
+        or isinstance(inputs.get("readyCommand"), Secret)
+    )
 
 
 def _has_secret(value: Any) -> bool:
@@ -232,7 +241,7 @@ def _failure_message(failed: list[HostResult], total: int) -> str:
         what = {"unreachable": "unreachable", "timeout": "timed out"}.get(r.status, f"rc={r.rc}")
         lines = r.stderr.strip().splitlines()
         if lines and lines[-1].startswith(NOT_READY):  # a background command that did not get ready: why first
-            log = "\n".join(lines[:-1]).strip()[-STDERR_TAIL // 2:]
+            log = "\n".join(lines[:-1]).strip()[-STDERR_TAIL // 2 :]
             parts.append(f"{r.host} ({what}): {lines[-1]}" + (f"; its log ends: {log}" if log else ""))
             continue
         tail = r.stderr.strip()[-STDERR_TAIL:] or r.stdout.strip()[-STDERR_TAIL:] or "(no output)"
@@ -305,5 +314,12 @@ def rerun_due(changes: Iterable[str], old_inputs: Mapping[str, Any], news: Mappi
 
 def result_output(r: HostResult) -> dict[str, Any]:
     """One host's result as the schema's CommandResult."""
-    return {"host": r.host, "rc": r.rc, "stdout": r.stdout, "stderr": r.stderr, "startedAt": r.started_at,
-            "durationS": round(r.duration_s, 3), "status": r.status}
+    return {
+        "host": r.host,
+        "rc": r.rc,
+        "stdout": r.stdout,
+        "stderr": r.stderr,
+        "startedAt": r.started_at,
+        "durationS": round(r.duration_s, 3),
+        "status": r.status,
+    }

@@ -18,15 +18,15 @@ import os
 import uuid
 from typing import Any, Optional
 
+from ..common.deadlines import deadline
+from ..common.results import CheckFailure
 from ..protocol.codec import UNKNOWN, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..remote import PatternError, RemoteError
 from ..remote.fetch import FetchedFile, HostFetch, fetch
 from ..remote.patterns import warm_up as warm_up_patterns
-from ..common.results import CheckFailure
-from .base import CheckResult
-from ..common.deadlines import deadline
 from ..typed.model import input_names
+from .base import CheckResult
 from .fetch_schema import FETCH
 from .steps import Step, inventory_of, note_unchecked_pattern, top
 
@@ -56,7 +56,6 @@ class Fetch(Step):
 
     # ---- Diff --------------------------------------------------------------------------------
 
-
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 
     async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
@@ -69,9 +68,16 @@ class Fetch(Step):
             raise PartialFailure(failure, rid, outputs)
         return rid, outputs
 
-
-    async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
-                     preview: bool, timeout: float = 0) -> dict[str, Any]:
+    async def update(
+        self,
+        id: str,
+        urn: str,
+        outputs: dict[str, Any],
+        old_inputs: dict[str, Any],
+        news: dict[str, Any],
+        preview: bool,
+        timeout: float = 0,
+    ) -> dict[str, Any]:
         changes = self.diff(outputs, old_inputs, news).detailed
         failed_before = any(r.get("status") != "ok" for r in reveal(outputs.get("results")) or [])
         rerun = failed_before or any(top(p) in RERUN_KEYS | {"hosts"} for p in changes)
@@ -100,8 +106,15 @@ class Fetch(Step):
         limit_s = float(inputs.get("timeout") or 0) or timeout
         async with deadline(self.ctx.cancelled, limit_s) as limit:
             try:
-                results = await fetch(inventory_of(inputs), pattern, list(reveal(inputs["paths"])), reveal(inputs["destination"]),
-                                      timeout=limit_s, cancelled=limit.stop, progress=self.ctx.log.status(urn))
+                results = await fetch(
+                    inventory_of(inputs),
+                    pattern,
+                    list(reveal(inputs["paths"])),
+                    reveal(inputs["destination"]),
+                    timeout=limit_s,
+                    cancelled=limit.stop,
+                    progress=self.ctx.log.status(urn),
+                )
             except PatternError as err:
                 raise ResourceFailure(f"`on: {pattern}`: {err}") from err
             except RemoteError as err:
@@ -110,8 +123,11 @@ class Fetch(Step):
         failed = [r for r in results if r.status != "ok"]
         if failed:
             return outputs, limit.explain(failure_message(failed, len(results), reveal(inputs["destination"])))
-        await self.ctx.log.info(urn, f"fetched {outputs['totalFiles']} file(s), {outputs['totalBytes']} bytes from "
-                                     f"{len(results)} host(s) into {reveal(inputs['destination'])}")
+        await self.ctx.log.info(
+            urn,
+            f"fetched {outputs['totalFiles']} file(s), {outputs['totalBytes']} bytes from "
+            f"{len(results)} host(s) into {reveal(inputs['destination'])}",
+        )
         return outputs, None
 
 
@@ -128,8 +144,11 @@ def outputs_of(results: list[HostFetch]) -> dict[str, Any]:
 
 def failure_message(failed: list[HostFetch], total: int, destination: str) -> str:
     parts = [f"{r.host} ({r.status}): " + "; ".join(e.strip()[-400:] for e in r.errors) for r in failed]
-    return (f"fetch failed on {len(failed)} of {total} host(s): " + "; ".join(parts)
-            + f" (the files that arrived are in {destination}/<host>/ and recorded)")
+    return (
+        f"fetch failed on {len(failed)} of {total} host(s): "
+        + "; ".join(parts)
+        + f" (the files that arrived are in {destination}/<host>/ and recorded)"
+    )
 
 
 def delete_fetched(destination: str, files: list[dict[str, Any]]) -> int:
@@ -169,5 +188,11 @@ def file_output(f: FetchedFile) -> dict[str, Any]:
 
 def host_output(r: HostFetch) -> dict[str, Any]:
     """One host's fetch as the schema's FetchHostResult."""
-    return {"host": r.host, "status": r.status, "files": len(r.files), "bytes": sum(f.size for f in r.files),
-            "errors": list(r.errors), "durationS": round(r.duration_s, 3)}
+    return {
+        "host": r.host,
+        "status": r.status,
+        "files": len(r.files),
+        "bytes": sum(f.size for f in r.files),
+        "errors": list(r.errors),
+        "durationS": round(r.duration_s, 3),
+    }

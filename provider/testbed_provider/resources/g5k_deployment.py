@@ -15,16 +15,16 @@ import re
 import time
 from typing import Any, Optional
 
+from ..common.deadlines import deadline
+from ..common.results import CheckFailure
 from ..protocol.codec import UNKNOWN, has_unknowns
 from ..protocol.errors import PartialFailure, ResourceFailure
-from ..common.results import CheckFailure
 from ..testbeds.g5k import deployments, jobs, naming
 from ..testbeds.g5k.session import G5kError, Session
 from ..testbeds.g5k.validation import Reference, with_timeout
 from ..typed.check import check_inputs, with_defaults
 from ..typed.model import input_names
 from .base import CheckResult, ReadResult, ResourceController
-from ..common.deadlines import deadline
 from .diff import DiffResult, diff_inputs
 from .g5k_common import default, job_of_step_alive, settings_of
 from .g5k_deployment_schema import DEPLOYMENT, DeploymentArgs
@@ -39,8 +39,13 @@ def validate(inputs: dict[str, Any]) -> list[CheckFailure]:
     failures = check_inputs(DeploymentArgs, inputs, DEPLOYMENT.label).failures
     refused = {f.property.split("[")[0] for f in failures}
     nodes, minimum = inputs.get("nodes"), inputs.get("minDeployed")
-    if refused.isdisjoint({"nodes", "minDeployed"}) and isinstance(minimum, int) and isinstance(nodes, list) \
-            and not has_unknowns(nodes) and minimum > len(nodes):
+    if (
+        refused.isdisjoint({"nodes", "minDeployed"})
+        and isinstance(minimum, int)
+        and isinstance(nodes, list)
+        and not has_unknowns(nodes)
+        and minimum > len(nodes)
+    ):
         failures.append(CheckFailure("minDeployed", f"{minimum} exceeds the {len(nodes)} node(s) listed in `nodes`"))
     return failures
 
@@ -94,12 +99,21 @@ class Deployment(ResourceController):
                 rid = f"{site}:{uid}:{inputs['environment']}"
                 try:
                     outcome = await deployments.deploy(
-                        session, site, nodes, inputs["environment"], progress, key=inputs.get("key"), vlan=inputs.get("vlan"),
+                        session,
+                        site,
+                        nodes,
+                        inputs["environment"],
+                        progress,
+                        key=inputs.get("key"),
+                        vlan=inputs.get("vlan"),
                         attempts=int(inputs.get("maxAttempts", default(DeploymentArgs, "max_attempts"))),
                     )
                 except deployments.DeployInterrupted as err:
-                    raise PartialFailure(limit.explain("interrupted while deploying (the running deployment was cancelled)"),
-                                         rid, _outputs(inputs, err.outcome)) from None
+                    raise PartialFailure(
+                        limit.explain("interrupted while deploying (the running deployment was cancelled)"),
+                        rid,
+                        _outputs(inputs, err.outcome),
+                    ) from None
                 except G5kError as err:
                     raise ResourceFailure(f"deploying {inputs['environment']} on job {site}:{uid} failed: {err}") from err
             finally:
@@ -118,7 +132,7 @@ class Deployment(ResourceController):
         if job is None or job.get("state") in jobs.GONE:
             raise ResourceFailure(f"job {site}:{uid} does not exist or has ended (state `{(job or {}).get('state', 'unknown')}`)")
         if "deploy" not in (job.get("types") or []):
-            raise ResourceFailure(f"job {site}:{uid} was not submitted with type `deploy` (add types: [\"deploy\"] to the Job)")
+            raise ResourceFailure(f'job {site}:{uid} was not submitted with type `deploy` (add types: ["deploy"] to the Job)')
         if job.get("state") != jobs.RUNNING:
             raise ResourceFailure(f"job {site}:{uid} is `{job.get('state')}`, not running yet; deploy once it runs")
         assigned = list(job.get("assigned_nodes") or [])
@@ -137,8 +151,16 @@ class Deployment(ResourceController):
             return None  # the job ended: its nodes are no longer ours, nor deployed
         return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
 
-    async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
-                     preview: bool, timeout: float = 0) -> dict[str, Any]:
+    async def update(
+        self,
+        id: str,
+        urn: str,
+        outputs: dict[str, Any],
+        old_inputs: dict[str, Any],
+        news: dict[str, Any],
+        preview: bool,
+        timeout: float = 0,
+    ) -> dict[str, Any]:
         if preview:
             return {**outputs, **news}
         failed = outputs.get("failedNodes") or []
@@ -150,7 +172,9 @@ class Deployment(ResourceController):
             results = {**(outputs.get("results") or {}), **(again.get("results") or {})}
             merged = _from_results({**news}, results, list(outputs.get("deploymentUids") or []) + list(again.get("deploymentUids") or []))
             if len(merged["deployedNodes"]) < minimum:
-                raise PartialFailure(f"still only {len(merged['deployedNodes'])} node(s) deployed, fewer than minDeployed={minimum}", id, merged)
+                raise PartialFailure(
+                    f"still only {len(merged['deployedNodes'])} node(s) deployed, fewer than minDeployed={minimum}", id, merged
+                )
             return merged
         return {**outputs, **news}
 
@@ -178,6 +202,8 @@ def _from_results(inputs: dict[str, Any], results: dict[str, Any], uids: list[st
         **{k: v for k, v in inputs.items() if k in INPUT_KEYS},
         "deployedNodes": sorted(n for n, r in results.items() if r["state"] == "OK"),
         "failedNodes": sorted(n for n, r in results.items() if r["state"] != "OK"),
-        "results": {n: {"state": r["state"], "attempts": r["attempts"], "deployment": r.get("deployment") or ""} for n, r in sorted(results.items())},
+        "results": {
+            n: {"state": r["state"], "attempts": r["attempts"], "deployment": r.get("deployment") or ""} for n, r in sorted(results.items())
+        },
         "deploymentUids": uids,
     }

@@ -27,10 +27,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from ..common.deadlines import deadline
+from ..common.results import CheckFailure
 from ..protocol.codec import UNKNOWN, has_unknowns
 from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
-from ..common.results import CheckFailure
 from ..testbeds.g5k import forecast as forecasting
 from ..testbeds.g5k import jobs, naming, tagging
 from ..testbeds.g5k.oar import (
@@ -52,7 +53,6 @@ from ..testbeds.g5k.validation import CHECK_TIMEOUT, Reference, check_placement,
 from ..typed.check import check_inputs, with_defaults
 from ..typed.model import input_names
 from .base import CheckResult, ReadResult, ResourceController
-from ..common.deadlines import deadline
 from .diff import DiffResult, Kind, diff_inputs
 from .g5k_common import default, parse_job_id, settings_of
 from .g5k_job_schema import JOB, JobArgs, SubnetRequest
@@ -64,9 +64,18 @@ COMPUTED = ("uid", "state", "assignedNodes", "vlans", "subnets", "scheduledAt", 
 # Changing anything else needs a new job.
 IN_PLACE = {"walltime", "waitUntil"}
 # The parts of a job (see `effective`) and the inputs that say them; `rawResources` may end with the walltime.
-PARTS = {"site": ("site",), "request": ("nodes", "vlan", "subnet", "rawResources"), "walltime": ("walltime", "rawResources"),
-         "command": ("command",), "queue": ("queue",), "project": ("project",), "name": ("name",), "types": ("types",),
-         "reservation": ("reservation",), "waitUntil": ("waitUntil",)}
+PARTS = {
+    "site": ("site",),
+    "request": ("nodes", "vlan", "subnet", "rawResources"),
+    "walltime": ("walltime", "rawResources"),
+    "command": ("command",),
+    "queue": ("queue",),
+    "project": ("project",),
+    "name": ("name",),
+    "types": ("types",),
+    "reservation": ("reservation",),
+    "waitUntil": ("waitUntil",),
+}
 _WALLTIME_SUFFIX = re.compile(r",\s*walltime=[0-9:]+\s*$")
 _RESERVATION_JOB = re.compile(r"(^|,)J=R(,|\s|$)")  # OAR's job message: `…,J=R,…` for an advance reservation
 
@@ -171,13 +180,20 @@ def _typed_request(inputs: dict[str, Any], fail: Fail) -> Optional[ResourceReque
         elif isinstance(count, int) and hosts and count != len(hosts):
             fail(f"nodes[{i}].count", f"{count} nodes requested but {len(hosts)} named in hosts")
         if isinstance(count, int) and not isinstance(count, bool):
-            groups.append(NodeGroup(count=count, cluster=group.get("cluster"), properties=group.get("properties"),
-                                    hosts=tuple(h if "." in h else f"{h}.{inputs.get('site')}.grid5000.fr" for h in hosts)))
+            groups.append(
+                NodeGroup(
+                    count=count,
+                    cluster=group.get("cluster"),
+                    properties=group.get("properties"),
+                    hosts=tuple(h if "." in h else f"{h}.{inputs.get('site')}.grid5000.fr" for h in hosts),
+                )
+            )
     vlan = None
     asked_vlan = inputs.get("vlan")
     if isinstance(asked_vlan, dict):
-        vlan = VlanRequest(type=asked_vlan.get("type", default(VlanRequestArgs, "type")),
-                           count=asked_vlan.get("count", default(VlanRequestArgs, "count")))
+        vlan = VlanRequest(
+            type=asked_vlan.get("type", default(VlanRequestArgs, "type")), count=asked_vlan.get("count", default(VlanRequestArgs, "count"))
+        )
     subnets: dict[str, int] = {}
     asked_subnet = inputs.get("subnet")
     if isinstance(asked_subnet, dict):
@@ -262,8 +278,9 @@ class Job(ResourceController):
             changed = [part for part in PARTS if before[part] != after[part]]
             keys = {k for part in changed for k in PARTS[part]}
             replacing = {k for part in changed if part not in IN_PLACE for k in PARTS[part]}
-            result = diff_inputs({k: v for k, v in old.items() if k in keys}, {k: v for k, v in news.items() if k in keys},
-                                 replace_keys=replacing)
+            result = diff_inputs(
+                {k: v for k, v in old.items() if k in keys}, {k: v for k, v in news.items() if k in keys}, replace_keys=replacing
+            )
             for part in changed:
                 if not set(result.changed_keys) & set(PARTS[part]):  # the same words, another meaning
                     result.detailed[PARTS[part][0]] = Kind.UPDATE if part in IN_PLACE else Kind.UPDATE_REPLACE
@@ -294,8 +311,10 @@ class Job(ResourceController):
                 try:
                     job = await jobs.adopt(session, spec.site, body, progress)
                 except G5kError as err:
-                    raise ResourceFailure(f"looking for a job `{body['name']}` left by an interrupted run "
-                                          f"on {spec.site} failed (nothing was submitted): {err}") from err
+                    raise ResourceFailure(
+                        f"looking for a job `{body['name']}` left by an interrupted run "
+                        f"on {spec.site} failed (nothing was submitted): {err}"
+                    ) from err
                 try:
                     if job is None:
                         await progress(f"submitting `{spec.resources}` on {spec.site}")
@@ -307,8 +326,11 @@ class Job(ResourceController):
                 job = await self._wait(session, rid, spec, inputs, job, progress, limit)
             finally:
                 session.close()
-        await self.ctx.log.info(urn, f"job {rid} {job['state']} on {len(job.get('assigned_nodes') or [])} node(s) "
-                                     f"after {time.monotonic() - started:.1f} s ({sum(session.calls.values())} API calls)")
+        await self.ctx.log.info(
+            urn,
+            f"job {rid} {job['state']} on {len(job.get('assigned_nodes') or [])} node(s) "
+            f"after {time.monotonic() - started:.1f} s ({sum(session.calls.values())} API calls)",
+        )
         return rid, outputs_of(inputs, spec, job)
 
     async def _forecast(self, urn: str, spec: JobSpec) -> Optional[float]:
@@ -324,23 +346,34 @@ class Job(ResourceController):
             clusters = await with_timeout(ref.clusters(spec.site), CHECK_TIMEOUT)
         finally:
             ref.close()
-        demand = forecasting.demand_of(spec.site, spec.request, spec.walltime, body["queue"], asked,
-                                       forecasting.eligible_clusters(clusters or None, body["queue"], body.get("types") or []))
+        demand = forecasting.demand_of(
+            spec.site,
+            spec.request,
+            spec.walltime,
+            body["queue"],
+            asked,
+            forecasting.eligible_clusters(clusters or None, body["queue"], body.get("types") or []),
+        )
         found = await forecasting.forecast(settings, [demand])
         if found is None:
             return None
         start, (one,) = found
         text = forecasting.describe(one, f"job `{spec.resources}`")
         if asked is not None and start is not None and start > asked:
-            await self.ctx.log.log(WARNING, f"the asked start {forecasting.paris(asked)} (Paris) is not free, OAR would refuse "
-                                            f"it (`could run at`): {text}", urn=urn)
+            await self.ctx.log.log(
+                WARNING,
+                f"the asked start {forecasting.paris(asked)} (Paris) is not free, OAR would refuse it (`could run at`): {text}",
+                urn=urn,
+            )
         elif start is None:
             await self.ctx.log.log(WARNING, text, urn=urn)
         else:
             await self.ctx.log.info(urn, text)
         return start
 
-    async def _wait(self, session: Session, rid: str, spec: JobSpec, inputs: dict[str, Any], job: dict[str, Any], progress, limit) -> dict[str, Any]:
+    async def _wait(
+        self, session: Session, rid: str, spec: JobSpec, inputs: dict[str, Any], job: dict[str, Any], progress, limit
+    ) -> dict[str, Any]:
         """Wait for the job; on interruption keep it in state, on failure delete it."""
         until = inputs.get("waitUntil", default(JobArgs, "wait_until"))
         try:
@@ -348,9 +381,12 @@ class Job(ResourceController):
         except Cancelled:
             latest = await self._latest(session, spec.site, job)
             raise PartialFailure(
-                limit.explain(f"interrupted while job {rid} was `{latest.get('state')}`; it is kept in the stack "
-                              "(`pulumi up` waits for it again, `pulumi destroy` deletes it)"),
-                rid, outputs_of(inputs, spec, latest),
+                limit.explain(
+                    f"interrupted while job {rid} was `{latest.get('state')}`; it is kept in the stack "
+                    "(`pulumi up` waits for it again, `pulumi destroy` deletes it)"
+                ),
+                rid,
+                outputs_of(inputs, spec, latest),
             ) from None
         except G5kError as err:
             latest = await self._latest(session, spec.site, job)
@@ -360,8 +396,11 @@ class Job(ResourceController):
             try:
                 await jobs.release(session, spec.site, int(job["uid"]), progress)
             except (G5kError, Cancelled):
-                raise PartialFailure(f"waiting for job {rid} failed ({err}) and deleting it failed too; it is kept in the stack",
-                                     rid, outputs_of(inputs, spec, latest)) from err
+                raise PartialFailure(
+                    f"waiting for job {rid} failed ({err}) and deleting it failed too; it is kept in the stack",
+                    rid,
+                    outputs_of(inputs, spec, latest),
+                ) from err
             raise ResourceFailure(f"waiting for job {rid} failed, the job was deleted: {err}") from err
 
     async def _latest(self, session: Session, site: str, job: dict[str, Any]) -> dict[str, Any]:
@@ -394,8 +433,16 @@ class Job(ResourceController):
         recorded = inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
         return ReadResult(id, {**outputs_of(recorded, None, job), "oarRequest": outputs.get("oarRequest", "")}, recorded)
 
-    async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
-                     preview: bool, timeout: float = 0) -> dict[str, Any]:
+    async def update(
+        self,
+        id: str,
+        urn: str,
+        outputs: dict[str, Any],
+        old_inputs: dict[str, Any],
+        news: dict[str, Any],
+        preview: bool,
+        timeout: float = 0,
+    ) -> dict[str, Any]:
         spec, failures = validate(news)
         if preview:
             return {**outputs, **news, "oarRequest": spec.resources if spec else UNKNOWN, "endsAt": UNKNOWN, "walltimeSeconds": UNKNOWN}
@@ -408,8 +455,10 @@ class Job(ResourceController):
             try:
                 job = await jobs.get(session, site, uid)
                 if job is None or job.get("state") in jobs.GONE:
-                    raise ResourceFailure(f"job {id} no longer exists (state `{(job or {}).get('state', 'unknown')}`); "
-                                          "run `pulumi refresh` then `pulumi up` to submit a new one")
+                    raise ResourceFailure(
+                        f"job {id} no longer exists (state `{(job or {}).get('state', 'unknown')}`); "
+                        "run `pulumi refresh` then `pulumi up` to submit a new one"
+                    )
                 delta = spec.walltime - int(job.get("walltime") or 0)
                 if delta:
                     sign = "+" if delta > 0 else "-"
@@ -419,8 +468,11 @@ class Job(ResourceController):
                     except G5kError as err:
                         raise ResourceFailure(f"changing the walltime of job {id} was refused: {err}") from err
                     if answer.get("pending") not in (None, "", "0:00:00"):
-                        await self.ctx.log.log(WARNING, f"walltime change of job {id} is pending ({answer['pending']}): "
-                                                        "other jobs hold the nodes afterwards", urn=urn)
+                        await self.ctx.log.log(
+                            WARNING,
+                            f"walltime change of job {id} is pending ({answer['pending']}): other jobs hold the nodes afterwards",
+                            urn=urn,
+                        )
                 job = await self._wait(session, id, spec, news, job, progress, limit)
                 job = await jobs.get(session, site, uid) or job
             finally:
@@ -435,8 +487,9 @@ class Job(ResourceController):
             try:
                 outcome = await jobs.release(session, site, uid, progress)
             except Cancelled as err:
-                raise ResourceFailure(limit.explain(f"stopped while waiting for job {id} to be released (it was deleted; "
-                                                    "retry `pulumi destroy` to confirm)")) from err
+                raise ResourceFailure(
+                    limit.explain(f"stopped while waiting for job {id} to be released (it was deleted; retry `pulumi destroy` to confirm)")
+                ) from err
             except G5kError as err:
                 raise ResourceFailure(f"deleting job {id} failed (it stays in the stack; retry `pulumi destroy`): {err}") from err
             finally:
@@ -468,28 +521,44 @@ def _imported_inputs(site: str, job: dict[str, Any]) -> tuple[dict[str, Any], Op
 
     rid = f"{site}:{job.get('uid')}"
     if not job.get("assigned_nodes"):
-        raise ResourceFailure(f"job {rid} holds no nodes yet (`{job.get('state')}`, not placed by OAR): what it asked for "
-                              "cannot be read from the API (which does not return the request); import it once it is scheduled")
+        raise ResourceFailure(
+            f"job {rid} holds no nodes yet (`{job.get('state')}`, not placed by OAR): what it asked for "
+            "cannot be read from the API (which does not return the request); import it once it is scheduled"
+        )
     candidates = jobs.requests_for(jobs.holding(job))
     if not candidates:
         by_type = job.get("resources_by_type") or {}
-        raise ResourceFailure(f"job {rid} holds resources a Job cannot declare (vlans {by_type.get('vlans')}, "
-                              f"subnets {by_type.get('subnets')})")
+        raise ResourceFailure(
+            f"job {rid} holds resources a Job cannot declare (vlans {by_type.get('vlans')}, subnets {by_type.get('subnets')})"
+        )
     chosen, warning = candidates[0], None
     mark = tagging.parse_tag(job.get("command"))
     if mark is not None:  # ours: the request whose hash the tag carries, spelled as it was submitted
         projects = {job.get("project") or ""} | ({""} if job.get("project") == DEFAULT_PROJECT else set())
         queues = {queue} | ({default_queue} if "besteffort" in types else set())
-        found = next((c for c in candidates
-                      if any(tagging.request_of({"resources": resources_string(c, walltime), "types": types, "queue": q,
-                                                 "project": p, "command": command}) == mark.request
-                             for q in queues for p in projects)), None)
+        found = next(
+            (
+                c
+                for c in candidates
+                if any(
+                    tagging.request_of(
+                        {"resources": resources_string(c, walltime), "types": types, "queue": q, "project": p, "command": command}
+                    )
+                    == mark.request
+                    for q in queues
+                    for p in projects
+                )
+            ),
+            None,
+        )
         if found is not None:
             chosen = found
         else:
-            warning = (f"job {rid}: the request it was submitted with could not be told from what it holds (node "
-                       "properties, or a walltime changed since, are not shown by the API); imported as "
-                       f"`{resources_string(chosen, walltime)}`: declare it so, or `pulumi up` will replace it")
+            warning = (
+                f"job {rid}: the request it was submitted with could not be told from what it holds (node "
+                "properties, or a walltime changed since, are not shown by the API); imported as "
+                f"`{resources_string(chosen, walltime)}`: declare it so, or `pulumi up` will replace it"
+            )
     return inputs | _request_inputs(chosen, walltime), warning
 
 

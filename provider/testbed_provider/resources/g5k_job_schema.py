@@ -58,78 +58,110 @@ class WaitUntil(str, enum.Enum):
     SCHEDULED = "scheduled"  # once OAR has placed it (an advance reservation)
 
 
-@schema_type('testbed:g5k:NodeRequest', "A group of nodes in an OAR request: `{cluster='x' AND (properties)}/nodes=count`.",
-             label="a node group")
+@schema_type(
+    "testbed:g5k:NodeRequest", "A group of nodes in an OAR request: `{cluster='x' AND (properties)}/nodes=count`.", label="a node group"
+)
 @dataclass(kw_only=True)
 class NodeRequest:
-    count: Optional[int] = prop('How many nodes (at least 1). With `hosts`, their number (it may then be omitted).', minimum=1)
-    cluster: Optional[str] = prop('Cluster to take them from (checked against the reference API when it answers).',
-                                  pattern=CLUSTER_RE.pattern, hint="a cluster name such as `paravance`")
-    properties: Optional[str] = prop('Extra OAR SQL filter on node properties, e.g. `gpu_count > 0`.',
-                                     pattern=NONBLANK, hint="an OAR SQL filter on node properties, e.g. `gpu_count > 0`")
-    hosts: Optional[list[str]] = prop('Exactly these nodes (short names or FQDNs).', pattern=NODE, hint=NODE_HINT)
+    count: Optional[int] = prop("How many nodes (at least 1). With `hosts`, their number (it may then be omitted).", minimum=1)
+    cluster: Optional[str] = prop(
+        "Cluster to take them from (checked against the reference API when it answers).",
+        pattern=CLUSTER_RE.pattern,
+        hint="a cluster name such as `paravance`",
+    )
+    properties: Optional[str] = prop(
+        "Extra OAR SQL filter on node properties, e.g. `gpu_count > 0`.",
+        pattern=NONBLANK,
+        hint="an OAR SQL filter on node properties, e.g. `gpu_count > 0`",
+    )
+    hosts: Optional[list[str]] = prop("Exactly these nodes (short names or FQDNs).", pattern=NODE, hint=NODE_HINT)
 
 
-@schema_type('testbed:g5k:VlanRequest', "KaVLAN vlans held by the job: `{type='kavlan'}/vlan=count`.",
-             label="a vlan request such as `{type: kavlan}`")
+@schema_type(
+    "testbed:g5k:VlanRequest",
+    "KaVLAN vlans held by the job: `{type='kavlan'}/vlan=count`.",
+    label="a vlan request such as `{type: kavlan}`",
+)
 @dataclass(kw_only=True)
 class VlanRequest:
-    type: VlanType = prop('`kavlan` (routed, 4-9), `kavlan-local` (1-3) or `kavlan-global` (one per site).',
-                                    default=VlanType.KAVLAN)
-    count: int = prop('How many vlans.', default=1, minimum=1)
+    type: VlanType = prop("`kavlan` (routed, 4-9), `kavlan-local` (1-3) or `kavlan-global` (one per site).", default=VlanType.KAVLAN)
+    count: int = prop("How many vlans.", default=1, minimum=1)
 
 
-@schema_type('testbed:g5k:SubnetRequest', "Subnets of the site's g5ksubnet held by the job (`slash_22=count`).",
-             label="a subnet request such as `{size: slash_22}`")
+@schema_type(
+    "testbed:g5k:SubnetRequest",
+    "Subnets of the site's g5ksubnet held by the job (`slash_22=count`).",
+    label="a subnet request such as `{size: slash_22}`",
+)
 @dataclass(kw_only=True)
 class SubnetRequest:
-    size: SubnetSize = prop('Subnet size (`slash_22`: a /22).', default=SubnetSize.SLASH_22)
-    count: int = prop('How many.', default=1, minimum=1)
+    size: SubnetSize = prop("Subnet size (`slash_22`: a /22).", default=SubnetSize.SLASH_22)
+    count: int = prop("How many.", default=1, minimum=1)
 
 
 # testbed:g5k:Job
 @dataclass(kw_only=True)
 class JobArgs:
     site: str = prop("Grid'5000 site, e.g. `rennes`. Changing it replaces the job.", pattern=SITE, hint=SITE_HINT)
-    nodes: Optional[list[NodeRequest]] = prop('Node groups to reserve (or give `rawResources`).', min_items=1, noun="node group")
-    vlan: Optional[VlanRequest] = prop('KaVLAN vlans to reserve with the nodes.')
-    subnet: Optional[SubnetRequest] = prop('Subnets to reserve with the nodes.')
-    walltime: str = prop('Duration `H:MM:SS`, `H:MM` or `H`, at most 168 hours; or end `rawResources` with `,walltime=…` '
-                                   'instead (then leave this one out). Changed in place through `/jobs/{uid}/walltime` (longer or '
-                                   'shorter; an extension the scheduler cannot grant yet stays pending, with a warning).',
-                                   default="1:00:00", pattern=WALLTIME, hint=WALLTIME_HINT)
-    types: Optional[list[str]] = prop('OAR job types, e.g. `["deploy"]` (needed by a Deployment).',
-                                      pattern=NONBLANK, hint="an OAR job type such as `deploy`")
-    queue: Queue = prop('OAR queue.', default=Queue.DEFAULT)
-    project: Optional[str] = prop('OAR project to account the job to.', pattern=NONBLANK, hint="an OAR project name")
-    name: Optional[str] = prop('OAR job name (defaults to `<resource name>-<6 hex of the URN>`, unique to the resource: the job of a '
-                               'Create interrupted by a killed provider is found again by it and adopted).',
-                               pattern=NONBLANK, hint="an OAR job name")
-    reservation: Optional[str] = prop('Advance reservation start: `YYYY-MM-DD hh:mm:ss` (Paris time, like OAR) or ISO 8601 with an offset.',
-                                      hint="a date such as `2026-12-01 09:00:00` (Paris time) or ISO 8601 with an offset")
-    raw_resources: Optional[str] = prop('An OAR resource string for experts (`-l` syntax), instead of nodes/vlan/subnet; `,walltime=` '
-                                        'may end it.', pattern=NONBLANK,
-                                        hint="an OAR resource string, e.g. `{cluster='paravance'}/nodes=2,walltime=1:00:00`")
-    command: str = prop('Command the job runs; the default lasts the whole walltime.', default="sleep infinity",
-                                  pattern=NONBLANK, hint="a shell command")
-    wait_until: WaitUntil = prop('`running`: Create returns once the job runs; `scheduled`: once OAR has placed it (useful for '
-                                           'advance reservations).', default=WaitUntil.RUNNING)
+    nodes: Optional[list[NodeRequest]] = prop("Node groups to reserve (or give `rawResources`).", min_items=1, noun="node group")
+    vlan: Optional[VlanRequest] = prop("KaVLAN vlans to reserve with the nodes.")
+    subnet: Optional[SubnetRequest] = prop("Subnets to reserve with the nodes.")
+    walltime: str = prop(
+        "Duration `H:MM:SS`, `H:MM` or `H`, at most 168 hours; or end `rawResources` with `,walltime=…` "
+        "instead (then leave this one out). Changed in place through `/jobs/{uid}/walltime` (longer or "
+        "shorter; an extension the scheduler cannot grant yet stays pending, with a warning).",
+        default="1:00:00",
+        pattern=WALLTIME,
+        hint=WALLTIME_HINT,
+    )
+    types: Optional[list[str]] = prop(
+        'OAR job types, e.g. `["deploy"]` (needed by a Deployment).', pattern=NONBLANK, hint="an OAR job type such as `deploy`"
+    )
+    queue: Queue = prop("OAR queue.", default=Queue.DEFAULT)
+    project: Optional[str] = prop("OAR project to account the job to.", pattern=NONBLANK, hint="an OAR project name")
+    name: Optional[str] = prop(
+        "OAR job name (defaults to `<resource name>-<6 hex of the URN>`, unique to the resource: the job of a "
+        "Create interrupted by a killed provider is found again by it and adopted).",
+        pattern=NONBLANK,
+        hint="an OAR job name",
+    )
+    reservation: Optional[str] = prop(
+        "Advance reservation start: `YYYY-MM-DD hh:mm:ss` (Paris time, like OAR) or ISO 8601 with an offset.",
+        hint="a date such as `2026-12-01 09:00:00` (Paris time) or ISO 8601 with an offset",
+    )
+    raw_resources: Optional[str] = prop(
+        "An OAR resource string for experts (`-l` syntax), instead of nodes/vlan/subnet; `,walltime=` may end it.",
+        pattern=NONBLANK,
+        hint="an OAR resource string, e.g. `{cluster='paravance'}/nodes=2,walltime=1:00:00`",
+    )
+    command: str = prop(
+        "Command the job runs; the default lasts the whole walltime.", default="sleep infinity", pattern=NONBLANK, hint="a shell command"
+    )
+    wait_until: WaitUntil = prop(
+        "`running`: Create returns once the job runs; `scheduled`: once OAR has placed it (useful for advance reservations).",
+        default=WaitUntil.RUNNING,
+    )
 
 
 @dataclass(kw_only=True)
 class JobState(JobArgs):
-    oar_request: str = prop('The exact `resources` string submitted to OAR (known in preview).', output=True)
-    uid: int = prop('OAR job id.', output=True)
-    state: str = prop('OAR state at the last read (`waiting`, `launching`, `running`, ...).', output=True)
-    assigned_nodes: list[str] = prop('Node FQDNs of the job (head node first).', output=True)
-    vlans: list[str] = prop('KaVLAN ids held by the job.', output=True)
-    subnets: Optional[list[str]] = prop('Subnets (CIDR) held by the job.', output=True)
-    scheduled_at: Optional[str] = prop('Predicted or actual start (ISO 8601, UTC).', output=True)
-    started_at: Optional[str] = prop('Start (ISO 8601, UTC), once running.', output=True)
-    ends_at: Optional[str] = prop('When the walltime runs out (ISO 8601, UTC).', output=True)
-    walltime_seconds: int = prop('Walltime in seconds as OAR knows it.', output=True)
+    oar_request: str = prop("The exact `resources` string submitted to OAR (known in preview).", output=True)
+    uid: int = prop("OAR job id.", output=True)
+    state: str = prop("OAR state at the last read (`waiting`, `launching`, `running`, ...).", output=True)
+    assigned_nodes: list[str] = prop("Node FQDNs of the job (head node first).", output=True)
+    vlans: list[str] = prop("KaVLAN ids held by the job.", output=True)
+    subnets: Optional[list[str]] = prop("Subnets (CIDR) held by the job.", output=True)
+    scheduled_at: Optional[str] = prop("Predicted or actual start (ISO 8601, UTC).", output=True)
+    started_at: Optional[str] = prop("Start (ISO 8601, UTC), once running.", output=True)
+    ends_at: Optional[str] = prop("When the walltime runs out (ISO 8601, UTC).", output=True)
+    walltime_seconds: int = prop("Walltime in seconds as OAR knows it.", output=True)
 
 
-JOB = Resource('testbed:g5k:Job', "An OAR job on one Grid'5000 site: submitted, waited for until running (with progress), extended in "
-                                  "place when its walltime grows, deleted (and waited for) on destroy. Import with id `<site>:<uid>`.",
-               JobArgs, JobState, label="a g5k Job")
+JOB = Resource(
+    "testbed:g5k:Job",
+    "An OAR job on one Grid'5000 site: submitted, waited for until running (with progress), extended in "
+    "place when its walltime grows, deleted (and waited for) on destroy. Import with id `<site>:<uid>`.",
+    JobArgs,
+    JobState,
+    label="a g5k Job",
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from ..common.deadlines import deadline
 from ..protocol.codec import UNKNOWN
 from ..protocol.errors import ResourceFailure
 from ..testbeds.g5k import jobs, kavlan, naming
@@ -18,7 +19,6 @@ from ..testbeds.g5k.session import Cancelled, G5kError, Session
 from ..typed.check import check_inputs, with_defaults
 from ..typed.model import input_names
 from .base import CheckResult, ReadResult, ResourceController
-from ..common.deadlines import deadline
 from .diff import DiffResult, diff_inputs
 from .g5k_common import default, job_of_step_alive, settings_of
 from .g5k_vlan_schema import VLANATTACHMENT, VlanAttachmentArgs
@@ -94,13 +94,15 @@ class VlanAttachment(ResourceController):
                 raise ResourceFailure(f"node {node} has no interface `{interface}` (its devices: {devices})")
             if not primary and (nic.get("mounted") or nic.get("kavlan") is False or nic.get("management")):
                 raise ResourceFailure(f"interface {device} of {node} cannot be put in a vlan as a secondary interface")
-            members.append({
-                "node": node,
-                "device": device,
-                "interfaceAddress": naming.interface_address(node, site, device, primary),
-                "hostname": naming.kavlan_name(node, site, vlan, device, primary),
-                "ip": kavlan.vlan_ip(ref, device, vlan) or "",
-            })
+            members.append(
+                {
+                    "node": node,
+                    "device": device,
+                    "interfaceAddress": naming.interface_address(node, site, device, primary),
+                    "hostname": naming.kavlan_name(node, site, vlan, device, primary),
+                    "ip": kavlan.vlan_ip(ref, device, vlan) or "",
+                }
+            )
         return members
 
     async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
@@ -110,8 +112,16 @@ class VlanAttachment(ResourceController):
             return None
         return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS})
 
-    async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
-                     preview: bool, timeout: float = 0) -> dict[str, Any]:
+    async def update(
+        self,
+        id: str,
+        urn: str,
+        outputs: dict[str, Any],
+        old_inputs: dict[str, Any],
+        news: dict[str, Any],
+        preview: bool,
+        timeout: float = 0,
+    ) -> dict[str, Any]:
         return {**outputs, **news}
 
     async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None:

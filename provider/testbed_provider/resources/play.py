@@ -16,16 +16,16 @@ import os
 import uuid
 from typing import Any, Optional
 
+from ..common.deadlines import deadline
+from ..common.results import CheckFailure
 from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..remote import PatternError, RemoteError
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.playbook import OUTPUT_LIMIT, PlayReport, TaskResult, check_tasks, content_hash, local_sources, playbook_files, run_play
 from ..remote.playbook import warm_up as warm_up_modules
-from ..common.results import CheckFailure
-from .base import CheckResult
-from ..common.deadlines import deadline
 from ..typed.model import input_names
+from .base import CheckResult
 from .play_schema import PLAY
 from .steps import Step, inventory_of, note_unchecked_pattern, top
 
@@ -96,7 +96,6 @@ class Play(Step):
 
     # ---- Diff --------------------------------------------------------------------------------
 
-
     # ---- Create / Read / Update / Delete ----------------------------------------------------
 
     async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
@@ -109,9 +108,16 @@ class Play(Step):
             raise PartialFailure(failure, rid, outputs)
         return rid, outputs
 
-
-    async def update(self, id: str, urn: str, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any],
-                     preview: bool, timeout: float = 0) -> dict[str, Any]:
+    async def update(
+        self,
+        id: str,
+        urn: str,
+        outputs: dict[str, Any],
+        old_inputs: dict[str, Any],
+        news: dict[str, Any],
+        preview: bool,
+        timeout: float = 0,
+    ) -> dict[str, Any]:
         changes = self.diff(outputs, old_inputs, news).detailed
         failed_before = any(r.get("failed") or r.get("unreachable") for r in reveal(outputs.get("hostStats")) or [])
         rerun = failed_before or any(top(p) in RERUN_KEYS | {"hosts"} for p in changes)
@@ -143,10 +149,17 @@ class Play(Step):
         async with deadline(self.ctx.cancelled, limit_s) as limit:
             try:
                 report = await run_play(
-                    inventory_of(inputs), pattern, None if playbook else reveal(inputs.get(which)),
-                    playbook=playbook, extra_vars=reveal(inputs.get("vars")), host_vars=_host_vars(inputs),
-                    gather_facts=bool(inputs.get("gatherFacts")), become=bool(inputs.get("become")),
-                    timeout=limit_s, cancelled=limit.stop, progress=self.ctx.log.status(urn),
+                    inventory_of(inputs),
+                    pattern,
+                    None if playbook else reveal(inputs.get(which)),
+                    playbook=playbook,
+                    extra_vars=reveal(inputs.get("vars")),
+                    host_vars=_host_vars(inputs),
+                    gather_facts=bool(inputs.get("gatherFacts")),
+                    become=bool(inputs.get("become")),
+                    timeout=limit_s,
+                    cancelled=limit.stop,
+                    progress=self.ctx.log.status(urn),
                 )
             except PatternError as err:
                 raise ResourceFailure(f"`on: {pattern}`: {err}") from err
@@ -168,6 +181,7 @@ def _host_vars(inputs: dict[str, Any]) -> Optional[dict[str, dict[str, Any]]]:
 
 def _is_secret(inputs: dict[str, Any]) -> bool:
     """Secret tasks or variables may show up in results: then the results are secret too."""
+
     def has(value: Any) -> bool:
         if isinstance(value, Secret):
             return True
@@ -196,14 +210,19 @@ def _failure(report: PlayReport) -> Optional[str]:
     parts = []
     for r in report.failed:
         why = "; ".join(x.strip() for x in (r.msg, r.stderr[-FAILURE_TAIL:]) if x and x.strip()) or r.stdout.strip() or "(no message)"
-        parts.append(f"{r.host}: task `{r.task}` {'unreachable' if r.status == 'unreachable' else 'failed'}"
-                     + (f" (rc={r.rc})" if r.rc not in (None, 0) else "") + f": {why[-FAILURE_TAIL:]}")
+        parts.append(
+            f"{r.host}: task `{r.task}` {'unreachable' if r.status == 'unreachable' else 'failed'}"
+            + (f" (rc={r.rc})" if r.rc not in (None, 0) else "")
+            + f": {why[-FAILURE_TAIL:]}"
+        )
     seen = {r.host for r in report.results} | set(report.stats)
     missing = [h for h in report.hosts if h not in seen]
     if missing and report.outcome != "exited":
         parts.append(f"{', '.join(missing)}: {'cancelled' if report.outcome == 'cancelled' else 'timed out'} before any result")
     elif missing and not report.stats:
-        parts.append(f"{', '.join(missing)}: no result (ansible-playbook exited with {report.returncode}: {report.stderr.strip()[-FAILURE_TAIL:]})")
+        parts.append(
+            f"{', '.join(missing)}: no result (ansible-playbook exited with {report.returncode}: {report.stderr.strip()[-FAILURE_TAIL:]})"
+        )
     if not parts:
         return None
     return f"play failed on {len({p.split(':')[0] for p in parts})} of {len(report.hosts)} host(s): " + "; ".join(parts)

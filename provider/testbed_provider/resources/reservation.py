@@ -18,17 +18,17 @@ import ipaddress
 import time
 from typing import Any, Optional
 
+from ..common.deadlines import deadline
+from ..common.results import CheckFailure
 from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..testbeds import make_testbed
-from ..common.results import CheckFailure
 from ..testbeds.base import MachineGroup, NetworkSpec, ReservationError, ReservationSpec, hosts_summary
-from .base import CheckResult, PlannedHosts, ReadResult, ResourceController
-from ..common.deadlines import deadline
-from .diff import DiffResult, Kind, diff_inputs
 from ..typed.check import check_inputs
 from ..typed.model import input_names
+from .base import CheckResult, PlannedHosts, ReadResult, ResourceController
+from .diff import DiffResult, Kind, diff_inputs
 from .reservation_schema import ReservationArgs
 from .steps import declassify
 
@@ -59,8 +59,14 @@ class Reservation(ResourceController):
             inputs["name"] = olds.get("name") or name
         failures = validate_inputs(inputs)
         if defaulted:  # the user never wrote `name`: say where the value came from
-            failures = [CheckFailure(f.property, f"{f.reason} (the name defaults to the resource name `{inputs['name']}`; "
-                                                 "pass `name` to choose another)") if f.property == "name" else f for f in failures]
+            failures = [
+                CheckFailure(
+                    f.property, f"{f.reason} (the name defaults to the resource name `{inputs['name']}`; pass `name` to choose another)"
+                )
+                if f.property == "name"
+                else f
+                for f in failures
+            ]
         if not failures and not has_unknowns(inputs):
             testbed = make_testbed(self.ctx.config.backend, self.ctx.cancelled, self.ctx.config)
             spec = spec_from_inputs(inputs)
@@ -154,8 +160,9 @@ class Reservation(ResourceController):
         # these hosts (a group's count as many as are left), so the next preview shows the
         # drift as `machines[1].count: 0 => 1` rather than the whole list, and its update says
         # which hosts it recreates.
-        await self.ctx.log.info(urn, f"lost outside Pulumi: {', '.join(lost)}; the next `pulumi up` recreates "
-                                     f"{'it' if len(lost) == 1 else 'them'}")
+        await self.ctx.log.info(
+            urn, f"lost outside Pulumi: {', '.join(lost)}; the next `pulumi up` recreates {'it' if len(lost) == 1 else 'them'}"
+        )
         live_inputs = {**recorded_inputs, "machines": _live_machines(live, recorded_inputs.get("machines"))}
         outputs = outputs_from_state(live, live_inputs)
         outputs["testbedState"] = {**outputs["testbedState"], "lostHosts": lost}
@@ -318,7 +325,9 @@ def _group_index(state_host: dict[str, Any], groups: list[Any]) -> Optional[int]
     roles for states written before that)."""
     index = state_host.get("group")
     if not isinstance(index, int) or not 0 <= index < len(groups):
-        index = next((k for k, g in enumerate(groups) if isinstance(g, dict) and list(g.get("roles") or []) == list(state_host["roles"])), None)
+        index = next(
+            (k for k, g in enumerate(groups) if isinstance(g, dict) and list(g.get("roles") or []) == list(state_host["roles"])), None
+        )
     return index
 
 
@@ -346,8 +355,10 @@ def outputs_from_state(state: dict[str, Any], inputs: dict[str, Any]) -> dict[st
     public_ssh = {k: ssh[k] for k in ("user", "port", "knownHosts", "proxyCommand", "publicKey") if k in ssh}
     key = Secret(ssh["privateKey"])
     inventory = {
-        "hosts": [{**h, "user": ssh["user"], "port": ssh["port"], **({"vars": host_vars[h["name"]]} if host_vars[h["name"]] else {})}
-                  for h in hosts],
+        "hosts": [
+            {**h, "user": ssh["user"], "port": ssh["port"], **({"vars": host_vars[h["name"]]} if host_vars[h["name"]] else {})}
+            for h in hosts
+        ],
         "groups": roles,
         "ssh": {**public_ssh, "privateKey": key},
     }

@@ -14,114 +14,150 @@ NETWORK_ID = r"[A-Za-z][A-Za-z0-9_-]{0,62}"
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
 
 
-@schema_type('testbed:index:MachineGroup', '`count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).',
-             label='a machine group')
+@schema_type(
+    "testbed:index:MachineGroup",
+    "`count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).",
+    label="a machine group",
+)
 @dataclass(kw_only=True)
 class MachineGroup:
-    roles: list[str] = prop('Roles of these machines: Ansible group names used to address them in later steps.',
-                            min_items=1, noun='role', pattern=ROLE, hint=ROLE_HINT)
-    count: int = prop('How many machines.', minimum=1, hint='a whole number of machines')
+    roles: list[str] = prop(
+        "Roles of these machines: Ansible group names used to address them in later steps.",
+        min_items=1,
+        noun="role",
+        pattern=ROLE,
+        hint=ROLE_HINT,
+    )
+    count: int = prop("How many machines.", minimum=1, hint="a whole number of machines")
     cluster: Optional[str] = prop("Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).")
-    site: Optional[str] = prop("Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.")
-    walltime: Optional[str] = prop('How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).')
-    environment: Optional[str] = prop('Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).')
-    vars: Optional[dict[str, Any]] = prop("Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.")
+    site: Optional[str] = prop(
+        "Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date."
+    )
+    walltime: Optional[str] = prop(
+        "How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`)."
+    )
+    environment: Optional[str] = prop("Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).")
+    vars: Optional[dict[str, Any]] = prop(
+        "Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts."
+    )
 
 
-@schema_type('testbed:index:Network', 'An experiment network joining the machines that carry one of `roles`.', label='a network')
+@schema_type("testbed:index:Network", "An experiment network joining the machines that carry one of `roles`.", label="a network")
 @dataclass(kw_only=True)
 class Network:
-    id: str = prop('Network identifier, referenced by host network entries.', pattern=NETWORK_ID,
-                   hint='a letter, then letters, digits, `_` or `-` (at most 63)')
-    roles: Optional[list[str]] = prop('Machine roles whose hosts join this network; every machine when omitted.',
-                                      min_items=1, noun='machine role (omit `roles` to join every machine)')
-    cidr: Optional[str] = prop('Address range. Local backend: within 198.18.0.0/16, default 198.18.<index>.0/24.')
+    id: str = prop(
+        "Network identifier, referenced by host network entries.",
+        pattern=NETWORK_ID,
+        hint="a letter, then letters, digits, `_` or `-` (at most 63)",
+    )
+    roles: Optional[list[str]] = prop(
+        "Machine roles whose hosts join this network; every machine when omitted.",
+        min_items=1,
+        noun="machine role (omit `roles` to join every machine)",
+    )
+    cidr: Optional[str] = prop("Address range. Local backend: within 198.18.0.0/16, default 198.18.<index>.0/24.")
 
 
-@schema_type('testbed:index:HostNetwork', "A host's interface on one experiment network.")
+@schema_type("testbed:index:HostNetwork", "A host's interface on one experiment network.")
 @dataclass(kw_only=True)
 class HostNetwork:
-    id: str = prop('Network id.')
+    id: str = prop("Network id.")
     address: str = prop("The host's address on that network.")
-    interface: str = prop('Interface name on the host.')
+    interface: str = prop("Interface name on the host.")
     cidr: str = prop("The network's address range.")
 
 
-@schema_type('testbed:index:Host', 'One reserved machine.')
+@schema_type("testbed:index:Host", "One reserved machine.")
 @dataclass(kw_only=True)
 class Host:
-    name: str = prop('Host name (also its Ansible inventory name).')
-    address: str = prop('Address on the management network, the one SSH uses.')
-    roles: list[str] = prop('Roles of this host.')
-    networks: list[HostNetwork] = prop('Interfaces on experiment networks.')
+    name: str = prop("Host name (also its Ansible inventory name).")
+    address: str = prop("Address on the management network, the one SSH uses.")
+    roles: list[str] = prop("Roles of this host.")
+    networks: list[HostNetwork] = prop("Interfaces on experiment networks.")
 
 
-@schema_type('testbed:index:SshConnection', 'How to reach the hosts over SSH (the private key is the separate, secret `sshPrivateKey`).')
+@schema_type("testbed:index:SshConnection", "How to reach the hosts over SSH (the private key is the separate, secret `sshPrivateKey`).")
 @dataclass(kw_only=True)
 class SshConnection:
-    user: str = prop('Login user.')
-    port: int = prop('SSH port.')
+    user: str = prop("Login user.")
+    port: int = prop("SSH port.")
     known_hosts: str = prop("known_hosts lines pinning every host's key.")
-    proxy_command: Optional[str] = prop('ProxyCommand reaching the hosts (local backend: through the switch namespace).')
+    proxy_command: Optional[str] = prop("ProxyCommand reaching the hosts (local backend: through the switch namespace).")
     public_key: Optional[str] = prop("Public half of the reservation's SSH key.")
 
 
-@schema_type('testbed:index:InventoryHost', 'A host entry of the inventory.')
+@schema_type("testbed:index:InventoryHost", "A host entry of the inventory.")
 @dataclass(kw_only=True)
 class InventoryHost:
-    name: str = prop('Host name.')
-    address: str = prop('Address SSH connects to.')
-    roles: list[str] = prop('Roles (inventory groups).')
-    networks: list[HostNetwork] = prop('Experiment interfaces.')
-    user: str = prop('Login user.')
-    port: int = prop('SSH port.')
+    name: str = prop("Host name.")
+    address: str = prop("Address SSH connects to.")
+    roles: list[str] = prop("Roles (inventory groups).")
+    networks: list[HostNetwork] = prop("Experiment interfaces.")
+    user: str = prop("Login user.")
+    port: int = prop("SSH port.")
     vars: Optional[dict[str, Any]] = prop("The host's Ansible variables from its machine group's `vars`.")
 
 
-@schema_type('testbed:index:InventorySsh', 'SSH settings shared by every inventory host.')
+@schema_type("testbed:index:InventorySsh", "SSH settings shared by every inventory host.")
 @dataclass(kw_only=True)
 class InventorySsh:
-    user: str = prop('Login user.')
-    port: int = prop('SSH port.')
-    known_hosts: str = prop('known_hosts lines.')
-    proxy_command: Optional[str] = prop('ProxyCommand, when hosts are not directly reachable.')
-    public_key: Optional[str] = prop('Public key.')
-    private_key: str = prop('Private key (secret).', secret=True)
+    user: str = prop("Login user.")
+    port: int = prop("SSH port.")
+    known_hosts: str = prop("known_hosts lines.")
+    proxy_command: Optional[str] = prop("ProxyCommand, when hosts are not directly reachable.")
+    public_key: Optional[str] = prop("Public key.")
+    private_key: str = prop("Private key (secret).", secret=True)
 
 
-@schema_type('testbed:index:Inventory', 'Everything a later step needs to reach the hosts from stack state alone (its `ssh.privateKey` is secret).')
+@schema_type(
+    "testbed:index:Inventory", "Everything a later step needs to reach the hosts from stack state alone (its `ssh.privateKey` is secret)."
+)
 @dataclass(kw_only=True)
 class Inventory:
-    hosts: list[InventoryHost] = prop('Hosts.')
-    groups: dict[str, list[str]] = prop('Role -> host names.')
-    ssh: InventorySsh = prop('SSH settings shared by every inventory host, the private key among them.')
+    hosts: list[InventoryHost] = prop("Hosts.")
+    groups: dict[str, list[str]] = prop("Role -> host names.")
+    ssh: InventorySsh = prop("SSH settings shared by every inventory host, the private key among them.")
 
 
 # testbed:index:Reservation
 @dataclass(kw_only=True)
 class ReservationArgs:
-    name: Optional[str] = prop('Reservation name (defaults to the resource name); namespaces, jobs and logs carry it.', fill=True,
-                               pattern=NAME, hint='1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit')
-    machines: list[MachineGroup] = prop('Machine groups to reserve.', min_items=1, noun='machine group `{roles, count}`')
-    networks: Optional[list[Network]] = prop('Experiment networks; hosts are always reachable on a management network besides.')
+    name: Optional[str] = prop(
+        "Reservation name (defaults to the resource name); namespaces, jobs and logs carry it.",
+        fill=True,
+        pattern=NAME,
+        hint="1-63 letters, digits, `.`, `_` or `-`, starting with a letter or digit",
+    )
+    machines: list[MachineGroup] = prop("Machine groups to reserve.", min_items=1, noun="machine group `{roles, count}`")
+    networks: Optional[list[Network]] = prop("Experiment networks; hosts are always reachable on a management network besides.")
 
 
 @dataclass(kw_only=True)
 class ReservationState(ReservationArgs):
-    backend: str = prop('The testbed this reservation lives on.', output=True)
-    hosts: list[Host] = prop('The reserved hosts.', output=True)
-    roles: dict[str, list[str]] = prop('Role -> host names.', output=True)
+    backend: str = prop("The testbed this reservation lives on.", output=True)
+    hosts: list[Host] = prop("The reserved hosts.", output=True)
+    roles: dict[str, list[str]] = prop("Role -> host names.", output=True)
     addresses: dict[str, dict[str, list[str]]] = prop(
         "Network id -> role -> the addresses of that role's hosts on the network, in host order: "
-        "`addresses[\"experiment\"][\"server\"][0]` is the first server's address on the `experiment` network. The network "
+        '`addresses["experiment"]["server"][0]` is the first server\'s address on the `experiment` network. The network '
         "SSH uses (the local testbed's management network, Grid'5000's production network: each host's `address`) is `_ssh`.",
-        output=True)
+        output=True,
+    )
     host_addresses: dict[str, dict[str, str]] = prop(
         "Host name -> network id -> the host's address on that network (`_ssh`: the address SSH uses), as `testbed_networks` "
-        "gives each host in templates.", output=True)
-    ssh: SshConnection = prop('SSH connection data (public).', output=True)
-    inventory: Inventory = prop('Inventory for later steps; only its `ssh.privateKey` is secret in state, so host names, addresses and roles show.', output=True)
-    ssh_private_key: str = prop('Private SSH key reaching every host as root (secret).', secret=True, output=True)
+        "gives each host in templates.",
+        output=True,
+    )
+    ssh: SshConnection = prop("SSH connection data (public).", output=True)
+    inventory: Inventory = prop(
+        "Inventory for later steps; only its `ssh.privateKey` is secret in state, so host names, addresses and roles show.", output=True
+    )
+    ssh_private_key: str = prop("Private SSH key reaching every host as root (secret).", secret=True, output=True)
 
 
-RESERVATION = Resource('testbed:index:Reservation', "Machines and networks reserved on the stack's testbed. Changing `machines` adds, removes or repairs hosts in place; changing `name` or `networks` replaces the reservation (the old one is released first).", ReservationArgs, ReservationState)
+RESERVATION = Resource(
+    "testbed:index:Reservation",
+    "Machines and networks reserved on the stack's testbed. Changing `machines` adds, removes or repairs hosts in place; changing `name` or `networks` replaces the reservation (the old one is released first).",
+    ReservationArgs,
+    ReservationState,
+)

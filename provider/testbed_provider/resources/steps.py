@@ -8,14 +8,14 @@ import json
 import re
 from typing import Any, Iterable, Optional
 
+from ..common.results import CheckFailure
 from ..protocol.codec import UNKNOWN, has_unknowns, reveal
+from ..protocol.errors import ResourceFailure
 from ..protocol.redact import REDACTOR
 from ..remote import PatternError, match_hosts
 from ..remote.patterns import match_planned
-from ..common.results import CheckFailure
 from ..typed.check import check_inputs, with_defaults
 from ..typed.model import Resource, input_names
-from ..protocol.errors import ResourceFailure
 from .base import PlannedHosts, ProviderContext, ReadResult, ResourceController
 from .diff import DiffResult, Kind, diff_inputs
 
@@ -56,8 +56,7 @@ class Step(ResourceController):
         return input_names(cls.definition.inputs) | cls.hidden_keys
 
     def diff(self, outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return step_diff(outputs, old_inputs, news, self.input_keys(), with_vars=self.with_vars,
-                         definition=self.definition.inputs)
+        return step_diff(outputs, old_inputs, news, self.input_keys(), with_vars=self.with_vars, definition=self.definition.inputs)
 
     async def read(self, id: str, urn: str, outputs: dict[str, Any], inputs: dict[str, Any]) -> Optional[ReadResult]:
         """A step's state is what it did: refresh keeps it (re-running is `pulumi up`'s)."""
@@ -125,12 +124,15 @@ def _host_key(known_hosts: str, name: str) -> str:
 
 def check_timeout(inputs: dict[str, Any], fail) -> None:
     timeout = inputs.get("timeout")
-    if timeout is not None and timeout is not UNKNOWN and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0):
+    if (
+        timeout is not None
+        and timeout is not UNKNOWN
+        and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0)
+    ):
         fail("timeout", "must be a number of seconds ≥ 0 (0: no limit)")
 
 
-UNCHECKED = ("the host pattern `{on}` will be checked against the reservation's hosts once its inventory is known "
-             "(at `pulumi up`)")
+UNCHECKED = "the host pattern `{on}` will be checked against the reservation's hosts once its inventory is known (at `pulumi up`)"
 
 
 def planned_verdict(on: str, planned: Iterable[PlannedHosts]) -> tuple[Optional[str], bool]:
@@ -147,8 +149,9 @@ def planned_verdict(on: str, planned: Iterable[PlannedHosts]) -> tuple[Optional[
             errors.append(str(err))
     if not errors:
         return None, False
-    return (f"{errors[0]}; checked against the hosts the Reservation's inputs describe, as its inventory is not known "
-            "before it is reserved"), True
+    return (
+        f"{errors[0]}; checked against the hosts the Reservation's inputs describe, as its inventory is not known before it is reserved"
+    ), True
 
 
 def check_targets(inputs: dict[str, Any], ready: bool, fail, planned: Iterable[PlannedHosts] = ()) -> Optional[dict[str, Any]]:
@@ -174,8 +177,14 @@ def check_targets(inputs: dict[str, Any], ready: bool, fail, planned: Iterable[P
     return None
 
 
-def step_diff(outputs: dict[str, Any], old_inputs: dict[str, Any], news: dict[str, Any], input_keys: set[str],
-              with_vars: bool = False, definition: Optional[type] = None) -> DiffResult:
+def step_diff(
+    outputs: dict[str, Any],
+    old_inputs: dict[str, Any],
+    news: dict[str, Any],
+    input_keys: set[str],
+    with_vars: bool = False,
+    definition: Optional[type] = None,
+) -> DiffResult:
     """A step's diff: inputs compared as usual (declared defaults given or omitted are the same),
     except the inventory, which is compared by what it means for the step — the machines it
     reaches (and their variables, for steps that template them); another host's change is

@@ -16,7 +16,15 @@ SECONDS_HINT = "a number of seconds ≥ 0 (0: no limit)"
 
 @dataclass(kw_only=True)
 class StepArgs:
-    inventory: Inventory = prop("A Reservation's `inventory` output: the step runs from stack state alone (destroy needs "
-                                "nothing else).", secret=True, hint="a Reservation's `inventory` output")
-    on: str = prop("Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).",
-                   default="all", fill=True, pattern=PATTERN, hint=PATTERN_HINT)
+    inventory: Inventory = prop(
+        "A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).",
+        secret=True,
+        hint="a Reservation's `inventory` output",
+    )
+    on: str = prop(
+        "Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).",
+        default="all",
+        fill=True,
+        pattern=PATTERN,
+        hint=PATTERN_HINT,
+    )

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Optional
 
 from ..common.results import CheckFailure
-from typing import Any, Awaitable, Callable, Optional
 
 # Progress reporter: an engine log line shown live in the Pulumi CLI (never a secret).
 Progress = Callable[[str], Awaitable[None]]
@@ -41,8 +41,6 @@ class ReservationSpec:
     name: str
     machines: list[MachineGroup]
     networks: list[NetworkSpec] = field(default_factory=list)
-
-
 
 
 class ReservationError(Exception):

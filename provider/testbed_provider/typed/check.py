@@ -13,8 +13,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol.codec import UNKNOWN, Secret
 from ..common.results import CheckFailure
+from ..protocol.codec import UNKNOWN, Secret
 from .model import ENUMS, TYPES, Field, Type, enum_values, input_fields
 
 SHOWN = 40  # characters of a bad value quoted in a failure
@@ -40,8 +40,15 @@ def type_phrase(t: Type) -> str:
         return "one of " + ", ".join(f"`{v}`" for v in enum_values(t.klass))
     if t.kind == "object":
         return TYPES[t.klass].label
-    return {"string": "a string", "integer": "a whole number", "number": "a number", "boolean": "true or false",
-            "array": "a list", "map": "an object of names to values", "any": "a value"}[t.kind]
+    return {
+        "string": "a string",
+        "integer": "a whole number",
+        "number": "a number",
+        "boolean": "true or false",
+        "array": "a list",
+        "map": "an object of names to values",
+        "any": "a value",
+    }[t.kind]
 
 
 def words(n: int) -> str:
@@ -63,8 +70,7 @@ def check_inputs(cls: type, inputs: dict[str, Any], label: str) -> Checked:
     return result
 
 
-def _check_object(cls: type, value: dict[str, Any], path: str, label: str, failures: list[CheckFailure],
-                  fill: bool = False) -> None:
+def _check_object(cls: type, value: dict[str, Any], path: str, label: str, failures: list[CheckFailure], fill: bool = False) -> None:
     fields = input_fields(cls)
     names = {f.name for f in fields}
     for key in sorted(k for k in value if k not in names):
@@ -143,8 +149,15 @@ def _plural(t: Type) -> str:
         return TYPES[t.klass].label.split(" ", 1)[-1] + "s"
     if t.kind == "enum":
         return ENUMS[t.klass].token.rsplit(":", 1)[-1] + " values"
-    return {"string": "strings", "integer": "whole numbers", "number": "numbers", "boolean": "booleans",
-            "any": "values", "array": "lists", "map": "objects"}[t.kind]
+    return {
+        "string": "strings",
+        "integer": "whole numbers",
+        "number": "numbers",
+        "boolean": "booleans",
+        "any": "values",
+        "array": "lists",
+        "map": "objects",
+    }[t.kind]
 
 
 def _num(x: float) -> str:

@@ -65,7 +65,9 @@ def field_table(fields: Iterable[Field], inputs: bool) -> list[str]:
         else:
             need = "always" if f.required_output else "optional"
         extras = [x for x, on in (("secret", f.prop.secret), ("replaces", f.prop.replace)) if on]
-        rows.append(f"| `{snake(f.name)}` | `{f.name}` | {type_name(f.type)} | {', '.join([need, *extras])} | {_cell(f.prop.description)} |")
+        rows.append(
+            f"| `{snake(f.name)}` | `{f.name}` | {type_name(f.type)} | {', '.join([need, *extras])} | {_cell(f.prop.description)} |"
+        )
     return rows
 
 
@@ -74,8 +76,7 @@ def _type_sections(classes: Iterable[type]) -> list[str]:
     for cls in types_reachable(classes):
         if cls in ENUMS:
             info = ENUMS[cls]
-            out += ["", f"### {info.token.rsplit(':', 1)[-1]}", "", info.description, "",
-                    ", ".join(f"`{v}`" for v in enum_values(cls))]
+            out += ["", f"### {info.token.rsplit(':', 1)[-1]}", "", info.description, "", ", ".join(f"`{v}`" for v in enum_values(cls))]
         else:
             info = TYPES[cls]
             out += ["", f"### {info.token.rsplit(':', 1)[-1]}", "", f"`{info.token}`: {info.description}", ""]
@@ -99,20 +100,35 @@ def page(d: Definition, kind: str) -> str:
 
 
 def config_page(config: Config) -> str:
-    lines = ["# Provider configuration", "", config.description,
-             "", "Set per stack with `pulumi config set testbed:<schema name> <value>` (secrets with `--secret`), or as "
-                 "arguments of an explicit `pulumi_testbed.Provider`.", ""]
+    lines = [
+        "# Provider configuration",
+        "",
+        config.description,
+        "",
+        "Set per stack with `pulumi config set testbed:<schema name> <value>` (secrets with `--secret`), or as "
+        "arguments of an explicit `pulumi_testbed.Provider`.",
+        "",
+    ]
     lines += field_table(input_fields(config.inputs), inputs=True)
     return "\n".join(lines) + "\n"
 
 
 def index_page(resources: list[Resource], functions: list[Function]) -> str:
-    lines = ["# Reference", "", "Generated from the provider's typed definitions (`make schema`); do not edit.", "",
-             "- [Provider configuration](config.md)"]
-    lines += [f"- [{r.token.rsplit(':', 1)[-1]}]({page_name(r.token)}) (`{r.token}`): {r.description.split('. ')[0].rstrip('.')}."
-              for r in resources]
-    lines += [f"- [{f.token.rsplit(':', 1)[-1]}]({page_name(f.token)}) (`{f.token}`, function): "
-              f"{f.description.split('. ')[0].rstrip('.')}." for f in functions]
+    lines = [
+        "# Reference",
+        "",
+        "Generated from the provider's typed definitions (`make schema`); do not edit.",
+        "",
+        "- [Provider configuration](config.md)",
+    ]
+    lines += [
+        f"- [{r.token.rsplit(':', 1)[-1]}]({page_name(r.token)}) (`{r.token}`): {r.description.split('. ')[0].rstrip('.')}."
+        for r in resources
+    ]
+    lines += [
+        f"- [{f.token.rsplit(':', 1)[-1]}]({page_name(f.token)}) (`{f.token}`, function): {f.description.split('. ')[0].rstrip('.')}."
+        for f in functions
+    ]
     return "\n".join(lines) + "\n"
 
 

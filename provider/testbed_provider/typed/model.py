@@ -45,14 +45,39 @@ class Prop:
     input: bool = True  # an input too (False: output only)
 
 
-def prop(description: str, *, default: Any = MISSING, secret: bool = False, replace: bool = False,
-         minimum: Optional[float] = None, maximum: Optional[float] = None, min_items: Optional[int] = None,
-         pattern: Optional[str] = None, hint: str = "", noun: str = "", name: str = "", fill: bool = False,
-         output: bool = False) -> Any:
+def prop(
+    description: str,
+    *,
+    default: Any = MISSING,
+    secret: bool = False,
+    replace: bool = False,
+    minimum: Optional[float] = None,
+    maximum: Optional[float] = None,
+    min_items: Optional[int] = None,
+    pattern: Optional[str] = None,
+    hint: str = "",
+    noun: str = "",
+    name: str = "",
+    fill: bool = False,
+    output: bool = False,
+) -> Any:
     """A field of a definition. Without `default`, an Optional field defaults to None (absent)
     and any other field is required. `output=True`: an output only, never an input."""
-    meta = Prop(description, default, secret, replace, minimum, maximum, min_items,
-                re.compile(pattern) if pattern else None, hint, noun, name, fill, not output)
+    meta = Prop(
+        description,
+        default,
+        secret,
+        replace,
+        minimum,
+        maximum,
+        min_items,
+        re.compile(pattern) if pattern else None,
+        hint,
+        noun,
+        name,
+        fill,
+        not output,
+    )
     if default is not MISSING and isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={META: meta})
     return dataclasses.field(default=None if default is MISSING else default, metadata={META: meta})

@@ -16,8 +16,8 @@ from ..resources.g5k_job_schema import JOB
 from ..resources.g5k_vlan_schema import VLANATTACHMENT
 from ..resources.play_schema import PLAY
 from ..resources.reservation_schema import RESERVATION
-from .model import Function, Resource
 from .docs import pages
+from .model import Function, Resource
 from .schema import dumps, package_schema
 
 HEADER: dict[str, Any] = {
@@ -25,12 +25,18 @@ HEADER: dict[str, Any] = {
     "displayName": "Testbed",
     "version": "0.1.0",
     "description": "Distributed-systems experiments as infrastructure-as-code: reserve nodes and networks on a testbed "
-                   "(a local testbed of network-namespace hosts, Grid'5000, others) and run experiment steps on them.",
+    "(a local testbed of network-namespace hosts, Grid'5000, others) and run experiment steps on them.",
     "keywords": ["pulumi", "testbed", "grid5000", "enoslib", "experiments", "category/infrastructure", "kind/native"],
     "license": "Apache-2.0",
     "publisher": "pulumi-testbed",
-    "language": {"python": {"packageName": "pulumi_testbed", "requires": {"pulumi": ">=3.250.0,<4.0.0"},
-                            "respectSchemaVersion": True, "pyproject": {"enabled": True}}},
+    "language": {
+        "python": {
+            "packageName": "pulumi_testbed",
+            "requires": {"pulumi": ">=3.250.0,<4.0.0"},
+            "respectSchemaVersion": True,
+            "pyproject": {"enabled": True},
+        }
+    },
 }
 RESOURCES: list[Resource] = [RESERVATION, COMMAND, PLAY, JOB, DEPLOYMENT, VLANATTACHMENT, FETCH]
 FUNCTIONS: list[Function] = [GET_BACKEND, GET_FACTS]

@@ -84,6 +84,7 @@ def resource_spec(r: Resource) -> dict[str, Any]:
 
 def function_spec(fn: Function) -> dict[str, Any]:
     inputs, outputs = input_fields(fn.inputs), fields_of(fn.outputs)
+
     def section(fields: list[Field], required: list[str]) -> dict[str, Any]:
         return {"properties": properties(fields), **({"required": required} if required else {})}
 
@@ -102,8 +103,10 @@ def package_schema(header: dict[str, Any], config: Config, resources: list[Resou
         **header,
         "config": {"variables": variables},
         "provider": {"description": config.description, "inputProperties": variables},
-        "types": {(TYPES[c].token if c in TYPES else ENUMS[c].token): (object_type(c) if c in TYPES else enum_type(c))
-                  for c in types_reachable([config.inputs] + [d.inputs for d in definitions] + [d.outputs for d in definitions])},
+        "types": {
+            (TYPES[c].token if c in TYPES else ENUMS[c].token): (object_type(c) if c in TYPES else enum_type(c))
+            for c in types_reachable([config.inputs] + [d.inputs for d in definitions] + [d.outputs for d in definitions])
+        },
         "resources": {r.token: resource_spec(r) for r in resources},
         "functions": {fn.token: function_spec(fn) for fn in functions},
     }

@@ -65,7 +65,9 @@ async def deploy(
         if vlan:
             body["vlan"] = str(vlan)
         await progress(f"deploying {environment} on {len(pending)} node(s) of {site} (attempt {attempt}/{attempts})")
-        created = _as_dict(await session.call(f"submitting a deployment on {site}", session.site(site).deployments.create, body, retry="unprocessed"))
+        created = _as_dict(
+            await session.call(f"submitting a deployment on {site}", session.site(site).deployments.create, body, retry="unprocessed")
+        )
         uid = str(created["uid"])
         outcome.deployments.append(uid)
         try:

@@ -65,8 +65,14 @@ class Forecast:
         return self.start is not None and self.start <= self.now
 
 
-def demand_of(site: str, request: ResourceRequest, walltime: int, queue: str = "default",
-              not_before: Optional[float] = None, eligible: Optional[Iterable[str]] = None) -> Demand:
+def demand_of(
+    site: str,
+    request: ResourceRequest,
+    walltime: int,
+    queue: str = "default",
+    not_before: Optional[float] = None,
+    eligible: Optional[Iterable[str]] = None,
+) -> Demand:
     vlans = [(v.type, v.count) for v in ((request.vlan,) if request.vlan else ()) + tuple(request.extra_vlans)]
     return Demand(
         site=site,
@@ -126,16 +132,16 @@ def earliest(status: dict[str, Any], demand: Demand) -> Forecast:
         if not reason:
             forecast.start = start
             if start > first:
-                holders = sorted({uid for ws in (*node_windows.values(), *vlan_windows.values())
-                                  for s, e, uid in ws if e == start})
+                holders = sorted({uid for ws in (*node_windows.values(), *vlan_windows.values()) for s, e, uid in ws if e == start})
                 forecast.reason = f"held by job(s) {', '.join(map(str, holders[:8]))}{'…' if len(holders) > 8 else ''} until then"
             return forecast
     forecast.reason = reason  # even with every window over, it does not fit: the site lacks resources
     return forecast
 
 
-def _fits(demand: Demand, usable: list[str], node_windows: dict, vlans: dict[str, Any], vlan_windows: dict,
-          start: float, end: float) -> str:
+def _fits(
+    demand: Demand, usable: list[str], node_windows: dict, vlans: dict[str, Any], vlan_windows: dict, start: float, end: float
+) -> str:
     """'' when every group and vlan is free during [start, end), else why not."""
     free = [n for n in usable if _free(node_windows.get(n, []), start, end)]
     taken: set[str] = set()
@@ -232,9 +238,11 @@ def eligible_clusters(clusters: Optional[dict[str, dict[str, Any]]], queue: str,
 def kavlan_nics(node: dict[str, Any]) -> int:
     """OAR's `eth_kavlan_count` of a node from its reference description: its enabled Ethernet
     adapters that KaVLAN can move (the management one excluded)."""
-    return sum(1 for a in node.get("network_adapters") or []
-               if a.get("kavlan") and a.get("interface", "Ethernet") == "Ethernet" and not a.get("management")
-               and a.get("enabled", True))
+    return sum(
+        1
+        for a in node.get("network_adapters") or []
+        if a.get("kavlan") and a.get("interface", "Ethernet") == "Ethernet" and not a.get("management") and a.get("enabled", True)
+    )
 
 
 def _fqdn(node: dict[str, Any], site: str) -> str:
@@ -261,14 +269,18 @@ def describe(forecast: Forecast, what: str) -> str:
     elif forecast.immediate:
         text = f"{what} could start now on {forecast.site} (its clock: {paris(forecast.now)} Paris)"
     else:
-        text = (f"{what} could start on {forecast.site} at {paris(forecast.start)} (Paris), in "
-                f"{delay_text(forecast.start - forecast.now)}" + (f": {forecast.reason}" if forecast.reason else ""))
+        text = (
+            f"{what} could start on {forecast.site} at {paris(forecast.start)} (Paris), in "
+            f"{delay_text(forecast.start - forecast.now)}" + (f": {forecast.reason}" if forecast.reason else "")
+        )
     if forecast.caveats:
         text += " [" + "; ".join(forecast.caveats) + "]"
     return text
 
 
-async def forecast(settings: Any, demands: list[Demand], lead: float = 0, seconds: float = 10.0) -> Optional[tuple[Optional[float], list[Forecast]]]:
+async def forecast(
+    settings: Any, demands: list[Demand], lead: float = 0, seconds: float = 10.0
+) -> Optional[tuple[Optional[float], list[Forecast]]]:
     """The common earliest start of `demands` (one per site) and each site's forecast; None
     when the API cannot tell within `seconds` (a preview never waits long for a forecast)."""
     from .validation import CHECK_TIMEOUT
@@ -326,6 +338,8 @@ async def reservation_forecast(settings: Any, spec: Any, lead: float) -> Optiona
     now = max(f.now for f in per_site)
     parts = [f"{f.site}: " + (f.reason or "free") for f in per_site]
     caveats = sorted({c for f in per_site for c in f.caveats})
-    text = (f"the reservation ({nodes} node(s) on {', '.join(f.site for f in per_site)}) could start on all its sites at "
-            f"{paris(start)} (Paris), in {delay_text(start - now)} ({'; '.join(parts)})")
+    text = (
+        f"the reservation ({nodes} node(s) on {', '.join(f.site for f in per_site)}) could start on all its sites at "
+        f"{paris(start)} (Paris), in {delay_text(start - now)} ({'; '.join(parts)})"
+    )
     return False, text + (" [" + "; ".join(caveats) + "]" if caveats else "")

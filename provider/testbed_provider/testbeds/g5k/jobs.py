@@ -219,8 +219,9 @@ async def wait_running(
 async def queue_position(session: Session, site: str, job: dict[str, Any]) -> Optional[int]:
     """How many waiting jobs of the same queue were submitted before this one (None: unknown)."""
     try:
-        waiting = await session.call(f"listing waiting jobs on {site}", session.site(site).jobs.list, state="waiting",
-                                     queue=job.get("queue", "default"), limit=500)
+        waiting = await session.call(
+            f"listing waiting jobs on {site}", session.site(site).jobs.list, state="waiting", queue=job.get("queue", "default"), limit=500
+        )
     except G5kError:
         return None
     return sum(1 for other in waiting if int(_as_dict(other).get("uid", 0)) < int(job["uid"]))
@@ -277,7 +278,9 @@ async def change_walltime(session: Session, site: str, uid: int, delta_seconds: 
     job = Job(session.site(site).jobs, {"uid": uid})
     sign = "+" if delta_seconds > 0 else "-"
     answer = await session.call(
-        f"changing the walltime of job {site}:{uid}", job.walltime_change.create, {"walltime": sign + format_walltime(abs(delta_seconds))},
+        f"changing the walltime of job {site}:{uid}",
+        job.walltime_change.create,
+        {"walltime": sign + format_walltime(abs(delta_seconds))},
         retry=False,
     )
     return _as_dict(answer)
@@ -356,5 +359,23 @@ def requests_for(held: Holding) -> list[ResourceRequest]:
     return out
 
 
-__all__ = ["Cancelled", "Holding", "holding", "requests_for", "G5kError", "GONE", "RUNNING", "adopt", "delete", "change_walltime", "find_alive", "get", "mismatch", "release", "submit",
-           "summary", "wait_released", "wait_running"]
+__all__ = [
+    "Cancelled",
+    "Holding",
+    "holding",
+    "requests_for",
+    "G5kError",
+    "GONE",
+    "RUNNING",
+    "adopt",
+    "delete",
+    "change_walltime",
+    "find_alive",
+    "get",
+    "mismatch",
+    "release",
+    "submit",
+    "summary",
+    "wait_released",
+    "wait_running",
+]

@@ -84,9 +84,14 @@ def adapter(reference: dict[str, Any], device: str) -> Optional[dict[str, Any]]:
 def secondary_device(reference: dict[str, Any]) -> Optional[str]:
     """EnOSlib's choice: the first non-mounted, mountable, kavlan-capable Ethernet NIC by legacy name."""
     candidates = sorted(
-        nic["device"] for nic in reference.get("network_adapters") or []
-        if nic.get("device") and nic.get("interface") == "Ethernet" and nic.get("mountable") and not nic.get("mounted")
-        and nic.get("kavlan", True) and not nic.get("management")
+        nic["device"]
+        for nic in reference.get("network_adapters") or []
+        if nic.get("device")
+        and nic.get("interface") == "Ethernet"
+        and nic.get("mountable")
+        and not nic.get("mounted")
+        and nic.get("kavlan", True)
+        and not nic.get("management")
     )
     return candidates[0] if candidates else None
 

@@ -19,8 +19,11 @@ CLUSTER_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 SITE_RE = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 VLAN_TYPES = {"kavlan": "kavlan", "kavlan-local": "kavlan-local", "kavlan-global": "kavlan-global"}
 # KaVLAN ids by type on every site (Grid'5000 KaVLAN wiki): local 1-3, routed 4-9, global 10-21.
-VLAN_ID_TYPES = {**dict.fromkeys(range(1, 4), "kavlan-local"), **dict.fromkeys(range(4, 10), "kavlan"),
-                 **dict.fromkeys(range(10, 22), "kavlan-global")}
+VLAN_ID_TYPES = {
+    **dict.fromkeys(range(1, 4), "kavlan-local"),
+    **dict.fromkeys(range(4, 10), "kavlan"),
+    **dict.fromkeys(range(10, 22), "kavlan-global"),
+}
 SUBNET_SIZES = {"slash_22", "slash_18", "slash_16", "slash_14"}
 QUEUES = {"default", "production", "besteffort", "testing", "admin"}
 MAX_WALLTIME_SECONDS = 168 * 3600  # OAR's generic "limited to 168 hours" admission rule

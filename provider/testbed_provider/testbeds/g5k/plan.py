@@ -37,8 +37,14 @@ class SitePlan:
     global_network: Optional[str] = None  # the multi-site network homed here (its kavlan-global vlan)
 
     def request(self, spec: ReservationSpec) -> ResourceRequest:
-        nodes = [NodeGroup(spec.machines[g].count, cluster=spec.machines[g].options.get("cluster"),
-                           properties=SECONDARY_NIC if g in self.secondary else None) for g in self.groups]
+        nodes = [
+            NodeGroup(
+                spec.machines[g].count,
+                cluster=spec.machines[g].options.get("cluster"),
+                properties=SECONDARY_NIC if g in self.secondary else None,
+            )
+            for g in self.groups
+        ]
         vlan = VlanRequest("kavlan", len(self.networks)) if self.networks else None
         extra = (VlanRequest("kavlan-global", 1),) if self.global_network is not None else ()
         return ResourceRequest(nodes=nodes, vlan=vlan, extra_vlans=extra)
@@ -100,9 +106,12 @@ def validate(spec: ReservationSpec, default_site: Optional[str]) -> list[CheckFa
         if len(sites) > 1:
             home = group_site(spec.machines[groups[0]].options, default_site)
             if home in global_home:
-                fail(f"networks[{k}]", f"spans several sites ({', '.join(sorted(sites))}) from home site {home}, like "
-                                       f"networks[{global_home[home]}]: a site has one kavlan-global VLAN; give it "
-                                       f"another first member group's site")
+                fail(
+                    f"networks[{k}]",
+                    f"spans several sites ({', '.join(sorted(sites))}) from home site {home}, like "
+                    f"networks[{global_home[home]}]: a site has one kavlan-global VLAN; give it "
+                    f"another first member group's site",
+                )
             else:
                 global_home[home] = k
             continue

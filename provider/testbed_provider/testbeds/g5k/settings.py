@@ -16,10 +16,10 @@ from typing import Any, Collection, Optional
 
 import yaml
 
+from ...common.results import CheckFailure
 from ...config_schema import URI, URI_HINT, ConfigArgs
 from ...protocol.redact import REDACTOR
 from ...typed.model import default_of, input_names
-from ...common.results import CheckFailure
 
 DEFAULT_URI = "https://api.grid5000.fr/stable"
 DEFAULT_TIMEOUT = 30.0  # neither `testbed:g5kTimeout` nor the file's `timeout` set
@@ -92,8 +92,11 @@ def parse_settings(values: dict[str, Any], refused: Collection[str] = ()) -> tup
         key = "g5kConfigFile"
         if not os.path.isfile(path):
             where = f"`{path}`" if explicit else f"the default file `{path}`"
-            fail(key, f"the python-grid5000 configuration {where} does not exist; set `testbed:g5kConfigFile` to "
-                      "an existing file, or give `testbed:g5kUri` (with `testbed:g5kUsername`/`testbed:g5kPassword`)")
+            fail(
+                key,
+                f"the python-grid5000 configuration {where} does not exist; set `testbed:g5kConfigFile` to "
+                "an existing file, or give `testbed:g5kUri` (with `testbed:g5kUsername`/`testbed:g5kPassword`)",
+            )
             return None, failures
         try:
             with open(path) as f:
@@ -107,8 +110,7 @@ def parse_settings(values: dict[str, Any], refused: Collection[str] = ()) -> tup
         if loaded.get("password"):
             REDACTOR.register(str(loaded["password"]))
         if "uri" not in loaded:
-            fail(key, f"`{path}` has no `uri`; refusing to fall back to the public API implicitly "
-                      f"(write `uri: {DEFAULT_URI}` to use it)")
+            fail(key, f"`{path}` has no `uri`; refusing to fall back to the public API implicitly (write `uri: {DEFAULT_URI}` to use it)")
             return None, failures
         merged.update({k: loaded[k] for k in ("uri", "username", "password", "verify_ssl", "timeout") if k in loaded})
         source = f"`{path}`"

@@ -18,15 +18,33 @@ ATTEMPT_TIMEOUT = 30.0  # seconds one `ssh … true` may take
 
 def ssh_argv(host: str, user: str, key_path: str, known_hosts: str, proxy_command: str, command: str = "true") -> list[str]:
     return [
-        "ssh", "-i", key_path, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-        "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "StrictHostKeyChecking=accept-new", "-o", "HashKnownHosts=no", "-o", "ConnectTimeout=10",
-        "-o", f"ProxyCommand={proxy_command}", "-o", "LogLevel=ERROR", f"{user}@{host}", command,
+        "ssh",
+        "-i",
+        key_path,
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        "HashKnownHosts=no",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        f"ProxyCommand={proxy_command}",
+        "-o",
+        "LogLevel=ERROR",
+        f"{user}@{host}",
+        command,
     ]
 
 
-async def wait_and_pin(host: str, user: str, key_path: str, workdir: str, proxy_command: str, timeout: float,
-                       stop: asyncio.Event) -> str:
+async def wait_and_pin(host: str, user: str, key_path: str, workdir: str, proxy_command: str, timeout: float, stop: asyncio.Event) -> str:
     """Retry `ssh host true` (1 s, 2 s, … 10 s apart) until it works; return the host's key
     (`<type> <base64>`). Raises TimeoutError with ssh's last complaint, Cancelled when stopped."""
     known = os.path.join(workdir, f"known_hosts.{host}")
@@ -35,8 +53,9 @@ async def wait_and_pin(host: str, user: str, key_path: str, workdir: str, proxy_
     while True:
         # The user's own environment: the ProxyCommand (`ssh -W … access.grid5000.fr`) needs
         # their SSH agent and config. Killed (never left behind) when a sibling host fails.
-        done = await processes.run(ssh_argv(host, user, key_path, known, proxy_command), env=None,
-                                   deadline=deadlines.after(ATTEMPT_TIMEOUT), cancelled=stop)
+        done = await processes.run(
+            ssh_argv(host, user, key_path, known, proxy_command), env=None, deadline=deadlines.after(ATTEMPT_TIMEOUT), cancelled=stop
+        )
         if done.outcome == processes.CANCELLED:
             raise Cancelled()
         if done.outcome == processes.EXITED and done.returncode == 0:

@@ -68,4 +68,4 @@ def parse_tag(command: Optional[str]) -> Optional[Tag]:
 def strip_tag(command: str) -> str:
     """The user's command: `command` without its trailing tag (unchanged when untagged)."""
     match = _TAG.search(command or "")
-    return command[:match.start()] if match else command
+    return command[: match.start()] if match else command

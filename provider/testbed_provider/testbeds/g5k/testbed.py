@@ -74,8 +74,13 @@ class G5kTestbed(Testbed):
         except G5kError as err:
             if err.status == 401:
                 key = "g5kPassword" if self.settings.username else "g5kUsername"
-                return [CheckFailure(key, f"the Grid'5000 API at {self.settings.uri} refused the credentials of "
-                                          f"`{self.settings.username or 'anonymous'}` (from {self.settings.source}): {err.reason}")]
+                return [
+                    CheckFailure(
+                        key,
+                        f"the Grid'5000 API at {self.settings.uri} refused the credentials of "
+                        f"`{self.settings.username or 'anonymous'}` (from {self.settings.source}): {err.reason}",
+                    )
+                ]
         finally:
             session.close()
         return []
@@ -108,9 +113,16 @@ class G5kTestbed(Testbed):
                     else:
                         anywhere += spec.machines[g].count
                         anywhere_prop = anywhere_prop or f"machines[{g}].count"
-                found = await check_placement(ref, site, wanted, f"machines[{groups[0]}].site", props,
-                                              anywhere=anywhere, anywhere_prop=anywhere_prop,
-                                              eligible=lambda known: eligible_clusters(known, "default", ["deploy"]))
+                found = await check_placement(
+                    ref,
+                    site,
+                    wanted,
+                    f"machines[{groups[0]}].site",
+                    props,
+                    anywhere=anywhere,
+                    anywhere_prop=anywhere_prop,
+                    eligible=lambda known: eligible_clusters(known, "default", ["deploy"]),
+                )
                 failures += found
                 if found:
                     continue
@@ -118,8 +130,11 @@ class G5kTestbed(Testbed):
                 for g in groups:
                     env = spec.machines[g].options.get("environment") or DEFAULT_ENVIRONMENT
                     if environments is not None and env not in environments:
-                        failures.append(CheckFailure(f"machines[{g}].environment",
-                                                     f"no environment `{env}` at {site} (see GET /sites/{site}/environments)"))
+                        failures.append(
+                            CheckFailure(
+                                f"machines[{g}].environment", f"no environment `{env}` at {site} (see GET /sites/{site}/environments)"
+                            )
+                        )
             return failures
 
         try:
@@ -164,8 +179,9 @@ class G5kTestbed(Testbed):
             session.close()
             shutil.rmtree(work, ignore_errors=True)
 
-    async def _submit(self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], progress: Progress,
-                      owner: str = "") -> None:
+    async def _submit(
+        self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], progress: Progress, owner: str = ""
+    ) -> None:
         """One job per site; with several sites, the same advance-reservation start (EnOSlib's
         way: on `could run at X` from any site, delete them all and retry at X). OAR moves a start
         that is already past on its own clock to its now, which would split the common start: when
@@ -242,11 +258,17 @@ class G5kTestbed(Testbed):
             else:
                 lead = MULTISITE_LEAD * (attempt + 2) ** 2
                 start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=skew + lead)
-                await progress(f"{site.site} moved the common start (already past on its clock, {skew:+.0f} s from ours); "
-                               f"resubmitting every site for {oar_date(start)} (Paris)")
-        raise ReservationError(f"no common start date found for {', '.join(s.site for s in plan.sites)} after {MULTISITE_TRIES} tries", None)
+                await progress(
+                    f"{site.site} moved the common start (already past on its clock, {skew:+.0f} s from ours); "
+                    f"resubmitting every site for {oar_date(start)} (Paris)"
+                )
+        raise ReservationError(
+            f"no common start date found for {', '.join(s.site for s in plan.sites)} after {MULTISITE_TRIES} tries", None
+        )
 
-    async def _build(self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], work: str, progress: Progress) -> None:
+    async def _build(
+        self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], work: str, progress: Progress
+    ) -> None:
         ssh = state["ssh"]
         key_path = os.path.join(work, "id")
         hosts: list[dict[str, Any]] = []
@@ -261,8 +283,10 @@ class G5kTestbed(Testbed):
             if site.global_network is not None:
                 record["globalVlan"] = next((v for v in record["vlans"] if int(v) >= GLOBAL_VLAN_MIN), None)
                 if record["globalVlan"] is None:
-                    raise ReservationError(f"job {site.site}:{record['uid']} holds no kavlan-global vlan "
-                                           f"(vlans: {', '.join(record['vlans']) or 'none'})", state)
+                    raise ReservationError(
+                        f"job {site.site}:{record['uid']} holds no kavlan-global vlan (vlans: {', '.join(record['vlans']) or 'none'})",
+                        state,
+                    )
             by_group = split_nodes(spec, site, list(job.get("assigned_nodes") or []))
             record["nodes"] = {str(g): nodes for g, nodes in by_group.items()}
             placed.update(by_group)
@@ -274,17 +298,28 @@ class G5kTestbed(Testbed):
                 outcome = await deployments.deploy(session, site.site, nodes, env, progress, key=ssh["publicKey"])
                 state["g5k"]["deployments"].extend({"site": site.site, "uid": u} for u in outcome.deployments)
                 if outcome.failed:
-                    raise ReservationError(f"{len(outcome.failed)} node(s) of {site.site} could not be deployed with {env}: "
-                                           f"{', '.join(outcome.failed)} {'; '.join(outcome.errors)}".strip(), state)
+                    raise ReservationError(
+                        f"{len(outcome.failed)} node(s) of {site.site} could not be deployed with {env}: "
+                        f"{', '.join(outcome.failed)} {'; '.join(outcome.errors)}".strip(),
+                        state,
+                    )
             refs.update(await kavlan.node_references(session, [n for ns in by_group.values() for n in ns]))
             site_networks = await self._attach(session, spec, site, record, by_group, refs, state, progress)
             for g, nodes in sorted(by_group.items()):
                 for node in nodes:
                     # The production IP, not the FQDN: it needs no DNS at the far end of the ProxyCommand.
                     nic = kavlan.adapter(refs[node], kavlan.primary_device(refs[node]) or "") or {}
-                    hosts.append({"name": naming.short_name(node), "address": nic.get("ip") or node, "fqdn": node,
-                                  "roles": list(spec.machines[g].roles), "networks": site_networks.get(node, []), "site": site.site,
-                                  "group": g})
+                    hosts.append(
+                        {
+                            "name": naming.short_name(node),
+                            "address": nic.get("ip") or node,
+                            "fqdn": node,
+                            "roles": list(spec.machines[g].roles),
+                            "networks": site_networks.get(node, []),
+                            "site": site.site,
+                            "group": g,
+                        }
+                    )
         for site, record in zip(plan.sites, state["g5k"]["jobs"]):
             if site.global_network is not None:
                 joined = await self._attach_global(session, spec, site, record, placed, refs, state, progress)
@@ -295,8 +330,10 @@ class G5kTestbed(Testbed):
             host["networks"].sort(key=lambda entry: order.get(entry["id"], len(order)))
         await progress(f"waiting for SSH on {len(hosts)} host(s)")
         known: list[str] = []
-        tasks = [asyncio.ensure_future(wait_and_pin(h["address"], ssh["user"], key_path, work, ssh["proxyCommand"],
-                                                    READY_TIMEOUT, session.stop)) for h in hosts]
+        tasks = [
+            asyncio.ensure_future(wait_and_pin(h["address"], ssh["user"], key_path, work, ssh["proxyCommand"], READY_TIMEOUT, session.stop))
+            for h in hosts
+        ]
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:  # the first host that fails (or a cancelled operation) stops the others
@@ -313,9 +350,17 @@ class G5kTestbed(Testbed):
         ssh["knownHosts"] = "".join(known)
         state["hosts"] = hosts
 
-    async def _attach(self, session: Session, spec: ReservationSpec, site: SitePlan, record: dict[str, Any],
-                      by_group: dict[int, list[str]], refs: dict[str, dict[str, Any]], state: dict[str, Any],
-                      progress: Progress) -> dict[str, list[dict[str, str]]]:
+    async def _attach(
+        self,
+        session: Session,
+        spec: ReservationSpec,
+        site: SitePlan,
+        record: dict[str, Any],
+        by_group: dict[int, list[str]],
+        refs: dict[str, dict[str, Any]],
+        state: dict[str, Any],
+        progress: Progress,
+    ) -> dict[str, list[dict[str, str]]]:
         """Each network of the site gets one of the job's vlans; members' secondary NIC joins it."""
         if not site.networks:
             return {}
@@ -331,11 +376,22 @@ class G5kTestbed(Testbed):
                 ref = refs[node]
                 device = kavlan.secondary_device(ref)
                 if device is None:
-                    raise ReservationError(f"{node} has no secondary interface for network `{net_id}` (choose a cluster with two NICs)", state)
+                    raise ReservationError(
+                        f"{node} has no secondary interface for network `{net_id}` (choose a cluster with two NICs)", state
+                    )
                 addresses.append(naming.interface_address(node, site.site, device, primary=False))
-                entries.append((node, {"id": net_id, "address": kavlan.vlan_ip(ref, device, vlan) or "",
-                                       "interface": device, "cidr": cidr,
-                                       "hostname": naming.kavlan_name(node, site.site, vlan, device, primary=False)}))
+                entries.append(
+                    (
+                        node,
+                        {
+                            "id": net_id,
+                            "address": kavlan.vlan_ip(ref, device, vlan) or "",
+                            "interface": device,
+                            "cidr": cidr,
+                            "hostname": naming.kavlan_name(node, site.site, vlan, device, primary=False),
+                        },
+                    )
+                )
             await progress(f"network `{net_id}`: moving {len(addresses)} interface(s) into vlan {vlan} on {site.site}")
             answer = await kavlan.move(session, site.site, vlan, addresses)
             bad = kavlan.failures(answer, addresses)
@@ -345,9 +401,17 @@ class G5kTestbed(Testbed):
                 out.setdefault(node, []).append({k: entry[k] for k in ("id", "address", "interface", "cidr")})
         return out
 
-    async def _attach_global(self, session: Session, spec: ReservationSpec, home: SitePlan, record: dict[str, Any],
-                             placed: dict[int, list[str]], refs: dict[str, dict[str, Any]], state: dict[str, Any],
-                             progress: Progress) -> dict[str, list[dict[str, str]]]:
+    async def _attach_global(
+        self,
+        session: Session,
+        spec: ReservationSpec,
+        home: SitePlan,
+        record: dict[str, Any],
+        placed: dict[int, list[str]],
+        refs: dict[str, dict[str, Any]],
+        state: dict[str, Any],
+        progress: Progress,
+    ) -> dict[str, list[dict[str, str]]]:
         """The multi-site network homed at `home`: every member's secondary NIC joins the job's
         kavlan-global vlan. KaVLAN takes each interface at its own site
         (`POST /sites/<node's site>/vlans/<id>/nodes`, one call per site, as EnOSlib's
@@ -364,14 +428,18 @@ class G5kTestbed(Testbed):
                 ref = refs[node]
                 device = kavlan.secondary_device(ref)
                 if device is None:
-                    raise ReservationError(f"{node} has no secondary interface for network `{net_id}` (choose a cluster with two NICs)", state)
+                    raise ReservationError(
+                        f"{node} has no secondary interface for network `{net_id}` (choose a cluster with two NICs)", state
+                    )
                 node_site = naming.site_of(node)
                 per_site.setdefault(node_site, []).append(naming.interface_address(node, node_site, device, primary=False))
-                entries.append((node, {"id": net_id, "address": kavlan.vlan_ip(ref, device, vlan) or "",
-                                       "interface": device, "cidr": cidr}))
+                entries.append(
+                    (node, {"id": net_id, "address": kavlan.vlan_ip(ref, device, vlan) or "", "interface": device, "cidr": cidr})
+                )
         for node_site, addresses in per_site.items():
-            await progress(f"network `{net_id}`: moving {len(addresses)} interface(s) of {node_site} into "
-                           f"kavlan-global vlan {vlan} of {home.site}")
+            await progress(
+                f"network `{net_id}`: moving {len(addresses)} interface(s) of {node_site} into kavlan-global vlan {vlan} of {home.site}"
+            )
             answer = await kavlan.move(session, node_site, vlan, addresses)
             bad = kavlan.failures(answer, addresses)
             if bad:
@@ -442,8 +510,7 @@ def job_name(spec: ReservationSpec, owner: str) -> str:
 
 def _job_body(spec: ReservationSpec, plan: Plan, site: SitePlan, name: str, owner: str) -> dict[str, Any]:
     """The OAR request of one site, its command tagged with the URN `owner` (when known)."""
-    body = {"name": name, "resources": plan.resources(spec, site), "command": "sleep infinity",
-            "types": ["deploy"], "queue": "default"}
+    body = {"name": name, "resources": plan.resources(spec, site), "command": "sleep infinity", "types": ["deploy"], "queue": "default"}
     return {**body, "command": tagging.tag(body["command"], owner, body)}
 
 
@@ -453,8 +520,14 @@ def _empty_state(spec: ReservationSpec, settings: G5kSettings) -> dict[str, Any]
         "id": f"{spec.name}-{secrets.token_hex(3)}",
         "hosts": [],
         "networks": [{"id": n.id, "roles": list(n.roles) if n.roles is not None else None} for n in spec.networks],
-        "ssh": {"user": settings.ssh_user, "port": 22, "knownHosts": "", "proxyCommand": settings.proxy_command,
-                "privateKey": "", "publicKey": ""},
+        "ssh": {
+            "user": settings.ssh_user,
+            "port": 22,
+            "knownHosts": "",
+            "proxyCommand": settings.proxy_command,
+            "privateKey": "",
+            "publicKey": "",
+        },
         "g5k": {"jobs": [], "deployments": []},
     }
 

@@ -99,8 +99,15 @@ class Reference:
 
 
 async def check_placement(
-    ref: Reference, site: str, clusters: dict[str, int], site_prop: str, cluster_props: dict[str, str], total_prop: str = "",
-    anywhere: int = 0, anywhere_prop: str = "", eligible: Optional[Callable[[dict[str, Any]], Optional[frozenset[str]]]] = None,
+    ref: Reference,
+    site: str,
+    clusters: dict[str, int],
+    site_prop: str,
+    cluster_props: dict[str, str],
+    total_prop: str = "",
+    anywhere: int = 0,
+    anywhere_prop: str = "",
+    eligible: Optional[Callable[[dict[str, Any]], Optional[frozenset[str]]]] = None,
 ) -> list[CheckFailure]:
     """Is `site` known, is each cluster at that site, and does it have enough nodes?
 
@@ -125,8 +132,12 @@ async def check_placement(
             continue
         available = await ref.node_count(site, cluster)
         if available is not None and wanted > available:
-            failures.append(CheckFailure(prop.rsplit(".", 1)[0] + ".count" if prop.endswith(".cluster") else prop,
-                                         f"{wanted} nodes requested but cluster `{cluster}` has only {available}"))
+            failures.append(
+                CheckFailure(
+                    prop.rsplit(".", 1)[0] + ".count" if prop.endswith(".cluster") else prop,
+                    f"{wanted} nodes requested but cluster `{cluster}` has only {available}",
+                )
+            )
     names = eligible(known) if anywhere and not failures and eligible is not None else None
     if names is not None:
         counts = {c: await ref.node_count(site, c) for c in sorted(names)}
@@ -134,9 +145,14 @@ async def check_placement(
             left = sum(max(0, (n or 0) - clusters.get(c, 0)) for c, n in counts.items())
             if anywhere > left:
                 taken = " left once the named clusters are served" if any(c in names for c in clusters) else ""
-                failures.append(CheckFailure(anywhere_prop, f"{anywhere} nodes requested at `{site}` on any cluster, but its "
-                                                            f"clusters serving the job's queue have {left}{taken} "
-                                                            f"({', '.join(sorted(names)) or 'none'})"))
+                failures.append(
+                    CheckFailure(
+                        anywhere_prop,
+                        f"{anywhere} nodes requested at `{site}` on any cluster, but its "
+                        f"clusters serving the job's queue have {left}{taken} "
+                        f"({', '.join(sorted(names)) or 'none'})",
+                    )
+                )
     return failures
 
 

@@ -41,4 +41,3 @@ def ssh_config_text(run_dir: str, switch: str, hosts: list[tuple[str, str]]) -> 
 def known_hosts_text(hosts: list[tuple[str, str, str]]) -> str:
     """From (name, address, public host key) triples."""
     return "".join(known_hosts_line(n, a, k) + "\n" for n, a, k in hosts)
-

@@ -53,9 +53,16 @@ def create(run_dir: str, owner: str, prefix: str) -> dict[str, Any]:
     """The manifest of a create starting now, by this process (the plugin runs in the project's
     directory: the engine starts it there)."""
     pid = os.getpid()
-    data = {"owner": owner, "prefix": prefix, "status": CREATING, "creatorPid": pid,
-            "creatorStartTime": pids.start_time(pid), "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "projectDir": os.getcwd(), "backend": backend_hash()}
+    data = {
+        "owner": owner,
+        "prefix": prefix,
+        "status": CREATING,
+        "creatorPid": pid,
+        "creatorStartTime": pids.start_time(pid),
+        "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "projectDir": os.getcwd(),
+        "backend": backend_hash(),
+    }
     write(run_dir, data)
     return data
 
@@ -98,8 +105,12 @@ def claim(run_dir: str) -> Iterator[Optional[dict[str, Any]]]:
             yield None  # someone is releasing it
             return
         data = read(run_dir)
-        orphan = (data is not None and data.get("status") == CREATING and data.get("prefix") == os.path.basename(run_dir)
-                  and not creator_alive(data))
+        orphan = (
+            data is not None
+            and data.get("status") == CREATING
+            and data.get("prefix") == os.path.basename(run_dir)
+            and not creator_alive(data)
+        )
         yield data if orphan else None
     finally:
         os.close(fd)
@@ -132,6 +143,7 @@ def interrupted(run_dir: str, data: dict[str, Any]) -> bool:
 def orphans(run_root: str, owner: str) -> list[tuple[str, dict[str, Any]]]:
     """(run dir, manifest) of the interrupted creations of one owner (a URN), or of every owner
     whose URN starts with `owner` when it ends with `::` (a stack: `urn:pulumi:<stack>::<project>::`)."""
+
     def mine(data: dict[str, Any]) -> bool:
         urn = str(data.get("owner") or "")
         return urn.startswith(owner) if owner.endswith("::") else urn == owner

@@ -129,8 +129,9 @@ class LocalTestbed(Testbed):
         finally:
             await guard.done()
 
-    async def _reserve(self, spec: ReservationSpec, prefix: str, run_dir: str, networks: list[Network],
-                       progress: Progress) -> dict[str, Any]:
+    async def _reserve(
+        self, spec: ReservationSpec, prefix: str, run_dir: str, networks: list[Network], progress: Progress
+    ) -> dict[str, Any]:
         ctx = Context(prefix, run_dir, networks)
         try:
             plan = plan_hosts(spec)
@@ -219,13 +220,21 @@ class LocalTestbed(Testbed):
         keep: dict[str, HostRecord] = {}
         for host in plan:
             r = ctx.records.get(host.name)
-            if r and r.name in alive and r.address and r.roles == list(host.roles) and _network_ids(r) == [ctx.networks[k].id for k in host.networks]:
+            if (
+                r
+                and r.name in alive
+                and r.address
+                and r.roles == list(host.roles)
+                and _network_ids(r) == [ctx.networks[k].id for k in host.networks]
+            ):
                 r.group = host.group
                 keep[host.name] = r
 
         desired = {h.name for h in plan}
         added = [h.name for h in plan if h.name not in ctx.records]
-        repaired = [h.name for h in plan if h.name in ctx.records and h.name not in keep and ctx.records[h.name].roles in (None, list(h.roles))]
+        repaired = [
+            h.name for h in plan if h.name in ctx.records and h.name not in keep and ctx.records[h.name].roles in (None, list(h.roles))
+        ]
         changed = [h.name for h in plan if h.name in ctx.records and h.name not in keep and h.name not in repaired]
         removed = [n for n in ctx.records if n not in desired]
         kept_ns = {r.namespace for r in keep.values()}
@@ -234,14 +243,18 @@ class LocalTestbed(Testbed):
         if fresh_switch:
             doomed = sorted(set(doomed) | {ctx.switch})
         parts = [f"keeping {len(keep)}"]
-        parts += [f"{label} {', '.join(names)}" for label, names in
-                  (("adding", added), ("repairing", repaired), ("recreating (roles changed)", changed), ("removing", removed)) if names]
+        parts += [
+            f"{label} {', '.join(names)}"
+            for label, names in (("adding", added), ("repairing", repaired), ("recreating (roles changed)", changed), ("removing", removed))
+            if names
+        ]
         if fresh_switch:
             parts.append("recreating the switch namespace")
         await progress("reconciling hosts: " + "; ".join(parts))
 
-        await self._stop_unlisted([(r.name, r.namespace, r.sshd_pid, r.sshd_start) for r in ctx.records.values() if r.name not in keep],
-                                  progress)
+        await self._stop_unlisted(
+            [(r.name, r.namespace, r.sshd_pid, r.sshd_start) for r in ctx.records.values() if r.name not in keep], progress
+        )
         if doomed:
             await teardown(doomed, self.cancelled)
             for name in removed:
@@ -275,10 +288,7 @@ class LocalTestbed(Testbed):
         if not existing:
             return None
         switch_up = namespace_id(local["switchNamespace"]) is not None
-        alive = {
-            name for name, h in local.get("hosts", {}).items()
-            if switch_up and _pid_in_namespace(h.get("sshdPid"), h["namespace"])
-        }
+        alive = {name for name, h in local.get("hosts", {}).items() if switch_up and _pid_in_namespace(h.get("sshdPid"), h["namespace"])}
         return {**state, "hosts": [h for h in state["hosts"] if h["name"] in alive]}
 
     # ---- release ---------------------------------------------------------------------------
@@ -396,8 +406,10 @@ class LocalTestbed(Testbed):
         if missing:
             names = [by_address[a].name for a in missing]
             details = "; ".join(f"{name}: {sshd.log_tail(ctx.host_dir(name), 200) or 'sshd log empty'}" for name in names[:3])
-            raise TimeoutError(f"SSH did not answer within {self.ready_timeout:g} s on {len(missing)}/{n} host(s) "
-                               f"({', '.join(names[:10])}{' …' if len(names) > 10 else ''}); {details}")
+            raise TimeoutError(
+                f"SSH did not answer within {self.ready_timeout:g} s on {len(missing)}/{n} host(s) "
+                f"({', '.join(names[:10])}{' …' if len(names) > 10 else ''}); {details}"
+            )
         await progress(f"{n} host(s) created in {created:.1f} s, all SSH-ready after {time.monotonic() - t0:.1f} s")
 
     def _write_host_lists(self, ctx: Context) -> None:
@@ -418,9 +430,16 @@ class LocalTestbed(Testbed):
         return {
             "backend": "local",
             "id": ctx.id,
-            "hosts": [{"name": r.name, "address": r.address, "roles": list(r.roles or []), "networks": [dict(n) for n in r.networks],
-                       "group": r.group}
-                      for r in listed],
+            "hosts": [
+                {
+                    "name": r.name,
+                    "address": r.address,
+                    "roles": list(r.roles or []),
+                    "networks": [dict(n) for n in r.networks],
+                    "group": r.group,
+                }
+                for r in listed
+            ],
             "networks": [{"id": n.id, "cidr": str(n.cidr), "roles": list(n.roles) if n.roles is not None else None} for n in ctx.networks],
             "ssh": {
                 "user": "root",
@@ -435,8 +454,10 @@ class LocalTestbed(Testbed):
                 "runDir": ctx.run_dir,
                 "switchNamespace": ctx.switch,
                 "sshConfig": os.path.join(ctx.run_dir, "ssh_config"),
-                "hosts": {r.name: {"namespace": r.namespace, "sshdPid": r.sshd_pid, "sshdStartTime": r.sshd_start, "group": r.group}
-                          for r in ctx.records.values()},
+                "hosts": {
+                    r.name: {"namespace": r.namespace, "sshdPid": r.sshd_pid, "sshdStartTime": r.sshd_start, "group": r.group}
+                    for r in ctx.records.values()
+                },
             },
         }
 
@@ -461,9 +482,19 @@ class LocalTestbed(Testbed):
 
 def _bare_state(prefix: str, run_dir: str) -> dict[str, Any]:
     """Enough state for release() to sweep a reservation known only by its prefix and run dir."""
-    return {"backend": "local", "id": reservation_id(prefix), "hosts": [], "networks": [],
-            "local": {"prefix": prefix, "runDir": run_dir, "switchNamespace": switch_namespace(prefix),
-                      "sshConfig": os.path.join(run_dir, "ssh_config"), "hosts": {}}}
+    return {
+        "backend": "local",
+        "id": reservation_id(prefix),
+        "hosts": [],
+        "networks": [],
+        "local": {
+            "prefix": prefix,
+            "runDir": run_dir,
+            "switchNamespace": switch_namespace(prefix),
+            "sshConfig": os.path.join(run_dir, "ssh_config"),
+            "hosts": {},
+        },
+    }
 
 
 def _recorded_sshds(local: dict[str, Any]) -> list[tuple[str, str, Optional[int], Optional[int]]]:
@@ -518,8 +549,12 @@ def _assign_experiment_addresses(ctx: Context, plan: list[PlannedHost], new: lis
 def _wiring(ctx: Context, r: HostRecord) -> HostWiring:
     index = {n.id: k for k, n in enumerate(ctx.networks)}
     assert r.address is not None
-    return HostWiring(r.namespace, slot(r.address), r.address,
-                      [(index[n["id"]], n["address"], ctx.networks[index[n["id"]]].cidr.prefixlen) for n in r.networks])
+    return HostWiring(
+        r.namespace,
+        slot(r.address),
+        r.address,
+        [(index[n["id"]], n["address"], ctx.networks[index[n["id"]]].cidr.prefixlen) for n in r.networks],
+    )
 
 
 def _network_ids(r: HostRecord) -> list[str]:
@@ -572,8 +607,16 @@ def _restore_run_dir(ctx: Context) -> None:
     if ctx.public_key and not os.path.exists(key + ".pub"):
         write_private(key + ".pub", ctx.public_key + "\n", 0o644)
     if manifest.read(ctx.run_dir) is None:
-        manifest.write(ctx.run_dir, {"owner": "", "prefix": ctx.prefix, "status": manifest.READY, "creatorPid": os.getpid(),
-                                     "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        manifest.write(
+            ctx.run_dir,
+            {
+                "owner": "",
+                "prefix": ctx.prefix,
+                "status": manifest.READY,
+                "creatorPid": os.getpid(),
+                "createdAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+        )
     for r in ctx.records.values():  # host keys of kept hosts, when state lost them
         if r.host_key is None:
             pub = os.path.join(ctx.host_dir(r.name), "etc-ssh", HOST_KEY + ".pub")

@@ -32,12 +32,18 @@ def validate(spec: ReservationSpec) -> list[CheckFailure]:
         base = host_base_name(group.roles[0])
         longest = f"{base}-{max(group.count, 1)}"
         if len(longest) > HOSTNAME_MAX:
-            fail(f"machines[{g}].roles", f"host names made from role `{group.roles[0]}` (e.g. `{longest[:20]}…`) "
-                 f"would be longer than {HOSTNAME_MAX} characters; use a shorter first role")
+            fail(
+                f"machines[{g}].roles",
+                f"host names made from role `{group.roles[0]}` (e.g. `{longest[:20]}…`) "
+                f"would be longer than {HOSTNAME_MAX} characters; use a shorter first role",
+            )
         folded = base.lower()
         if folded in seen_bases and host_base_name(spec.machines[seen_bases[folded]].roles[0]) != base:
-            fail(f"machines[{g}].roles", f"first role `{group.roles[0]}` differs only in case from machines[{seen_bases[folded]}]'s; "
-                 "host names would clash (SSH matches host names case-insensitively)")
+            fail(
+                f"machines[{g}].roles",
+                f"first role `{group.roles[0]}` differs only in case from machines[{seen_bases[folded]}]'s; "
+                "host names would clash (SSH matches host names case-insensitively)",
+            )
         seen_bases.setdefault(folded, g)
 
     if total > MAX_HOSTS:
@@ -58,16 +64,25 @@ def validate(spec: ReservationSpec) -> list[CheckFailure]:
             continue  # malformed: the resource layer reports it
         if not cidr.subnet_of(EXPERIMENT_RANGE):
             hint = f" ({MANAGEMENT} is the management network)" if cidr.overlaps(MANAGEMENT) else ""
-            fail(path, f"`{cidr}` must lie within {EXPERIMENT_RANGE}, the benchmarking range the local backend uses "
-                 f"only inside its namespaces{hint}")
+            fail(
+                path,
+                f"`{cidr}` must lie within {EXPERIMENT_RANGE}, the benchmarking range the local backend uses "
+                f"only inside its namespaces{hint}",
+            )
             continue
         if net.cidr is None:
             for j, other in explicit:
                 if cidr.overlaps(other):
-                    fail(path, f"the default cidr `{default_cidr(k)}` of networks[{k}] overlaps networks[{j}].cidr `{other}`; "
-                         f"give networks[{k}] a cidr")
+                    fail(
+                        path,
+                        f"the default cidr `{default_cidr(k)}` of networks[{k}] overlaps networks[{j}].cidr `{other}`; "
+                        f"give networks[{k}] a cidr",
+                    )
         members = sum(g.count for g in spec.machines if g.roles and joins(g.roles, net.roles))
         if capacity(cidr) < members + 1:
-            fail(path, f"`{cidr}` has {capacity(cidr)} host address(es) but {members} host(s) join it "
-                 "and one spare is required; use a larger network")
+            fail(
+                path,
+                f"`{cidr}` has {capacity(cidr)} host address(es) but {members} host(s) join it "
+                "and one spare is required; use a larger network",
+            )
     return failures

@@ -145,4 +145,3 @@ def main() -> None:
 
     released = asyncio.run(LocalTestbed(run_root=header["runRoot"]).release_leftover(header["runDir"], say))
     _say("released" if released else "nothing to release (no longer an interrupted create, or claimed by another)")
-

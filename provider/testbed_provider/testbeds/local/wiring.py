@@ -42,23 +42,34 @@ def mac_for(address: str) -> str:
 async def setup_switch(switch: str, networks: int, cancelled: Optional[asyncio.Event]) -> None:
     """The switch namespace's bridges: br0 (management, holding the access address) and one per
     experiment network. STP stays off, so ports forward at once."""
-    lines = ["link set lo up", "link add br0 type bridge",
-             f"addr add {MANAGEMENT_SWITCH}/{MANAGEMENT.prefixlen} dev br0", "link set br0 up"]
+    lines = [
+        "link set lo up",
+        "link add br0 type bridge",
+        f"addr add {MANAGEMENT_SWITCH}/{MANAGEMENT.prefixlen} dev br0",
+        "link set br0 up",
+    ]
     for k in range(networks):
         lines += [f"link add {bridge(k)} type bridge", f"link set {bridge(k)} up"]
-    await run(["ip", "-n", switch, "-batch", "-"], input="\n".join(lines) + "\n",
-              what=f"setting up the bridges in switch namespace {switch}", cancelled=cancelled)
+    await run(
+        ["ip", "-n", switch, "-batch", "-"],
+        input="\n".join(lines) + "\n",
+        what=f"setting up the bridges in switch namespace {switch}",
+        cancelled=cancelled,
+    )
 
 
 def links_of(h: HostWiring) -> list[Link]:
     """The host's veth pairs: eth0 on the management bridge, eth{k+1} on experiment network k's."""
     wanted: list[tuple[Optional[int], str, int]] = [(None, h.address, MANAGEMENT.prefixlen), *h.experiment]
-    return [Link(h.namespace, interface(k), switch_port(h.slot, k), bridge(k), mac_for(address), f"{address}/{prefixlen}")
-            for k, address, prefixlen in wanted]
+    return [
+        Link(h.namespace, interface(k), switch_port(h.slot, k), bridge(k), mac_for(address), f"{address}/{prefixlen}")
+        for k, address, prefixlen in wanted
+    ]
 
 
-async def wire_hosts(switch: str, hosts: list[HostWiring], cancelled: Optional[asyncio.Event],
-                     limit: asyncio.Semaphore, replace_stale: bool = False) -> None:
+async def wire_hosts(
+    switch: str, hosts: list[HostWiring], cancelled: Optional[asyncio.Event], limit: asyncio.Semaphore, replace_stale: bool = False
+) -> None:
     """veth pairs (host end `eth0`/`eth{k+1}`, switch end `v<slot>-<port>`), bridge ports, addresses."""
     links = [link for h in hosts for link in links_of(h)]
     if not links:
@@ -66,6 +77,11 @@ async def wire_hosts(switch: str, hosts: list[HostWiring], cancelled: Optional[a
     if replace_stale:
         # A port of a host deleted moments ago may outlive its namespace briefly (namespaces are
         # freed asynchronously); its name is about to be reused, so remove it now if present.
-        await run(["ip", "-force", "-n", switch, "-batch", "-"], input="".join(f"link del {link.port}\n" for link in links),
-                  what="removing stale switch ports", cancelled=cancelled, check=False)
+        await run(
+            ["ip", "-force", "-n", switch, "-batch", "-"],
+            input="".join(f"link del {link.port}\n" for link in links),
+            what="removing stale switch ports",
+            cancelled=cancelled,
+            check=False,
+        )
     await add_links(switch, links, cancelled, limit)

@@ -1,6 +1,7 @@
 """A g5k Job with a vlan, a Deployment on its nodes and a VlanAttachment of their eth1."""
 
 import pulumi
+
 import pulumi_testbed as testbed
 
 config = pulumi.Config()
@@ -14,8 +15,9 @@ job = testbed.g5k.Job(
     opts=pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create=config.get("createTimeout"))),
 )
 deployment = testbed.g5k.Deployment("deploy", site=job.site, job_uid=job.uid, environment="debian12-min", key="ssh-ed25519 AAAAe2e")
-attachment = testbed.g5k.VlanAttachment("vlan", site=job.site, job_uid=job.uid, interface="eth1",
-                                        opts=pulumi.ResourceOptions(depends_on=[deployment]))
+attachment = testbed.g5k.VlanAttachment(
+    "vlan", site=job.site, job_uid=job.uid, interface="eth1", opts=pulumi.ResourceOptions(depends_on=[deployment])
+)
 
 pulumi.export("uid", job.uid)
 pulumi.export("oarRequest", job.oar_request)

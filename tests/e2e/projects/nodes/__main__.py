@@ -1,6 +1,7 @@
 """A server and a client on one network, nothing run on them: the Reservation's own lifecycle."""
 
 import pulumi
+
 import pulumi_testbed as testbed
 
 nodes = testbed.Reservation(

@@ -60,8 +60,10 @@ class InventoryModule(BaseInventoryPlugin):
             from testbed_provider.cli import inventory as cli_inventory
             from testbed_provider.cli.stacks import CliError, load
         except ImportError as err:
-            raise AnsibleParserError(f"the testbed inventory plugin needs the testbed_provider package in Ansible's "
-                                     f"Python (use the ansible of pulumi-testbed's .venv): {err}") from None
+            raise AnsibleParserError(
+                f"the testbed inventory plugin needs the testbed_provider package in Ansible's "
+                f"Python (use the ansible of pulumi-testbed's .venv): {err}"
+            ) from None
         project = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(self.get_option("project")))
         try:
             target = load(project, self.get_option("stack"), self.get_option("reservation"))
