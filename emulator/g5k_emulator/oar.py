@@ -124,9 +124,9 @@ class Filter:
             return ("not", self._factor())
         if tok == ("punct", "("):
             self._pos += 1
-            node = self._expr()
+            inner = self._expr()
             self._take("punct", ")")
-            return node
+            return inner
         name = self._take("id")
         tok = self._peek()
         negate = False
@@ -158,7 +158,8 @@ class Filter:
 
         def walk(node: tuple) -> None:
             if node[0] in ("and", "or"):
-                walk(node[1]), walk(node[2])
+                walk(node[1])
+                walk(node[2])
             elif node[0] == "not":
                 walk(node[1])
             elif node[0] in ("in", "like", "cmp"):
@@ -272,7 +273,9 @@ class Request:
 
 def _split_top(text: str, sep: str) -> list[str]:
     """Split on `sep` outside braces and quotes."""
-    parts, depth, quote, cur = [], 0, "", []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, ""
     for ch in text:
         if quote:
             quote = "" if ch == quote else quote

@@ -33,6 +33,16 @@ async def _watch_parent(stop: asyncio.Event) -> None:
             stop.set()
 
 
+def _stopper(*events: asyncio.Event):
+    """A signal handler setting every event (Cancel for in-flight calls, then stop)."""
+
+    def handler() -> None:
+        for event in events:
+            event.set()
+
+    return handler
+
+
 async def serve(engine: Optional[str], port_out: TextIO) -> None:
     import grpc
     from pulumi.runtime.proto import provider_pb2_grpc
@@ -52,7 +62,7 @@ async def serve(engine: Optional[str], port_out: TextIO) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         # The engine sends SIGINT to end every command: stop waits, let in-flight calls finish.
-        loop.add_signal_handler(sig, lambda: (provider.ctx.cancelled.set(), stop.set()))
+        loop.add_signal_handler(sig, _stopper(provider.ctx.cancelled, stop))
     watcher = asyncio.create_task(_watch_parent(stop)) if engine else None
     await stop.wait()
     if watcher:

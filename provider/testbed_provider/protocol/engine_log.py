@@ -48,7 +48,7 @@ class EngineLog:
             return
         try:
             await self._stub.Log(
-                engine_pb2.LogRequest(severity=severity, message=text, urn=urn, ephemeral=ephemeral),
+                engine_pb2.LogRequest(severity=engine_pb2.LogSeverity.ValueType(severity), message=text, urn=urn, ephemeral=ephemeral),
                 timeout=10,
             )
         except grpc.RpcError as err:  # the engine may be gone (Ctrl-C): progress is best effort

@@ -99,7 +99,7 @@ def curate(name: str, facts: dict[str, Any]) -> dict[str, Any]:
         data = facts.get(str(iface).replace("-", "_").replace(".", "_"))
         if not isinstance(data, dict):
             continue
-        ipv4 = data.get("ipv4") if isinstance(data.get("ipv4"), dict) else {}
+        ipv4 = _mapping(data.get("ipv4"))
         interfaces.append(
             {
                 "name": str(iface),
@@ -112,7 +112,7 @@ def curate(name: str, facts: dict[str, Any]) -> dict[str, Any]:
                 "active": bool(data.get("active")),
             }
         )
-    default = facts.get("default_ipv4") if isinstance(facts.get("default_ipv4"), dict) else {}
+    default = _mapping(facts.get("default_ipv4"))
     return {
         "name": name,
         "hostname": str(facts.get("hostname") or ""),
@@ -131,3 +131,8 @@ def curate(name: str, facts: dict[str, Any]) -> dict[str, Any]:
         "architecture": str(facts.get("architecture") or ""),
         "facts": facts,
     }
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A fact that should be an object, or an empty one (facts differ between systems)."""
+    return value if isinstance(value, dict) else {}

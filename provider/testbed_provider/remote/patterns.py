@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from types import SimpleNamespace
 from typing import Any, Optional
 
 from .api import PatternError
@@ -60,12 +61,7 @@ def _import_ansible() -> Any:
         # report unknown names ourselves, so keep the provider's output clean.
         C.HOST_PATTERN_MISMATCH = "ignore"
 
-        class _Ansible:
-            pass
-
-        a = _Ansible()
-        a.InventoryManager, a.split_host_pattern, a.AnsibleError = InventoryManager, split_host_pattern, AnsibleError
-        _ansible = a
+        _ansible = SimpleNamespace(InventoryManager=InventoryManager, split_host_pattern=split_host_pattern, AnsibleError=AnsibleError)
     return _ansible
 
 

@@ -184,14 +184,16 @@ def common_start(statuses: dict[str, dict[str, Any]], demands: list[Demand], lea
     `lead`: the least delay a multi-site submission adds."""
     base = max(float(s.get("uid") or 0) for s in statuses.values()) + lead
     alone = [earliest(statuses[d.site], replace(d, not_before=max(base, d.not_before or 0))) for d in demands]
-    if any(f.start is None for f in alone):
+    known = [f.start for f in alone if f.start is not None]
+    if len(known) < len(alone):
         return None, alone
-    start = max(f.start for f in alone)  # type: ignore[type-var]
+    start = max(known)
     for _ in range(MAX_ROUNDS):
-        starts = [earliest(statuses[d.site], replace(d, not_before=max(start, d.not_before or 0))).start for d in demands]
-        if any(s is None for s in starts):
+        found = [earliest(statuses[d.site], replace(d, not_before=max(start, d.not_before or 0))).start for d in demands]
+        starts = [s for s in found if s is not None]
+        if len(starts) < len(found):
             return None, alone
-        latest = max(starts)  # type: ignore[type-var]
+        latest = max(starts)
         if all(s == latest for s in starts):
             return latest, alone
         start = latest
@@ -312,10 +314,11 @@ async def reservation_forecast(settings: Any, spec: Any, lead: float) -> Optiona
             clusters = await with_timeout(ref.clusters(site.site), CHECK_TIMEOUT)
             request = site.request(spec)
             demand = demand_of(site.site, request, plan.walltime, eligible=eligible_clusters(clusters or None, "default", ["deploy"]))
-            wanted = {g.cluster for g in request.nodes if g.properties == SECONDARY_NIC}
-            if wanted and None not in wanted:  # the nodes of those clusters with two kavlan-capable NICs
+            named = {g.cluster for g in request.nodes if g.properties == SECONDARY_NIC}
+            wanted = {c for c in named if c is not None}
+            if wanted and len(wanted) == len(named):  # the nodes of those clusters with two kavlan-capable NICs
                 having: set[str] = set()
-                for cluster in sorted(wanted):  # type: ignore[type-var]
+                for cluster in sorted(wanted):
                     nodes = await with_timeout(ref.cluster_nodes(site.site, cluster), CHECK_TIMEOUT)
                     if not nodes:
                         break

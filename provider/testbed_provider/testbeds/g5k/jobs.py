@@ -273,7 +273,7 @@ async def release(session: Session, site: str, uid: int, progress: Progress) -> 
 async def change_walltime(session: Session, site: str, uid: int, delta_seconds: int) -> dict[str, Any]:
     """POST /jobs/{uid}/walltime {"walltime": "+H:MM:SS"} (or "-..."); returns the API's answer
     (`walltime`, `granted`, `pending`, ...)."""
-    from grid5000.objects import Job  # type: ignore[import-untyped]
+    from grid5000.objects import Job
 
     job = Job(session.site(site).jobs, {"uid": uid})
     sign = "+" if delta_seconds > 0 else "-"

@@ -64,6 +64,14 @@ def group_site(options: dict[str, Any], default_site: Optional[str]) -> Optional
     return options.get("site") or default_site
 
 
+def placed_site(options: dict[str, Any], default_site: Optional[str]) -> str:
+    """A group's site once validate() passed (it refuses a group without one)."""
+    site = group_site(options, default_site)
+    if site is None:
+        raise ValueError("a machine group has no site (validate() should have refused it)")
+    return site
+
+
 def members(spec: ReservationSpec, roles: Optional[list[str]]) -> list[int]:
     """Machine groups joining a network (all of them when roles is None)."""
     return [g for g, m in enumerate(spec.machines) if roles is None or set(m.roles) & set(roles)]
@@ -101,10 +109,9 @@ def validate(spec: ReservationSpec, default_site: Optional[str]) -> list[CheckFa
         if net.cidr is not None:
             fail(f"networks[{k}].cidr", "on g5k a network is a KaVLAN whose addressing Grid'5000 fixes; omit `cidr`")
         groups = members(spec, net.roles)
-        sites = {group_site(spec.machines[g].options, default_site) for g in groups}
-        sites.discard(None)
+        sites = {s for g in groups if (s := group_site(spec.machines[g].options, default_site)) is not None}
         if len(sites) > 1:
-            home = group_site(spec.machines[groups[0]].options, default_site)
+            home = group_site(spec.machines[groups[0]].options, default_site) or ""
             if home in global_home:
                 fail(
                     f"networks[{k}]",
@@ -128,7 +135,7 @@ def make_plan(spec: ReservationSpec, default_site: Optional[str]) -> Plan:
     walltime = parse_walltime(DEFAULT_WALLTIME)
     environments = {}
     for g, group in enumerate(spec.machines):
-        site = group_site(group.options, default_site)
+        site = placed_site(group.options, default_site)
         sites.setdefault(site, SitePlan(site)).groups.append(g)
         if "walltime" in group.options:
             walltime = parse_walltime(group.options["walltime"])
@@ -136,13 +143,13 @@ def make_plan(spec: ReservationSpec, default_site: Optional[str]) -> Plan:
     for net in spec.networks:
         groups = members(spec, net.roles)
         if groups:
-            site = group_site(spec.machines[groups[0]].options, default_site)
-            if len({group_site(spec.machines[g].options, default_site) for g in groups}) > 1:
+            site = placed_site(spec.machines[groups[0]].options, default_site)
+            if len({placed_site(spec.machines[g].options, default_site) for g in groups}) > 1:
                 sites[site].global_network = net.id
             else:
                 sites[site].networks.append(net.id)
             for g in groups:
-                sites[group_site(spec.machines[g].options, default_site)].secondary.add(g)
+                sites[placed_site(spec.machines[g].options, default_site)].secondary.add(g)
     return Plan(list(sites.values()), walltime, environments)
 
 

@@ -34,7 +34,7 @@ from ...common.results import CheckFailure
 from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
 from . import deployments, jobs, kavlan, naming, tagging
 from .oar import oar_date
-from .plan import Plan, SitePlan, make_plan, members, split_nodes, validate
+from .plan import Plan, SitePlan, make_plan, members, placed_site, split_nodes, validate
 from .session import Cancelled, G5kError, Session
 from .settings import G5kSettings
 from .ssh import wait_and_pin
@@ -89,18 +89,19 @@ class G5kTestbed(Testbed):
         """Check-time look at the reference API (sites, clusters, sizes, environments); advisory:
         nothing is reported when the API does not answer within a few seconds."""
         from .forecast import eligible_clusters
-        from .plan import DEFAULT_ENVIRONMENT, group_site
+        from .plan import DEFAULT_ENVIRONMENT
         from .validation import Reference, check_placement, with_timeout
 
-        if self.settings is None:
+        settings = self.settings
+        if settings is None:
             return []
-        ref = Reference(self.settings)
+        ref = Reference(settings)
 
         async def run() -> list[CheckFailure]:
             failures: list[CheckFailure] = []
             by_site: dict[str, list[int]] = {}
             for g, group in enumerate(spec.machines):
-                by_site.setdefault(group_site(group.options, self.settings.site), []).append(g)
+                by_site.setdefault(placed_site(group.options, settings.site), []).append(g)
             for site, groups in by_site.items():
                 wanted: dict[str, int] = {}
                 props: dict[str, str] = {}
@@ -153,10 +154,13 @@ class G5kTestbed(Testbed):
             return None
         return await reservation_forecast(self.settings, spec, MULTISITE_LEAD)
 
-    def _session(self, stop: Optional[asyncio.Event] = None) -> Session:
+    def _configured(self) -> G5kSettings:
         if self.settings is None:
             raise ReservationError(self.preflight() or "g5k backend not configured", None)
-        return Session(self.settings, stop or self.cancelled)
+        return self.settings
+
+    def _session(self, stop: Optional[asyncio.Event] = None) -> Session:
+        return Session(self._configured(), stop or self.cancelled)
 
     # ---- reserve ---------------------------------------------------------------------------
 
@@ -164,7 +168,7 @@ class G5kTestbed(Testbed):
         plan = make_plan(spec, self.settings.site if self.settings else None)
         session = self._session()
         work = tempfile.mkdtemp(prefix="tb-g5k-")
-        state = _empty_state(spec, self.settings)
+        state = _empty_state(spec, self._configured())
         if owner:  # a later reconcile (no URN at hand) names its new jobs the same way
             state["g5k"]["owner"] = owner
         try:
@@ -257,7 +261,7 @@ class G5kTestbed(Testbed):
                 await progress(f"a site cannot start before {later} (Paris); resubmitting every site for then")
             else:
                 lead = MULTISITE_LEAD * (attempt + 2) ** 2
-                start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=skew + lead)
+                start = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=(skew or 0.0) + lead)
                 await progress(
                     f"{site.site} moved the common start (already past on its clock, {skew:+.0f} s from ours); "
                     f"resubmitting every site for {oar_date(start)} (Paris)"
@@ -341,7 +345,7 @@ class G5kTestbed(Testbed):
                 if not task.done():
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        failed = [t.exception() for t in tasks if not t.cancelled() and t.exception() is not None]
+        failed = [e for t in tasks if not t.cancelled() and (e := t.exception()) is not None]
         if failed:
             raise failed[0]
         keys = [t.result() for t in tasks]
@@ -417,7 +421,7 @@ class G5kTestbed(Testbed):
         (`POST /sites/<node's site>/vlans/<id>/nodes`, one call per site, as EnOSlib's
         `set_nodes_vlan`); the rights come from the home site's job. The CIDR is the one the
         home site publishes for that vlan."""
-        net_id, vlan = home.global_network, record["globalVlan"]
+        net_id, vlan = home.global_network or "", record["globalVlan"]
         net = next(n for n in spec.networks if n.id == net_id)
         site_info = (await session.call(f"reading site {home.site}", session.gk.sites.get, home.site)).to_dict()
         cidr = ((site_info.get("kavlans") or {}).get(vlan) or {}).get("network", "")
@@ -459,7 +463,7 @@ class G5kTestbed(Testbed):
             return await self.reserve(spec, owner=state.get("g5k", {}).get("owner", ""), progress=progress)
         except ReservationError as err:
             if err.state is None:  # the old jobs are gone and nothing new exists: record exactly that
-                empty = {**_empty_state(spec, self.settings), "ssh": state["ssh"], "id": state["id"]}
+                empty = {**_empty_state(spec, self._configured()), "ssh": state["ssh"], "id": state["id"]}
                 raise ReservationError(str(err), empty) from err
             raise
 
@@ -510,7 +514,13 @@ def job_name(spec: ReservationSpec, owner: str) -> str:
 
 def _job_body(spec: ReservationSpec, plan: Plan, site: SitePlan, name: str, owner: str) -> dict[str, Any]:
     """The OAR request of one site, its command tagged with the URN `owner` (when known)."""
-    body = {"name": name, "resources": plan.resources(spec, site), "command": "sleep infinity", "types": ["deploy"], "queue": "default"}
+    body: dict[str, Any] = {
+        "name": name,
+        "resources": plan.resources(spec, site),
+        "command": "sleep infinity",
+        "types": ["deploy"],
+        "queue": "default",
+    }
     return {**body, "command": tagging.tag(body["command"], owner, body)}
 
 

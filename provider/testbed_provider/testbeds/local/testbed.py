@@ -261,7 +261,7 @@ class LocalTestbed(Testbed):
                 await asyncio.to_thread(shutil.rmtree, ctx.host_dir(name), True)
         ctx.records = {}
         new: list[HostRecord] = []
-        addresses = iter(allocate_management(len(plan) - len(keep), used=[r.address for r in keep.values()]))
+        addresses = iter(allocate_management(len(plan) - len(keep), used=[r.address for r in keep.values() if r.address]))
         for host in plan:
             if host.name in keep:
                 ctx.records[host.name] = keep[host.name]
@@ -387,7 +387,7 @@ class LocalTestbed(Testbed):
         await _gather_all([start(r) for r in new])
         created = time.monotonic() - t0
 
-        by_address = {r.address: r for r in new}
+        by_address = {r.address: r for r in new if r.address}
         ready = 0
         last_report = 0.0
 
@@ -446,7 +446,7 @@ class LocalTestbed(Testbed):
                 "port": 22,
                 "privateKey": ctx.private_key,
                 "publicKey": ctx.public_key,
-                "knownHosts": known_hosts_text([(r.name, r.address, r.host_key) for r in listed if r.host_key]),
+                "knownHosts": known_hosts_text([(r.name, r.address, r.host_key) for r in listed if r.address and r.host_key]),
                 "proxyCommand": proxy_command(ctx.switch),
             },
             "local": {
