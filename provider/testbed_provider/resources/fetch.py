@@ -15,20 +15,19 @@ that become empty), nothing else.
 from __future__ import annotations
 
 import os
-import uuid
 from typing import Any, Optional
 
 from ..common.deadlines import deadline
 from ..common.results import CheckFailure
-from ..protocol.codec import UNKNOWN, reveal
-from ..protocol.errors import PartialFailure, ResourceFailure
+from ..protocol.codec import reveal
+from ..protocol.errors import ResourceFailure
 from ..remote import PatternError, RemoteError
 from ..remote.fetch import FetchedFile, HostFetch, fetch
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..typed.model import input_names
 from .base import CheckResult
 from .fetch_schema import FETCH
-from .steps import Step, inventory_of, note_unchecked_pattern, top
+from .steps import Step, inventory_of
 
 INPUT_KEYS = input_names(FETCH.inputs)
 RERUN_KEYS = {"paths", "destination", "on", "triggers"}
@@ -38,6 +37,8 @@ OUTPUTS = ("hosts", "files", "results", "totalFiles", "totalBytes")
 class Fetch(Step):
     token = "testbed:index:Fetch"
     definition = FETCH
+    computed = OUTPUTS
+    rerun_keys = frozenset(RERUN_KEYS)
     ran_key = "files"
 
     @classmethod
@@ -54,43 +55,10 @@ class Fetch(Step):
         self.check_pattern(inputs, failures)
         return CheckResult(inputs, failures)
 
-    # ---- Diff --------------------------------------------------------------------------------
+    # ---- Run / Delete ----------------------------------------------------------------------
 
-    # ---- Create / Read / Update / Delete ----------------------------------------------------
-
-    async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
-        if preview:
-            await note_unchecked_pattern(self.ctx, urn, inputs)
-            return "", {**inputs, **{k: UNKNOWN for k in OUTPUTS}}
-        rid = uuid.uuid4().hex[:16]
-        outputs, failure = await self._run(urn, inputs, timeout)
-        if failure:
-            raise PartialFailure(failure, rid, outputs)
-        return rid, outputs
-
-    async def update(
-        self,
-        id: str,
-        urn: str,
-        outputs: dict[str, Any],
-        old_inputs: dict[str, Any],
-        news: dict[str, Any],
-        preview: bool,
-        timeout: float = 0,
-    ) -> dict[str, Any]:
-        changes = self.diff(outputs, old_inputs, news).detailed
-        failed_before = any(r.get("status") != "ok" for r in reveal(outputs.get("results")) or [])
-        rerun = failed_before or any(top(p) in RERUN_KEYS | {"hosts"} for p in changes)
-        kept = {k: outputs[k] for k in OUTPUTS if k in outputs}
-        if not rerun:
-            return {**news, **kept}
-        if preview:
-            await note_unchecked_pattern(self.ctx, urn, news)
-            return {**news, **{k: UNKNOWN for k in OUTPUTS}}
-        outputs, failure = await self._run(urn, news, timeout)
-        if failure:
-            raise PartialFailure(failure, id, outputs)
-        return outputs
+    def failed_before(self, outputs: dict[str, Any]) -> bool:
+        return any(r.get("status") != "ok" for r in reveal(outputs.get("results")) or [])
 
     async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None:
         destination = reveal(outputs.get("destination"))
@@ -101,7 +69,7 @@ class Fetch(Step):
 
     # ---- running ------------------------------------------------------------------------------
 
-    async def _run(self, urn: str, inputs: dict[str, Any], timeout: float) -> tuple[dict[str, Any], Optional[str]]:
+    async def run(self, urn: str, inputs: dict[str, Any], timeout: float) -> tuple[dict[str, Any], Optional[str]]:
         pattern = inputs.get("on", "all")
         limit_s = float(inputs.get("timeout") or 0) or timeout
         async with deadline(self.ctx.cancelled, limit_s) as limit:

@@ -13,13 +13,12 @@ next `pulumi up` runs the play again.
 from __future__ import annotations
 
 import os
-import uuid
 from typing import Any, Optional
 
 from ..common.deadlines import deadline
 from ..common.results import CheckFailure
-from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
-from ..protocol.errors import PartialFailure, ResourceFailure
+from ..protocol.codec import Secret, has_unknowns, reveal
+from ..protocol.errors import ResourceFailure
 from ..remote import PatternError, RemoteError
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.playbook import OUTPUT_LIMIT, PlayReport, TaskResult, check_tasks, content_hash, local_sources, playbook_files, run_play
@@ -27,7 +26,7 @@ from ..remote.playbook import warm_up as warm_up_modules
 from ..typed.model import input_names
 from .base import CheckResult
 from .play_schema import PLAY
-from .steps import Step, inventory_of, note_unchecked_pattern, top
+from .steps import Step, inventory_of
 
 INPUT_KEYS = input_names(PLAY.inputs) | {"sourcesHash"}  # the hash Check records beside the inputs
 RERUN_KEYS = {"tasks", "playbook", "sourcesHash", "vars", "hostVars", "gatherFacts", "become", "triggers", "on"}
@@ -38,6 +37,8 @@ FAILURE_TAIL = 400
 class Play(Step):
     token = "testbed:index:Play"
     definition = PLAY
+    computed = OUTPUTS
+    rerun_keys = frozenset(RERUN_KEYS)
     hidden_keys = frozenset({"sourcesHash"})
     with_vars = True
 
@@ -94,43 +95,13 @@ class Play(Step):
             except OSError as err:
                 fail("playbook" if playbook else "tasks", f"cannot read `{err.filename}`: {err.strerror}")
 
-    # ---- Diff --------------------------------------------------------------------------------
+    # ---- Run / Delete ----------------------------------------------------------------------
 
-    # ---- Create / Read / Update / Delete ----------------------------------------------------
+    def failed_before(self, outputs: dict[str, Any]) -> bool:
+        return any(r.get("failed") or r.get("unreachable") for r in reveal(outputs.get("hostStats")) or [])
 
-    async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
-        if preview:
-            await note_unchecked_pattern(self.ctx, urn, inputs)
-            return "", {**inputs, **{k: UNKNOWN for k in OUTPUTS}}
-        rid = uuid.uuid4().hex[:16]
-        outputs, failure = await self._run(urn, inputs, "tasks", timeout)
-        if failure:
-            raise PartialFailure(failure, rid, outputs)
-        return rid, outputs
-
-    async def update(
-        self,
-        id: str,
-        urn: str,
-        outputs: dict[str, Any],
-        old_inputs: dict[str, Any],
-        news: dict[str, Any],
-        preview: bool,
-        timeout: float = 0,
-    ) -> dict[str, Any]:
-        changes = self.diff(outputs, old_inputs, news).detailed
-        failed_before = any(r.get("failed") or r.get("unreachable") for r in reveal(outputs.get("hostStats")) or [])
-        rerun = failed_before or any(top(p) in RERUN_KEYS | {"hosts"} for p in changes)
-        kept = {k: outputs[k] for k in OUTPUTS if k in outputs}
-        if not rerun:
-            return {**news, **kept}
-        if preview:
-            await note_unchecked_pattern(self.ctx, urn, news)
-            return {**news, **{k: UNKNOWN for k in OUTPUTS}}
-        outputs, failure = await self._run(urn, news, "tasks", timeout)
-        if failure:
-            raise PartialFailure(failure, id, outputs)
-        return outputs
+    async def run(self, urn: str, inputs: dict[str, Any], timeout: float) -> tuple[dict[str, Any], Optional[str]]:
+        return await self._run(urn, inputs, "tasks", timeout)
 
     async def delete(self, id: str, urn: str, outputs: dict[str, Any], timeout: float = 0) -> None:
         inputs = {k: v for k, v in outputs.items() if k in INPUT_KEYS}

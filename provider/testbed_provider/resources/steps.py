@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from typing import Any, Iterable, Optional
 
 from ..common.results import CheckFailure
 from ..protocol.codec import UNKNOWN, has_unknowns, reveal
-from ..protocol.errors import ResourceFailure
+from ..protocol.errors import PartialFailure, ResourceFailure
 from ..protocol.redact import REDACTOR
 from ..remote import PatternError, match_hosts
 from ..remote.patterns import match_planned
@@ -63,6 +64,50 @@ class Step(ResourceController):
         if self.ran_key not in outputs:
             raise ResourceFailure(f"importing a {self.definition.token.rsplit(':', 1)[-1]} is not supported; it runs on `pulumi up`")
         return ReadResult(id, outputs, inputs or {k: v for k, v in outputs.items() if k in self.input_keys()})
+
+    # ---- running (Play and Fetch; Command, with its background runs, has its own) -----------
+
+    computed: tuple[str, ...] = ()  # the outputs a run produces
+    rerun_keys: frozenset[str] = frozenset()  # inputs whose change runs the step again
+
+    async def run(self, urn: str, inputs: dict[str, Any], timeout: float) -> tuple[dict[str, Any], Optional[str]]:
+        """Run the step: its outputs, and a failure message when some host failed."""
+        raise NotImplementedError
+
+    def failed_before(self, outputs: dict[str, Any]) -> bool:
+        """Whether the recorded run failed somewhere (the next update runs it again)."""
+        return False
+
+    async def create(self, urn: str, inputs: dict[str, Any], preview: bool, timeout: float = 0) -> tuple[str, dict[str, Any]]:
+        if preview:
+            await note_unchecked_pattern(self.ctx, urn, inputs)
+            return "", {**inputs, **{k: UNKNOWN for k in self.computed}}
+        rid = uuid.uuid4().hex[:16]
+        outputs, failure = await self.run(urn, inputs, timeout)
+        if failure:
+            raise PartialFailure(failure, rid, outputs)  # recorded with its results; `pulumi up` retries
+        return rid, outputs
+
+    async def update(
+        self,
+        id: str,
+        urn: str,
+        outputs: dict[str, Any],
+        old_inputs: dict[str, Any],
+        news: dict[str, Any],
+        preview: bool,
+        timeout: float = 0,
+    ) -> dict[str, Any]:
+        changes = self.diff(outputs, old_inputs, news).detailed
+        if not self.failed_before(outputs) and not any(top(p) in self.rerun_keys | {"hosts"} for p in changes):
+            return {**news, **{k: outputs[k] for k in self.computed if k in outputs}}  # recorded, not run
+        if preview:
+            await note_unchecked_pattern(self.ctx, urn, news)
+            return {**news, **{k: UNKNOWN for k in self.computed}}
+        new_outputs, failure = await self.run(urn, news, timeout)
+        if failure:
+            raise PartialFailure(failure, id, new_outputs)
+        return new_outputs
 
     def check_definition(self, news: dict[str, Any]) -> tuple[dict[str, Any], list[CheckFailure]]:
         """The generic Check of the step's definition: (inputs with defaults, failures); the
