@@ -5,7 +5,6 @@ Config `layout` = `site:cluster:count,…` (default 20 on lyon/nova, 45 on nancy
 """
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 config = pulumi.Config()

@@ -1,7 +1,6 @@
 """`count` hosts with one experiment network: what bench/skeleton.py brings up and times."""
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 count = pulumi.Config().get_int("count") or 2

@@ -4,40 +4,21 @@
 import json
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 duration = pulumi.Config().get_int("duration") or 10
-nodes = testbed.Reservation(
-    "nodes",
+nodes = testbed.Reservation("nodes",
     machines=[testbed.MachineGroupArgs(roles=["server"], count=1), testbed.MachineGroupArgs(roles=["client"], count=1)],
-    networks=[testbed.NetworkArgs(id="experiment", roles=["server", "client"])],
-)
+    networks=[testbed.NetworkArgs(id="experiment", roles=["server", "client"])])
 server_ip = nodes.addresses["experiment"]["server"][0]
 
-install = testbed.Command(
-    "install",
-    inventory=nodes.inventory,
-    on="all",
-    create="dpkg -s iperf3 >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3)",
-)
-server = testbed.Command(
-    "iperf3-server",
-    inventory=nodes.inventory,
-    on="server",
-    create="iperf3 -s",
-    background=True,
-    ready_port=5201,
-    opts=pulumi.ResourceOptions(depends_on=[install]),
-)  # up once it listens
-client = testbed.Command(
-    "iperf3-client",
-    inventory=nodes.inventory,
-    on="client",
-    create="iperf3 -c {{ server_ip }} -t {{ duration }} -J",
-    vars={"server_ip": server_ip, "duration": duration},
-    opts=pulumi.ResourceOptions(depends_on=[server]),
-)
+install = testbed.Command("install", inventory=nodes.inventory, on="all", create="dpkg -s iperf3 >/dev/null 2>&1 || "
+    "(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3)")
+server = testbed.Command("iperf3-server", inventory=nodes.inventory, on="server", create="iperf3 -s",
+    background=True, ready_port=5201, opts=pulumi.ResourceOptions(depends_on=[install]))  # up once it listens
+client = testbed.Command("iperf3-client", inventory=nodes.inventory, on="client",
+    create="iperf3 -c {{ server_ip }} -t {{ duration }} -J", vars={"server_ip": server_ip, "duration": duration},
+    opts=pulumi.ResourceOptions(depends_on=[server]))
 
 report = client.stdout.apply(json.loads)
 pulumi.export("bandwidth_gbps", report.apply(lambda r: round(r["end"]["sum_received"]["bits_per_second"] / 1e9, 3)))

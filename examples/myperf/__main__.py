@@ -11,7 +11,6 @@ config `myperf:backup` (set by `myperf backup`) adds a Fetch of every client's r
 """
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 config = pulumi.Config()
@@ -31,13 +30,9 @@ deps = testbed.Play(
     "deps",
     inventory=nodes.inventory,
     tasks=[
-        {
-            "name": "iperf3",
-            "ansible.builtin.shell": "dpkg -s iperf3 >/dev/null 2>&1 && echo present || "
-            "(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 && echo installed)",
-            "register": "iperf3",
-            "changed_when": "'installed' in iperf3.stdout",
-        },
+        {"name": "iperf3", "ansible.builtin.shell": "dpkg -s iperf3 >/dev/null 2>&1 && echo present || "
+         "(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 && echo installed)",
+         "register": "iperf3", "changed_when": "'installed' in iperf3.stdout"},
         {"name": "results directory", "ansible.builtin.file": {"path": "/root/results", "state": "directory"}},
     ],
 )
@@ -71,15 +66,14 @@ if bench:
         inventory=nodes.inventory,
         on="client",
         create="iperf3 -c {{ server }} -p {{ 5201 + groups['client'].index(inventory_hostname) }} -t {{ duration }} {{ args }} "
-        '-J >{{ out }}; python3 -c \'import json,sys; r=json.load(open(sys.argv[1])); e=r.get("end", {}).get("sum_received"); '
-        'print(round(e["bits_per_second"]/1e9, 3)) if e and not r.get("error") else sys.exit(r.get("error", "no result"))\' {{ out }}',
+               "-J >{{ out }}; python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); e=r.get(\"end\", {}).get(\"sum_received\"); "
+               "print(round(e[\"bits_per_second\"]/1e9, 3)) if e and not r.get(\"error\") else sys.exit(r.get(\"error\", \"no result\"))' {{ out }}",
         vars={"server": server_address, "duration": duration, "args": extra, "out": f"/root/results/{run}.json"},
         triggers=[run],
         opts=pulumi.ResourceOptions(depends_on=servers),
     )
-    pulumi.export(
-        "bench", {"id": run, "duration": duration, "args": extra, "gbps": measure.results.apply(lambda rs: {r.host: r.stdout for r in rs})}
-    )
+    pulumi.export("bench", {"id": run, "duration": duration, "args": extra,
+                            "gbps": measure.results.apply(lambda rs: {r.host: r.stdout for r in rs})})
 
 backup = config.get("backup")
 if backup:
@@ -92,10 +86,7 @@ if backup:
         triggers=[backup],
         opts=pulumi.ResourceOptions(depends_on=servers),
     )
-    pulumi.export(
-        "backup",
-        {
-            "directory": fetched.destination,
-            "files": fetched.files.apply(lambda fs: [{"host": f.host, "path": f.path, "size": f.size, "sha256": f.sha256} for f in fs]),
-        },
-    )
+    pulumi.export("backup", {
+        "directory": fetched.destination,
+        "files": fetched.files.apply(lambda fs: [{"host": f.host, "path": f.path, "size": f.size, "sha256": f.sha256} for f in fs]),
+    })

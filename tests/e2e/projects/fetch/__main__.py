@@ -2,7 +2,6 @@
 (tests/e2e/test_fetch_facts.py); the stack config switches the inputs."""
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 config = pulumi.Config()

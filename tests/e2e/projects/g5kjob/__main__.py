@@ -1,7 +1,6 @@
 """A g5k Job with a vlan, a Deployment on its nodes and a VlanAttachment of their eth1."""
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 config = pulumi.Config()

@@ -1,7 +1,6 @@
 """A reservation of `count` servers (stack config, default 1): growing it changes its inventory."""
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 count = pulumi.Config().get_int("count") or 1

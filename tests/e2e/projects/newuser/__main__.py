@@ -2,7 +2,6 @@
 with the values a user could get wrong taken from the stack config as they are written."""
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 config = pulumi.Config()

@@ -1,7 +1,6 @@
 """A server and a client on one network, nothing run on them: the Reservation's own lifecycle."""
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 nodes = testbed.Reservation(

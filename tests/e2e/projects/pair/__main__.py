@@ -2,7 +2,6 @@
 destroy loads (and configures) the provider, whatever happened to the second."""
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 first = testbed.Reservation("first", machines=[testbed.MachineGroupArgs(roles=["a"], count=1)])

@@ -2,7 +2,6 @@
 the stack config switches (tests/e2e/test_play.py)."""
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 config = pulumi.Config()

@@ -1,7 +1,6 @@
 """A server and two clients, and Command steps whose behaviour the stack config switches."""
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 config = pulumi.Config()

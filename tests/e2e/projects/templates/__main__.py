@@ -2,7 +2,6 @@
 templates and a background server that says when it is ready. The stack config switches steps."""
 
 import pulumi
-
 import pulumi_testbed as testbed
 
 config = pulumi.Config()
