@@ -2,10 +2,15 @@
 # Installs the Debian packages the project needs, only when something is missing (idempotent, fast
 # when done). The local testbed needs iproute2 (namespaces, bridges, veth), openssh (one sshd per
 # host), netcat-openbsd (ProxyCommand into the switch namespace) and util-linux (unshare, nsenter);
-# iperf3 and tmux are what the example experiments install on their hosts.
+# iperf3 and tmux are what the example experiments install on their hosts. Monitoring
+# (testbed:services:Monitoring) installs prometheus and prometheus-node-exporter on its hosts: the
+# local testbed's hosts share this machine's /usr but have no route to a mirror, so they are
+# installed here; the CLI's `testbed metrics --backup` runs prometheus locally too. chromium
+# (headless) is the browser the tests open the UI pages with; graphviz draws `testbed topology`.
 set -euo pipefail
 
-packages=(iproute2 openssh-server openssh-client netcat-openbsd util-linux procps iperf3 tmux rsync)
+packages=(iproute2 openssh-server openssh-client netcat-openbsd util-linux procps iperf3 tmux rsync
+  prometheus prometheus-node-exporter chromium graphviz fonts-dejavu-core)
 # A package is missing when dpkg does not report it installed.
 missing=()
 for p in "${packages[@]}"; do
@@ -19,7 +24,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-# Installing openssh-server must not start a machine-wide sshd: the testbed starts its own per host.
+# Installing openssh-server (or prometheus) must not start a machine-wide daemon: the testbed starts
+# its own per host.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1; fi
