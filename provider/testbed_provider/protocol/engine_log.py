@@ -65,3 +65,7 @@ class EngineLog:
     async def info(self, urn: str, message: str) -> None:
         """A line kept under the resource's Diagnostics (the outcome of an operation)."""
         await self.log(INFO, message, urn=urn, ephemeral=False)
+
+    async def warn(self, urn: str, message: str) -> None:
+        """A warning kept under the resource's Diagnostics (something left to the user)."""
+        await self.log(WARNING, message, urn=urn, ephemeral=False)

@@ -14,6 +14,7 @@ from ..resources.fetch_schema import FETCH
 from ..resources.g5k_deployment_schema import DEPLOYMENT
 from ..resources.g5k_job_schema import JOB
 from ..resources.g5k_vlan_schema import VLANATTACHMENT
+from ..resources.monitoring_schema import MONITORING
 from ..resources.play_schema import PLAY
 from ..resources.reservation_schema import RESERVATION
 from .docs import pages
@@ -38,7 +39,7 @@ HEADER: dict[str, Any] = {
         }
     },
 }
-RESOURCES: list[Resource] = [RESERVATION, COMMAND, PLAY, JOB, DEPLOYMENT, VLANATTACHMENT, FETCH]
+RESOURCES: list[Resource] = [RESERVATION, COMMAND, PLAY, JOB, DEPLOYMENT, VLANATTACHMENT, FETCH, MONITORING]
 FUNCTIONS: list[Function] = [GET_BACKEND, GET_FACTS]
 
 

@@ -22,9 +22,12 @@ if typing.TYPE_CHECKING:
     config = __config
     import pulumi_testbed.g5k as __g5k
     g5k = __g5k
+    import pulumi_testbed.services as __services
+    services = __services
 else:
     config = _utilities.lazy_import('pulumi_testbed.config')
     g5k = _utilities.lazy_import('pulumi_testbed.g5k')
+    services = _utilities.lazy_import('pulumi_testbed.services')
 
 _utilities.register(
     resource_modules="""
@@ -48,6 +51,14 @@ _utilities.register(
    "testbed:index:Fetch": "Fetch",
    "testbed:index:Play": "Play",
    "testbed:index:Reservation": "Reservation"
+  }
+ },
+ {
+  "pkg": "testbed",
+  "mod": "services",
+  "fqn": "pulumi_testbed.services",
+  "classes": {
+   "testbed:services:Monitoring": "Monitoring"
   }
  }
 ]
