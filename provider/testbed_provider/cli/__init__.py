@@ -4,6 +4,9 @@
     testbed run PATTERN -- COMMAND
     testbed ssh HOST [-- COMMAND]
     testbed gc [--yes]
+    testbed tunnel HOST:PORT [LOCAL_PORT]
+    testbed metrics --query Q [--from T] [--to T] [--backup DIR | --collector HOST:PORT]
+    testbed plot --view throughput|cpu|memory -o FILE.png [--backup DIR]
 
 Every command but gc reads one Reservation of a stack (`--cwd` project directory, `--stack`, default
 the selected one, `--reservation` when there are several) through the Automation API; nothing
@@ -76,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("--cwd", default=".", metavar="DIR", help="the Pulumi project directory (default: .)")
     gc.add_argument("--yes", "-y", action="store_true", help="remove what is listed (default: only list)")
+
+    from .metrics import add_parsers as add_metrics  # commands that register their own subparsers and set `handler`
+    from .tunnel import add_parser as add_tunnel
+
+    add_tunnel(sub, common)
+    add_metrics(sub, common)
     return parser
 
 
@@ -84,6 +93,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from . import stacks
 
     try:
+        if getattr(args, "handler", None) is not None:  # tunnel, metrics, plot
+            return int(args.handler(args))
         if args.command == "gc":
             from .gc import gc
 

@@ -155,3 +155,20 @@ def load(cwd: str = ".", stack: Optional[str] = None, reservation: Optional[str]
     except ValueError as err:  # InventoryError: names the field, never quotes the key
         raise CliError(f"reservation `{name}` of stack `{stack}`: {err}") from None
     return Target(os.path.abspath(cwd), stack, name, inv, raw)
+
+
+def find_resources(deployment: dict[str, Any], type_: str) -> list[tuple[str, dict[str, Any]]]:
+    """(name, revealed outputs) of every live resource of type `type_` in a deployment, in state order."""
+    found = [r for r in deployment.get("resources") or [] if r.get("type") == type_ and not r.get("delete")]
+    return [(_name(r.get("urn", "")), reveal(r.get("outputs") or {})) for r in found]
+
+
+def target_of(cwd: str, stack: str, name: str, raw: Any, what: str = "reservation") -> Target:
+    """A Target from an `inventory` output (a Reservation's, or a resource's that carries one)."""
+    if not isinstance(raw, dict):
+        raise CliError(f"{what} `{name}` of stack `{stack}` has no `inventory` output yet (run `pulumi up`)")
+    try:
+        inv = parse(raw)
+    except ValueError as err:  # InventoryError: names the field, never quotes the key
+        raise CliError(f"{what} `{name}` of stack `{stack}`: {err}") from None
+    return Target(os.path.abspath(cwd), stack, name, inv, raw)

@@ -131,7 +131,7 @@ def _holds_listener(pid: int, port: int) -> bool:
     return False
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """In the child before exec: SIGTERM when the parent goes, so no tunnel outlives `testbed`."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -177,7 +177,7 @@ def _start(target: stacks.Target, name: str, port: int, local_port: int, bind: s
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             start_new_session=True,  # Ctrl-C in a terminal reaches `testbed`, which then stops ssh itself
-            preexec_fn=lambda: _die_with_parent(parent),
+            preexec_fn=lambda: die_with_parent(parent),
         )
     except OSError as err:
         stderr.close()
