@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from ..typed.model import Resource, prop, schema_type
 from .reservation_schema import Inventory
-from .steps_schema import PATTERN, PATTERN_HINT
+from .steps_schema import PATTERN, PATTERN_HINT, SECONDS_HINT
 
 DURATION = r"([0-9]+(ms|s|m|h|d|w|y))+"  # a Prometheus duration: 15d, 12h, 1h30m
 DURATION_HINT = "a Prometheus duration such as `15d`, `12h` or `1h30m`"
@@ -157,5 +157,76 @@ monitoring = testbed.services.Monitoring(
 )
 pulumi.export("tunnel", monitoring.tunnel)   # testbed tunnel --stack local server-1:9090
 pulumi.export("ui", monitoring.ui_urls["prometheus"])
+""",
+)
+
+
+@schema_type("testbed:services:BackupFile", "One file of a metrics backup.")
+@dataclass(kw_only=True)
+class BackupFile:
+    path: str = prop("Local path, relative to the backup's `directory`.")
+    size: int = prop("Bytes.")
+    sha256: str = prop("SHA-256 of the content (hex), checked on the collector and here.")
+
+
+# testbed:services:MetricsBackup
+@dataclass(kw_only=True)
+class MetricsBackupArgs:
+    inventory: Inventory = prop(
+        "The Reservation's `inventory` output (the collector is reached through it).",
+        secret=True,
+        hint="a Reservation's `inventory` output",
+    )
+    prometheus: Collector = prop(
+        "A Monitoring's `prometheus` output: which collector to snapshot.", hint="a Monitoring's `prometheus` output"
+    )
+    destination: str = prop(
+        "Local directory, relative to the Pulumi program: the snapshot lands in `<destination>/<stack>/metrics/<snapshot>/`.",
+        default="backups",
+        pattern=r"\s*\S[\s\S]*",
+        hint='a local directory (relative to the Pulumi program), e.g. "backups"',
+    )
+    triggers: Optional[list[Any]] = prop("Any values: a change takes and fetches a new snapshot (the old ones stay).")
+    timeout: Optional[float] = prop(
+        "Seconds before the snapshot's transfer is stopped and reported (0 or omitted: no limit).", minimum=0, hint=SECONDS_HINT
+    )
+    delete_on_destroy: Optional[bool] = prop(
+        "Remove the fetched snapshot (exactly its recorded files) on destroy. Default false: backups are kept."
+    )
+
+
+@dataclass(kw_only=True)
+class MetricsBackupState(MetricsBackupArgs):
+    snapshot: str = prop("The snapshot's name (Prometheus' `<time>-<random>`).", output=True)
+    directory: str = prop(
+        "Local directory holding the snapshot (a Prometheus TSDB: `prometheus --storage.tsdb.path=<it>`, or "
+        "`testbed metrics --backup <it>`) and its `backup.json`.",
+        output=True,
+    )
+    files: list[BackupFile] = prop("Every file of the snapshot, with size and sha256.", output=True)
+    total_files: int = prop("Files fetched.", output=True)
+    total_bytes: int = prop("Bytes fetched.", output=True)
+    min_time: str = prop("Oldest sample in the snapshot (RFC 3339, UTC).", output=True)
+    max_time: str = prop("Newest sample in the snapshot (RFC 3339, UTC).", output=True)
+    taken_at: str = prop("When the snapshot was taken (RFC 3339, UTC).", output=True)
+
+
+METRICS_BACKUP = Resource(
+    "testbed:services:MetricsBackup",
+    "A backup of a Monitoring's metrics (EnOSlib's `backup()`, online): an online TSDB snapshot taken through "
+    "Prometheus' admin API, fetched with sha256 checksums (checked on both sides) into "
+    "`<destination>/<stack>/metrics/<snapshot>/`, then removed from the collector. Preview takes nothing; a change of "
+    "`triggers` (or of the collector) takes a new one. The snapshot is a Prometheus data directory: "
+    "`testbed metrics --backup` and `testbed plot --backup` read it offline.",
+    MetricsBackupArgs,
+    MetricsBackupState,
+    label="MetricsBackup",
+    example="""backup = testbed.services.MetricsBackup(
+    "metrics",
+    inventory=nodes.inventory,
+    prometheus=monitoring.prometheus,
+    triggers=[run_id],
+)
+pulumi.export("metrics", backup.directory)
 """,
 )

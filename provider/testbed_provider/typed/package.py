@@ -14,7 +14,7 @@ from ..resources.fetch_schema import FETCH
 from ..resources.g5k_deployment_schema import DEPLOYMENT
 from ..resources.g5k_job_schema import JOB
 from ..resources.g5k_vlan_schema import VLANATTACHMENT
-from ..resources.monitoring_schema import MONITORING
+from ..resources.monitoring_schema import METRICS_BACKUP, MONITORING
 from ..resources.play_schema import PLAY
 from ..resources.reservation_schema import RESERVATION
 from .docs import pages
@@ -39,7 +39,7 @@ HEADER: dict[str, Any] = {
         }
     },
 }
-RESOURCES: list[Resource] = [RESERVATION, COMMAND, PLAY, JOB, DEPLOYMENT, VLANATTACHMENT, FETCH, MONITORING]
+RESOURCES: list[Resource] = [RESERVATION, COMMAND, PLAY, JOB, DEPLOYMENT, VLANATTACHMENT, FETCH, MONITORING, METRICS_BACKUP]
 FUNCTIONS: list[Function] = [GET_BACKEND, GET_FACTS]
 
 

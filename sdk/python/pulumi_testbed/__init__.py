@@ -58,6 +58,7 @@ _utilities.register(
   "mod": "services",
   "fqn": "pulumi_testbed.services",
   "classes": {
+   "testbed:services:MetricsBackup": "MetricsBackup",
    "testbed:services:Monitoring": "Monitoring"
   }
  }

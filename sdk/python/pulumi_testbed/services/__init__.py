@@ -6,6 +6,7 @@ import builtins as _builtins
 from .. import _utilities
 import typing
 # Export this package's modules as members:
+from .metrics_backup import *
 from .monitoring import *
 from ._inputs import *
 from . import outputs

@@ -15,9 +15,139 @@ else:
 from .. import _utilities
 
 __all__ = [
+    'CollectorArgs',
+    'CollectorArgsDict',
     'ScrapeTargetArgs',
     'ScrapeTargetArgsDict',
 ]
+
+class CollectorArgsDict(TypedDict):
+    """
+    Where the metrics are: the collector's host, address and data.
+    """
+    address: pulumi.Input[_builtins.str]
+    """
+    The collector's address on the monitoring network.
+    """
+    data_dir: pulumi.Input[_builtins.str]
+    """
+    Prometheus' data directory on the collector (its TSDB; snapshots go to `snapshots/` inside).
+    """
+    host: pulumi.Input[_builtins.str]
+    """
+    Inventory name of the collector host.
+    """
+    port: pulumi.Input[_builtins.int]
+    """
+    Port of Prometheus' HTTP API and web UI on the collector.
+    """
+    scrape_interval: pulumi.Input[_builtins.float]
+    """
+    Seconds between two scrapes.
+    """
+    url: pulumi.Input[_builtins.str]
+    """
+    Prometheus' URL as the hosts reach it (`http://address:port`).
+    """
+
+@pulumi.input_type
+class CollectorArgs:
+    def __init__(__self__, *,
+                 address: pulumi.Input[_builtins.str],
+                 data_dir: pulumi.Input[_builtins.str],
+                 host: pulumi.Input[_builtins.str],
+                 port: pulumi.Input[_builtins.int],
+                 scrape_interval: pulumi.Input[_builtins.float],
+                 url: pulumi.Input[_builtins.str]):
+        """
+        Where the metrics are: the collector's host, address and data.
+
+        :param pulumi.Input[_builtins.str] address: The collector's address on the monitoring network.
+        :param pulumi.Input[_builtins.str] data_dir: Prometheus' data directory on the collector (its TSDB; snapshots go to `snapshots/` inside).
+        :param pulumi.Input[_builtins.str] host: Inventory name of the collector host.
+        :param pulumi.Input[_builtins.int] port: Port of Prometheus' HTTP API and web UI on the collector.
+        :param pulumi.Input[_builtins.float] scrape_interval: Seconds between two scrapes.
+        :param pulumi.Input[_builtins.str] url: Prometheus' URL as the hosts reach it (`http://address:port`).
+        """
+        pulumi.set(__self__, "address", address)
+        pulumi.set(__self__, "data_dir", data_dir)
+        pulumi.set(__self__, "host", host)
+        pulumi.set(__self__, "port", port)
+        pulumi.set(__self__, "scrape_interval", scrape_interval)
+        pulumi.set(__self__, "url", url)
+
+    @_builtins.property
+    @pulumi.getter
+    def address(self) -> pulumi.Input[_builtins.str]:
+        """
+        The collector's address on the monitoring network.
+        """
+        return pulumi.get(self, "address")
+
+    @address.setter
+    def address(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "address", value)
+
+    @_builtins.property
+    @pulumi.getter(name="dataDir")
+    def data_dir(self) -> pulumi.Input[_builtins.str]:
+        """
+        Prometheus' data directory on the collector (its TSDB; snapshots go to `snapshots/` inside).
+        """
+        return pulumi.get(self, "data_dir")
+
+    @data_dir.setter
+    def data_dir(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "data_dir", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def host(self) -> pulumi.Input[_builtins.str]:
+        """
+        Inventory name of the collector host.
+        """
+        return pulumi.get(self, "host")
+
+    @host.setter
+    def host(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "host", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def port(self) -> pulumi.Input[_builtins.int]:
+        """
+        Port of Prometheus' HTTP API and web UI on the collector.
+        """
+        return pulumi.get(self, "port")
+
+    @port.setter
+    def port(self, value: pulumi.Input[_builtins.int]):
+        pulumi.set(self, "port", value)
+
+    @_builtins.property
+    @pulumi.getter(name="scrapeInterval")
+    def scrape_interval(self) -> pulumi.Input[_builtins.float]:
+        """
+        Seconds between two scrapes.
+        """
+        return pulumi.get(self, "scrape_interval")
+
+    @scrape_interval.setter
+    def scrape_interval(self, value: pulumi.Input[_builtins.float]):
+        pulumi.set(self, "scrape_interval", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def url(self) -> pulumi.Input[_builtins.str]:
+        """
+        Prometheus' URL as the hosts reach it (`http://address:port`).
+        """
+        return pulumi.get(self, "url")
+
+    @url.setter
+    def url(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "url", value)
+
 
 class ScrapeTargetArgsDict(TypedDict):
     """

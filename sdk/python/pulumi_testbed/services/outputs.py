@@ -16,6 +16,7 @@ from .. import _utilities
 
 __all__ = [
     'AgentTarget',
+    'BackupFile',
     'Collector',
     'Query',
     'ScrapeTarget',
@@ -104,6 +105,51 @@ class AgentTarget(dict):
         The last scrape error, when there was one.
         """
         return pulumi.get(self, "last_error")
+
+
+@pulumi.output_type
+class BackupFile(dict):
+    """
+    One file of a metrics backup.
+    """
+    def __init__(__self__, *,
+                 path: _builtins.str,
+                 sha256: _builtins.str,
+                 size: _builtins.int):
+        """
+        One file of a metrics backup.
+
+        :param _builtins.str path: Local path, relative to the backup's `directory`.
+        :param _builtins.str sha256: SHA-256 of the content (hex), checked on the collector and here.
+        :param _builtins.int size: Bytes.
+        """
+        pulumi.set(__self__, "path", path)
+        pulumi.set(__self__, "sha256", sha256)
+        pulumi.set(__self__, "size", size)
+
+    @_builtins.property
+    @pulumi.getter
+    def path(self) -> _builtins.str:
+        """
+        Local path, relative to the backup's `directory`.
+        """
+        return pulumi.get(self, "path")
+
+    @_builtins.property
+    @pulumi.getter
+    def sha256(self) -> _builtins.str:
+        """
+        SHA-256 of the content (hex), checked on the collector and here.
+        """
+        return pulumi.get(self, "sha256")
+
+    @_builtins.property
+    @pulumi.getter
+    def size(self) -> _builtins.int:
+        """
+        Bytes.
+        """
+        return pulumi.get(self, "size")
 
 
 @pulumi.output_type

@@ -53,3 +53,15 @@ if run:
         opts=pulumi.ResourceOptions(depends_on=[server, monitoring]),
     )
     pulumi.export("bench", bench.results)
+
+backup = config.get("backup")
+if backup:
+    metrics = testbed.services.MetricsBackup(
+        "metrics",
+        inventory=nodes.inventory,
+        prometheus=monitoring.prometheus,
+        triggers=[backup],
+        opts=pulumi.ResourceOptions(depends_on=[bench] if run else []),
+    )
+    pulumi.export("backup", {"directory": metrics.directory, "files": metrics.total_files, "bytes": metrics.total_bytes,
+                             "from": metrics.min_time, "to": metrics.max_time})
