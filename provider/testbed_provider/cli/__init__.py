@@ -7,6 +7,8 @@
     testbed tunnel HOST:PORT [LOCAL_PORT]
     testbed metrics --query Q [--from T] [--to T] [--backup DIR | --collector HOST:PORT]
     testbed plot --view throughput|cpu|memory -o FILE.png [--backup DIR]
+    testbed topology [--format svg|dot|json|png] [-o FILE]
+    testbed ui [--port P] [--monitoring NAME] [--collector HOST:PORT] [--refresh SECONDS]
 
 Every command but gc reads one Reservation of a stack (`--cwd` project directory, `--stack`, default
 the selected one, `--reservation` when there are several) through the Automation API; nothing
@@ -85,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_tunnel(sub, common)
     add_metrics(sub, common)
+    from . import topology, ui  # every Reservation of the stack: no --reservation
+
+    topology.add_parser(sub)
+    ui.add_parser(sub)
     return parser
 
 
