@@ -22,6 +22,8 @@ import csv
 import http.client
 import json
 import math
+import os
+import re
 import sys
 import time
 import urllib.error
@@ -50,6 +52,7 @@ class Source:
     now: float
     window: Optional[tuple[float, float]]  # a backup's recorded range; None when live
     scrape_interval: float
+    name: str = ""  # short, for a figure's title (default: label)
 
     def api(self, path: str, params: dict[str, str]) -> Any:
         """The `data` of a successful API call; a CliError saying why otherwise."""
@@ -125,7 +128,12 @@ def open_source(args: argparse.Namespace) -> Iterator[Source]:
         backup = prometheus_local.find_backup(args.backup)
         with prometheus_local.serve(backup) as url:
             interval = backup.scrape_interval or DEFAULT_SCRAPE_INTERVAL
-            yield Source(url, f"backup {backup.path}", backup.max_time, (backup.min_time, backup.max_time), interval)
+            short = (
+                f"stack `{backup.info['stack']}`, backup {os.path.basename(backup.path)}"
+                if backup.info.get("stack")
+                else os.path.basename(backup.path)
+            )
+            yield Source(url, f"backup {backup.path}", backup.max_time, (backup.min_time, backup.max_time), interval, short)
         return
     if args.collector:
         if args.monitoring:
@@ -270,7 +278,13 @@ def metrics(args: argparse.Namespace) -> int:
 # ---- parsers -------------------------------------------------------------------------------------
 
 
+# `--from -10m`: argparse takes an argument starting with `-` for an option unless it looks like a
+# negative number to the parser's (private, long-stable) matcher; relative times look like one here.
+_NEGATIVE = re.compile(r"^-[0-9]+(\.[0-9]+)?((ms|s|m|h|d|w|y)([0-9]+(\.[0-9]+)?(ms|s|m|h|d|w|y))*)?$")
+
+
 def _source_options(p: argparse.ArgumentParser) -> None:
+    p._negative_number_matcher = _NEGATIVE
     p.add_argument("--monitoring", "-m", metavar="NAME", help="the Monitoring resource, when the stack has several")
     p.add_argument(
         "--collector",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -111,7 +112,9 @@ def _draw(results: list[tuple[Panel, list[dict[str, Any]]]], title: str, path: s
             if panel.unit == "%":
                 ax.set_ylim(0, 100)
                 ax.set_ylabel("%")
-            elif panel.unit:
+            elif panel.unit:  # rates and sizes: from 0, in SI units (an idle link is a flat line at 0, not ±50 mbit/s)
+                top = max((float(v) for item in series for _, v in item.get("values") or [] if math.isfinite(float(v))), default=0.0)
+                ax.set_ylim(0, top * 1.08 if top > 0 else 1)
                 ax.yaxis.set_major_formatter(EngFormatter(unit=panel.unit))
             ax.grid(True, alpha=0.3)
             if series:
@@ -121,7 +124,7 @@ def _draw(results: list[tuple[Panel, list[dict[str, Any]]]], title: str, path: s
         bottom.xaxis.set_major_locator(locator)
         bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=dt.timezone.utc))
         bottom.set_xlabel("time (UTC)")
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=11)
         fig.tight_layout()
         fig.savefig(path, format=fmt, dpi=100)
     finally:
@@ -136,10 +139,11 @@ def plot(args: argparse.Namespace) -> int:
         wanted = panels(args, source, w)
         results = [(p, list(range_query(source, p.query, w).get("result") or [])) for p in wanted]
         label = source.label
+        name = source.name or source.label
     if not any(series for _, series in results):
         asked = "; ".join(f"`{p.query}`" for p in wanted)
         raise stacks.CliError(f"no data for {asked} {w.describe()} ({label})")
-    title = args.title or f"{args.view or 'query'} — {label}"
+    title = args.title or f"{args.view or 'query'} — {name}"
     _draw(results, title, args.output, fmt)
     print(f"wrote {args.output} ({sum(len(s) for _, s in results)} series {w.describe()})")
     return 0

@@ -1,0 +1,383 @@
+"""`testbed metrics` and `testbed plot` on real Prometheus data, no mocks.
+
+Backups: a real prometheus-node-exporter and a real Prometheus on 127.0.0.1 (scraping it every
+second with the labels a Monitoring gives: host, job=node), a TSDB snapshot through the admin
+API laid out as a MetricsBackup, then the CLI's own temporary Prometheus reads it. Live: the
+same pair started on a host of the CLI tests' live stack, read through `--collector`'s tunnel.
+Every wait is on a condition (an HTTP answer, a sample count), never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from testbed_provider.cli import prometheus_local, timeparse
+from testbed_provider.cli.metrics import default_step
+from testbed_provider.cli.plot import pattern_regex
+from testbed_provider.services import queries
+
+from .conftest import TESTBED
+
+PROMETHEUS = "/usr/bin/prometheus"
+NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+WAIT = 120.0  # seconds: an upper bound for conditions on a busy machine, never a pause
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition, what: str, procs: list[subprocess.Popen], timeout: float = WAIT) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        for p in procs:
+            assert p.poll() is None, f"{p.args[0]} exited ({p.returncode}) while waiting for {what}"
+        assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s"
+        time.sleep(0.1)
+
+
+def get_json(url: str, data: bytes | None = None) -> Any:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST" if data is not None else "GET"), timeout=10) as r:
+            return json.load(r)
+    except OSError:
+        return None
+
+
+def samples(base: str, expr: str) -> int:
+    reply = get_json(base + "/api/v1/query?" + urllib.parse.urlencode({"query": f"count_over_time({expr}[10m])"}))
+    result = (reply or {}).get("data", {}).get("result") or []
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+PROM_CONFIG = """\
+global: {{scrape_interval: 1s, scrape_timeout: 1s}}
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ["127.0.0.1:{port}"]
+        labels: {{host: server-1, roles: server}}
+"""
+
+
+@pytest.fixture(scope="module")
+def backup(tmp_path_factory) -> Iterator[Path]:
+    """`<dest>/<stack>/metrics/<snapshot>/` of ~8 s of real node-exporter metrics; the servers are
+    gone by the time the tests read it."""
+    if not (os.access(PROMETHEUS, os.X_OK) and os.access(NODE_EXPORTER, os.X_OK)):
+        pytest.fail("prometheus and prometheus-node-exporter are missing: run scripts/setup-system.sh (make setup)")
+    work = tmp_path_factory.mktemp("prom")
+    ne_port, prom_port = free_port(), free_port()
+    (work / "prometheus.yml").write_text(PROM_CONFIG.format(port=ne_port))
+    procs: list[subprocess.Popen] = []
+    try:
+        procs.append(
+            subprocess.Popen(
+                [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{ne_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    PROMETHEUS,
+                    f"--config.file={work / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={work / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{prom_port}",
+                    "--web.enable-admin-api",
+                    "--log.level=warn",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        base = f"http://127.0.0.1:{prom_port}"
+        wait_for(lambda: _ready(base), "Prometheus ready", procs)
+        wait_for(lambda: samples(base, 'node_cpu_seconds_total{job="node",mode="idle",cpu="0"}') >= 8, "8 scrapes", procs)
+        reply = get_json(base + "/api/v1/admin/tsdb/snapshot", data=b"")
+        assert reply and reply["status"] == "success", reply
+        name = reply["data"]["name"]
+        dest = work / "backups" / "dev" / "metrics" / name
+        shutil.copytree(work / "data" / "snapshots" / name, dest)
+    finally:
+        for p in reversed(procs):
+            stop(p)
+    (dest / "backup.json").write_text(
+        json.dumps({"stack": "dev", "collector": "server-1", "snapshot": name, "createdAt": "2026-01-01T00:00:00Z", "scrapeInterval": 1})
+    )
+    yield dest
+
+
+def _ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/-/ready", timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def cli(*args: str, tmp: Path, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """The installed `testbed`, its temporary files in `tmp` (checked empty afterwards)."""
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    return subprocess.run([str(TESTBED), *args], capture_output=True, text=True, env=env, cwd=cwd or tmp, timeout=timeout)
+
+
+@pytest.fixture
+def tmp(tmp_path) -> Iterator[Path]:
+    d = tmp_path / "tmp"
+    d.mkdir()
+    yield d
+    assert not list(d.iterdir()), "the CLI left temporary files (a Prometheus copy?) behind"
+    assert not [p for p in _cmdlines() if str(d) in p], "a Prometheus the CLI started outlived it"
+
+
+def _cmdlines() -> list[str]:
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                pass
+    return out
+
+
+def test_metrics_reads_a_backup_over_its_whole_range(backup, tmp):
+    expr = 'node_memory_MemTotal_bytes{job="node"}'
+    for where in (backup, backup.parent, backup.parent.parent):  # the snapshot, the metrics dir, <dest>/<stack>
+        out = cli("metrics", "--backup", str(where), "--query", expr, "--format", "csv", tmp=tmp)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[0] == "time,__name__,host,instance,job,roles,value", lines[0]
+        rows = [ln.split(",") for ln in lines[1:]]
+        assert len(rows) >= 2 and all(r[1:3] == ["node_memory_MemTotal_bytes", "server-1"] and r[4] == "node" for r in rows), lines
+        times = [float(r[0]) for r in rows]
+        assert times == sorted(times)
+    info = prometheus_local.find_backup(str(backup))
+    data = json.loads(cli("metrics", "-b", str(backup), "-q", expr, "-f", "json", tmp=tmp).stdout)
+    assert data["resultType"] == "matrix"
+    [series] = data["result"]
+    assert series["metric"]["host"] == "server-1"
+    assert info.min_time <= series["values"][0][0] and series["values"][-1][0] <= info.max_time + 1
+
+
+def test_metrics_windows_and_formats(backup, tmp):
+    info = prometheus_local.find_backup(str(backup))
+    rate = queries.cpu_busy(4, host="server-1")
+    out = cli("metrics", "-b", str(backup), "-q", rate, "--from", "-5s", "--step", "1s", tmp=tmp)  # relative to the backup's end
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == '{host="server-1"}', lines[0]
+    stamps = [timeparse.parse_time(ln.split()[0], 0) for ln in lines[1:]]
+    assert stamps and all(info.max_time - 6 <= t <= info.max_time + 1 for t in stamps), (stamps, info)
+    assert all(0 <= float(ln.split()[1]) <= 100 for ln in lines[1:])
+    start = timeparse.rfc3339(info.min_time)
+    out = cli("metrics", "-b", str(backup), "-q", queries.memory_used(), "--from", start, "--to", str(info.max_time), "-f", "json", tmp=tmp)
+    assert out.returncode == 0, out.stderr
+    [series] = json.loads(out.stdout)["result"]
+    assert series["metric"] == {"host": "server-1"} and float(series["values"][0][1]) > 0
+    empty = cli("metrics", "-b", str(backup), "-q", "no_such_metric", tmp=tmp)
+    assert empty.returncode == 0 and empty.stdout == "" and "no data for `no_such_metric` between" in empty.stderr, empty.stderr
+
+
+def test_plot_views_of_a_backup(backup, tmp):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    devices = cli("metrics", "-b", str(backup), "-q", 'node_network_receive_bytes_total{job="node"}', "-f", "json", tmp=tmp)
+    device = json.loads(devices.stdout)["result"][0]["metric"]["device"]  # whatever this machine has (node-exporter leaves out lo)
+    png = tmp.parent / "throughput.png"
+    out = cli(
+        "plot", "--backup", str(backup), "--view", "throughput", "--interfaces", device, "--hosts", "server-*", "-o", str(png), tmp=tmp
+    )
+    assert out.returncode == 0, out.stderr
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    image = plt.imread(str(png))
+    assert image.shape[0] > 100 and image.shape[1] > 100
+    for view in ("cpu", "memory"):
+        svg = tmp.parent / f"{view}.svg"
+        out = cli("plot", "-b", str(backup), "--view", view, "--title", f"the {view}", "-o", str(svg), tmp=tmp)
+        assert out.returncode == 0, out.stderr
+        text = svg.read_text()
+        assert text.lstrip().startswith("<?xml") and "<svg" in text and "server-1" in text
+    query = tmp.parent / "query.png"
+    out = cli("plot", "-b", str(backup), "-q", 'node_memory_MemAvailable_bytes{job="node"}', "-o", str(query), tmp=tmp)
+    assert out.returncode == 0 and query.read_bytes()[:8] == PNG_SIGNATURE, out.stderr
+
+
+def test_bad_input_on_a_backup_is_one_clear_error(backup, tmp):
+    cases = [
+        (("plot", "-b", str(backup), "-q", "no_such_metric", "-o", str(tmp.parent / "x.png")), "no data for `no_such_metric` between "),
+        (("plot", "-b", str(backup), "--view", "cpu", "--hosts", "client-*", "-o", str(tmp.parent / "x.png")), 'host=~"client-.*"'),
+        (("plot", "-b", str(backup), "--view", "cpu", "-o", str(tmp.parent / "x.gif")), "must end in .png, .svg, .pdf"),
+        (("metrics", "-b", str(backup), "-q", "rate(up["), "refused the query `rate(up[`"),
+        (("metrics", "-b", str(backup), "-q", "up", "--from", "yesterday"), "--from: bad time `yesterday`"),
+        (("metrics", "-b", str(backup), "-q", "up", "--from", "-1m", "--to", "-2m"), "empty window"),
+        (("metrics", "-b", str(tmp.parent), "-q", "up"), "holds no metrics backup"),
+        (("metrics", "-b", str(backup), "--stack", "dev", "-q", "up"), "--backup reads a backup directory, not a stack"),
+    ]
+    for args, message in cases:
+        out = cli(*args, tmp=tmp)
+        assert out.returncode == 2 and out.stderr.startswith("testbed: error: ") and message in out.stderr, (args, out.stderr)
+        assert "Traceback" not in out.stderr and out.stdout == ""
+    assert not (tmp.parent / "x.png").exists()
+
+
+# ---- fast: the pure helpers ----------------------------------------------------------------------
+
+
+@pytest.mark.fast
+def test_times_and_durations():
+    assert timeparse.parse_duration("1h30m") == 5400 and timeparse.parse_duration("500ms") == 0.5 and timeparse.parse_duration("7") == 7
+    assert timeparse.parse_time("now", 1000) == 1000 and timeparse.parse_time("-10m", 1000) == 400
+    assert timeparse.parse_time("now-1m", 1000) == 940 and timeparse.parse_time("1714564800.5", 0) == 1714564800.5
+    assert timeparse.parse_time("2024-05-01T12:00:00Z", 0) == 1714564800
+    assert timeparse.parse_time("2024-05-01T14:00:00+02:00", 0) == 1714564800
+    assert timeparse.rfc3339(1714564800) == "2024-05-01T12:00:00Z" and timeparse.rfc3339(1714564800.25) == "2024-05-01T12:00:00.250Z"
+    for bad in ("1x", "", "-", "yesterday"):
+        with pytest.raises(ValueError):
+            timeparse.parse_time(bad, 0)
+
+
+@pytest.mark.fast
+def test_standard_queries():
+    assert queries.throughput("tx", 4) == 'rate(node_network_transmit_bytes_total{job="node",device!="lo"}[4s]) * 8'
+    assert (
+        queries.throughput("receive", 8, host="server-.*", device="eth1")
+        == 'rate(node_network_receive_bytes_total{job="node",host=~"server-.*",device=~"eth1"}[8s]) * 8'
+    )
+    assert queries.cpu_busy(4) == '100 * (1 - avg by (host) (rate(node_cpu_seconds_total{job="node",mode="idle"}[4s])))'
+    assert "node_memory_MemTotal_bytes" in queries.memory_used() and "MemAvailable" in queries.memory_used()
+    assert (
+        queries.rate_window(1) == 4 and queries.rate_window(1, 10) == 11 and queries.rate_window(0.5) == 2 and queries.rate_window(15) == 60
+    )
+    with pytest.raises(ValueError):
+        queries.throughput("up", 4)
+    assert pattern_regex("server-1") == "server-1" and pattern_regex("server-*") == "server-.*"
+    assert pattern_regex("a,~b.+") == "(?:a)|(?:b.+)" and pattern_regex("h.1") == "h\\.1"
+    assert default_step(60, 1) == 1 and default_step(3600, 1) == 15 and default_step(10, 0.1) == 0.1
+
+
+@pytest.mark.fast
+def test_find_backup_picks_the_newest_snapshot(tmp_path):
+    metrics = tmp_path / "dev" / "metrics"
+    for name, created, lo, hi in (
+        ("20260101T000000Z-a", "2026-01-01T00:00:00Z", 1000, 2000),
+        ("20260102T000000Z-b", "2026-01-02T00:00:00Z", 5000, 9000),
+    ):
+        block = metrics / name / "01HBLOCK"
+        block.mkdir(parents=True)
+        (block / "meta.json").write_text(json.dumps({"minTime": lo, "maxTime": hi}))
+        (metrics / name / "backup.json").write_text(json.dumps({"createdAt": created, "scrapeInterval": "500ms"}))
+    for where in (tmp_path / "dev", metrics):
+        found = prometheus_local.find_backup(str(where))
+        assert (found.path, found.min_time, found.max_time, found.scrape_interval) == (str(metrics / "20260102T000000Z-b"), 5, 9, 0.5)
+
+
+# ---- live: a Prometheus on a host of the stack ----------------------------------------------------
+
+LIVE_PROM_PORT = 9090
+LIVE_NE_PORT = 9100
+
+
+def host_sh(live, host: str, script: str) -> subprocess.CompletedProcess:
+    return live.testbed("ssh", host, "--", script)
+
+
+@pytest.fixture(scope="module")
+def collector(live):
+    """node-exporter and Prometheus on server-1 (its 127.0.0.1), in the background; their pids
+    kept so they are stopped by pid at the end (destroy stops only what the provider started)."""
+    config = PROM_CONFIG.format(port=LIVE_NE_PORT)
+    start = f"""
+set -e
+mkdir -p /root/prom && cd /root/prom && printf %s {shlex.quote(config)} > prometheus.yml
+setsid {NODE_EXPORTER} --web.listen-address=127.0.0.1:{LIVE_NE_PORT} </dev/null >ne.log 2>&1 & echo $! > ne.pid
+setsid {PROMETHEUS} --config.file=prometheus.yml --storage.tsdb.path=data --web.listen-address=:{LIVE_PROM_PORT} --log.level=warn \\
+  </dev/null >prom.log 2>&1 & echo $! > prom.pid
+"""
+    out = host_sh(live, "server-1", start)
+    assert out.returncode == 0, out.stderr
+    try:
+        wait = f"""
+import json, sys, time, urllib.request, urllib.parse
+q = urllib.parse.urlencode({{"query": 'count_over_time(node_cpu_seconds_total{{job="node",mode="idle",cpu="0"}}[10m])'}})
+deadline = time.monotonic() + {WAIT}
+while time.monotonic() < deadline:
+    try:
+        r = json.load(urllib.request.urlopen("http://127.0.0.1:{LIVE_PROM_PORT}/api/v1/query?" + q, timeout=5))["data"]["result"]
+        if r and float(r[0]["value"][1]) >= 6:
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.1)
+sys.exit("Prometheus on server-1 has no 6 scrapes after {WAIT} s: " + open("/root/prom/prom.log").read()[-500:])
+"""
+        ready = host_sh(live, "server-1", f"cd /root/prom && python3 -c {shlex.quote(wait)}")
+        assert ready.returncode == 0, ready.stdout + ready.stderr
+        yield f"server-1:{LIVE_PROM_PORT}"
+    finally:
+        host_sh(live, "server-1", "cd /root/prom && for f in prom.pid ne.pid; do kill $(cat $f) 2>/dev/null || true; done")
+        host_sh(
+            live,
+            "server-1",
+            "cd /root/prom && for f in prom.pid ne.pid; do p=$(cat $f); while kill -0 $p 2>/dev/null; do sleep 0.1; done; done",
+        )
+
+
+def test_metrics_through_the_tunnel_of_a_live_stack(live, collector, tmp_path):
+    out = live.testbed("metrics", "--collector", collector, "--query", 'up{job="node"}', "--format", "json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["resultType"] == "vector"  # no --from/--to on a live collector: an instant query, now
+    [series] = data["result"]
+    assert series["metric"]["host"] == "server-1" and series["value"][1] == "1"
+    ranged = live.testbed("metrics", "--collector", "server:9090", "-q", queries.cpu_busy(4), "--from", "-5s", "--step", "1s")
+    assert ranged.returncode == 0, ranged.stderr
+    assert ranged.stdout.startswith('{host="server-1"}\n  ') and len(ranged.stdout.splitlines()) >= 3, ranged.stdout
+    png = tmp_path / "live.png"
+    plot = live.testbed("plot", "--collector", collector, "--view", "throughput", "--interfaces", "eth0", "-o", str(png))
+    assert plot.returncode == 0, plot.stderr
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_live_errors(live, collector):
+    cases = [
+        (("metrics", "-q", "up"), "stack `dev` has no testbed:services:Monitoring: pass --collector HOST:PORT"),
+        (("metrics", "--collector", "client-1:9090", "-q", "up"), "no Prometheus answers at client-1:9090"),
+        (("metrics", "--collector", "nope:9090", "-q", "up"), "unknown role or host `nope`"),
+        (("metrics", "--collector", collector, "-q", "up", "--step", "1s"), "--step is for a range query"),
+    ]
+    for args, message in cases:
+        out = live.testbed(*args)
+        assert out.returncode == 2 and out.stderr.startswith("testbed: error: ") and message in out.stderr, (args, out.stderr)
+        assert "Traceback" not in out.stderr
