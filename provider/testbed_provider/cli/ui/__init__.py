@@ -44,6 +44,8 @@ VENDOR = {"cytoscape.min.js": os.path.join(HERE, "node_modules", "cytoscape", "d
 BIND = "127.0.0.1"  # never another address: the page and the forwarded Prometheus are for this machine only
 RATE_WINDOW = "1m"  # irate() takes the last two samples in it: any scrape interval up to 30 s works
 QUERY_TIMEOUT = 10.0
+# The collector is on this machine's loopback (the forward) or reached directly: never through an HTTP proxy of the environment.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 # Devices that are no link of the inventory: loopback and the usual virtual interfaces.
 VIRTUAL_PREFIXES = ("lo", "docker", "veth", "br-", "virbr", "lxc", "tun", "tap", "cni", "flannel", "cali", "vxlan")
 QUERIES = {
@@ -172,7 +174,7 @@ def open_collector(
 def _query(base_url: str, expr: str) -> list[dict[str, Any]]:
     """An instant PromQL query's vector result."""
     url = f"{base_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=QUERY_TIMEOUT) as resp:
+    with OPENER.open(url, timeout=QUERY_TIMEOUT) as resp:
         body = json.load(resp)
     if body.get("status") != "success":
         raise RuntimeError(body.get("error") or "query failed")
