@@ -2,19 +2,22 @@
 
 Backups: a real prometheus-node-exporter and a real Prometheus on 127.0.0.1 (scraping it every
 second with the labels a Monitoring gives: host, job=node), a TSDB snapshot through the admin
-API laid out as a MetricsBackup, then the CLI's own temporary Prometheus reads it. Live: the
-same pair started on a host of the CLI tests' live stack, read through `--collector`'s tunnel.
+API laid out as a MetricsBackup, then the CLI's own temporary Prometheus reads it. Live: a stack
+of tests/e2e/projects/monitoring (a Monitoring and a MetricsBackup after an iperf3 run), read
+through the Monitoring's outputs, through `--collector`, and from the backup it made.
 Every wait is on a condition (an HTTP answer, a sample count), never a fixed sleep.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
-import shlex
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -28,7 +31,9 @@ from testbed_provider.cli.metrics import default_step
 from testbed_provider.cli.plot import pattern_regex
 from testbed_provider.services import queries
 
-from .conftest import TESTBED
+from ..e2e.stack import Stack
+from ..helpers import IS_ROOT, namespaces_of
+from .conftest import TESTBED, Live, _exit_masters
 
 PROMETHEUS = "/usr/bin/prometheus"
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
@@ -303,81 +308,73 @@ def test_find_backup_picks_the_newest_snapshot(tmp_path):
         assert (found.path, found.min_time, found.max_time, found.scrape_interval) == (str(metrics / "20260102T000000Z-b"), 5, 9, 0.5)
 
 
-# ---- live: a Prometheus on a host of the stack ----------------------------------------------------
-
-LIVE_PROM_PORT = 9090
-LIVE_NE_PORT = 9100
-
-
-def host_sh(live, host: str, script: str) -> subprocess.CompletedProcess:
-    return live.testbed("ssh", host, "--", script)
+# ---- live: a stack with a Monitoring and a MetricsBackup ------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def collector(live):
-    """node-exporter and Prometheus on server-1 (its 127.0.0.1), in the background; their pids
-    kept so they are stopped by pid at the end (destroy stops only what the provider started)."""
-    config = PROM_CONFIG.format(port=LIVE_NE_PORT)
-    start = f"""
-set -e
-mkdir -p /root/prom && cd /root/prom && printf %s {shlex.quote(config)} > prometheus.yml
-setsid {NODE_EXPORTER} --web.listen-address=127.0.0.1:{LIVE_NE_PORT} </dev/null >ne.log 2>&1 & echo $! > ne.pid
-setsid {PROMETHEUS} --config.file=prometheus.yml --storage.tsdb.path=data --web.listen-address=:{LIVE_PROM_PORT} --log.level=warn \\
-  </dev/null >prom.log 2>&1 & echo $! > prom.pid
-"""
-    out = host_sh(live, "server-1", start)
-    assert out.returncode == 0, out.stderr
+def monitored(tmp_path_factory) -> Iterator[Live]:
+    """tests/e2e/projects/monitoring brought up with an iperf3 run and a backup after it: node-exporter
+    on both hosts, Prometheus on server-1, the backup in the project's `backups/`."""
+    if not IS_ROOT:
+        pytest.skip("the local testbed needs root")
+    stack = Stack(tmp_path_factory.mktemp("mon"), example="monitoring", stack="dev", config={"run": "1", "backup": "1", "duration": "3"})
+    cache = tempfile.mkdtemp(prefix="tbm-")  # short: SSH control socket paths are limited
+    live = Live(stack, {**stack.env, "PULUMI_TESTBED_CACHE": cache}, cache, tmp_path_factory.mktemp("mon-work"))
     try:
-        wait = f"""
-import json, sys, time, urllib.request, urllib.parse
-q = urllib.parse.urlencode({{"query": 'count_over_time(node_cpu_seconds_total{{job="node",mode="idle",cpu="0"}}[10m])'}})
-deadline = time.monotonic() + {WAIT}
-while time.monotonic() < deadline:
-    try:
-        r = json.load(urllib.request.urlopen("http://127.0.0.1:{LIVE_PROM_PORT}/api/v1/query?" + q, timeout=5))["data"]["result"]
-        if r and float(r[0]["value"][1]) >= 6:
-            sys.exit(0)
-    except OSError:
-        pass
-    time.sleep(0.1)
-sys.exit("Prometheus on server-1 has no 6 scrapes after {WAIT} s: " + open("/root/prom/prom.log").read()[-500:])
-"""
-        ready = host_sh(live, "server-1", f"cd /root/prom && python3 -c {shlex.quote(wait)}")
-        assert ready.returncode == 0, ready.stdout + ready.stderr
-        yield f"server-1:{LIVE_PROM_PORT}"
+        stack.up()
+        live.reservation_id = stack.reservation()["id"]
+        yield live
     finally:
-        host_sh(live, "server-1", "cd /root/prom && for f in prom.pid ne.pid; do kill $(cat $f) 2>/dev/null || true; done")
-        host_sh(
-            live,
-            "server-1",
-            "cd /root/prom && for f in prom.pid ne.pid; do p=$(cat $f); while kill -0 $p 2>/dev/null; do sleep 0.1; done; done",
-        )
+        _exit_masters(cache)
+        stack.destroy()
+        shutil.rmtree(cache, ignore_errors=True)
+        if live.reservation_id:
+            assert not namespaces_of(live.reservation_id), "the stack's namespaces outlived destroy"
 
 
-def test_metrics_through_the_tunnel_of_a_live_stack(live, collector, tmp_path):
-    out = live.testbed("metrics", "--collector", collector, "--query", 'up{job="node"}', "--format", "json")
+def test_metrics_of_a_monitoring_stack(monitored):
+    out = monitored.testbed("metrics", "--query", 'up{job="node"}', "--format", "json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["resultType"] == "vector"  # no --from/--to on a live collector: an instant query, now
-    [series] = data["result"]
-    assert series["metric"]["host"] == "server-1" and series["value"][1] == "1"
-    ranged = live.testbed("metrics", "--collector", "server:9090", "-q", queries.cpu_busy(4), "--from", "-5s", "--step", "1s")
+    assert {s["metric"]["host"]: s["value"][1] for s in data["result"]} == {"server-1": "1", "client-1": "1"}
+    rx = queries.throughput("rx", 4, host="server-1", device="eth1")
+    ranged = monitored.testbed("metrics", "-q", rx, "--from", "-10m", "--format", "csv")  # the iperf3 run is in there
     assert ranged.returncode == 0, ranged.stderr
-    assert ranged.stdout.startswith('{host="server-1"}\n  ') and len(ranged.stdout.splitlines()) >= 3, ranged.stdout
-    png = tmp_path / "live.png"
-    plot = live.testbed("plot", "--collector", collector, "--view", "throughput", "--interfaces", "eth0", "-o", str(png))
+    rows = list(csv.DictReader(io.StringIO(ranged.stdout)))
+    assert rows and {(r["host"], r["device"]) for r in rows} == {("server-1", "eth1")}
+    assert max(float(r["value"]) for r in rows) > 1e6, "no iperf3 traffic seen on server-1's experiment interface"
+    by_collector = monitored.testbed("metrics", "--collector", "server:9090", "-q", "count(up)")  # the resource-free path
+    assert by_collector.returncode == 0 and by_collector.stdout.startswith("{}\n  "), by_collector.stderr
+    png = monitored.work / "live.png"
+    plot = monitored.testbed("plot", "--view", "throughput", "--interfaces", "eth1", "--from", "-10m", "-o", str(png))
     assert plot.returncode == 0, plot.stderr
     assert png.read_bytes()[:8] == PNG_SIGNATURE
 
 
-def test_live_errors(live, collector):
+def test_metrics_and_plot_of_the_stacks_backup(monitored):
+    directory = monitored.stack.dir / monitored.stack.outputs()["backup"]["directory"]
+    home = directory.parent.parent  # <destination>/<stack>
+    out = monitored.testbed("metrics", "--backup", str(home), "-q", "count by (host) (node_memory_MemTotal_bytes)", "-f", "json")
+    assert out.returncode == 0, out.stderr
+    assert {s["metric"]["host"] for s in json.loads(out.stdout)["result"]} == {"server-1", "client-1"}
+    svg = monitored.work / "backup-cpu.svg"
+    plot = monitored.testbed("plot", "-b", str(directory), "--view", "cpu", "-o", str(svg))
+    assert plot.returncode == 0, plot.stderr
+    assert "<svg" in svg.read_text() and "client-1" in svg.read_text()
+
+
+def test_live_errors(monitored):
+    monitored.stack.run("stack", "init", "bare", "--no-select")
     cases = [
-        (("metrics", "-q", "up"), "stack `dev` has no testbed:services:Monitoring: pass --collector HOST:PORT"),
+        (("metrics", "--stack", "bare", "-q", "up"), "stack `bare` has no testbed:services:Monitoring: pass --collector HOST:PORT"),
+        (("metrics", "--monitoring", "nope", "-q", "up"), "stack `dev` has no monitoring `nope` (monitorings: monitoring)"),
         (("metrics", "--collector", "client-1:9090", "-q", "up"), "no Prometheus answers at client-1:9090"),
         (("metrics", "--collector", "nope:9090", "-q", "up"), "unknown role or host `nope`"),
-        (("metrics", "--collector", collector, "-q", "up", "--step", "1s"), "--step is for a range query"),
+        (("metrics", "-q", "up", "--step", "1s"), "--step is for a range query"),
+        (("plot", "--view", "cpu", "--from", "-10m", "--to", "-9m59s", "--hosts", "nope", "-o", "x.png"), "no data for `"),
     ]
     for args, message in cases:
-        out = live.testbed(*args)
+        out = monitored.testbed(*args)
         assert out.returncode == 2 and out.stderr.startswith("testbed: error: ") and message in out.stderr, (args, out.stderr)
         assert "Traceback" not in out.stderr

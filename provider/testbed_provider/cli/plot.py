@@ -103,7 +103,7 @@ def _draw(results: list[tuple[Panel, list[dict[str, Any]]]], title: str, path: s
     fig, axes = plt.subplots(len(results), 1, figsize=(10, 3.6 * len(results) + 0.6), sharex=True, squeeze=False)
     try:
         for ax, (panel, series) in zip(axes[:, 0], results):
-            for item in series:
+            for item in sorted(series, key=lambda i: panel.label(i.get("metric") or {})):
                 points = [(dt.datetime.fromtimestamp(float(t), dt.timezone.utc), float(v)) for t, v in item.get("values") or []]
                 if points:
                     xs, ys = zip(*points)
