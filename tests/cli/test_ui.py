@@ -20,6 +20,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -27,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from ..helpers import ROOT
+from ..e2e.stack import Stack
+from ..helpers import IS_ROOT, ROOT, namespaces_of
 from .conftest import TESTBED
 
 CHROMIUM = shutil.which("chromium")
@@ -129,10 +131,10 @@ def collector(live):
 class Ui:
     """A running `testbed ui` (its URL read from its first line of output)."""
 
-    def __init__(self, live, *args: str):
-        self.log = open(live.work / f"ui-{time.monotonic_ns()}.log", "w+b")  # closed in stop()
+    def __init__(self, stack_dir: Path, env: dict[str, str], *args: str):
+        self.log = tempfile.TemporaryFile()  # closed in stop()
         self.proc = subprocess.Popen(
-            [str(TESTBED), "ui", "--port", "0", *args], cwd=live.stack.dir, env=live.env, stdout=subprocess.PIPE, stderr=self.log
+            [str(TESTBED), "ui", "--port", "0", *args], cwd=stack_dir, env=env, stdout=subprocess.PIPE, stderr=self.log
         )
         line = self._first_line(DEADLINE)
         assert line.startswith("http://127.0.0.1:") and line.endswith("/"), line
@@ -299,7 +301,7 @@ LINKS_JS = "Object.fromEntries(Array.from(document.querySelectorAll('#links tbod
 
 def test_page_without_monitoring_draws_the_topology_and_says_there_is_no_traffic_data(live, tmp_path):
     hosts = live.stack.outputs()["hosts"]
-    ui = Ui(live)
+    ui = Ui(live.stack.dir, live.env)
     try:
         served = ui.get("/api/topology")
         drawn = live.testbed("topology", "-f", "json")
@@ -336,7 +338,7 @@ def test_page_without_monitoring_draws_the_topology_and_says_there_is_no_traffic
 
 def test_page_shows_live_traffic_per_link_from_a_prometheus_collector(live, collector, tmp_path):
     endpoint, server, client = collector
-    ui = Ui(live, "--collector", endpoint, "--refresh", "1")
+    ui = Ui(live.stack.dir, live.env, "--collector", endpoint, "--refresh", "1")
     forwards = ui.children()
     try:
         assert forwards, "no SSH forward was started"
@@ -387,3 +389,45 @@ def test_bad_collector_and_missing_monitoring_are_one_error_line(live):
     assert proc.returncode == 2 and "bad --collector `server-1`" in proc.stderr, proc.stderr
     proc = live.testbed("ui", "--monitoring", "nope")
     assert proc.returncode == 2 and "has no Monitoring `nope`" in proc.stderr, proc.stderr
+
+
+def test_page_reads_traffic_from_the_stacks_own_monitoring(tmp_path):
+    """A stack with a testbed:services:Monitoring (tests/cli/projects/monitored): no --collector,
+    the ui finds the collector in the Monitoring's `prometheus` output and reaches it over SSH."""
+    if not IS_ROOT:
+        pytest.skip("the local testbed needs root")
+    stack = Stack(tmp_path, example=str(Path(__file__).parent / "projects" / "monitored"), stack="dev")
+    cache = tempfile.mkdtemp(prefix="tbui-")  # the CLI's key files: private to this test
+    env = {**stack.env, "PULUMI_TESTBED_CACHE": cache}
+    reservation = ""
+    try:
+        stack.up()
+        reservation = stack.reservation()["id"]
+        ui = Ui(stack.dir, env, "--refresh", "1")
+        try:
+            assert ui.get("/api/topology")["settings"]["collector"] == "Monitoring `monitoring` (server-1:9090)"
+
+            async def scenario(page: Page) -> dict[str, Any]:
+                await page.wait_for(
+                    "document.body.dataset.traffic === 'ok' && Number(document.querySelector(\"tr[data-id='nodes/server-1|experiment']\")"
+                    ".dataset.rx) > 1e6",
+                    "the iperf3 stream on server-1's experiment link",
+                )
+                return {
+                    "status": await page.value("document.getElementById('status').textContent"),
+                    "label": await page.value("window.testbedCy.getElementById('nodes/server-1').data('label')"),
+                    "shot": await page.screenshot(tmp_path / "ui-monitoring.png"),
+                }
+
+            seen = browse(ui.url, tmp_path, scenario)
+        finally:
+            assert ui.stop() == 0, ui.stderr()
+        assert "traffic from Monitoring `monitoring`" in seen["status"]
+        assert "metrics collector" in seen["label"]  # the model knows where the collector runs
+        print(f"screenshot: {seen['shot']} (and {ARTIFACTS / seen['shot'].name})")
+    finally:
+        stack.destroy()
+        shutil.rmtree(cache, ignore_errors=True)
+    assert stack.resources() == []
+    if reservation:
+        assert not namespaces_of(reservation), "the stack's namespaces outlived destroy"
