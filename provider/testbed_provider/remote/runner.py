@@ -133,6 +133,7 @@ async def run_shell(
     ready_port: Optional[int] = None,
     ready_command: Optional[PerHost] = None,
     ready_timeout: float = 60.0,
+    keep_running: bool = False,
 ) -> list[HostResult]:
     """Run `command` under /bin/sh on every host `pattern` matches; one HostResult per host, in
     inventory order. Raises PatternError (nothing matched) or RemoteError (could not start).
@@ -141,7 +142,9 @@ async def run_shell(
     templating.render); both engines then run each host's own text. A `background` command with
     `ready_port` and/or `ready_command` (also per host, or one for all) is waited for on each
     host until it is ready, at most `ready_timeout` seconds (see scripts.bg_start_script), with
-    progress lines meanwhile; a host where it never gets ready fails, its command stopped."""
+    progress lines meanwhile; a host where it never gets ready fails, its command stopped. With
+    `keep_running`, a host where that background command still runs succeeds without starting
+    another (its stdout says `already running`)."""
     if engine not in ENGINES:
         raise RemoteError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if isinstance(command, str) and not command.strip():
@@ -178,7 +181,7 @@ async def run_shell(
     def script_for(host: str, with_env: bool) -> str:
         e = env if with_env else {}
         if tag:
-            return bg_start_script(commands[host], tag, e, ready=readiness(host))
+            return bg_start_script(commands[host], tag, e, ready=readiness(host), keep_running=keep_running)
         return step_script(commands[host], run_id, e)
 
     reporter = Reporter(progress, len(names), "starting in the background" if tag else "running")

@@ -159,7 +159,12 @@ __tb_listening() { # $1 port as 4 upper-case hex digits: some TCP socket listens
 
 
 def bg_start_script(
-    command: str, tag: str, environment: Mapping[str, str] | None = None, settle_tenths: int = 3, ready: Optional[Readiness] = None
+    command: str,
+    tag: str,
+    environment: Mapping[str, str] | None = None,
+    settle_tenths: int = 3,
+    ready: Optional[Readiness] = None,
+    keep_running: bool = False,
 ) -> str:
     """Start `command` detached (own session, stdin /dev/null, output to the log), record its
     process group, and report a failure that happens within ~0.3 s (e.g. command not found).
@@ -169,7 +174,10 @@ def bg_start_script(
     that serves one client at a time, like iperf3 —, and/or `ready.command` exits 0), polling
     every 0.1 s. A port already listening before the start is refused (its readiness could not
     be told). Fails, stopping the process group, if the command exits first or is not ready
-    within `ready.timeout` seconds; the last line of stderr says why."""
+    within `ready.timeout` seconds; the last line of stderr says why.
+
+    A command of that tag still running is an error, or with `keep_running` a success (its
+    stdout says `already running`): a service converging to "running" starts only what died."""
     script = (
         PRELUDE
         + _OURS
@@ -185,9 +193,13 @@ def bg_start_script(
             '  read -r __tb_st 2>/dev/null <"$__tb_d/$__tb_t.start"\n'
             '  case $__tb_g in ""|*[!0-9]*) ;; *)\n'
             '    if __tb_ours "$__tb_g" "$__tb_st"; then\n'
-            '      echo "background command \\`$__tb_t\\` is already running (process group $__tb_g); stop it first" >&2\n'
-            "      exit 1\n"
-            "    fi;;\n"
+            + (
+                '      echo "already running (process group $__tb_g)"\n      exit 0\n'
+                if keep_running
+                else '      echo "background command \\`$__tb_t\\` is already running (process group $__tb_g); stop it first" >&2\n'
+                "      exit 1\n"
+            )
+            + "    fi;;\n"
             "  esac\n"
             "fi\n"
         )

@@ -29,6 +29,7 @@ from ..common.results import CheckFailure, HostResult
 from ..protocol.codec import UNKNOWN, has_unknowns, reveal
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..remote import PatternError, RemoteError, match_hosts, run_shell, stop_background
+from ..remote.patterns import match_planned
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.scripts import BG_DIR
 from ..services import prometheus as prom
@@ -170,12 +171,20 @@ class Monitoring(ResourceController):
         elif failures:
             pass
         elif has_unknowns(inventory):
+            plans = list(self.ctx.planned.values())
             for key in ("collector", "agents", "ui"):
                 on = inputs.get(key)
                 if isinstance(on, str):
-                    error, _ = planned_verdict(on, self.ctx.planned.values())
+                    error, _ = planned_verdict(on, plans)
                     if error:
                         fail(key, error)
+                    elif key != "agents" and len(plans) == 1:
+                        names = match_planned(list(plans[0].hosts), on)
+                        if names is not None and len(names) != 1:
+                            fail(
+                                key,
+                                f"must match exactly one host, `{on}` matches {len(names)} of the hosts the Reservation's inputs describe",
+                            )
         elif not any(has_unknowns(inputs.get(k)) for k in ("collector", "agents", "ui", "network")):
             try:
                 plan_of(inputs)
@@ -202,10 +211,11 @@ class Monitoring(ResourceController):
             return result
         deployed = reveal(outputs.get("deployed")) or {}
         collector = deployed.get("collector") or {}
-        if collector.get("identity") != new_plan.identities[new_plan.collector.host]:
+        if collector and collector.get("identity") != new_plan.identities[new_plan.collector.host]:
             result.detailed["collector"] = Kind.UPDATE_REPLACE  # a new machine: its metrics are elsewhere
         if _agent_ids(deployed) != _wanted_agents(new_plan) or not _healthy(outputs):
             result.detailed.setdefault("agentHosts", Kind.UPDATE)
+        result.delete_before_replace = bool(result.replaces)  # the new one needs the same hosts' ports
         return result
 
     # ---- Create / Read / Update / Delete ----------------------------------------------------
@@ -305,7 +315,7 @@ class Monitoring(ResourceController):
         results = await self._run(urn, inputs, plan.hosts, {h: prom.install_script(b) for h, b in need.items()})
         bad = [r for r in results if r.status != "ok"]
         if bad:
-            raise (partial if deployed else ResourceFailure)(_failed("installing", bad))
+            raise (partial if deployed else ResourceFailure)(_failed("installing", results))
         installed = [f"{r.host}:{r.stdout.split('installed:', 1)[1].splitlines()[0]}" for r in results if "installed:" in r.stdout]
         if installed:
             await self.ctx.log.info(urn, f"installed {'; '.join(installed)}")
@@ -321,32 +331,46 @@ class Monitoring(ResourceController):
             for h in gone:
                 running.pop(h, None)
         deployed["agents"] = dict(running)
-        start = [a for a in plan.agents if a.host not in running]
-        if start:
-            results = await self._run(
-                urn,
-                inputs,
-                [a.host for a in start],
-                {a.host: prom.agent_command(a.address, agent_port) for a in start},
-                background=_tag(rid, "agent"),
-                ready_port=agent_port,
-                ready_timeout=limit_s,
-            )
-            for r in results:
-                if r.status == "ok":
-                    deployed["agents"][r.host] = wanted[r.host]
-            bad = [r for r in results if r.status != "ok"]
-            if bad:
-                raise partial(_failed("starting the agent (prometheus-node-exporter)", bad))
+        # Every wanted agent is (re)started: the start script refuses one that already runs, which
+        # is fine, and starts one that died since (a repair after a refresh saw it down).
+        results = await self._run(
+            urn,
+            inputs,
+            [a.host for a in plan.agents],
+            {a.host: prom.agent_command(a.address, agent_port) for a in plan.agents},
+            background=_tag(rid, "agent"),
+            ready_port=agent_port,
+            ready_timeout=limit_s,
+            keep_running=True,
+        )
+        for r in results:
+            if r.status == "ok":
+                deployed["agents"][r.host] = wanted[r.host]
+        restarted = [r.host for r in results if r.status == "ok" and r.host in running and "already running" not in r.stdout]
+        if restarted:
+            await self.ctx.log.info(urn, f"restarted the agent on {', '.join(restarted)}: it was not running")
+        bad = [r for r in results if r.status != "ok"]
+        if bad:
+            raise partial(_failed("starting the agent (prometheus-node-exporter)", results))
 
-        # 3. The collector: its configuration, then start it or make it re-read it.
+        # 3. The collector: its configuration, then make it re-read it, or start it.
         collector = plan.collector.host
         work_dir = (deployed.get("collector") or {}).get("workDir") or f"{home}/{prom.WORK_DIR}/{rid}"
         config = prom.config_text(collector, port, plan.agents, agent_port, interval, reveal(inputs.get("extraTargets")) or [])
         results = await self._run(urn, inputs, [collector], prom.write_config_script(work_dir, config))
         if results[0].status != "ok":
             raise partial(_failed("writing prometheus.yml", results))
-        if not deployed.get("collector"):
+        running_collector = bool(deployed.get("collector"))
+        if running_collector:
+            results = await self._run(urn, inputs, [collector], prom.reload_command(port))
+            if results[0].status == "ok":
+                await self.ctx.log.info(urn, f"Prometheus on {collector} reloaded its configuration: {len(plan.agents)} agent(s)")
+            elif results[0].rc == prom.NOT_ANSWERING:
+                await self.ctx.log.info(urn, f"Prometheus on {collector} was not running: starting it again")
+                running_collector = False
+            else:
+                raise partial(_failed("reloading Prometheus' configuration", results))
+        if not running_collector:
             results = await self._run(
                 urn,
                 inputs,
@@ -358,16 +382,11 @@ class Monitoring(ResourceController):
                 ready_timeout=limit_s,
             )
             if results[0].status != "ok":
-                raise ResourceFailure(_failed("starting Prometheus", results))  # stopped by the start script: nothing runs
+                raise partial(_failed("starting Prometheus", results))  # the start script stopped it; the agents run
             deployed["collector"] = {"host": collector, "identity": plan.identities[collector], "workDir": work_dir}
             await self.ctx.log.info(
                 urn, f"Prometheus ready on {collector}:{port}, scraping {len(plan.agents)} agent(s) every {interval:g} s"
             )
-        else:
-            results = await self._run(urn, inputs, [collector], prom.reload_command(port))
-            if results[0].status != "ok":
-                raise partial(_failed("reloading Prometheus' configuration", results))
-            await self.ctx.log.info(urn, f"Prometheus on {collector} reloaded its configuration: {len(plan.agents)} agent(s)")
 
         # 4. The UI forwarder, when the UI is on another host.
         if plan.ui.host != collector and not deployed.get("ui"):

@@ -167,23 +167,27 @@ def targets_command(port: int, wanted: int, limit_s: float) -> str:
     return _python(TARGETS_CODE % (port, wanted, limit_s))
 
 
+NOT_ANSWERING = 3  # reload_command's exit status when nothing answers on the port
 RELOAD_CODE = """
-import sys, urllib.request
+import sys, urllib.error, urllib.request
 req = urllib.request.Request('http://127.0.0.1:%d/-/reload', method='POST')
 try:
     urllib.request.urlopen(req, timeout=30).read()
 except urllib.error.HTTPError as err:
-    sys.exit('reload refused: ' + err.read().decode(errors='replace').strip())
+    sys.exit('Prometheus refused the new configuration: ' + err.read().decode(errors='replace').strip())
+except OSError as err:
+    print('Prometheus does not answer:', err, file=sys.stderr)
+    sys.exit(%d)
 """
 
 
 def reload_command(port: int) -> str:
     """Ask Prometheus to re-read its configuration (the lifecycle API; no restart, data kept)."""
-    return _python(RELOAD_CODE % port)
+    return _python(RELOAD_CODE % (port, NOT_ANSWERING))
 
 
 SNAPSHOT_CODE = """
-import json, sys, urllib.request
+import json, sys, urllib.error, urllib.request
 req = urllib.request.Request('http://127.0.0.1:%d/api/v1/admin/tsdb/snapshot', method='POST')
 try:
     print(json.load(urllib.request.urlopen(req, timeout=300))['data']['name'])
