@@ -155,7 +155,7 @@ monitoring = testbed.services.Monitoring(
     collector="server",
     agents="all",
 )
-pulumi.export("tunnel", monitoring.tunnel)   # testbed tunnel --stack local server-1:9090
+pulumi.export("tunnel", monitoring.tunnel)  # testbed tunnel --stack local server-1:9090
 pulumi.export("ui", monitoring.ui_urls["prometheus"])
 """,
 )
