@@ -29,6 +29,7 @@ import pytest
 from testbed_provider.cli import prometheus_local, timeparse
 from testbed_provider.cli.metrics import default_step
 from testbed_provider.cli.plot import pattern_regex
+from testbed_provider.cli.prometheus_local import DIRECT
 from testbed_provider.services import queries
 
 from ..e2e.stack import Stack
@@ -61,7 +62,7 @@ def wait_for(condition, what: str, procs: list[subprocess.Popen], timeout: float
 
 def get_json(url: str, data: bytes | None = None) -> Any:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST" if data is not None else "GET"), timeout=10) as r:
+        with DIRECT.open(urllib.request.Request(url, data=data, method="POST" if data is not None else "GET"), timeout=10) as r:
             return json.load(r)
     except OSError:
         return None
@@ -142,7 +143,7 @@ def backup(tmp_path_factory) -> Iterator[Path]:
 
 def _ready(base: str) -> bool:
     try:
-        with urllib.request.urlopen(base + "/-/ready", timeout=5) as r:
+        with DIRECT.open(base + "/-/ready", timeout=5) as r:
             return r.status == 200
     except OSError:
         return False

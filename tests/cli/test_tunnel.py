@@ -17,6 +17,7 @@ from testbed_provider.cli import stacks, tunnel
 from .conftest import TESTBED
 
 PORT = 8123
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1: never an environment proxy
 WAIT = 60.0
 
 
@@ -49,7 +50,7 @@ sys.exit('http.server does not listen: ' + open('/root/www.log').read())
 
 
 def fetch(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
+    with DIRECT.open(f"http://127.0.0.1:{port}/", timeout=30) as r:
         return r.read().decode()
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional, TextIO
 
 from . import stacks
+from .prometheus_local import DIRECT
 from .timeparse import parse_duration, parse_time, rfc3339
 
 MONITORING = "testbed:services:Monitoring"
@@ -61,7 +62,7 @@ class Source:
             self.url + path, data=body, method="POST", headers={"Content-Type": "application/x-www-form-urlencoded"}
         )
         try:
-            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
+            with DIRECT.open(req, timeout=HTTP_TIMEOUT) as resp:
                 reply = json.load(resp)
         except urllib.error.HTTPError as err:
             try:
@@ -80,7 +81,7 @@ class Source:
     def data_start(self) -> Optional[float]:
         """When the data held in memory starts (a live collector's head block), or None."""
         try:
-            with urllib.request.urlopen(self.url + "/api/v1/status/tsdb", timeout=HTTP_TIMEOUT) as resp:
+            with DIRECT.open(self.url + "/api/v1/status/tsdb", timeout=HTTP_TIMEOUT) as resp:
                 head = json.load(resp)["data"]["headStats"]
             lo = int(head["minTime"]) / 1000
         except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError):

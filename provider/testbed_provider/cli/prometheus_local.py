@@ -30,6 +30,8 @@ from .tunnel import die_with_parent
 
 PROMETHEUS = os.environ.get("TESTBED_PROMETHEUS", "/usr/bin/prometheus")
 BACKUP_FILE = "backup.json"
+# Every URL here is a forwarded or local 127.0.0.1 port: an http_proxy of the environment must not see it.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 READY_TIMEOUT = 120.0  # seconds: loading big blocks on a busy machine takes a while
 POLL = 0.05
 
@@ -139,7 +141,7 @@ def _free_port() -> int:
 
 def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url + "/-/ready", timeout=5) as resp:
+        with DIRECT.open(url + "/-/ready", timeout=5) as resp:
             return int(resp.status) == 200
     except (urllib.error.URLError, OSError):
         return False
