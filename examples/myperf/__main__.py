@@ -5,9 +5,12 @@ installs iperf3 and prepares the results directory; one `iperf3 -s` per client r
 background on the server, each step done once its server listens. The stack config
 `myperf:bench` (set by `myperf bench`: run id, duration, extra iperf3 client options) adds the
 measurement step: every client runs iperf3 against its own server on the experiment network
-(one command, rendered per client) and keeps its JSON report in /root/results/<id>.json. The
-config `myperf:backup` (set by `myperf backup`) adds a Fetch of every client's results into
-`backups/<stack>/<host>/`.
+(one command, rendered per client) and keeps its JSON report in /root/results/<id>.json; its
+results say when each client measured (the run's time window). Monitoring runs beside it all
+along (the tutorial's section 4.2): node-exporter on every host, Prometheus on the server, scraped
+over the management network so the experiment network carries only iperf3. The config
+`myperf:backup` (set by `myperf backup`) adds a Fetch of every client's results into
+`backups/<stack>/<host>/` and a MetricsBackup of the collector into `backups/<stack>/metrics/`.
 """
 
 import pulumi
@@ -51,7 +54,12 @@ servers = [
     for k in range(1, clients + 1)
 ]
 
+monitoring = testbed.services.Monitoring("monitoring", inventory=nodes.inventory, collector="server")
+
 pulumi.export("roles", nodes.roles)
+pulumi.export("monitoring", {"tunnel": monitoring.tunnel, "ui": monitoring.ui_urls["prometheus"]})
+pulumi.export("experiment_interfaces", nodes.hosts.apply(
+    lambda hosts: {h.name: n.interface for h in hosts for n in h.networks if n.id == "experiment"}))
 server_address = nodes.addresses["experiment"]["server"][0]
 pulumi.export("server_address", server_address)
 
@@ -70,10 +78,11 @@ if bench:
                "print(round(e[\"bits_per_second\"]/1e9, 3)) if e and not r.get(\"error\") else sys.exit(r.get(\"error\", \"no result\"))' {{ out }}",
         vars={"server": server_address, "duration": duration, "args": extra, "out": f"/root/results/{run}.json"},
         triggers=[run],
-        opts=pulumi.ResourceOptions(depends_on=servers),
+        opts=pulumi.ResourceOptions(depends_on=[*servers, monitoring]),
     )
     pulumi.export("bench", {"id": run, "duration": duration, "args": extra,
-                            "gbps": measure.results.apply(lambda rs: {r.host: r.stdout for r in rs})})
+                            "gbps": measure.results.apply(lambda rs: {r.host: r.stdout for r in rs}),
+                            "windows": measure.results.apply(lambda rs: {r.host: [r.started_at, r.duration_s] for r in rs})})
 
 backup = config.get("backup")
 if backup:
@@ -86,7 +95,16 @@ if backup:
         triggers=[backup],
         opts=pulumi.ResourceOptions(depends_on=servers),
     )
+    metrics = testbed.services.MetricsBackup(
+        "metrics",
+        inventory=nodes.inventory,
+        prometheus=monitoring.prometheus,
+        triggers=[backup],
+        opts=pulumi.ResourceOptions(depends_on=servers),
+    )
     pulumi.export("backup", {
         "directory": fetched.destination,
         "files": fetched.files.apply(lambda fs: [{"host": f.host, "path": f.path, "size": f.size, "sha256": f.sha256} for f in fs]),
+        "metrics": metrics.directory,
+        "metricsBytes": metrics.total_bytes,
     })

@@ -6,7 +6,9 @@
                                     `pulumi config set testbed:g5k… --stack g5k`, see README)
     myperf bench -t 120 [-- -P 4 -R]  one measurement on the current stack; iperf3 client
                                     options after `--`; prints each client's Gbit/s
-    myperf backup                   copy every client's reports to backups/<stack>/<host>/ (a Fetch)
+    myperf backup                   copy every client's reports to backups/<stack>/<host>/ (a Fetch),
+                                    the metrics to backups/<stack>/metrics/ (a MetricsBackup) and
+                                    draw each measurement's throughput: backups/<stack>/<run>.png
     myperf status                   the current stack's outputs
     myperf destroy                  release everything of the current stack
 
@@ -129,7 +131,35 @@ def cmd_bench(args: argparse.Namespace) -> None:
     bench = outputs.get("bench") or {}
     for host, gbps in sorted((bench.get("gbps") or {}).items()):
         print(f"{host}: {gbps} Gbit/s")
-    print(f"run {run}: reports in /root/results/{run}.json on each client (`myperf backup` copies them here)")
+    window = _record(stack.name, run, bench)
+    print(
+        f"run {run} from {window[0]} to {window[1]}: reports in /root/results/{run}.json on each client "
+        "(`myperf backup` copies them here, with the metrics of that window)"
+    )
+
+
+def _runs_file(stack: str) -> Path:
+    return HERE / "backups" / stack / "runs.json"
+
+
+def _record(stack: str, run: str, bench: dict[str, Any]) -> tuple[str, str]:
+    """Keep the measurement's time window (from the clients' own start times and durations),
+    so the backup can draw that window out of the metrics."""
+    import datetime
+
+    starts, ends = [], []
+    for started, seconds in (bench.get("windows") or {}).values():
+        t0 = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
+        starts.append(t0)
+        ends.append(t0 + datetime.timedelta(seconds=float(seconds)))
+    iso = lambda t: t.astimezone(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")  # noqa: E731
+    window = (iso(min(starts)), iso(max(ends))) if starts else ("", "")
+    path = _runs_file(stack)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = json.loads(path.read_text()) if path.exists() else []
+    runs.append({"id": run, "from": window[0], "to": window[1], "gbps": bench.get("gbps"), "args": bench.get("args")})
+    path.write_text(json.dumps(runs, indent=2) + "\n")
+    return window
 
 
 def cmd_backup(args: argparse.Namespace) -> None:
@@ -137,11 +167,54 @@ def cmd_backup(args: argparse.Namespace) -> None:
 
     stack = _stack(args.stack)
     stack.set_config("myperf:backup", auto.ConfigValue(time.strftime("%Y%m%d-%H%M%S")))
-    outputs = _up(stack, "backing up the reports")
+    outputs = _up(stack, "backing up the reports and the metrics")
     backup = outputs.get("backup") or {}
     for entry in backup.get("files") or []:
         print(f"{entry['host']}: {entry['path']} ({entry['size']} bytes, sha256 {entry['sha256'][:16]}…)")
     print(f"in {HERE / str(backup.get('directory'))}")
+    metrics = HERE / str(backup.get("metrics"))
+    print(f"metrics snapshot: {metrics} ({backup.get('metricsBytes')} bytes; `testbed metrics --backup {metrics} --query …`)")
+    interfaces = outputs.get("experiment_interfaces") or {}
+    runs = json.loads(_runs_file(stack.name).read_text()) if _runs_file(stack.name).exists() else []
+    for run in runs:
+        if not run.get("from"):
+            continue
+        png = _runs_file(stack.name).parent / f"{run['id']}.png"
+        _plot(metrics, run, interfaces, png)
+        print(f"run {run['id']}: throughput of {', '.join(sorted(interfaces))} on the experiment network in {png}")
+
+
+def _plot(metrics: Path, run: dict[str, Any], interfaces: dict[str, str], png: Path) -> None:
+    """`testbed plot` of the run's window, with a second of margin on each side."""
+    import datetime
+    import subprocess
+
+    def shifted(t: str, seconds: int) -> str:
+        return (datetime.datetime.fromisoformat(t.replace("Z", "+00:00")) + datetime.timedelta(seconds=seconds)).isoformat()
+
+    argv = [
+        str(Path(sys.executable).with_name("testbed")),
+        "plot",
+        "--backup",
+        str(metrics),
+        "--view",
+        "throughput",
+        "--hosts",
+        ",".join(sorted(interfaces)),
+        "--interfaces",
+        ",".join(sorted(set(interfaces.values()))),
+        "--from",
+        shifted(run["from"], -2),
+        "--to",
+        shifted(run["to"], 2),
+        "--title",
+        f"myperf run {run['id']}: experiment network",
+        "--output",
+        str(png),
+    ]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"myperf: drawing run {run['id']} failed: {proc.stderr.strip()}")
 
 
 def cmd_status(args: argparse.Namespace) -> None:
@@ -173,7 +246,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         p.add_argument("--clients", type=int, help="number of iperf3 clients (default 1)")
     bench = sub.add_parser("bench", help="run one measurement (iperf3 client options after `--`)")
     bench.add_argument("-t", "--time", type=int, default=10, help="seconds to transmit (default 10)")
-    sub.add_parser("backup", help="copy the clients' reports to backups/<stack>/")
+    sub.add_parser("backup", help="copy the reports and the metrics to backups/<stack>/, draw each run's throughput")
     sub.add_parser("status", help="the stack's outputs")
     sub.add_parser("destroy", help="release everything")
     args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -63,11 +64,12 @@ def test_myperf_lifecycle_on_the_local_testbed(myperf):
     bench = myperf("bench", "-t", "1", "--", "-P", "2")
     rates = dict(re.findall(r"^(client-\d): ([\d.]+) Gbit/s$", bench.stdout, re.M))
     assert set(rates) == {"client-1", "client-2"} and all(float(r) > 0.1 for r in rates.values()), bench.stdout
-    run = re.search(r"^run (\S+):", bench.stdout, re.M).group(1)
+    run = re.search(r"^run (\S+) from \S+Z to \S+Z:", bench.stdout, re.M).group(1)
 
     status = json.loads(myperf("status").stdout)
     assert status["bench"]["id"] == run and status["bench"]["args"] == "-P 2"
     assert status["roles"] == {"server": ["server-1"], "client": ["client-1", "client-2"]}
+    assert status["monitoring"]["tunnel"] == "testbed tunnel --stack local server-1:9090 9090"  # monitoring deployed with the nodes
 
     again = myperf("bench", "-t", "1")  # a new run: only the measurement runs again
     assert "bench: update …" in again.stdout and "nodes: update" not in again.stdout and "deps: update" not in again.stdout
@@ -79,6 +81,16 @@ def test_myperf_lifecycle_on_the_local_testbed(myperf):
         local = myperf.project / "backups" / "local" / path
         assert local.stat().st_size == int(size) and hashlib.sha256(local.read_bytes()).hexdigest().startswith(digest)
         assert json.loads(local.read_text())["start"]["connected"]  # an iperf3 report
+    # The metrics came too, and each run's window is drawn from them.
+    metrics = re.search(r"^metrics snapshot: (\S+) \((\d+) bytes", saved.stdout, re.M)
+    assert metrics and int(metrics.group(2)) > 0, saved.stdout
+    assert Path(metrics.group(1)).parent == myperf.project / "backups" / "local" / "metrics"
+    pngs = re.findall(
+        r"^run (\S+): throughput of client-1, client-2, server-1 on the experiment network in (\S+\.png)$", saved.stdout, re.M
+    )
+    assert [r for r, _ in pngs] == [run, re.search(r"^run (\S+) from", again.stdout, re.M).group(1)], saved.stdout
+    for _run, png in pngs:
+        assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(png) > 5000
 
     down = myperf("destroy")
     assert "destroyed" in down.stdout
