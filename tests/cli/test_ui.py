@@ -425,9 +425,53 @@ def test_page_reads_traffic_from_the_stacks_own_monitoring(tmp_path):
         assert "traffic from Monitoring `monitoring`" in seen["status"]
         assert "metrics collector" in seen["label"]  # the model knows where the collector runs
         print(f"screenshot: {seen['shot']} (and {ARTIFACTS / seen['shot'].name})")
+        prometheus_ui_through_the_tunnel(stack, env, tmp_path)
     finally:
         stack.destroy()
         shutil.rmtree(cache, ignore_errors=True)
     assert stack.resources() == []
     if reservation:
         assert not namespaces_of(reservation), "the stack's namespaces outlived destroy"
+
+
+def prometheus_ui_through_the_tunnel(stack: Stack, env: dict[str, str], tmp_path: Path) -> None:
+    """The Monitoring's own `tunnel` command and query link, as a user follows them: Prometheus'
+    UI opens in the browser and its table shows the iperf3 stream on server-1's experiment
+    interface (its graph tab is kept as a screenshot)."""
+    outputs = stack.outputs()
+    tunnel_words = outputs["tunnel"].split()
+    assert tunnel_words[:2] == ["testbed", "tunnel"], outputs["tunnel"]
+    # The same command without its local port: a free one (the suggested one may be taken on a shared machine).
+    proc = subprocess.Popen(
+        [str(TESTBED), *tunnel_words[1:-1]], cwd=stack.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "forwarding http://127.0.0.1:<port>/ → server-1:9090 …"
+        assert line.startswith("forwarding http://127.0.0.1:"), line + (proc.stderr.read() if proc.poll() is not None else "")
+        base = line.split()[1].rstrip("/")
+        query = outputs["receive"]  # the Monitoring's ready-made link, through the tunnel's port
+        table = query.replace("http://127.0.0.1:9090", base).replace("g0.tab=0", "g0.tab=1")
+        graph = query.replace("http://127.0.0.1:9090", base)
+
+        async def read_table(page: Page) -> list[list[str]]:
+            rows = await page.wait_for(
+                "(() => { const r = Array.from(document.querySelectorAll('table.console_table tbody tr'))"
+                ".map(tr => Array.from(tr.querySelectorAll('td')).map(td => td.textContent.trim()));"
+                " return r.some(c => c[0].includes('server-1') && c[0].includes('eth1') && Number(c[1]) > 1e6) && r; })()",
+                "server-1's experiment interface receiving in Prometheus' table",
+            )
+            await page.screenshot(tmp_path / "prometheus-table.png")
+            return rows
+
+        async def draw_graph(page: Page) -> int:
+            paths = await page.wait_for("document.querySelectorAll('.graph_area svg path').length", "Prometheus' graph")
+            await page.screenshot(tmp_path / "prometheus-graph.png")
+            return paths
+
+        rows = browse(table, tmp_path / "table", read_table)  # a browser profile each: no stale DevTools port
+        assert any("client-1" in r[0] for r in rows) and any("server-1" in r[0] for r in rows), rows
+        assert browse(graph, tmp_path / "graph", draw_graph) > 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""

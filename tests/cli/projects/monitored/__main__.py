@@ -23,3 +23,5 @@ testbed.Command(
     background=True,
     opts=pulumi.ResourceOptions(depends_on=[server]),
 )
+pulumi.export("tunnel", monitoring.tunnel)
+pulumi.export("receive", monitoring.queries.apply(lambda q: q["receive"].url))
