@@ -18,7 +18,6 @@ Prometheus, the end of its own log.
 from __future__ import annotations
 
 import hashlib
-import math
 import uuid
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -33,6 +32,7 @@ from ..remote.patterns import match_planned
 from ..remote.patterns import warm_up as warm_up_patterns
 from ..remote.scripts import BG_DIR
 from ..services import prometheus as prom
+from ..services import queries as q
 from ..typed.check import check_inputs, with_defaults
 from ..typed.model import input_names
 from .base import CheckResult, ReadResult, ResourceController
@@ -114,25 +114,17 @@ def _stack_of(urn: str) -> str:
     return parts[2].split("::", 1)[0] if len(parts) > 2 else ""
 
 
-def rate_window(interval_s: float) -> str:
-    """A rate() window holding at least four scrapes."""
-    return f"{max(2, math.ceil(4 * interval_s))}s"
-
-
 def queries(interval_s: float, port: int) -> dict[str, dict[str, str]]:
-    w = rate_window(interval_s)
-    node = 'job="node"'
-    rx = f'rate(node_network_receive_bytes_total{{{node},device!="lo"}}[{w}]) * 8'
-    tx = f'rate(node_network_transmit_bytes_total{{{node},device!="lo"}}[{w}]) * 8'
+    """The `queries` output: services.queries' standard views (what `testbed plot` draws), each
+    with a link graphing it in Prometheus' UI through the suggested tunnel's local port."""
+    w = q.rate_window(interval_s)
+    rx, tx = q.throughput("receive", w), q.throughput("transmit", w)
     exprs = {
-        "throughput": (f"sum by (host, device) ({rx} + {tx})", "bits/s per host and interface, both directions"),
+        "throughput": (f"sum by (host, device) ({rx} + {tx})", "bits/s per host and interface, both directions added"),
         "receive": (f"sum by (host, device) ({rx})", "bits/s received per host and interface"),
         "transmit": (f"sum by (host, device) ({tx})", "bits/s sent per host and interface"),
-        "cpu": (f'100 * (1 - avg by (host) (rate(node_cpu_seconds_total{{{node},mode="idle"}}[{w}])))', "CPU busy % per host"),
-        "memory": (
-            f"sum by (host) (node_memory_MemTotal_bytes{{{node}}} - node_memory_MemAvailable_bytes{{{node}}})",
-            "memory used per host (bytes)",
-        ),
+        "cpu": (q.cpu_busy(w), "CPU busy % per host"),
+        "memory": (q.memory_used(), "memory used per host (bytes)"),
     }
     return {
         k: {"expr": e, "url": f"http://127.0.0.1:{port}/graph?g0.expr={quote(e)}&g0.tab=0&g0.range_input=15m", "description": d}
@@ -163,8 +155,9 @@ class Monitoring(ResourceController):
                 "extraTargets",
                 f"job `{job}` is {'taken by the agents or the collector' if job in ('node', 'prometheus') else 'given twice'}",
             )
-        if inputs.get("port") == inputs.get("agentPort") and isinstance(inputs.get("port"), int):
-            fail("agentPort", f"must differ from `port` ({inputs['port']}): the collector host runs an agent too")
+        ports = with_defaults(MONITORING.inputs, inputs)
+        if ports.get("port") == ports.get("agentPort") and isinstance(ports.get("port"), int):
+            fail("agentPort", f"must differ from `port` ({ports['port']}): the collector host runs an agent too")
         inventory = inputs.get("inventory")
         if inventory is None:
             fail("inventory", "required: a Reservation's `inventory` output")
