@@ -76,30 +76,47 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_monitoring_lifecycle(mon):
-    mon.up()
-    out = mon.outputs()["monitoring"]
-    addresses = mon.outputs()["addresses"]
+def hosts_of(stack: Stack) -> dict[str, Any]:
+    """The stack's Reservation `hosts` output: host → its entry (name, address, roles, networks)."""
+    return {h["name"]: h for h in stack.reservation()["outputs"]["hosts"]}
+
+
+def role(stack: Stack, name: str) -> list[str]:
+    return sorted(h for h, entry in hosts_of(stack).items() if name in entry["roles"])
+
+
+def experiment_interface(stack: Stack, host: str) -> str:
+    """The host's interface on the `experiment` network, as its inventory says (eth1 locally)."""
+    return next(n["interface"] for n in hosts_of(stack)[host]["networks"] if n["id"] == "experiment")
+
+
+def check_deployed(stack: Stack, stack_name: str) -> dict[str, int]:
+    """After the first `pulumi up`: every target up, agents scraped on the hosts' SSH addresses,
+    the outputs; the monitoring processes by `host/tag` (see pids)."""
+    out = stack.outputs()["monitoring"]
+    addresses = stack.outputs()["addresses"]
+    [server], clients = role(stack, "server"), role(stack, "client")
     nodes = {t["host"]: t for t in out["targets"] if t["job"] == "node"}
-    assert sorted(nodes) == ["client-1", "server-1"] and all(t["health"] == "up" for t in out["targets"]), out["targets"]
+    assert sorted(nodes) == sorted([server, *clients]) and all(t["health"] == "up" for t in out["targets"]), out["targets"]
     # Scraped over the management network: each agent's endpoint is the host's SSH address.
     for host, t in nodes.items():
         assert t["endpoint"] == f"{addresses[host]['_ssh']}:9100", t
-    assert out["tunnel"] == "testbed tunnel --stack local server-1:9090 9090"
+    assert out["tunnel"] == f"testbed tunnel --stack {stack_name} {server}:9090 9090"
     assert set(out["queries"]) >= {"throughput", "receive", "transmit", "cpu", "memory"}
-    assert out["prometheus"]["host"] == "server-1" and out["prometheus"]["port"] == 9090
-    running = pids(mon)
-    assert set(running) == {"server-1/agent", "client-1/agent", "server-1/collector"}, running
+    assert out["prometheus"]["host"] == server and out["prometheus"]["port"] == 9090
+    running = pids(stack)
+    assert set(running) == {f"{h}/agent" for h in nodes} | {f"{server}/collector"}, running
+    return running
 
-    # A second `pulumi up` changes nothing.
-    assert mon.preview_ops() == {}
 
-    # The measurement: the collector saw iperf3's traffic on the experiment interfaces.
-    mon.run("config", "set", "run", "r1")
-    mon.run("config", "set", "duration", "8")
-    mon.up()
-    result = mon.outputs()["bench"][0]
-    report = json.loads(result["stdout"])
+def check_measurement(stack: Stack) -> None:
+    """A measurement (config `run`, `duration`): the collector saw iperf3's traffic on the
+    experiment interfaces, and the scrapes stayed off them."""
+    stack.run("config", "set", "run", "r1")
+    stack.run("config", "set", "duration", "8")
+    stack.up()
+    [server], [client] = role(stack, "server"), role(stack, "client")
+    report = json.loads(stack.outputs()["bench"][0]["stdout"])
     start = report["start"]["timestamp"]["timesecs"]
     seconds = report["end"]["sum_received"]["seconds"]
     iperf = report["end"]["sum_received"]["bits_per_second"]
@@ -108,21 +125,62 @@ def test_monitoring_lifecycle(mon):
     before_t, after_t = start - 1, start + seconds + 3
 
     def counter(direction: str, host: str, t: float) -> float:
-        series = promql(mon, f'node_network_{direction}_bytes_total{{host="{host}",device="eth1"}}', t)
-        assert series, f"no {direction} series of {host}'s experiment interface in the collector"
+        device = experiment_interface(stack, host)
+        series = promql(stack, f'node_network_{direction}_bytes_total{{host="{host}",device="{device}"}}', t)
+        assert series, f"no {direction} series of {host}'s experiment interface {device} in the collector"
         return float(series[0]["value"][1])
 
-    for direction, host in (("receive", "server-1"), ("transmit", "client-1")):
+    for direction, host in (("receive", server), ("transmit", client)):
         seen = (counter(direction, host, after_t) - counter(direction, host, before_t)) * 8 / seconds
         assert abs(seen - iperf) <= 0.2 * iperf, (direction, host, seen, iperf)
     window = 5
     # ... and the scrapes did not: the client's experiment interface is quiet around the measurement
-    # (below 1 % of its rate), while its management interface carries the scrapes.
-    quiet = promql(mon, f'increase(node_network_transmit_bytes_total{{host="client-1",device="eth1"}}[{window}s])', start - 1)
-    scrapes = promql(mon, f'increase(node_network_transmit_bytes_total{{host="client-1",device="eth0"}}[{window}s])', start - 1)
+    # (below 1 % of its rate), while its other interfaces (the management one) carry the scrapes.
+    device = experiment_interface(stack, client)
+    quiet = promql(stack, f'increase(node_network_transmit_bytes_total{{host="{client}",device="{device}"}}[{window}s])', start - 1)
+    others = f'host="{client}",device!~"lo|{device}"'
+    scrapes = promql(stack, f"sum(increase(node_network_transmit_bytes_total{{{others}}}[{window}s]))", start - 1)
     if quiet and scrapes:  # the stack may be younger than the window before the measurement
         assert float(quiet[0]["value"][1]) * 8 < 0.01 * iperf * window
         assert float(scrapes[0]["value"][1]) > 0
+
+
+def check_backup(stack: Stack, stack_name: str) -> None:
+    """A MetricsBackup (config `backup`): the snapshot fetched under backups/<stack>/metrics/,
+    checksums match, the manifest covers the measurement, nothing left on the collector."""
+    [server] = role(stack, "server")
+    data_dir = stack.outputs()["monitoring"]["prometheus"]["data_dir"]
+    stack.run("config", "set", "backup", "b1")
+    stack.up()
+    backup = stack.outputs()["backup"]
+    directory = stack.dir / backup["directory"]
+    assert directory.parent == stack.dir / "backups" / stack_name / "metrics" and directory.name == backup["snapshot"]
+    assert backup["files"] and backup["bytes"] > 0
+    for f in backup["files"]:
+        assert hashlib.sha256((directory / f["path"]).read_bytes()).hexdigest() == f["sha256"], f["path"]
+    manifest = json.loads((directory / "backup.json").read_text())
+    assert manifest["stack"] == stack_name and manifest["collector"] == server and manifest["snapshot"] == backup["snapshot"]
+    assert backup["from"] and backup["to"] and backup["from"] < backup["to"]
+    assert not on_host(stack, "server", f"ls {data_dir}/snapshots 2>/dev/null; true")[server].strip()
+
+
+def check_destroy(stack: Stack) -> None:
+    """Destroy: nothing it started is left."""
+    everything = pids(stack)
+    assert everything
+    stack.destroy()
+    assert stack.resources() == []
+    assert not [k for k, pid in everything.items() if alive(pid)]
+
+
+def test_monitoring_lifecycle(mon):
+    mon.up()
+    running = check_deployed(mon, "local")
+
+    # A second `pulumi up` changes nothing.
+    assert mon.preview_ops() == {}
+
+    check_measurement(mon)
 
     # A host added: its agent starts, the collector reloads (same process), the others stay.
     mon.run("config", "set", "clients", "2")
@@ -135,24 +193,8 @@ def test_monitoring_lifecycle(mon):
     targets = {t["host"]: t["health"] for t in mon.outputs()["monitoring"]["targets"] if t["job"] == "node"}
     assert targets == {"client-1": "up", "client-2": "up", "server-1": "up"}
 
-    # The backup: the snapshot fetched, checksums match, the manifest covers the measurement.
-    mon.run("config", "set", "backup", "b1")
-    mon.up()
-    backup = mon.outputs()["backup"]
-    directory = mon.dir / backup["directory"]
-    assert directory.parent == mon.dir / "backups" / "local" / "metrics"
-    assert backup["files"] and backup["bytes"] > 0
-    for f in backup["files"]:
-        assert hashlib.sha256((directory / f["path"]).read_bytes()).hexdigest() == f["sha256"], f["path"]
-    manifest = json.loads((directory / "backup.json").read_text())
-    assert manifest["stack"] == "local" and manifest["collector"] == "server-1" and manifest["snapshot"] == backup["snapshot"]
-    assert backup["from"] and backup["to"] and backup["from"] < backup["to"]
-    assert not on_host(mon, "server", f"ls {out['prometheus']['data_dir']}/snapshots 2>/dev/null; true")["server-1"].strip()
-
-    # Destroy: nothing it started is left.
-    everything = pids(mon)
-    mon.destroy()
-    assert not [k for k, pid in everything.items() if alive(pid)]
+    check_backup(mon, "local")
+    check_destroy(mon)
 
 
 def first_preview_failure(stack: Stack) -> str:
