@@ -13,6 +13,7 @@ import hashlib
 import json
 import shlex
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -217,10 +218,14 @@ def test_runtime_failures_name_the_problem(mon):
         assert proc.returncode != 0, proc.stdout
         return proc.stdout
 
-    # An unknown network: a Check failure once the inventory is known.
+    # Preview installs and starts nothing.
     mon.run("config", "set", "monitor", "false")
     mon.up()
     mon.run("config", "set", "monitor", "true")
+    assert mon.preview_ops().get("monitoring") == "create"
+    assert pids(mon) == {}
+
+    # An unknown network: a Check failure once the inventory is known.
     mon.run("config", "set", "network", "nosuch")
     assert "network: unknown network `nosuch` (the reservation's networks: experiment, _ssh)" in failing_up()
     mon.run("config", "rm", "network")
@@ -257,3 +262,29 @@ def test_unreachable_agent_is_named(mon):
     mon.run("config", "set", "monitor", "true")
     proc = mon.run("up", "--yes", "--skip-preview", check=False)
     assert proc.returncode != 0 and "installing failed on 1 of 3 host(s): client-2 (unreachable)" in proc.stdout, proc.stdout
+
+
+def test_refresh_sees_a_dead_agent_and_up_restarts_it_and_the_ui_can_be_elsewhere(mon):
+    mon.run("config", "set", "ui", "client")  # the UI served from the client, forwarded to the collector
+    mon.up()
+    out = mon.outputs()["monitoring"]
+    assert out["tunnel"] == "testbed tunnel --stack local client-1:9090 9090"
+    up = on_host(mon, "client", f"python3 -c {shlex.quote(QUERY)} up $(date +%s)")["client-1"]
+    assert {r["metric"]["host"] for r in json.loads(up)["data"]["result"]} == {"server-1", "client-1"}  # the collector's answer
+    before = pids(mon)
+    assert set(before) == {"server-1/agent", "client-1/agent", "server-1/collector", "client-1/ui"}
+
+    on_host(mon, "client", 'kill "$(cat "$HOME"/.testbed/bg/mon-*-agent.pid)"')  # the agent dies outside Pulumi
+    deadline = time.monotonic() + 60
+    while not [r for r in promql(mon, 'up{job="node",host="client-1"} == 0', time.time())]:  # until a scrape failed
+        assert time.monotonic() < deadline, "the collector never saw client-1's agent down"
+        time.sleep(0.5)  # the polling period of the condition
+    mon.run("refresh", "--yes")
+    state = mon.resource("monitoring")["outputs"]  # refresh updates the resource's state (stack outputs change at up)
+    seen = {t["host"]: t["health"] for t in state["targets"] if t["job"] == "node"}
+    assert seen == {"server-1": "up", "client-1": "down"}, seen
+    proc = mon.up()
+    assert "restarted the agent on client-1" in proc.stdout, proc.stdout
+    after = pids(mon)
+    assert after["client-1/agent"] != before["client-1/agent"] and after["server-1/collector"] == before["server-1/collector"]
+    assert all(t["health"] == "up" for t in mon.outputs()["monitoring"]["targets"])

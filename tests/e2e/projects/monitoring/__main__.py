@@ -3,7 +3,7 @@ on every host, Prometheus on the server.
 
 Config: `run` (any text) adds a measurement of `duration` seconds (default 5) by every client;
 `backup` (any text) a MetricsBackup after it; `monitor: false` leaves monitoring out; `collector`,
-`network`, `port`, `labels` (JSON, the labels of an extra target), `extra` (an extra target's
+`network`, `ui`, `port`, `labels` (JSON, the labels of an extra target), `extra` (an extra target's
 `address:port`) and `blockPort` (a port something listens on on the server before monitoring
 starts) are for the bad-input tests."""
 
@@ -49,6 +49,7 @@ if config.get_bool("monitor") is not False:
         inventory=nodes.inventory,
         collector=config.get("collector") or "server",
         network=config.get("network"),
+        ui=config.get("ui"),
         port=config.get_int("port"),
         scrape_interval=config.get_float("scrape") or 1.0,
         extra_targets=[testbed.services.ScrapeTargetArgs(job="app", targets=[extra], labels=json.loads(config.get("labels") or "{}"))]
