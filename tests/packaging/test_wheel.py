@@ -24,7 +24,7 @@ from ..plugin.engine import PluginUnderTest
 INSTALL_TIMEOUT = 900  # seconds: dependencies come from PyPI (pip's cache makes later runs faster)
 # The provider's dependencies, pinned to what the project's own virtualenv runs (pulumi is
 # pinned to the engine's version there): the wheel is tested with what the rest is tested with.
-DEPENDENCIES = ("pulumi", "grpcio", "protobuf", "python-grid5000")
+DEPENDENCIES = ("pulumi", "grpcio", "protobuf", "python-grid5000", "matplotlib", "graphviz")
 
 
 def pip(python: Path | str, *args: str, cwd: Path) -> None:
@@ -38,9 +38,13 @@ def build_wheel(tmp: Path) -> Path:
     """`pip wheel` of a copy of the checkout's layout (provider/ beside schema.json), so the
     build writes nothing into the checkout (no build/, no egg-info)."""
     src = tmp / "src"
-    shutil.copytree(
-        ROOT / "provider", src / "provider", ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", "*.pyc")
-    )
+    junk = shutil.ignore_patterns("*.egg-info", "__pycache__", "*.pyc")
+
+    def ignore(directory: str, names: list[str]) -> set[str]:  # build/ and dist/ of the provider itself, not of a JS library
+        top = {"build", "dist"} if Path(directory) == ROOT / "provider" else set()
+        return set(junk(directory, names)) | (top & set(names))
+
+    shutil.copytree(ROOT / "provider", src / "provider", ignore=ignore)
     shutil.copy(ROOT / "schema.json", src / "schema.json")
     pip(sys.executable, "wheel", "--no-deps", "--wheel-dir", str(tmp / "dist"), str(src / "provider"), cwd=tmp)
     wheels = list((tmp / "dist").glob("testbed_provider-*.whl"))
@@ -71,6 +75,9 @@ def test_a_wheel_in_a_fresh_venv_serves_the_schema(tmp_path):
     package = Path(where).parent
     assert package.is_relative_to(venv), f"imported from {where}, not from the wheel"
     assert (package / "schema.json").read_bytes() == (ROOT / "schema.json").read_bytes()
+    # `testbed ui`'s page and its pinned JS library come with the wheel (no npm on the user's machine).
+    for part in ("cli/ui/static/index.html", "cli/ui/static/app.js", "cli/ui/node_modules/cytoscape/dist/cytoscape.min.js"):
+        assert (package / part).is_file(), part
 
     env = {"PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "PYTHONPATH": ""}
     plugin = PluginUnderTest(env=env, executable=venv / "bin" / "pulumi-resource-testbed")
