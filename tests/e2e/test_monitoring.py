@@ -177,6 +177,8 @@ def check_destroy(stack: Stack) -> None:
 def test_monitoring_lifecycle(mon):
     mon.up()
     running = check_deployed(mon, "local")
+    board = json.loads(mon.resource("monitoring")["outputs"]["grafanaDashboard"])  # for a Grafana elsewhere
+    assert board["title"] == "local monitoring" and len(board["panels"]) == 4
 
     # A second `pulumi up` changes nothing.
     assert mon.preview_ops() == {}

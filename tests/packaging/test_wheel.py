@@ -24,7 +24,7 @@ from ..plugin.engine import PluginUnderTest
 INSTALL_TIMEOUT = 900  # seconds: dependencies come from PyPI (pip's cache makes later runs faster)
 # The provider's dependencies, pinned to what the project's own virtualenv runs (pulumi is
 # pinned to the engine's version there): the wheel is tested with what the rest is tested with.
-DEPENDENCIES = ("pulumi", "grpcio", "protobuf", "python-grid5000", "matplotlib", "graphviz")
+DEPENDENCIES = ("pulumi", "grpcio", "protobuf", "python-grid5000", "matplotlib", "graphviz", "grafana-foundation-sdk")
 
 
 def pip(python: Path | str, *args: str, cwd: Path) -> None:

@@ -3,6 +3,7 @@ Prometheus configuration the collector gets (parsed back, and accepted by Promet
 
 import asyncio
 import copy
+import json
 import shutil
 import subprocess
 
@@ -148,3 +149,19 @@ def test_backup_rules():
     moved = copy.deepcopy(ok)
     moved["inventory"]["hosts"][0]["address"] = "198.19.0.9"
     assert backup.diff({}, ok, moved).detailed == {"hosts": Kind.UPDATE}
+
+
+def test_grafana_dashboard_of_the_standard_views():
+    from testbed_provider.services.grafana import dashboard_json
+
+    board = json.loads(dashboard_json("local monitoring", 1.0))
+    assert board["title"] == "local monitoring" and board["uid"] == "testbed-local-monitoring"
+    assert [v["name"] for v in board["templating"]["list"]] == ["datasource", "host"]
+    panels = {p["title"]: p for p in board["panels"]}
+    assert set(panels) == {"Received per host and interface", "Sent per host and interface", "CPU busy", "Memory used"}
+    for p in panels.values():
+        assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"} and p["targets"]
+        for t in p["targets"]:
+            assert 'host=~"$host"' in t["expr"] and ("[1s]" not in t["expr"]), t["expr"]
+    assert "[$__rate_interval]" in panels["Received per host and interface"]["targets"][0]["expr"]
+    assert panels["Received per host and interface"]["fieldConfig"]["defaults"]["unit"] == "bps"

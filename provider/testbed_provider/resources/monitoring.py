@@ -442,6 +442,7 @@ class Monitoring(ResourceController):
                 "onHosts": f"http://{prom.endpoint(plan.ui.address, port)}/graph",
             },
             "queries": queries(interval, port),
+            "grafanaDashboard": _dashboard(urn, interval),
             "deployed": deployed,
         }
 
@@ -489,6 +490,14 @@ class Monitoring(ResourceController):
 
 def _tag(rid: str, role: str) -> str:
     return f"mon-{rid}-{role}"
+
+
+def _dashboard(urn: str, interval: float) -> str:
+    from ..services.grafana import dashboard_json  # the builders' import is only paid by an up
+
+    name = urn.rsplit("::", 1)[-1] if "::" in urn else "monitoring"
+    stack = _stack_of(urn)
+    return dashboard_json(f"{stack} {name}" if stack else name, interval)
 
 
 def _names(entry: Any) -> list[str]:

@@ -129,6 +129,11 @@ class MonitoringState(MonitoringArgs):
     ui_urls: dict[str, str] = prop(
         "`prometheus` (the UI through the tunnel), `targets` (its target page), `onHosts` (the UI as the hosts reach it).", output=True
     )
+    grafana_dashboard: str = prop(
+        "A Grafana dashboard of the same views (JSON, built with grafana-foundation-sdk), for a Grafana you run "
+        "elsewhere: import it and pick a Prometheus data source reaching the collector.",
+        output=True,
+    )
     queries: dict[str, Query] = prop(
         "Ready-made queries: `throughput` (bits/s per host and interface, both directions), `receive`, `transmit`, `cpu` "
         "(busy % per host), `memory` (used bytes per host).",

@@ -322,6 +322,7 @@ class Monitoring(pulumi.CustomResource):
             __props__.__dict__["scrape_interval"] = scrape_interval
             __props__.__dict__["ui"] = ui
             __props__.__dict__["agent_hosts"] = None
+            __props__.__dict__["grafana_dashboard"] = None
             __props__.__dict__["prometheus"] = None
             __props__.__dict__["queries"] = None
             __props__.__dict__["targets"] = None
@@ -357,6 +358,7 @@ class Monitoring(pulumi.CustomResource):
         __props__.__dict__["become"] = None
         __props__.__dict__["collector"] = None
         __props__.__dict__["extra_targets"] = None
+        __props__.__dict__["grafana_dashboard"] = None
         __props__.__dict__["inventory"] = None
         __props__.__dict__["network"] = None
         __props__.__dict__["port"] = None
@@ -418,6 +420,14 @@ class Monitoring(pulumi.CustomResource):
         More endpoints to scrape (e.g. an application's own `/metrics`).
         """
         return pulumi.get(self, "extra_targets")
+
+    @_builtins.property
+    @pulumi.getter(name="grafanaDashboard")
+    def grafana_dashboard(self) -> pulumi.Output[_builtins.str]:
+        """
+        A Grafana dashboard of the same views (JSON, built with grafana-foundation-sdk), for a Grafana you run elsewhere: import it and pick a Prometheus data source reaching the collector.
+        """
+        return pulumi.get(self, "grafana_dashboard")
 
     @_builtins.property
     @pulumi.getter
