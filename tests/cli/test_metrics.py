@@ -359,6 +359,17 @@ def test_metrics_and_plot_of_the_stacks_backup(monitored):
     out = monitored.testbed("metrics", "--backup", str(home), "-q", "count by (host) (node_memory_MemTotal_bytes)", "-f", "json")
     assert out.returncode == 0, out.stderr
     assert {s["metric"]["host"] for s in json.loads(out.stdout)["result"]} == {"server-1", "client-1"}
+    # The iperf3 run's window, read back from the backup: the bytes server-1's experiment interface
+    # received meanwhile (counter samples around it) are iperf3's own (headers add a few %).
+    report = json.loads(monitored.stack.outputs()["bench"][0]["stdout"])
+    start, seconds = report["start"]["timestamp"]["timesecs"], report["end"]["sum_received"]["seconds"]
+    counter = 'node_network_receive_bytes_total{host="server-1",device="eth1"}'
+    window = ("--from", str(start - 2), "--to", str(int(start + seconds) + 3), "--step", "1s", "-f", "json")
+    out = monitored.testbed("metrics", "--backup", str(directory), "-q", counter, *window)
+    assert out.returncode == 0, out.stderr
+    [series] = json.loads(out.stdout)["result"]
+    received = float(series["values"][-1][1]) - float(series["values"][0][1])
+    assert abs(received - report["end"]["sum_received"]["bytes"]) <= 0.2 * report["end"]["sum_received"]["bytes"], received
     svg = monitored.work / "backup-cpu.svg"
     plot = monitored.testbed("plot", "-b", str(directory), "--view", "cpu", "-o", str(svg))
     assert plot.returncode == 0, plot.stderr
