@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..typed.model import Resource, prop, schema_type
-from .reservation_schema import Inventory
-from .steps_schema import PATTERN, PATTERN_HINT, SECONDS_HINT
+from .steps_schema import PATTERN, PATTERN_HINT, SECONDS_HINT, InventoryArgs
 
 DURATION = r"([0-9]+(ms|s|m|h|d|w|y))+"  # a Prometheus duration: 15d, 12h, 1h30m
 DURATION_HINT = "a Prometheus duration such as `15d`, `12h` or `1h30m`"
@@ -64,12 +63,7 @@ class Query:
 
 # testbed:services:Monitoring
 @dataclass(kw_only=True)
-class MonitoringArgs:
-    inventory: Inventory = prop(
-        "A Reservation's `inventory` output: monitoring is deployed and removed from stack state alone.",
-        secret=True,
-        hint="a Reservation's `inventory` output",
-    )
+class MonitoringArgs(InventoryArgs):
     collector: str = prop(
         "Host pattern matching exactly one host: it runs Prometheus, which scrapes the agents and keeps the metrics.",
         pattern=PATTERN,
@@ -176,12 +170,7 @@ class BackupFile:
 
 # testbed:services:MetricsBackup
 @dataclass(kw_only=True)
-class MetricsBackupArgs:
-    inventory: Inventory = prop(
-        "The Reservation's `inventory` output (the collector is reached through it).",
-        secret=True,
-        hint="a Reservation's `inventory` output",
-    )
+class MetricsBackupArgs(InventoryArgs):
     prometheus: Collector = prop(
         "A Monitoring's `prometheus` output: which collector to snapshot.", hint="a Monitoring's `prometheus` output"
     )

@@ -15,12 +15,18 @@ SECONDS_HINT = "a number of seconds ≥ 0 (0: no limit)"
 
 
 @dataclass(kw_only=True)
-class StepArgs:
+class InventoryArgs:
+    """What everything run on a Reservation's hosts takes first (steps, services)."""
+
     inventory: Inventory = prop(
-        "A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).",
+        "A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).",
         secret=True,
         hint="a Reservation's `inventory` output",
     )
+
+
+@dataclass(kw_only=True)
+class StepArgs(InventoryArgs):
     on: str = prop(
         "Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).",
         default="all",

@@ -39,7 +39,7 @@ class CommandArgs:
         The set of arguments for constructing a Command resource.
 
         :param pulumi.Input[_builtins.str] create: Shell command run on `pulumi up` when the step is created. A Jinja template (text with `{{` or `{%`) is rendered on each host with the variables a Play sees (`testbed_networks`, `testbed_roles`, its group's `vars`, `inventory_hostname`, `groups`, `hostvars`…) and `vars`; any other text runs as it is.
-        :param pulumi.Input['InventoryArgs'] inventory: A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        :param pulumi.Input['InventoryArgs'] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         :param pulumi.Input[_builtins.bool] background: Start the command detached so it outlives the step (like a tmux session); destroy stops it.
         :param pulumi.Input[_builtins.bool] become: Run as root through sudo when the login user is not root.
         :param pulumi.Input[_builtins.str] delete: Shell command run on destroy (e.g. stop a service). May be a template, like `create`.
@@ -98,7 +98,7 @@ class CommandArgs:
     @pulumi.getter
     def inventory(self) -> pulumi.Input['InventoryArgs']:
         """
-        A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         """
         return pulumi.get(self, "inventory")
 
@@ -282,7 +282,7 @@ class Command(pulumi.CustomResource):
         :param pulumi.Input[_builtins.str] create: Shell command run on `pulumi up` when the step is created. A Jinja template (text with `{{` or `{%`) is rendered on each host with the variables a Play sees (`testbed_networks`, `testbed_roles`, its group's `vars`, `inventory_hostname`, `groups`, `hostvars`…) and `vars`; any other text runs as it is.
         :param pulumi.Input[_builtins.str] delete: Shell command run on destroy (e.g. stop a service). May be a template, like `create`.
         :param pulumi.Input[Mapping[str, pulumi.Input[_builtins.str]]] environment: Environment variables for the command.
-        :param pulumi.Input[Union['InventoryArgs', 'InventoryArgsDict']] inventory: A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        :param pulumi.Input[Union['InventoryArgs', 'InventoryArgsDict']] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         :param pulumi.Input[_builtins.str] on: Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).
         :param pulumi.Input[_builtins.str] ready_command: With `background`: a shell command run on each host every 0.1 s until it exits 0 (may be a template, like `create`); with `readyPort`, both must hold.
         :param pulumi.Input[_builtins.int] ready_port: With `background`: the step completes once a TCP socket listens on this port on each host (checked without connecting to it), so the next step never races the server. A port in use before the command starts fails the step.
@@ -457,7 +457,7 @@ class Command(pulumi.CustomResource):
     @pulumi.getter
     def inventory(self) -> pulumi.Output['outputs.Inventory']:
         """
-        A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         """
         return pulumi.get(self, "inventory")
 

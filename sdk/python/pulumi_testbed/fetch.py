@@ -32,7 +32,7 @@ class FetchArgs:
         The set of arguments for constructing a Fetch resource.
 
         :param pulumi.Input[_builtins.str] destination: Local directory, relative to the Pulumi program (created if missing); one subfolder per host.
-        :param pulumi.Input['InventoryArgs'] inventory: A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        :param pulumi.Input['InventoryArgs'] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] paths: Remote files, directories or globs (`/root/results/*.json`), absolute or under `~/` (the login user's home). A matched file lands as `<destination>/<host>/<its name>`, a directory as `<destination>/<host>/<its name>/…`.
         :param pulumi.Input[_builtins.bool] delete_on_destroy: Remove the fetched files (exactly those recorded, and directories left empty) on destroy. Default false: results are kept.
         :param pulumi.Input[_builtins.str] on: Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).
@@ -69,7 +69,7 @@ class FetchArgs:
     @pulumi.getter
     def inventory(self) -> pulumi.Input['InventoryArgs']:
         """
-        A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         """
         return pulumi.get(self, "inventory")
 
@@ -159,7 +159,7 @@ class Fetch(pulumi.CustomResource):
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.bool] delete_on_destroy: Remove the fetched files (exactly those recorded, and directories left empty) on destroy. Default false: results are kept.
         :param pulumi.Input[_builtins.str] destination: Local directory, relative to the Pulumi program (created if missing); one subfolder per host.
-        :param pulumi.Input[Union['InventoryArgs', 'InventoryArgsDict']] inventory: A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        :param pulumi.Input[Union['InventoryArgs', 'InventoryArgsDict']] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         :param pulumi.Input[_builtins.str] on: Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] paths: Remote files, directories or globs (`/root/results/*.json`), absolute or under `~/` (the login user's home). A matched file lands as `<destination>/<host>/<its name>`, a directory as `<destination>/<host>/<its name>/…`.
         :param pulumi.Input[_builtins.float] timeout: Seconds before the transfer is stopped and reported (0 or omitted: no limit).
@@ -299,7 +299,7 @@ class Fetch(pulumi.CustomResource):
     @pulumi.getter
     def inventory(self) -> pulumi.Output['outputs.Inventory']:
         """
-        A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         """
         return pulumi.get(self, "inventory")
 

@@ -68,7 +68,7 @@ def get_facts(inventory: Optional[Union['Inventory', 'InventoryDict']] = None,
     """
     Ansible facts of the hosts of a Reservation that match a pattern (interfaces and addresses, CPU, memory, distribution, kernel, and every raw fact), for later steps' inputs. Gathered on every preview and update (read-only); a pattern matching nothing or an unknown subset is an input error naming the argument; an unreachable host fails the call naming it.
 
-    :param Union['Inventory', 'InventoryDict'] inventory: A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+    :param Union['Inventory', 'InventoryDict'] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
     :param _builtins.str on: Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).
     :param Sequence[_builtins.str] subset: Ansible's `gather_subset` (`network`, `hardware`, `virtual`, `!facter`…; all when omitted).
     :param _builtins.float timeout: Seconds before gathering is stopped (0: no limit). Default: `120`.
@@ -92,7 +92,7 @@ def get_facts_output(inventory: pulumi.Input[Optional[Union['Inventory', 'Invent
     """
     Ansible facts of the hosts of a Reservation that match a pattern (interfaces and addresses, CPU, memory, distribution, kernel, and every raw fact), for later steps' inputs. Gathered on every preview and update (read-only); a pattern matching nothing or an unknown subset is an input error naming the argument; an unreachable host fails the call naming it.
 
-    :param Union['Inventory', 'InventoryDict'] inventory: A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+    :param Union['Inventory', 'InventoryDict'] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
     :param _builtins.str on: Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).
     :param Sequence[_builtins.str] subset: Ansible's `gather_subset` (`network`, `hardware`, `virtual`, `!facter`…; all when omitted).
     :param _builtins.float timeout: Seconds before gathering is stopped (0: no limit). Default: `120`.

@@ -35,7 +35,7 @@ class PlayArgs:
         """
         The set of arguments for constructing a Play resource.
 
-        :param pulumi.Input['InventoryArgs'] inventory: A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        :param pulumi.Input['InventoryArgs'] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         :param pulumi.Input[_builtins.bool] become: Run the tasks as root through sudo when the login user is not root.
         :param pulumi.Input[Sequence[Any]] destroy_tasks: Tasks run on destroy (e.g. stop a service, remove a package).
         :param pulumi.Input[_builtins.bool] gather_facts: Gather Ansible facts first (`ansible_facts` in the tasks).
@@ -75,7 +75,7 @@ class PlayArgs:
     @pulumi.getter
     def inventory(self) -> pulumi.Input['InventoryArgs']:
         """
-        A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         """
         return pulumi.get(self, "inventory")
 
@@ -231,7 +231,7 @@ class Play(pulumi.CustomResource):
         :param pulumi.Input[Sequence[Any]] destroy_tasks: Tasks run on destroy (e.g. stop a service, remove a package).
         :param pulumi.Input[_builtins.bool] gather_facts: Gather Ansible facts first (`ansible_facts` in the tasks).
         :param pulumi.Input[Mapping[str, pulumi.Input[Mapping[str, Any]]]] host_vars: Variables per host name, beside those the Reservation gives each host.
-        :param pulumi.Input[Union['InventoryArgs', 'InventoryArgsDict']] inventory: A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        :param pulumi.Input[Union['InventoryArgs', 'InventoryArgsDict']] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         :param pulumi.Input[_builtins.str] on: Ansible host pattern over roles and host names (`server`, `client:!server`, `server-1`, `all`).
         :param pulumi.Input[_builtins.str] playbook: Instead of `tasks`: the path of a playbook file (relative to the Pulumi program); its plays run on the matched hosts, and the file with the templates, files, roles, vars, tasks… directories beside it is hashed so that an edit re-runs it.
         :param pulumi.Input[Sequence[Any]] tasks: Ansible tasks as data, each one module and its arguments plus task keywords, e.g. `{"name": "config", "ansible.builtin.template": {"src": "iperf.conf.j2", "dest": "/etc/iperf.conf"}, "register": "out"}`. Templated by Ansible (`{{ hostvars['server-1'].testbed_networks.exp }}`); a relative `src` of copy/template/script is a file beside the Pulumi program, hashed so that an edit re-runs the play.
@@ -407,7 +407,7 @@ class Play(pulumi.CustomResource):
     @pulumi.getter
     def inventory(self) -> pulumi.Output['outputs.Inventory']:
         """
-        A Reservation's `inventory` output: the step runs from stack state alone (destroy needs nothing else).
+        A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         """
         return pulumi.get(self, "inventory")
 

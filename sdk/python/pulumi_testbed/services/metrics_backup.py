@@ -32,7 +32,7 @@ class MetricsBackupArgs:
         """
         The set of arguments for constructing a MetricsBackup resource.
 
-        :param pulumi.Input['_root_inputs.InventoryArgs'] inventory: The Reservation's `inventory` output (the collector is reached through it).
+        :param pulumi.Input['_root_inputs.InventoryArgs'] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         :param pulumi.Input['CollectorArgs'] prometheus: A Monitoring's `prometheus` output: which collector to snapshot.
         :param pulumi.Input[_builtins.bool] delete_on_destroy: Remove the fetched snapshot (exactly its recorded files) on destroy. Default false: backups are kept.
         :param pulumi.Input[_builtins.str] destination: Local directory, relative to the Pulumi program: the snapshot lands in `<destination>/<stack>/metrics/<snapshot>/`. Default: `backups`.
@@ -54,7 +54,7 @@ class MetricsBackupArgs:
     @pulumi.getter
     def inventory(self) -> pulumi.Input['_root_inputs.InventoryArgs']:
         """
-        The Reservation's `inventory` output (the collector is reached through it).
+        A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         """
         return pulumi.get(self, "inventory")
 
@@ -143,7 +143,7 @@ class MetricsBackup(pulumi.CustomResource):
         :param pulumi.ResourceOptions opts: Options for the resource.
         :param pulumi.Input[_builtins.bool] delete_on_destroy: Remove the fetched snapshot (exactly its recorded files) on destroy. Default false: backups are kept.
         :param pulumi.Input[_builtins.str] destination: Local directory, relative to the Pulumi program: the snapshot lands in `<destination>/<stack>/metrics/<snapshot>/`. Default: `backups`.
-        :param pulumi.Input[Union['_root_inputs.InventoryArgs', '_root_inputs.InventoryArgsDict']] inventory: The Reservation's `inventory` output (the collector is reached through it).
+        :param pulumi.Input[Union['_root_inputs.InventoryArgs', '_root_inputs.InventoryArgsDict']] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         :param pulumi.Input[Union['CollectorArgs', 'CollectorArgsDict']] prometheus: A Monitoring's `prometheus` output: which collector to snapshot.
         :param pulumi.Input[_builtins.float] timeout: Seconds before the snapshot's transfer is stopped and reported (0 or omitted: no limit).
         :param pulumi.Input[Sequence[Any]] triggers: Any values: a change takes and fetches a new snapshot (the old ones stay).
@@ -281,7 +281,7 @@ class MetricsBackup(pulumi.CustomResource):
     @pulumi.getter
     def inventory(self) -> pulumi.Output['_root_outputs.Inventory']:
         """
-        The Reservation's `inventory` output (the collector is reached through it).
+        A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         """
         return pulumi.get(self, "inventory")
 

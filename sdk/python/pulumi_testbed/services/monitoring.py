@@ -39,7 +39,7 @@ class MonitoringArgs:
         The set of arguments for constructing a Monitoring resource.
 
         :param pulumi.Input[_builtins.str] collector: Host pattern matching exactly one host: it runs Prometheus, which scrapes the agents and keeps the metrics.
-        :param pulumi.Input['_root_inputs.InventoryArgs'] inventory: A Reservation's `inventory` output: monitoring is deployed and removed from stack state alone.
+        :param pulumi.Input['_root_inputs.InventoryArgs'] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         :param pulumi.Input[_builtins.int] agent_port: Port the agents listen on. Default: `9100`.
         :param pulumi.Input[_builtins.str] agents: Host pattern of the hosts running an agent (prometheus-node-exporter: network, CPU, memory, disk counters).
         :param pulumi.Input[_builtins.bool] become: Install and run as root through sudo when the login user is not root.
@@ -92,7 +92,7 @@ class MonitoringArgs:
     @pulumi.getter
     def inventory(self) -> pulumi.Input['_root_inputs.InventoryArgs']:
         """
-        A Reservation's `inventory` output: monitoring is deployed and removed from stack state alone.
+        A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         """
         return pulumi.get(self, "inventory")
 
@@ -250,7 +250,7 @@ class Monitoring(pulumi.CustomResource):
         :param pulumi.Input[_builtins.bool] become: Install and run as root through sudo when the login user is not root.
         :param pulumi.Input[_builtins.str] collector: Host pattern matching exactly one host: it runs Prometheus, which scrapes the agents and keeps the metrics.
         :param pulumi.Input[Sequence[pulumi.Input[Union['ScrapeTargetArgs', 'ScrapeTargetArgsDict']]]] extra_targets: More endpoints to scrape (e.g. an application's own `/metrics`).
-        :param pulumi.Input[Union['_root_inputs.InventoryArgs', '_root_inputs.InventoryArgsDict']] inventory: A Reservation's `inventory` output: monitoring is deployed and removed from stack state alone.
+        :param pulumi.Input[Union['_root_inputs.InventoryArgs', '_root_inputs.InventoryArgsDict']] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         :param pulumi.Input[_builtins.str] network: Network the agents are scraped over: a network id of the Reservation, or `_ssh` (the network SSH uses: the local testbed's management network, Grid'5000's production network). Agents listen on that network's address only, so monitoring traffic stays off the experiment networks. Default: `_ssh`.
         :param pulumi.Input[_builtins.int] port: Port of Prometheus' web UI and API on the collector (and the UI host). Default: `9090`.
         :param pulumi.Input[_builtins.float] ready_timeout: Seconds to wait for Prometheus to be ready and every agent to be scraped healthy once. Default: `60`.
@@ -433,7 +433,7 @@ class Monitoring(pulumi.CustomResource):
     @pulumi.getter
     def inventory(self) -> pulumi.Output['_root_outputs.Inventory']:
         """
-        A Reservation's `inventory` output: monitoring is deployed and removed from stack state alone.
+        A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
         """
         return pulumi.get(self, "inventory")
 
