@@ -17,7 +17,9 @@ Prometheus, the end of its own log.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -45,6 +47,7 @@ REPLACE_KEYS = ("collector", "ui", "network", "port", "agentPort", "retention", 
 RECONFIGURE_KEYS = {"agents", "scrapeInterval", "extraTargets"}  # converge in place
 COMPUTED = ("prometheus", "targets", "agentHosts", "tunnel", "uiUrls", "queries", "deployed")
 ERROR_TAIL = 600
+POLL_S = 1.0  # seconds between two looks at the targets' health
 
 
 class PlanError(Exception):
@@ -244,7 +247,7 @@ class Monitoring(ResourceController):
         inputs = inputs or {k: v for k, v in outputs.items() if k in INPUT_KEYS}
         info = reveal(outputs.get("prometheus")) or {}
         try:
-            results = await self._shell(urn, outputs, info.get("host", ""), prom.targets_command(int(info["port"]), 0, 5.0), 30)
+            results = await self._shell(urn, outputs, info.get("host", ""), prom.targets_command(int(info["port"])), 30)
             targets = prom.parse_targets(results[0].stdout) if results[0].status == "ok" else None
         except (ResourceFailure, PatternError, KeyError, ValueError):
             targets = None
@@ -396,10 +399,23 @@ class Monitoring(ResourceController):
                 raise partial(_failed("starting the UI forwarder", results))
             deployed["ui"] = {"host": plan.ui.host, "identity": plan.identities[plan.ui.host]}
 
-        # 5. Every target scraped once.
+        # 5. Every target scraped once: one look a second (an SSH exec on the open master), with
+        # progress, until all are up or readyTimeout has passed (Prometheus applies new targets
+        # every 5 s, so a first deployment waits that long at least).
         extra = sum(len(t.get("targets") or []) for t in reveal(inputs.get("extraTargets")) or [])
-        await progress(f"waiting until Prometheus has scraped all {len(plan.agents) + 1 + extra} target(s)")
-        results = await self._run(urn, inputs, [collector], prom.targets_command(port, len(plan.agents) + 1 + extra, limit_s))
+        expected = len(plan.agents) + 1 + extra
+        t0 = time.monotonic()
+        while True:
+            results = await self._run(urn, inputs, [collector], prom.targets_command(port), quiet=True)
+            seen = prom.parse_targets(results[0].stdout) if results[0].status == "ok" else []
+            healthy = sum(t["health"] == "up" for t in seen)
+            elapsed = time.monotonic() - t0
+            if (len(seen) >= expected and healthy == len(seen)) or elapsed >= limit_s:
+                break
+            if self.ctx.cancelled.is_set():
+                raise partial("cancelled while waiting for the targets to be scraped")
+            await progress(f"{healthy} of {expected} target(s) scraped healthy ({elapsed:.0f} s of {limit_s:g})")
+            await asyncio.sleep(POLL_S)  # the polling period of the condition
         if results[0].status != "ok":
             raise partial(_failed("reading the targets' health", results))
         targets = prom.parse_targets(results[0].stdout)
@@ -448,8 +464,11 @@ class Monitoring(ResourceController):
 
     # ---- remote helpers ---------------------------------------------------------------------
 
-    async def _run(self, urn: str, inputs: dict[str, Any], hosts: list[str], command: Any, **kw: Any) -> list[HostResult]:
-        """run_shell on exactly these hosts (a union pattern of their names)."""
+    async def _run(
+        self, urn: str, inputs: dict[str, Any], hosts: list[str], command: Any, quiet: bool = False, **kw: Any
+    ) -> list[HostResult]:
+        """run_shell on exactly these hosts (a union pattern of their names); `quiet`: without its
+        own progress lines (a poll, whose caller says what it waits for)."""
         if not hosts:
             return []
         async with deadline(self.ctx.cancelled, 0) as limit:
@@ -460,7 +479,7 @@ class Monitoring(ResourceController):
                     command,
                     become=bool(inputs.get("become")),
                     cancelled=limit.stop,
-                    progress=self.ctx.log.status(urn),
+                    progress=None if quiet else self.ctx.log.status(urn),
                     **kw,
                 )
             except (PatternError, RemoteError) as err:
