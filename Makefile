@@ -23,5 +23,5 @@ schema: setup          ## regenerate schema.json and docs/ from the typed defini
 sdk: setup             ## regenerate sdk/python from schema.json
 	scripts/gen-sdk.sh
 
-bench: setup           ## time to SSH-ready, plugin start; Command fan-out vs ssh/ansible; Play vs ansible-playbook; g5k 100 nodes
+bench: setup           ## time to SSH-ready, plugin start; Command fan-out vs ssh/ansible; Play vs ansible-playbook; g5k 100 nodes; Monitoring deploy, overhead, backup
 	scripts/bench.sh
