@@ -35,10 +35,13 @@ average 3–7 throughout: medians of 3, expect run-to-run spread):
   up adding Monitoring 10.99 s / up adding a trivial Command 4.12 s = 2.67x
   no-change up with Monitoring 2.65 s / without 1.85 s = 1.43x
   iperf3 with 1 s scrapes 11.88 Gbit/s / without 13.16 Gbit/s = 0.90x (target ≥ 0.97 not met:
-    Prometheus and the 20 node-exporters use ~0.24 CPUs during the runs, on a machine where
+    Prometheus and the 20 node-exporters use ~0.25 CPUs during the runs, on a machine where
     iperf3 alone is CPU-bound; an earlier --skip-backup run on a busier machine gave 0.70x)
   10-minute history of 20 hosts: snapshot 12.7 MB in 4 files; up adding a MetricsBackup 4.51 s /
     up adding a Fetch of a 12.4 MB file 3.30 s = 1.37x (no-change up 3.22 s)
+  Parts 1–2 again after 0b04cdf (the wait for healthy targets polls once a second over SSH):
+    12.45 s / 4.18 s = 2.98x; no-change 2.86 s / 2.46 s = 1.16x; iperf3 10.62 / 11.16 Gbit/s
+    = 0.95x
 """
 
 from __future__ import annotations
