@@ -165,3 +165,14 @@ def test_grafana_dashboard_of_the_standard_views():
             assert 'host=~"$host"' in t["expr"] and ("[1s]" not in t["expr"]), t["expr"]
     assert "[$__rate_interval]" in panels["Received per host and interface"]["targets"][0]["expr"]
     assert panels["Received per host and interface"]["fieldConfig"]["defaults"]["unit"] == "bps"
+
+
+def test_agents_run_the_chosen_collectors_only():
+    command = prom.agent_command("198.19.0.1", 9100)
+    assert command.startswith("exec prometheus-node-exporter --web.listen-address=198.19.0.1:9100 --collector.disable-defaults ")
+    assert "--collector.netdev " in command and "--collector.netdev.address-info" in command and "--collector.hwmon" not in command
+    assert prom.agent_command("fd00::1", 9100, ["cpu"]).endswith("--collector.disable-defaults --collector.cpu")
+    assert "must list at least one collector name" in failures({**BASE, "agentCollectors": []})["agentCollectors"]
+    assert "a node-exporter collector name" in failures({**BASE, "agentCollectors": ["Bad Name"]})["agentCollectors[0]"]
+    outputs = deployed_outputs()
+    assert controller().diff(outputs, BASE, {**BASE, "agentCollectors": ["cpu"]}).replaces == ["agentCollectors"]

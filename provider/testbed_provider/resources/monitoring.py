@@ -43,11 +43,11 @@ from .monitoring_schema import MONITORING, SSH_NETWORK
 from .steps import _host_key, declassify, inventory_of, planned_verdict
 
 INPUT_KEYS = input_names(MONITORING.inputs)
-REPLACE_KEYS = ("collector", "ui", "network", "port", "agentPort", "retention", "become")
+REPLACE_KEYS = ("collector", "ui", "network", "port", "agentPort", "agentCollectors", "retention", "become")
 RECONFIGURE_KEYS = {"agents", "scrapeInterval", "extraTargets"}  # converge in place
 COMPUTED = ("prometheus", "targets", "agentHosts", "tunnel", "uiUrls", "queries", "deployed")
 ERROR_TAIL = 600
-POLL_S = 1.0  # seconds between two looks at the targets' health
+POLL_S = 0.5  # seconds between two looks at the targets' health
 
 
 class PlanError(Exception):
@@ -295,6 +295,7 @@ class Monitoring(ResourceController):
         port, agent_port = int(eff["port"]), int(eff["agentPort"])
         interval = float(eff["scrapeInterval"])
         limit_s = float(eff["readyTimeout"])
+        collectors = reveal(inputs.get("agentCollectors")) or prom.DEFAULT_COLLECTORS
 
         def outputs(targets: Optional[list[dict[str, Any]]] = None) -> dict[str, Any]:
             return self._outputs(urn, inputs, plan, deployed, targets)
@@ -333,7 +334,7 @@ class Monitoring(ResourceController):
             urn,
             inputs,
             [a.host for a in plan.agents],
-            {a.host: prom.agent_command(a.address, agent_port) for a in plan.agents},
+            {a.host: prom.agent_command(a.address, agent_port, collectors) for a in plan.agents},
             background=_tag(rid, "agent"),
             ready_port=agent_port,
             ready_timeout=limit_s,

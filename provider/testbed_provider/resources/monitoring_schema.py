@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..services.prometheus import DEFAULT_COLLECTORS
 from ..typed.model import Resource, prop, schema_type
 from .steps_schema import PATTERN, PATTERN_HINT, SECONDS_HINT, InventoryArgs
 
@@ -100,6 +101,14 @@ class MonitoringArgs(InventoryArgs):
     )
     port: int = prop("Port of Prometheus' web UI and API on the collector (and the UI host).", default=9090, minimum=1, maximum=65535)
     agent_port: int = prop("Port the agents listen on.", default=9100, minimum=1, maximum=65535)
+    agent_collectors: Optional[list[str]] = prop(
+        "node-exporter collectors the agents run (`--collector.<name>`; the others are off, so a 1 s scrape stays cheap). "
+        "Default: " + ", ".join(f"`{c}`" for c in DEFAULT_COLLECTORS) + ".",
+        min_items=1,
+        noun="collector name",
+        pattern=r"[a-z][a-z0-9_]*",
+        hint="a node-exporter collector name such as `netdev`",
+    )
     extra_targets: Optional[list[ScrapeTarget]] = prop("More endpoints to scrape (e.g. an application's own `/metrics`).")
     become: Optional[bool] = prop("Install and run as root through sudo when the login user is not root.")
     ready_timeout: float = prop(

@@ -25,6 +25,7 @@ class MonitoringArgs:
     def __init__(__self__, *,
                  collector: pulumi.Input[_builtins.str],
                  inventory: pulumi.Input['_root_inputs.InventoryArgs'],
+                 agent_collectors: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  agent_port: pulumi.Input[Optional[_builtins.int]] = None,
                  agents: pulumi.Input[Optional[_builtins.str]] = None,
                  become: pulumi.Input[Optional[_builtins.bool]] = None,
@@ -40,6 +41,7 @@ class MonitoringArgs:
 
         :param pulumi.Input[_builtins.str] collector: Host pattern matching exactly one host: it runs Prometheus, which scrapes the agents and keeps the metrics.
         :param pulumi.Input['_root_inputs.InventoryArgs'] inventory: A Reservation's `inventory` output: it runs from stack state alone (destroy needs nothing else).
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] agent_collectors: node-exporter collectors the agents run (`--collector.<name>`; the others are off, so a 1 s scrape stays cheap). Default: `cpu`, `diskstats`, `filesystem`, `loadavg`, `meminfo`, `netdev`, `netstat`, `stat`, `time`, `uname`, `vmstat`.
         :param pulumi.Input[_builtins.int] agent_port: Port the agents listen on. Default: `9100`.
         :param pulumi.Input[_builtins.str] agents: Host pattern of the hosts running an agent (prometheus-node-exporter: network, CPU, memory, disk counters).
         :param pulumi.Input[_builtins.bool] become: Install and run as root through sudo when the login user is not root.
@@ -53,6 +55,8 @@ class MonitoringArgs:
         """
         pulumi.set(__self__, "collector", collector)
         pulumi.set(__self__, "inventory", inventory)
+        if agent_collectors is not None:
+            pulumi.set(__self__, "agent_collectors", agent_collectors)
         if agent_port is not None:
             pulumi.set(__self__, "agent_port", agent_port)
         if agents is None:
@@ -99,6 +103,18 @@ class MonitoringArgs:
     @inventory.setter
     def inventory(self, value: pulumi.Input['_root_inputs.InventoryArgs']):
         pulumi.set(self, "inventory", value)
+
+    @_builtins.property
+    @pulumi.getter(name="agentCollectors")
+    def agent_collectors(self) -> pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]:
+        """
+        node-exporter collectors the agents run (`--collector.<name>`; the others are off, so a 1 s scrape stays cheap). Default: `cpu`, `diskstats`, `filesystem`, `loadavg`, `meminfo`, `netdev`, `netstat`, `stat`, `time`, `uname`, `vmstat`.
+        """
+        return pulumi.get(self, "agent_collectors")
+
+    @agent_collectors.setter
+    def agent_collectors(self, value: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]]):
+        pulumi.set(self, "agent_collectors", value)
 
     @_builtins.property
     @pulumi.getter(name="agentPort")
@@ -227,6 +243,7 @@ class Monitoring(pulumi.CustomResource):
     def __init__(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 agent_collectors: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  agent_port: pulumi.Input[Optional[_builtins.int]] = None,
                  agents: pulumi.Input[Optional[_builtins.str]] = None,
                  become: pulumi.Input[Optional[_builtins.bool]] = None,
@@ -245,6 +262,7 @@ class Monitoring(pulumi.CustomResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
+        :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] agent_collectors: node-exporter collectors the agents run (`--collector.<name>`; the others are off, so a 1 s scrape stays cheap). Default: `cpu`, `diskstats`, `filesystem`, `loadavg`, `meminfo`, `netdev`, `netstat`, `stat`, `time`, `uname`, `vmstat`.
         :param pulumi.Input[_builtins.int] agent_port: Port the agents listen on. Default: `9100`.
         :param pulumi.Input[_builtins.str] agents: Host pattern of the hosts running an agent (prometheus-node-exporter: network, CPU, memory, disk counters).
         :param pulumi.Input[_builtins.bool] become: Install and run as root through sudo when the login user is not root.
@@ -282,6 +300,7 @@ class Monitoring(pulumi.CustomResource):
     def _internal_init(__self__,
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
+                 agent_collectors: pulumi.Input[Optional[Sequence[pulumi.Input[_builtins.str]]]] = None,
                  agent_port: pulumi.Input[Optional[_builtins.int]] = None,
                  agents: pulumi.Input[Optional[_builtins.str]] = None,
                  become: pulumi.Input[Optional[_builtins.bool]] = None,
@@ -303,6 +322,7 @@ class Monitoring(pulumi.CustomResource):
                 raise TypeError('__props__ is only valid when passed in combination with a valid opts.id to get an existing resource')
             __props__ = MonitoringArgs.__new__(MonitoringArgs)
 
+            __props__.__dict__["agent_collectors"] = agent_collectors
             __props__.__dict__["agent_port"] = agent_port
             if agents is None:
                 agents = 'all'
@@ -352,6 +372,7 @@ class Monitoring(pulumi.CustomResource):
 
         __props__ = MonitoringArgs.__new__(MonitoringArgs)
 
+        __props__.__dict__["agent_collectors"] = None
         __props__.__dict__["agent_hosts"] = None
         __props__.__dict__["agent_port"] = None
         __props__.__dict__["agents"] = None
@@ -372,6 +393,14 @@ class Monitoring(pulumi.CustomResource):
         __props__.__dict__["ui"] = None
         __props__.__dict__["ui_urls"] = None
         return Monitoring(resource_name, opts=opts, __props__=__props__)
+
+    @_builtins.property
+    @pulumi.getter(name="agentCollectors")
+    def agent_collectors(self) -> pulumi.Output[Optional[Sequence[_builtins.str]]]:
+        """
+        node-exporter collectors the agents run (`--collector.<name>`; the others are off, so a 1 s scrape stays cheap). Default: `cpu`, `diskstats`, `filesystem`, `loadavg`, `meminfo`, `netdev`, `netstat`, `stat`, `time`, `uname`, `vmstat`.
+        """
+        return pulumi.get(self, "agent_collectors")
 
     @_builtins.property
     @pulumi.getter(name="agentHosts")
