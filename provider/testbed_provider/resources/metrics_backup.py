@@ -108,8 +108,14 @@ class MetricsBackup(Step):
         started = datetime.datetime.now(datetime.timezone.utc)
         async with deadline(self.ctx.cancelled, limit_s) as limit:
             try:
-                await progress(f"taking a TSDB snapshot on {host}")
-                shot = await run_shell(inventory, host, prom.snapshot_command(port), cancelled=limit.stop, progress=progress)
+                await progress(f"taking a TSDB snapshot on {host} (once every target was scraped again)")
+                shot = await run_shell(
+                    inventory,
+                    host,
+                    prom.snapshot_command(port, float(info.get("scrapeInterval") or 1)),
+                    cancelled=limit.stop,
+                    progress=progress,
+                )
                 if shot[0].status != "ok":
                     raise ResourceFailure(f"the snapshot failed on {host} ({shot[0].status}): {shot[0].stderr.strip()[-400:]}")
                 name = shot[0].stdout.strip().splitlines()[-1]

@@ -186,8 +186,25 @@ def reload_command(port: int) -> str:
 
 
 SNAPSHOT_CODE = """
-import json, sys, urllib.error, urllib.request
-req = urllib.request.Request('http://127.0.0.1:%d/api/v1/admin/tsdb/snapshot', method='POST')
+import json, sys, time, urllib.error, urllib.parse, urllib.request
+port, limit = %d, %f
+base = 'http://127.0.0.1:%%d/api/v1/' %% port
+began = time.time()
+# First every target scraped once more: what happened until now (a measurement that just ended)
+# is then all in the snapshot, not cut at the last scrape before it.
+query = base + 'query?' + urllib.parse.urlencode({'query': 'min(timestamp(up))'})
+while True:
+    try:
+        result = json.load(urllib.request.urlopen(query, timeout=10))['data']['result']
+        if result and float(result[0]['value'][1]) >= began:
+            break
+    except (OSError, ValueError, KeyError):
+        pass
+    if time.time() - began > limit:
+        print('warning: not every target was scraped again within %%g s; the snapshot ends at the last scrapes' %% limit, file=sys.stderr)
+        break
+    time.sleep(0.2)
+req = urllib.request.Request(base + 'admin/tsdb/snapshot', method='POST')
 try:
     print(json.load(urllib.request.urlopen(req, timeout=300))['data']['name'])
 except urllib.error.HTTPError as err:
@@ -195,9 +212,10 @@ except urllib.error.HTTPError as err:
 """
 
 
-def snapshot_command(port: int) -> str:
-    """Take an online TSDB snapshot (hard links of the blocks, the head block flushed): prints its name."""
-    return _python(SNAPSHOT_CODE % port)
+def snapshot_command(port: int, scrape_interval_s: float = 1.0) -> str:
+    """Wait until every target was scraped after now (at most a few scrape intervals), then take an
+    online TSDB snapshot (hard links of the blocks, the head block written out): prints its name."""
+    return _python(SNAPSHOT_CODE % (port, max(10.0, 5 * scrape_interval_s)))
 
 
 FORWARD_CODE = """
