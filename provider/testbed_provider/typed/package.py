@@ -15,6 +15,7 @@ from ..resources.g5k_deployment_schema import DEPLOYMENT
 from ..resources.g5k_job_schema import JOB
 from ..resources.g5k_vlan_schema import VLANATTACHMENT
 from ..resources.monitoring_schema import METRICS_BACKUP, MONITORING
+from ..resources.netem_schema import NETEM
 from ..resources.play_schema import PLAY
 from ..resources.reservation_schema import RESERVATION
 from .docs import pages
@@ -39,7 +40,7 @@ HEADER: dict[str, Any] = {
         }
     },
 }
-RESOURCES: list[Resource] = [RESERVATION, COMMAND, PLAY, JOB, DEPLOYMENT, VLANATTACHMENT, FETCH, MONITORING, METRICS_BACKUP]
+RESOURCES: list[Resource] = [RESERVATION, COMMAND, PLAY, JOB, DEPLOYMENT, VLANATTACHMENT, FETCH, MONITORING, METRICS_BACKUP, NETEM]
 FUNCTIONS: list[Function] = [GET_BACKEND, GET_FACTS]
 
 

@@ -59,7 +59,8 @@ _utilities.register(
   "fqn": "pulumi_testbed.services",
   "classes": {
    "testbed:services:MetricsBackup": "MetricsBackup",
-   "testbed:services:Monitoring": "Monitoring"
+   "testbed:services:Monitoring": "Monitoring",
+   "testbed:services:Netem": "Netem"
   }
  }
 ]

@@ -8,5 +8,6 @@ import typing
 # Export this package's modules as members:
 from .metrics_backup import *
 from .monitoring import *
+from .netem import *
 from ._inputs import *
 from . import outputs

@@ -17,6 +17,10 @@ from .. import _utilities
 __all__ = [
     'CollectorArgs',
     'CollectorArgsDict',
+    'NetemConstraintArgs',
+    'NetemConstraintArgsDict',
+    'NetemHostConstraintArgs',
+    'NetemHostConstraintArgsDict',
     'ScrapeTargetArgs',
     'ScrapeTargetArgsDict',
 ]
@@ -147,6 +151,331 @@ class CollectorArgs:
     @url.setter
     def url(self, value: pulumi.Input[_builtins.str]):
         pulumi.set(self, "url", value)
+
+
+class NetemConstraintArgsDict(TypedDict):
+    """
+    One constraint of the per-group model (EnOSlib's NetemHTB): from the `src` hosts to the `dst` hosts.
+    """
+    dst: pulumi.Input[_builtins.str]
+    """
+    Host pattern of the receivers.
+    """
+    src: pulumi.Input[_builtins.str]
+    """
+    Host pattern of the senders (a role such as `server`, or any pattern).
+    """
+    delay: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    One-way delay from each sender to each receiver (netem).
+    """
+    jitter: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Delay variation around `delay` (netem's jitter; needs a `delay`).
+    """
+    loss: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Packet loss from each sender to each receiver (netem).
+    """
+    network: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The network the constraint is on. Default: the resource's `network`.
+    """
+    rate: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Bandwidth from each sender to each receiver (each pair its own) (an htb class).
+    """
+    symmetric: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
+    """
+    The same constraint from the receivers back to the senders (EnOSlib's `symmetric`). Default false.
+    """
+
+@pulumi.input_type
+class NetemConstraintArgs:
+    def __init__(__self__, *,
+                 dst: pulumi.Input[_builtins.str],
+                 src: pulumi.Input[_builtins.str],
+                 delay: pulumi.Input[Optional[_builtins.str]] = None,
+                 jitter: pulumi.Input[Optional[_builtins.str]] = None,
+                 loss: pulumi.Input[Optional[_builtins.str]] = None,
+                 network: pulumi.Input[Optional[_builtins.str]] = None,
+                 rate: pulumi.Input[Optional[_builtins.str]] = None,
+                 symmetric: pulumi.Input[Optional[_builtins.bool]] = None):
+        """
+        One constraint of the per-group model (EnOSlib's NetemHTB): from the `src` hosts to the `dst` hosts.
+
+        :param pulumi.Input[_builtins.str] dst: Host pattern of the receivers.
+        :param pulumi.Input[_builtins.str] src: Host pattern of the senders (a role such as `server`, or any pattern).
+        :param pulumi.Input[_builtins.str] delay: One-way delay from each sender to each receiver (netem).
+        :param pulumi.Input[_builtins.str] jitter: Delay variation around `delay` (netem's jitter; needs a `delay`).
+        :param pulumi.Input[_builtins.str] loss: Packet loss from each sender to each receiver (netem).
+        :param pulumi.Input[_builtins.str] network: The network the constraint is on. Default: the resource's `network`.
+        :param pulumi.Input[_builtins.str] rate: Bandwidth from each sender to each receiver (each pair its own) (an htb class).
+        :param pulumi.Input[_builtins.bool] symmetric: The same constraint from the receivers back to the senders (EnOSlib's `symmetric`). Default false.
+        """
+        pulumi.set(__self__, "dst", dst)
+        pulumi.set(__self__, "src", src)
+        if delay is not None:
+            pulumi.set(__self__, "delay", delay)
+        if jitter is not None:
+            pulumi.set(__self__, "jitter", jitter)
+        if loss is not None:
+            pulumi.set(__self__, "loss", loss)
+        if network is not None:
+            pulumi.set(__self__, "network", network)
+        if rate is not None:
+            pulumi.set(__self__, "rate", rate)
+        if symmetric is not None:
+            pulumi.set(__self__, "symmetric", symmetric)
+
+    @_builtins.property
+    @pulumi.getter
+    def dst(self) -> pulumi.Input[_builtins.str]:
+        """
+        Host pattern of the receivers.
+        """
+        return pulumi.get(self, "dst")
+
+    @dst.setter
+    def dst(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "dst", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def src(self) -> pulumi.Input[_builtins.str]:
+        """
+        Host pattern of the senders (a role such as `server`, or any pattern).
+        """
+        return pulumi.get(self, "src")
+
+    @src.setter
+    def src(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "src", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def delay(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        One-way delay from each sender to each receiver (netem).
+        """
+        return pulumi.get(self, "delay")
+
+    @delay.setter
+    def delay(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "delay", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def jitter(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Delay variation around `delay` (netem's jitter; needs a `delay`).
+        """
+        return pulumi.get(self, "jitter")
+
+    @jitter.setter
+    def jitter(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "jitter", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def loss(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Packet loss from each sender to each receiver (netem).
+        """
+        return pulumi.get(self, "loss")
+
+    @loss.setter
+    def loss(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "loss", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def network(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The network the constraint is on. Default: the resource's `network`.
+        """
+        return pulumi.get(self, "network")
+
+    @network.setter
+    def network(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "network", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def rate(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Bandwidth from each sender to each receiver (each pair its own) (an htb class).
+        """
+        return pulumi.get(self, "rate")
+
+    @rate.setter
+    def rate(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "rate", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def symmetric(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+        The same constraint from the receivers back to the senders (EnOSlib's `symmetric`). Default false.
+        """
+        return pulumi.get(self, "symmetric")
+
+    @symmetric.setter
+    def symmetric(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "symmetric", value)
+
+
+class NetemHostConstraintArgsDict(TypedDict):
+    """
+    The per-host (star) model, EnOSlib's Netem: every matched host's interface is this far from the core.
+    """
+    on: pulumi.Input[_builtins.str]
+    """
+    Host pattern over roles and host names (`server`, `client:!server`, `all`).
+    """
+    delay: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    One-way delay of everything the host sends (netem).
+    """
+    jitter: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Delay variation around `delay` (netem's jitter; needs a `delay`).
+    """
+    loss: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Packet loss of everything the host sends (netem).
+    """
+    network: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The network whose interface is shaped. Default: the resource's `network`.
+    """
+    rate: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Bandwidth of everything the host sends (an htb class).
+    """
+    symmetric: NotRequired[pulumi.Input[Optional[_builtins.bool]]]
+    """
+    Shape what the host receives the same way (through an ifb device, EnOSlib's ingress constraint). Default false.
+    """
+
+@pulumi.input_type
+class NetemHostConstraintArgs:
+    def __init__(__self__, *,
+                 on: pulumi.Input[_builtins.str],
+                 delay: pulumi.Input[Optional[_builtins.str]] = None,
+                 jitter: pulumi.Input[Optional[_builtins.str]] = None,
+                 loss: pulumi.Input[Optional[_builtins.str]] = None,
+                 network: pulumi.Input[Optional[_builtins.str]] = None,
+                 rate: pulumi.Input[Optional[_builtins.str]] = None,
+                 symmetric: pulumi.Input[Optional[_builtins.bool]] = None):
+        """
+        The per-host (star) model, EnOSlib's Netem: every matched host's interface is this far from the core.
+
+        :param pulumi.Input[_builtins.str] on: Host pattern over roles and host names (`server`, `client:!server`, `all`).
+        :param pulumi.Input[_builtins.str] delay: One-way delay of everything the host sends (netem).
+        :param pulumi.Input[_builtins.str] jitter: Delay variation around `delay` (netem's jitter; needs a `delay`).
+        :param pulumi.Input[_builtins.str] loss: Packet loss of everything the host sends (netem).
+        :param pulumi.Input[_builtins.str] network: The network whose interface is shaped. Default: the resource's `network`.
+        :param pulumi.Input[_builtins.str] rate: Bandwidth of everything the host sends (an htb class).
+        :param pulumi.Input[_builtins.bool] symmetric: Shape what the host receives the same way (through an ifb device, EnOSlib's ingress constraint). Default false.
+        """
+        pulumi.set(__self__, "on", on)
+        if delay is not None:
+            pulumi.set(__self__, "delay", delay)
+        if jitter is not None:
+            pulumi.set(__self__, "jitter", jitter)
+        if loss is not None:
+            pulumi.set(__self__, "loss", loss)
+        if network is not None:
+            pulumi.set(__self__, "network", network)
+        if rate is not None:
+            pulumi.set(__self__, "rate", rate)
+        if symmetric is not None:
+            pulumi.set(__self__, "symmetric", symmetric)
+
+    @_builtins.property
+    @pulumi.getter
+    def on(self) -> pulumi.Input[_builtins.str]:
+        """
+        Host pattern over roles and host names (`server`, `client:!server`, `all`).
+        """
+        return pulumi.get(self, "on")
+
+    @on.setter
+    def on(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "on", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def delay(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        One-way delay of everything the host sends (netem).
+        """
+        return pulumi.get(self, "delay")
+
+    @delay.setter
+    def delay(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "delay", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def jitter(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Delay variation around `delay` (netem's jitter; needs a `delay`).
+        """
+        return pulumi.get(self, "jitter")
+
+    @jitter.setter
+    def jitter(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "jitter", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def loss(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Packet loss of everything the host sends (netem).
+        """
+        return pulumi.get(self, "loss")
+
+    @loss.setter
+    def loss(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "loss", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def network(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The network whose interface is shaped. Default: the resource's `network`.
+        """
+        return pulumi.get(self, "network")
+
+    @network.setter
+    def network(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "network", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def rate(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Bandwidth of everything the host sends (an htb class).
+        """
+        return pulumi.get(self, "rate")
+
+    @rate.setter
+    def rate(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "rate", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def symmetric(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+        Shape what the host receives the same way (through an ifb device, EnOSlib's ingress constraint). Default false.
+        """
+        return pulumi.get(self, "symmetric")
+
+    @symmetric.setter
+    def symmetric(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "symmetric", value)
 
 
 class ScrapeTargetArgsDict(TypedDict):

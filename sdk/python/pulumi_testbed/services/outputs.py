@@ -13,11 +13,18 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import NotRequired, TypedDict, TypeAlias
 from .. import _utilities
+from . import outputs
 
 __all__ = [
     'AgentTarget',
     'BackupFile',
     'Collector',
+    'NetemConstraint',
+    'NetemDevice',
+    'NetemHost',
+    'NetemHostConstraint',
+    'NetemMeasurement',
+    'NetemRule',
     'Query',
     'ScrapeTarget',
 ]
@@ -247,6 +254,662 @@ class Collector(dict):
         Prometheus' URL as the hosts reach it (`http://address:port`).
         """
         return pulumi.get(self, "url")
+
+
+@pulumi.output_type
+class NetemConstraint(dict):
+    """
+    One constraint of the per-group model (EnOSlib's NetemHTB): from the `src` hosts to the `dst` hosts.
+    """
+    def __init__(__self__, *,
+                 dst: _builtins.str,
+                 src: _builtins.str,
+                 delay: Optional[_builtins.str] = None,
+                 jitter: Optional[_builtins.str] = None,
+                 loss: Optional[_builtins.str] = None,
+                 network: Optional[_builtins.str] = None,
+                 rate: Optional[_builtins.str] = None,
+                 symmetric: Optional[_builtins.bool] = None):
+        """
+        One constraint of the per-group model (EnOSlib's NetemHTB): from the `src` hosts to the `dst` hosts.
+
+        :param _builtins.str dst: Host pattern of the receivers.
+        :param _builtins.str src: Host pattern of the senders (a role such as `server`, or any pattern).
+        :param _builtins.str delay: One-way delay from each sender to each receiver (netem).
+        :param _builtins.str jitter: Delay variation around `delay` (netem's jitter; needs a `delay`).
+        :param _builtins.str loss: Packet loss from each sender to each receiver (netem).
+        :param _builtins.str network: The network the constraint is on. Default: the resource's `network`.
+        :param _builtins.str rate: Bandwidth from each sender to each receiver (each pair its own) (an htb class).
+        :param _builtins.bool symmetric: The same constraint from the receivers back to the senders (EnOSlib's `symmetric`). Default false.
+        """
+        pulumi.set(__self__, "dst", dst)
+        pulumi.set(__self__, "src", src)
+        if delay is not None:
+            pulumi.set(__self__, "delay", delay)
+        if jitter is not None:
+            pulumi.set(__self__, "jitter", jitter)
+        if loss is not None:
+            pulumi.set(__self__, "loss", loss)
+        if network is not None:
+            pulumi.set(__self__, "network", network)
+        if rate is not None:
+            pulumi.set(__self__, "rate", rate)
+        if symmetric is not None:
+            pulumi.set(__self__, "symmetric", symmetric)
+
+    @_builtins.property
+    @pulumi.getter
+    def dst(self) -> _builtins.str:
+        """
+        Host pattern of the receivers.
+        """
+        return pulumi.get(self, "dst")
+
+    @_builtins.property
+    @pulumi.getter
+    def src(self) -> _builtins.str:
+        """
+        Host pattern of the senders (a role such as `server`, or any pattern).
+        """
+        return pulumi.get(self, "src")
+
+    @_builtins.property
+    @pulumi.getter
+    def delay(self) -> Optional[_builtins.str]:
+        """
+        One-way delay from each sender to each receiver (netem).
+        """
+        return pulumi.get(self, "delay")
+
+    @_builtins.property
+    @pulumi.getter
+    def jitter(self) -> Optional[_builtins.str]:
+        """
+        Delay variation around `delay` (netem's jitter; needs a `delay`).
+        """
+        return pulumi.get(self, "jitter")
+
+    @_builtins.property
+    @pulumi.getter
+    def loss(self) -> Optional[_builtins.str]:
+        """
+        Packet loss from each sender to each receiver (netem).
+        """
+        return pulumi.get(self, "loss")
+
+    @_builtins.property
+    @pulumi.getter
+    def network(self) -> Optional[_builtins.str]:
+        """
+        The network the constraint is on. Default: the resource's `network`.
+        """
+        return pulumi.get(self, "network")
+
+    @_builtins.property
+    @pulumi.getter
+    def rate(self) -> Optional[_builtins.str]:
+        """
+        Bandwidth from each sender to each receiver (each pair its own) (an htb class).
+        """
+        return pulumi.get(self, "rate")
+
+    @_builtins.property
+    @pulumi.getter
+    def symmetric(self) -> Optional[_builtins.bool]:
+        """
+        The same constraint from the receivers back to the senders (EnOSlib's `symmetric`). Default false.
+        """
+        return pulumi.get(self, "symmetric")
+
+
+@pulumi.output_type
+class NetemDevice(dict):
+    """
+    One device a host shapes.
+    """
+    def __init__(__self__, *,
+                 device: _builtins.str,
+                 direction: _builtins.str,
+                 handle: _builtins.str,
+                 network: _builtins.str,
+                 rules: Sequence['outputs.NetemRule'],
+                 via: Optional[_builtins.str] = None):
+        """
+        One device a host shapes.
+
+        :param _builtins.str device: The host's interface.
+        :param _builtins.str direction: `egress` (what the interface sends) or `ingress` (what it receives, shaped on the `via` ifb device).
+        :param _builtins.str handle: The root htb qdisc's handle (on `via` for ingress).
+        :param _builtins.str network: Its network.
+        :param Sequence['NetemRule'] rules: Its classes.
+        :param _builtins.str via: The ifb device shaping the incoming traffic.
+        """
+        pulumi.set(__self__, "device", device)
+        pulumi.set(__self__, "direction", direction)
+        pulumi.set(__self__, "handle", handle)
+        pulumi.set(__self__, "network", network)
+        pulumi.set(__self__, "rules", rules)
+        if via is not None:
+            pulumi.set(__self__, "via", via)
+
+    @_builtins.property
+    @pulumi.getter
+    def device(self) -> _builtins.str:
+        """
+        The host's interface.
+        """
+        return pulumi.get(self, "device")
+
+    @_builtins.property
+    @pulumi.getter
+    def direction(self) -> _builtins.str:
+        """
+        `egress` (what the interface sends) or `ingress` (what it receives, shaped on the `via` ifb device).
+        """
+        return pulumi.get(self, "direction")
+
+    @_builtins.property
+    @pulumi.getter
+    def handle(self) -> _builtins.str:
+        """
+        The root htb qdisc's handle (on `via` for ingress).
+        """
+        return pulumi.get(self, "handle")
+
+    @_builtins.property
+    @pulumi.getter
+    def network(self) -> _builtins.str:
+        """
+        Its network.
+        """
+        return pulumi.get(self, "network")
+
+    @_builtins.property
+    @pulumi.getter
+    def rules(self) -> Sequence['outputs.NetemRule']:
+        """
+        Its classes.
+        """
+        return pulumi.get(self, "rules")
+
+    @_builtins.property
+    @pulumi.getter
+    def via(self) -> Optional[_builtins.str]:
+        """
+        The ifb device shaping the incoming traffic.
+        """
+        return pulumi.get(self, "via")
+
+
+@pulumi.output_type
+class NetemHost(dict):
+    """
+    What the resource applied on one host (and destroy removes).
+    """
+    def __init__(__self__, *,
+                 commands: _builtins.int,
+                 devices: Sequence['outputs.NetemDevice'],
+                 ifbs: Sequence[_builtins.str],
+                 summary: Sequence[_builtins.str]):
+        """
+        What the resource applied on one host (and destroy removes).
+
+        :param _builtins.int commands: tc/ip commands its script ran.
+        :param Sequence['NetemDevice'] devices: Shaped devices.
+        :param Sequence[_builtins.str] ifbs: ifb devices it created.
+        :param Sequence[_builtins.str] summary: One line per class: `eth1 → client-1 (198.18.0.2): rate 100mbit, delay 10ms`.
+        """
+        pulumi.set(__self__, "commands", commands)
+        pulumi.set(__self__, "devices", devices)
+        pulumi.set(__self__, "ifbs", ifbs)
+        pulumi.set(__self__, "summary", summary)
+
+    @_builtins.property
+    @pulumi.getter
+    def commands(self) -> _builtins.int:
+        """
+        tc/ip commands its script ran.
+        """
+        return pulumi.get(self, "commands")
+
+    @_builtins.property
+    @pulumi.getter
+    def devices(self) -> Sequence['outputs.NetemDevice']:
+        """
+        Shaped devices.
+        """
+        return pulumi.get(self, "devices")
+
+    @_builtins.property
+    @pulumi.getter
+    def ifbs(self) -> Sequence[_builtins.str]:
+        """
+        ifb devices it created.
+        """
+        return pulumi.get(self, "ifbs")
+
+    @_builtins.property
+    @pulumi.getter
+    def summary(self) -> Sequence[_builtins.str]:
+        """
+        One line per class: `eth1 → client-1 (198.18.0.2): rate 100mbit, delay 10ms`.
+        """
+        return pulumi.get(self, "summary")
+
+
+@pulumi.output_type
+class NetemHostConstraint(dict):
+    """
+    The per-host (star) model, EnOSlib's Netem: every matched host's interface is this far from the core.
+    """
+    def __init__(__self__, *,
+                 on: _builtins.str,
+                 delay: Optional[_builtins.str] = None,
+                 jitter: Optional[_builtins.str] = None,
+                 loss: Optional[_builtins.str] = None,
+                 network: Optional[_builtins.str] = None,
+                 rate: Optional[_builtins.str] = None,
+                 symmetric: Optional[_builtins.bool] = None):
+        """
+        The per-host (star) model, EnOSlib's Netem: every matched host's interface is this far from the core.
+
+        :param _builtins.str on: Host pattern over roles and host names (`server`, `client:!server`, `all`).
+        :param _builtins.str delay: One-way delay of everything the host sends (netem).
+        :param _builtins.str jitter: Delay variation around `delay` (netem's jitter; needs a `delay`).
+        :param _builtins.str loss: Packet loss of everything the host sends (netem).
+        :param _builtins.str network: The network whose interface is shaped. Default: the resource's `network`.
+        :param _builtins.str rate: Bandwidth of everything the host sends (an htb class).
+        :param _builtins.bool symmetric: Shape what the host receives the same way (through an ifb device, EnOSlib's ingress constraint). Default false.
+        """
+        pulumi.set(__self__, "on", on)
+        if delay is not None:
+            pulumi.set(__self__, "delay", delay)
+        if jitter is not None:
+            pulumi.set(__self__, "jitter", jitter)
+        if loss is not None:
+            pulumi.set(__self__, "loss", loss)
+        if network is not None:
+            pulumi.set(__self__, "network", network)
+        if rate is not None:
+            pulumi.set(__self__, "rate", rate)
+        if symmetric is not None:
+            pulumi.set(__self__, "symmetric", symmetric)
+
+    @_builtins.property
+    @pulumi.getter
+    def on(self) -> _builtins.str:
+        """
+        Host pattern over roles and host names (`server`, `client:!server`, `all`).
+        """
+        return pulumi.get(self, "on")
+
+    @_builtins.property
+    @pulumi.getter
+    def delay(self) -> Optional[_builtins.str]:
+        """
+        One-way delay of everything the host sends (netem).
+        """
+        return pulumi.get(self, "delay")
+
+    @_builtins.property
+    @pulumi.getter
+    def jitter(self) -> Optional[_builtins.str]:
+        """
+        Delay variation around `delay` (netem's jitter; needs a `delay`).
+        """
+        return pulumi.get(self, "jitter")
+
+    @_builtins.property
+    @pulumi.getter
+    def loss(self) -> Optional[_builtins.str]:
+        """
+        Packet loss of everything the host sends (netem).
+        """
+        return pulumi.get(self, "loss")
+
+    @_builtins.property
+    @pulumi.getter
+    def network(self) -> Optional[_builtins.str]:
+        """
+        The network whose interface is shaped. Default: the resource's `network`.
+        """
+        return pulumi.get(self, "network")
+
+    @_builtins.property
+    @pulumi.getter
+    def rate(self) -> Optional[_builtins.str]:
+        """
+        Bandwidth of everything the host sends (an htb class).
+        """
+        return pulumi.get(self, "rate")
+
+    @_builtins.property
+    @pulumi.getter
+    def symmetric(self) -> Optional[_builtins.bool]:
+        """
+        Shape what the host receives the same way (through an ifb device, EnOSlib's ingress constraint). Default false.
+        """
+        return pulumi.get(self, "symmetric")
+
+
+@pulumi.output_type
+class NetemMeasurement(dict):
+    """
+    A measured round trip between two constrained hosts, beside what was asked.
+    """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "expectedLossPercent":
+            suggest = "expected_loss_percent"
+        elif key == "expectedRttMs":
+            suggest = "expected_rtt_ms"
+        elif key == "lossPercent":
+            suggest = "loss_percent"
+        elif key == "baseRttMs":
+            suggest = "base_rtt_ms"
+        elif key == "rttAvgMs":
+            suggest = "rtt_avg_ms"
+        elif key == "rttMaxMs":
+            suggest = "rtt_max_ms"
+        elif key == "rttMinMs":
+            suggest = "rtt_min_ms"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in NetemMeasurement. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        NetemMeasurement.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        NetemMeasurement.__key_warning(key)
+        return super().get(key, default)
+
+    def __init__(__self__, *,
+                 address: _builtins.str,
+                 dst: _builtins.str,
+                 expected_loss_percent: _builtins.float,
+                 expected_rtt_ms: _builtins.float,
+                 loss_percent: _builtins.float,
+                 network: _builtins.str,
+                 received: _builtins.int,
+                 sent: _builtins.int,
+                 src: _builtins.str,
+                 tool: _builtins.str,
+                 base_rtt_ms: Optional[_builtins.float] = None,
+                 error: Optional[_builtins.str] = None,
+                 rtt_avg_ms: Optional[_builtins.float] = None,
+                 rtt_max_ms: Optional[_builtins.float] = None,
+                 rtt_min_ms: Optional[_builtins.float] = None):
+        """
+        A measured round trip between two constrained hosts, beside what was asked.
+
+        :param _builtins.str address: The address pinged.
+        :param _builtins.str dst: The host pinged.
+        :param _builtins.float expected_loss_percent: The loss the constraints ask for, both ways combined, %.
+        :param _builtins.float expected_rtt_ms: The round trip the constraints add (the delays both ways, ms); with `accurate`, the whole round trip asked.
+        :param _builtins.float loss_percent: Measured loss, %.
+        :param _builtins.str network: The network.
+        :param _builtins.int received: Replies.
+        :param _builtins.int sent: Echo requests sent.
+        :param _builtins.str src: The host that pinged.
+        :param _builtins.str tool: `fping` (Debian's `fping -C N -q`) or `ping`.
+        :param _builtins.float base_rtt_ms: With `accurate`: the round trip measured before any constraint, ms.
+        :param _builtins.str error: Why nothing was measured, when nothing was.
+        :param _builtins.float rtt_avg_ms: Mean round trip, ms.
+        :param _builtins.float rtt_max_ms: Slowest round trip, ms.
+        :param _builtins.float rtt_min_ms: Fastest round trip, ms.
+        """
+        pulumi.set(__self__, "address", address)
+        pulumi.set(__self__, "dst", dst)
+        pulumi.set(__self__, "expected_loss_percent", expected_loss_percent)
+        pulumi.set(__self__, "expected_rtt_ms", expected_rtt_ms)
+        pulumi.set(__self__, "loss_percent", loss_percent)
+        pulumi.set(__self__, "network", network)
+        pulumi.set(__self__, "received", received)
+        pulumi.set(__self__, "sent", sent)
+        pulumi.set(__self__, "src", src)
+        pulumi.set(__self__, "tool", tool)
+        if base_rtt_ms is not None:
+            pulumi.set(__self__, "base_rtt_ms", base_rtt_ms)
+        if error is not None:
+            pulumi.set(__self__, "error", error)
+        if rtt_avg_ms is not None:
+            pulumi.set(__self__, "rtt_avg_ms", rtt_avg_ms)
+        if rtt_max_ms is not None:
+            pulumi.set(__self__, "rtt_max_ms", rtt_max_ms)
+        if rtt_min_ms is not None:
+            pulumi.set(__self__, "rtt_min_ms", rtt_min_ms)
+
+    @_builtins.property
+    @pulumi.getter
+    def address(self) -> _builtins.str:
+        """
+        The address pinged.
+        """
+        return pulumi.get(self, "address")
+
+    @_builtins.property
+    @pulumi.getter
+    def dst(self) -> _builtins.str:
+        """
+        The host pinged.
+        """
+        return pulumi.get(self, "dst")
+
+    @_builtins.property
+    @pulumi.getter(name="expectedLossPercent")
+    def expected_loss_percent(self) -> _builtins.float:
+        """
+        The loss the constraints ask for, both ways combined, %.
+        """
+        return pulumi.get(self, "expected_loss_percent")
+
+    @_builtins.property
+    @pulumi.getter(name="expectedRttMs")
+    def expected_rtt_ms(self) -> _builtins.float:
+        """
+        The round trip the constraints add (the delays both ways, ms); with `accurate`, the whole round trip asked.
+        """
+        return pulumi.get(self, "expected_rtt_ms")
+
+    @_builtins.property
+    @pulumi.getter(name="lossPercent")
+    def loss_percent(self) -> _builtins.float:
+        """
+        Measured loss, %.
+        """
+        return pulumi.get(self, "loss_percent")
+
+    @_builtins.property
+    @pulumi.getter
+    def network(self) -> _builtins.str:
+        """
+        The network.
+        """
+        return pulumi.get(self, "network")
+
+    @_builtins.property
+    @pulumi.getter
+    def received(self) -> _builtins.int:
+        """
+        Replies.
+        """
+        return pulumi.get(self, "received")
+
+    @_builtins.property
+    @pulumi.getter
+    def sent(self) -> _builtins.int:
+        """
+        Echo requests sent.
+        """
+        return pulumi.get(self, "sent")
+
+    @_builtins.property
+    @pulumi.getter
+    def src(self) -> _builtins.str:
+        """
+        The host that pinged.
+        """
+        return pulumi.get(self, "src")
+
+    @_builtins.property
+    @pulumi.getter
+    def tool(self) -> _builtins.str:
+        """
+        `fping` (Debian's `fping -C N -q`) or `ping`.
+        """
+        return pulumi.get(self, "tool")
+
+    @_builtins.property
+    @pulumi.getter(name="baseRttMs")
+    def base_rtt_ms(self) -> Optional[_builtins.float]:
+        """
+        With `accurate`: the round trip measured before any constraint, ms.
+        """
+        return pulumi.get(self, "base_rtt_ms")
+
+    @_builtins.property
+    @pulumi.getter
+    def error(self) -> Optional[_builtins.str]:
+        """
+        Why nothing was measured, when nothing was.
+        """
+        return pulumi.get(self, "error")
+
+    @_builtins.property
+    @pulumi.getter(name="rttAvgMs")
+    def rtt_avg_ms(self) -> Optional[_builtins.float]:
+        """
+        Mean round trip, ms.
+        """
+        return pulumi.get(self, "rtt_avg_ms")
+
+    @_builtins.property
+    @pulumi.getter(name="rttMaxMs")
+    def rtt_max_ms(self) -> Optional[_builtins.float]:
+        """
+        Slowest round trip, ms.
+        """
+        return pulumi.get(self, "rtt_max_ms")
+
+    @_builtins.property
+    @pulumi.getter(name="rttMinMs")
+    def rtt_min_ms(self) -> Optional[_builtins.float]:
+        """
+        Fastest round trip, ms.
+        """
+        return pulumi.get(self, "rtt_min_ms")
+
+
+@pulumi.output_type
+class NetemRule(dict):
+    """
+    One class of a shaped device: traffic to these hosts, and what slows it.
+    """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "toHosts":
+            suggest = "to_hosts"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in NetemRule. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        NetemRule.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        NetemRule.__key_warning(key)
+        return super().get(key, default)
+
+    def __init__(__self__, *,
+                 addresses: Sequence[_builtins.str],
+                 classid: _builtins.str,
+                 rate: _builtins.str,
+                 to_hosts: Sequence[_builtins.str],
+                 delay: Optional[_builtins.str] = None,
+                 jitter: Optional[_builtins.str] = None,
+                 loss: Optional[_builtins.str] = None):
+        """
+        One class of a shaped device: traffic to these hosts, and what slows it.
+
+        :param Sequence[_builtins.str] addresses: Their addresses the filters match (u32 on the destination address).
+        :param _builtins.str classid: The htb class (`1:2`; `1:1` is the device's default class).
+        :param _builtins.str rate: The class's rate (`100gbit`: line rate, no shaping asked).
+        :param Sequence[_builtins.str] to_hosts: Destination hosts (empty: every destination no other class matches).
+        :param _builtins.str delay: netem's delay (as applied: with `accurate`, the asked delay less half the base round trip).
+        :param _builtins.str jitter: netem's jitter.
+        :param _builtins.str loss: netem's loss.
+        """
+        pulumi.set(__self__, "addresses", addresses)
+        pulumi.set(__self__, "classid", classid)
+        pulumi.set(__self__, "rate", rate)
+        pulumi.set(__self__, "to_hosts", to_hosts)
+        if delay is not None:
+            pulumi.set(__self__, "delay", delay)
+        if jitter is not None:
+            pulumi.set(__self__, "jitter", jitter)
+        if loss is not None:
+            pulumi.set(__self__, "loss", loss)
+
+    @_builtins.property
+    @pulumi.getter
+    def addresses(self) -> Sequence[_builtins.str]:
+        """
+        Their addresses the filters match (u32 on the destination address).
+        """
+        return pulumi.get(self, "addresses")
+
+    @_builtins.property
+    @pulumi.getter
+    def classid(self) -> _builtins.str:
+        """
+        The htb class (`1:2`; `1:1` is the device's default class).
+        """
+        return pulumi.get(self, "classid")
+
+    @_builtins.property
+    @pulumi.getter
+    def rate(self) -> _builtins.str:
+        """
+        The class's rate (`100gbit`: line rate, no shaping asked).
+        """
+        return pulumi.get(self, "rate")
+
+    @_builtins.property
+    @pulumi.getter(name="toHosts")
+    def to_hosts(self) -> Sequence[_builtins.str]:
+        """
+        Destination hosts (empty: every destination no other class matches).
+        """
+        return pulumi.get(self, "to_hosts")
+
+    @_builtins.property
+    @pulumi.getter
+    def delay(self) -> Optional[_builtins.str]:
+        """
+        netem's delay (as applied: with `accurate`, the asked delay less half the base round trip).
+        """
+        return pulumi.get(self, "delay")
+
+    @_builtins.property
+    @pulumi.getter
+    def jitter(self) -> Optional[_builtins.str]:
+        """
+        netem's jitter.
+        """
+        return pulumi.get(self, "jitter")
+
+    @_builtins.property
+    @pulumi.getter
+    def loss(self) -> Optional[_builtins.str]:
+        """
+        netem's loss.
+        """
+        return pulumi.get(self, "loss")
 
 
 @pulumi.output_type
