@@ -6,14 +6,15 @@
 # (testbed:services:Monitoring) installs prometheus and prometheus-node-exporter on its hosts: the
 # local testbed's hosts share this machine's /usr but have no route to a mirror, so they are
 # installed here; the CLI's `testbed metrics --backup` runs prometheus locally too. chromium
-# (headless) is the browser the tests open the UI pages with; graphviz draws `testbed topology`.
+# (headless) is the browser the tests open the UI pages with; graphviz draws `testbed topology`;
+# fping (and ping) measure what a Netem constraint gives.
 # Virtual machines (testbed_provider.hosts.vm: hosts with a kernel of their own, for netem): QEMU
 # and qemu-img, and what builds their image from Debian's archive: mmdebstrap (the root file
 # system), busybox-static, cpio and kmod (the initramfs and the kernel's module index), e2fsprogs.
 set -euo pipefail
 
 packages=(iproute2 openssh-server openssh-client netcat-openbsd util-linux procps iperf3 tmux rsync
-  prometheus prometheus-node-exporter chromium graphviz fonts-dejavu-core
+  prometheus prometheus-node-exporter chromium graphviz fonts-dejavu-core fping iputils-ping)
   qemu-system-x86 qemu-utils mmdebstrap busybox-static cpio kmod e2fsprogs)
 # A package is missing when dpkg does not report it installed.
 missing=()
