@@ -16,7 +16,8 @@ to it and is renamed into place when complete, under a lock (flock) so that conc
 build once and the others wait and reuse it. A build takes minutes; it reports each stage and,
 during long ones, a line every PROGRESS_EVERY seconds.
 
-`python -m testbed_provider.hosts.vm.image` builds the image if needed and prints its directory.
+`python -m testbed_provider.hosts.vm.image [--json]` builds the image if needed and prints its
+directory (with --json: every field of its VmImage); progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -260,7 +261,6 @@ class _Build:
         async with self.step(f"downloading and unpacking {package}"):
             debs = os.path.join(w, "debs")
             os.makedirs(debs)
-            os.chmod(w, 0o755)
             await self.download(package, debs)
             deb = glob.glob(os.path.join(debs, "*.deb"))[0]
             pkg_version = (await self.cmd(["dpkg-deb", "-f", deb, "Version"], "reading the kernel's version")).strip()
@@ -461,11 +461,7 @@ def _builtin_modules(kdir: str, version: str) -> set[str]:
         return set()
 
 
-def describe(image: VmImage) -> dict[str, object]:
-    return asdict(image)
-
-
-async def _main() -> int:
+async def _main(argv: list[str]) -> int:
     async def say(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
@@ -474,9 +470,9 @@ async def _main() -> int:
     except (CommandError, RuntimeError) as err:
         print(f"vm image: {err}", file=sys.stderr)
         return 1
-    print(image.directory)
+    print(json.dumps(asdict(image), indent=2) if "--json" in argv else image.directory)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(_main()))
+    sys.exit(asyncio.run(_main(sys.argv[1:])))
