@@ -266,6 +266,10 @@ async def start_vm(
     try:
         await run(argv, what=f"starting VM {name}", cancelled=cancelled, timeout=60)
     except BaseException:
+        # Cancelled or timed out once QEMU had daemonized (pid file written): stop it too.
+        pid = _read_pid(pid_file)
+        if pid is not None and is_qemu(pid) and pids.running(pid):
+            os.kill(pid, signal.SIGKILL)
         unlink_quietly(overlay)
         raise
     pid = _read_pid(pid_file)
