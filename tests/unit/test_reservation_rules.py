@@ -35,7 +35,7 @@ def test_good_inputs_pass():
         ({"machines": [{"roles": ["a", "a"], "count": 1}]}, "machines[0].roles", "duplicate role `a`"),
         ({"machines": [{"roles": ["all"], "count": 1}]}, "machines[0].roles", "reserved"),
         ({"machines": [{"roles": ["bad-role"], "count": 1}]}, "machines[0].roles[0]", "must be a letter, then letters, digits or `_`"),
-        ({"machines": [{"roles": ["a"], "count": 1, "flavour": "big"}]}, "machines[0].flavour", "unknown property"),
+        ({"machines": [{"roles": ["a"], "count": 1, "flavour": "big"}]}, "machines[0].flavour", "needs `kind: vm`"),
         ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "roles": ["b"]}]}, "networks[0].roles", "unknown role `b`"),
         ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "roles": []}]}, "networks[0].roles", "at least one"),
         ({"machines": [{"roles": ["a"], "count": 1}], "networks": [{"id": "n", "cidr": "198.18.0.1/24"}]}, "networks[0].cidr", "malformed"),

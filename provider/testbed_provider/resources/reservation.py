@@ -24,19 +24,21 @@ from ..protocol.codec import UNKNOWN, Secret, has_unknowns, reveal
 from ..protocol.engine_log import WARNING
 from ..protocol.errors import PartialFailure, ResourceFailure
 from ..testbeds import make_testbed
-from ..testbeds.base import MachineGroup, NetworkSpec, ReservationError, ReservationSpec, hosts_summary
+from ..testbeds.base import MachineGroup, NetworkSpec, ReservationError, ReservationSpec, VmSize, hosts_summary
 from ..typed.check import check_inputs
 from ..typed.model import input_names
 from .base import CheckResult, PlannedHosts, ReadResult, ResourceController
 from .diff import DiffResult, Kind, diff_inputs
-from .reservation_schema import ReservationArgs
+from .reservation_schema import DEFAULT_FLAVOUR, FLAVOURS, ReservationArgs
 from .steps import declassify
 
 # Ansible's implicit groups: a role with these names would silently mean something else.
 RESERVED_ROLES = {"all", "ungrouped"}
 # Machine-group options a backend may accept (each backend's validate() says which it does);
-# the others (`roles`, `count`, `vars`: the group's Ansible host variables) are never a backend's.
+# the others (`roles`, `count`, `vars`: the group's Ansible host variables; the kind and a VM's
+# size and image, typed fields of the spec) are never a backend's.
 BACKEND_OPTIONS = {"cluster", "site", "walltime", "environment"}
+VM_KEYS = ("kind", "flavour", "cores", "memoryMb", "image")
 INPUT_KEYS = input_names(ReservationArgs)
 DERIVED = ("addresses", "hostAddresses")  # outputs computed from the state alone
 COMPUTED = ("hosts", "roles", "ssh", "inventory", "sshPrivateKey", "testbedState")
@@ -246,6 +248,7 @@ def validate_inputs(inputs: dict[str, Any]) -> list[CheckFailure]:
         known_roles = None
     else:
         for i, group in enumerate(machines):
+            _vm_rules(f"machines[{i}]", group, fail)
             roles = _group_roles(f"machines[{i}]", group, fail)
             if roles is None or known_roles is None:
                 known_roles = None
@@ -285,6 +288,35 @@ def validate_inputs(inputs: dict[str, Any]) -> list[CheckFailure]:
     return failures
 
 
+def _vm_rules(path: str, group: Any, fail) -> None:
+    """A VM's size: a flavour, or cores and memoryMb, never both; none of it on a `host` group."""
+    if not isinstance(group, dict):
+        return
+    given = [k for k in ("flavour", "cores", "memoryMb", "image") if group.get(k) is not None]
+    if group.get("kind", "host") == "host":
+        for key in given:
+            fail(f"{path}.{key}", f"`{key}` is a VM setting; it needs `kind: vm` (this group's kind is `host`)")
+        return
+    explicit = [k for k in ("cores", "memoryMb") if group.get(k) is not None]
+    if group.get("flavour") is not None and explicit:
+        fail(
+            f"{path}.{explicit[0]}",
+            f"give either `flavour` or `cores`/`memoryMb`, not both (flavour `{group['flavour']}` already sets {' and '.join(explicit)})",
+        )
+
+
+def vm_size(group: dict[str, Any]) -> Optional[VmSize]:
+    """A `vm` group's size and image from its inputs (flavour, else cores/memoryMb, else tiny)."""
+    if group.get("kind", "host") != "vm":
+        return None
+    flavour = group.get("flavour")
+    cores, memory = FLAVOURS.get(flavour or DEFAULT_FLAVOUR, FLAVOURS[DEFAULT_FLAVOUR])
+    if not flavour:
+        cores = int(group.get("cores") or cores)
+        memory = int(group.get("memoryMb") or memory)
+    return VmSize(cores=cores, memory_mb=memory, flavour=flavour, image=group.get("image"))
+
+
 def _group_roles(path: str, group: Any, fail) -> Optional[set[str]]:
     """A machine group's roles, reserved and duplicate ones reported; None when unknown yet."""
     roles = group.get("roles") if isinstance(group, dict) else None
@@ -312,7 +344,9 @@ def spec_from_inputs(inputs: dict[str, Any]) -> ReservationSpec:
         MachineGroup(
             roles=list(g["roles"]),
             count=int(g["count"]),
-            options={k: v for k, v in g.items() if k not in ("roles", "count", "vars") and v is not None},
+            options={k: v for k, v in g.items() if k not in ("roles", "count", "vars", *VM_KEYS) and v is not None},
+            kind=g.get("kind") or "host",
+            vm=vm_size(g),
         )
         for g in plain["machines"]
     ]

@@ -3,15 +3,44 @@ the source of its schema, Check and docs."""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..typed.model import Resource, prop, schema_type
+from ..typed.model import Resource, prop, schema_enum, schema_type
 
 ROLE = r"[A-Za-z][A-Za-z0-9_]*"  # an Ansible group name
 ROLE_HINT = "a letter, then letters, digits or `_` (an Ansible group name)"
 NETWORK_ID = r"[A-Za-z][A-Za-z0-9_-]{0,62}"
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"
+
+
+@schema_enum("testbed:index:MachineKind", "What a machine of a group is: a host of the testbed, or a VM it runs.")
+class MachineKind(str, enum.Enum):
+    HOST = "host"  # local: a network namespace with its own sshd; g5k: a node
+    VM = "vm"  # a QEMU VM with a kernel of its own (local backend)
+
+
+@schema_enum("testbed:index:Flavour", "A VM size, EnOSlib's flavours: cores / memory.")
+class Flavour(str, enum.Enum):
+    TINY = "tiny"  # 1 core, 512 MB
+    SMALL = "small"  # 1 core, 1024 MB
+    MEDIUM = "medium"  # 2 cores, 2048 MB
+    BIG = "big"  # 3 cores, 3072 MB
+    LARGE = "large"  # 4 cores, 4096 MB
+    EXTRA_LARGE = "extra-large"  # 6 cores, 6144 MB
+
+
+# Flavour → (cores, memory in MB), as EnOSlib's VMonG5k defines them.
+FLAVOURS = {
+    "tiny": (1, 512),
+    "small": (1, 1024),
+    "medium": (2, 2048),
+    "big": (3, 3072),
+    "large": (4, 4096),
+    "extra-large": (6, 6144),
+}
+DEFAULT_FLAVOUR = "tiny"
 
 
 @schema_type(
@@ -37,6 +66,27 @@ class MachineGroup:
         "How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`)."
     )
     environment: Optional[str] = prop("Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).")
+    kind: MachineKind = prop(
+        "`host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). "
+        "`vm`: QEMU VMs with a kernel of their own (local backend), on the same networks, reached and used like any host.",
+        default=MachineKind.HOST,
+    )
+    flavour: Optional[Flavour] = prop(
+        "Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, "
+        "`medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead."
+    )
+    cores: Optional[int] = prop(
+        "Cores of each VM (kind `vm`; instead of `flavour`; default 1).", minimum=1, maximum=64, hint="a whole number of cores"
+    )
+    memory_mb: Optional[int] = prop(
+        "Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).",
+        minimum=128,
+        hint="a whole number of MB, at least 128",
+    )
+    image: Optional[str] = prop(
+        "VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 "
+        "root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use."
+    )
     vars: Optional[dict[str, Any]] = prop(
         "Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts."
     )

@@ -25,6 +25,19 @@ class MachineGroup:
     roles: list[str]
     count: int
     options: dict[str, Any] = field(default_factory=dict)  # backend-specific, validated by the backend
+    kind: str = "host"  # "host": the testbed's own machines; "vm": VMs it runs
+    vm: Optional["VmSize"] = None  # kind "vm": size and image (resolved from flavour or cores/memoryMb)
+
+
+@dataclass(frozen=True)
+class VmSize:
+    """A VM group's size and image; `flavour` is what the user wrote (None: explicit or default
+    cores and memory), kept so a failure can name the property that set the memory."""
+
+    cores: int
+    memory_mb: int
+    flavour: Optional[str] = None
+    image: Optional[str] = None  # None: the project's default image
 
 
 @dataclass(frozen=True)

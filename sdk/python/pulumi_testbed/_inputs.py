@@ -13,6 +13,7 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import NotRequired, TypedDict, TypeAlias
 from . import _utilities
+from ._enums import *
 
 __all__ = [
     'HostNetwork',
@@ -931,9 +932,29 @@ class MachineGroupArgsDict(TypedDict):
     """
     Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
     """
+    cores: NotRequired[pulumi.Input[Optional[_builtins.int]]]
+    """
+    Cores of each VM (kind `vm`; instead of `flavour`; default 1).
+    """
     environment: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+    """
+    flavour: NotRequired[pulumi.Input[Optional['Flavour']]]
+    """
+    Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
+    """
+    image: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
+    """
+    kind: NotRequired[pulumi.Input[Optional['MachineKind']]]
+    """
+    `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own (local backend), on the same networks, reached and used like any host. Default: `host`.
+    """
+    memory_mb: NotRequired[pulumi.Input[Optional[_builtins.int]]]
+    """
+    Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
     """
     site: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
@@ -954,7 +975,12 @@ class MachineGroupArgs:
                  count: pulumi.Input[_builtins.int],
                  roles: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]],
                  cluster: pulumi.Input[Optional[_builtins.str]] = None,
+                 cores: pulumi.Input[Optional[_builtins.int]] = None,
                  environment: pulumi.Input[Optional[_builtins.str]] = None,
+                 flavour: pulumi.Input[Optional['Flavour']] = None,
+                 image: pulumi.Input[Optional[_builtins.str]] = None,
+                 kind: pulumi.Input[Optional['MachineKind']] = None,
+                 memory_mb: pulumi.Input[Optional[_builtins.int]] = None,
                  site: pulumi.Input[Optional[_builtins.str]] = None,
                  vars: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  walltime: pulumi.Input[Optional[_builtins.str]] = None):
@@ -964,7 +990,12 @@ class MachineGroupArgs:
         :param pulumi.Input[_builtins.int] count: How many machines.
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] roles: Roles of these machines: Ansible group names used to address them in later steps.
         :param pulumi.Input[_builtins.str] cluster: Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
+        :param pulumi.Input[_builtins.int] cores: Cores of each VM (kind `vm`; instead of `flavour`; default 1).
         :param pulumi.Input[_builtins.str] environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+        :param pulumi.Input['Flavour'] flavour: Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
+        :param pulumi.Input[_builtins.str] image: VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
+        :param pulumi.Input['MachineKind'] kind: `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own (local backend), on the same networks, reached and used like any host. Default: `host`.
+        :param pulumi.Input[_builtins.int] memory_mb: Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
         :param pulumi.Input[_builtins.str] site: Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
         :param pulumi.Input[Mapping[str, Any]] vars: Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.
         :param pulumi.Input[_builtins.str] walltime: How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
@@ -973,8 +1004,18 @@ class MachineGroupArgs:
         pulumi.set(__self__, "roles", roles)
         if cluster is not None:
             pulumi.set(__self__, "cluster", cluster)
+        if cores is not None:
+            pulumi.set(__self__, "cores", cores)
         if environment is not None:
             pulumi.set(__self__, "environment", environment)
+        if flavour is not None:
+            pulumi.set(__self__, "flavour", flavour)
+        if image is not None:
+            pulumi.set(__self__, "image", image)
+        if kind is not None:
+            pulumi.set(__self__, "kind", kind)
+        if memory_mb is not None:
+            pulumi.set(__self__, "memory_mb", memory_mb)
         if site is not None:
             pulumi.set(__self__, "site", site)
         if vars is not None:
@@ -1020,6 +1061,18 @@ class MachineGroupArgs:
 
     @_builtins.property
     @pulumi.getter
+    def cores(self) -> pulumi.Input[Optional[_builtins.int]]:
+        """
+        Cores of each VM (kind `vm`; instead of `flavour`; default 1).
+        """
+        return pulumi.get(self, "cores")
+
+    @cores.setter
+    def cores(self, value: pulumi.Input[Optional[_builtins.int]]):
+        pulumi.set(self, "cores", value)
+
+    @_builtins.property
+    @pulumi.getter
     def environment(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
         Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
@@ -1029,6 +1082,54 @@ class MachineGroupArgs:
     @environment.setter
     def environment(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "environment", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def flavour(self) -> pulumi.Input[Optional['Flavour']]:
+        """
+        Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
+        """
+        return pulumi.get(self, "flavour")
+
+    @flavour.setter
+    def flavour(self, value: pulumi.Input[Optional['Flavour']]):
+        pulumi.set(self, "flavour", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def image(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
+        """
+        return pulumi.get(self, "image")
+
+    @image.setter
+    def image(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "image", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def kind(self) -> pulumi.Input[Optional['MachineKind']]:
+        """
+        `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own (local backend), on the same networks, reached and used like any host. Default: `host`.
+        """
+        return pulumi.get(self, "kind")
+
+    @kind.setter
+    def kind(self, value: pulumi.Input[Optional['MachineKind']]):
+        pulumi.set(self, "kind", value)
+
+    @_builtins.property
+    @pulumi.getter(name="memoryMb")
+    def memory_mb(self) -> pulumi.Input[Optional[_builtins.int]]:
+        """
+        Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
+        """
+        return pulumi.get(self, "memory_mb")
+
+    @memory_mb.setter
+    def memory_mb(self, value: pulumi.Input[Optional[_builtins.int]]):
+        pulumi.set(self, "memory_mb", value)
 
     @_builtins.property
     @pulumi.getter

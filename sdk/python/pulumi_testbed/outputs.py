@@ -14,6 +14,7 @@ else:
     from typing_extensions import NotRequired, TypedDict, TypeAlias
 from . import _utilities
 from . import outputs
+from ._enums import *
 
 __all__ = [
     'CommandResult',
@@ -963,11 +964,33 @@ class MachineGroup(dict):
     """
     `count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).
     """
+    @staticmethod
+    def __key_warning(key: str):
+        suggest = None
+        if key == "memoryMb":
+            suggest = "memory_mb"
+
+        if suggest:
+            pulumi.log.warn(f"Key '{key}' not found in MachineGroup. Access the value via the '{suggest}' property getter instead.")
+
+    def __getitem__(self, key: str) -> Any:
+        MachineGroup.__key_warning(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default = None) -> Any:
+        MachineGroup.__key_warning(key)
+        return super().get(key, default)
+
     def __init__(__self__, *,
                  count: _builtins.int,
                  roles: Sequence[_builtins.str],
                  cluster: Optional[_builtins.str] = None,
+                 cores: Optional[_builtins.int] = None,
                  environment: Optional[_builtins.str] = None,
+                 flavour: Optional['Flavour'] = None,
+                 image: Optional[_builtins.str] = None,
+                 kind: Optional['MachineKind'] = None,
+                 memory_mb: Optional[_builtins.int] = None,
                  site: Optional[_builtins.str] = None,
                  vars: Optional[Mapping[str, Any]] = None,
                  walltime: Optional[_builtins.str] = None):
@@ -977,7 +1000,12 @@ class MachineGroup(dict):
         :param _builtins.int count: How many machines.
         :param Sequence[_builtins.str] roles: Roles of these machines: Ansible group names used to address them in later steps.
         :param _builtins.str cluster: Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
+        :param _builtins.int cores: Cores of each VM (kind `vm`; instead of `flavour`; default 1).
         :param _builtins.str environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+        :param 'Flavour' flavour: Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
+        :param _builtins.str image: VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
+        :param 'MachineKind' kind: `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own (local backend), on the same networks, reached and used like any host. Default: `host`.
+        :param _builtins.int memory_mb: Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
         :param _builtins.str site: Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
         :param Mapping[str, Any] vars: Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.
         :param _builtins.str walltime: How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
@@ -986,8 +1014,18 @@ class MachineGroup(dict):
         pulumi.set(__self__, "roles", roles)
         if cluster is not None:
             pulumi.set(__self__, "cluster", cluster)
+        if cores is not None:
+            pulumi.set(__self__, "cores", cores)
         if environment is not None:
             pulumi.set(__self__, "environment", environment)
+        if flavour is not None:
+            pulumi.set(__self__, "flavour", flavour)
+        if image is not None:
+            pulumi.set(__self__, "image", image)
+        if kind is not None:
+            pulumi.set(__self__, "kind", kind)
+        if memory_mb is not None:
+            pulumi.set(__self__, "memory_mb", memory_mb)
         if site is not None:
             pulumi.set(__self__, "site", site)
         if vars is not None:
@@ -1021,11 +1059,51 @@ class MachineGroup(dict):
 
     @_builtins.property
     @pulumi.getter
+    def cores(self) -> Optional[_builtins.int]:
+        """
+        Cores of each VM (kind `vm`; instead of `flavour`; default 1).
+        """
+        return pulumi.get(self, "cores")
+
+    @_builtins.property
+    @pulumi.getter
     def environment(self) -> Optional[_builtins.str]:
         """
         Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
         """
         return pulumi.get(self, "environment")
+
+    @_builtins.property
+    @pulumi.getter
+    def flavour(self) -> Optional['Flavour']:
+        """
+        Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
+        """
+        return pulumi.get(self, "flavour")
+
+    @_builtins.property
+    @pulumi.getter
+    def image(self) -> Optional[_builtins.str]:
+        """
+        VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
+        """
+        return pulumi.get(self, "image")
+
+    @_builtins.property
+    @pulumi.getter
+    def kind(self) -> Optional['MachineKind']:
+        """
+        `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own (local backend), on the same networks, reached and used like any host. Default: `host`.
+        """
+        return pulumi.get(self, "kind")
+
+    @_builtins.property
+    @pulumi.getter(name="memoryMb")
+    def memory_mb(self) -> Optional[_builtins.int]:
+        """
+        Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
+        """
+        return pulumi.get(self, "memory_mb")
 
     @_builtins.property
     @pulumi.getter

@@ -82,6 +82,8 @@ def validate(spec: ReservationSpec, default_site: Optional[str]) -> list[CheckFa
     fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
     walltimes: dict[int, int] = {}
     for g, group in enumerate(spec.machines):
+        if group.kind == "vm":
+            fail(f"machines[{g}].kind", "`vm` machines are not yet supported on g5k (use `host`: Grid'5000 nodes)")
         for key in sorted(set(group.options) - OPTIONS):
             fail(f"machines[{g}].{key}", f"`{key}` is not a g5k option (the g5k backend accepts {', '.join(sorted(OPTIONS))})")
         site = group_site(group.options, default_site)

@@ -4,6 +4,9 @@ Layout of one reservation (prefix `tb-<slug>-<hex>-`):
   - switch namespace `<prefix>sw`: bridge br0 (management, 198.19.0.0/16, access address
     198.19.255.254) and br{k+1} per experiment network k;
   - host namespace `<prefix><host>` per host: eth0 on br0, eth{k+1} on br{k+1};
+  - or, for a machine group of kind `vm`, a QEMU VM (hosts.vm) per host, run in the switch
+    namespace with taps on the same bridges (named like a namespace host's switch ports), the same
+    addresses and MACs, and its own pinned host key; its files in `hosts/<host>/`;
   - run dir `<run_root>/<prefix>/` (0700): manifest.json, client key `id`, known_hosts,
     ssh_config and `hosts/<host>/` with the sources of the host's private directories.
 Every later call is driven by the returned state (plus, for teardown, the prefix).
@@ -28,7 +31,10 @@ from ...hosts.commands import CommandError, run
 from ...hosts.keys import HOST_KEY, generate, parse_known_hosts, read_public
 from ...hosts.netns import add_namespaces, list_namespaces, namespace_id, process_namespace, stop_processes, teardown
 from ...hosts.readiness import wait_for_ssh
-from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
+from ...hosts.vm import qemu
+from ...hosts.vm.image import VmImage, cached_image, ensure_image
+from ...hosts.vm.machine import user_image
+from ..base import MachineGroup, Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
 from . import manifest, watchdog
 from .addressing import allocate, allocate_management, parse_cidr, slot
 from .client_config import known_hosts_text, proxy_command, ssh_config_text
@@ -40,14 +46,16 @@ from .naming import (
     new_prefix,
     plan_hosts,
     reservation_id,
+    slug,
     switch_namespace,
 )
 from .preflight import preflight
-from .validation import validate
-from .wiring import HostWiring, setup_switch, wire_hosts
+from .validation import validate, vm_facts
+from .wiring import HostWiring, links_of, setup_switch, wire_hosts
 
 CONCURRENCY = max(4, 4 * (os.cpu_count() or 1))  # per-host commands in flight at once
 PROGRESS_INTERVAL = 0.3  # seconds between two "SSH ready on k/N" lines (the last one always shows)
+VM_READY_TIMEOUT = 300.0  # seconds from QEMU's start to the SSH banner (TCG: ~6 s alone, more when many boot at once)
 
 
 @dataclass
@@ -70,6 +78,13 @@ class HostRecord:
     sshd_pid: Optional[int] = None
     sshd_start: Optional[int] = None  # the sshd's start time: tells it from a later process with its pid
     host_key: Optional[str] = None
+    kind: str = "host"  # "vm": a QEMU VM (no namespace of its own: `namespace` is "")
+    size: Optional[dict[str, Any]] = None  # a VM's {"cores", "memoryMb", "image"} (image None: the default)
+    vm: Optional[dict[str, Any]] = None  # a VM's qemu.VmHandle.to_state() once QEMU runs
+
+    @property
+    def handle(self) -> Optional[qemu.VmHandle]:
+        return qemu.VmHandle.from_state(self.vm) if self.vm else None
 
 
 @dataclass
@@ -109,7 +124,7 @@ class LocalTestbed(Testbed):
         return preflight()
 
     def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
-        return validate(spec)
+        return validate(spec, vm_facts(spec, os.path.join(self.run_root, f"tb-{slug(spec.name)}-")))
 
     def planned_names(self, spec: ReservationSpec) -> Optional[list[str]]:
         return [h.name for h in plan_hosts(spec)]
@@ -137,7 +152,7 @@ class LocalTestbed(Testbed):
             plan = plan_hosts(spec)
             addresses = allocate_management(len(plan), used=())
             for host, address in zip(plan, addresses):
-                ctx.records[host.name] = HostRecord(host.name, list(host.roles), host.group, host_namespace(prefix, host.name), address)
+                ctx.records[host.name] = _new_record(prefix, host, spec.machines[host.group], address)
             _assign_experiment_addresses(ctx, plan, list(ctx.records.values()))
             await self._bring_up(ctx, list(ctx.records.values()), progress, fresh_switch=True)
         except (Exception, Cancelled) as err:  # noqa: BLE001 - everything becomes a ReservationError
@@ -225,6 +240,7 @@ class LocalTestbed(Testbed):
                 and r.name in alive
                 and r.address
                 and r.roles == list(host.roles)
+                and _same_kind(r, spec.machines[host.group])
                 and _network_ids(r) == [ctx.networks[k].id for k in host.networks]
             ):
                 r.group = host.group
@@ -233,27 +249,39 @@ class LocalTestbed(Testbed):
         desired = {h.name for h in plan}
         added = [h.name for h in plan if h.name not in ctx.records]
         repaired = [
-            h.name for h in plan if h.name in ctx.records and h.name not in keep and ctx.records[h.name].roles in (None, list(h.roles))
+            h.name
+            for h in plan
+            if h.name in ctx.records
+            and h.name not in keep
+            and ctx.records[h.name].roles in (None, list(h.roles))
+            and _same_kind(ctx.records[h.name], spec.machines[h.group])
         ]
         changed = [h.name for h in plan if h.name in ctx.records and h.name not in keep and h.name not in repaired]
         removed = [n for n in ctx.records if n not in desired]
-        kept_ns = {r.namespace for r in keep.values()}
+        kept_ns = {r.namespace for r in keep.values() if r.namespace}
         strays = set(list_namespaces(ctx.prefix)) if PREFIX_RE.match(ctx.prefix) else set()  # e.g. from an interrupted update
-        doomed = sorted((strays | {r.namespace for r in ctx.records.values()}) - kept_ns - {ctx.switch})
+        doomed = sorted((strays | {r.namespace for r in ctx.records.values() if r.namespace}) - kept_ns - {ctx.switch})
         if fresh_switch:
             doomed = sorted(set(doomed) | {ctx.switch})
         parts = [f"keeping {len(keep)}"]
         parts += [
             f"{label} {', '.join(names)}"
-            for label, names in (("adding", added), ("repairing", repaired), ("recreating (roles changed)", changed), ("removing", removed))
+            for label, names in (
+                ("adding", added),
+                ("repairing", repaired),
+                ("recreating (roles or kind changed)", changed),
+                ("removing", removed),
+            )
             if names
         ]
         if fresh_switch:
             parts.append("recreating the switch namespace")
         await progress("reconciling hosts: " + "; ".join(parts))
 
+        await _stop_vms([h for r in ctx.records.values() if r.name not in keep and (h := r.handle) is not None], progress)
         await self._stop_unlisted(
-            [(r.name, r.namespace, r.sshd_pid, r.sshd_start) for r in ctx.records.values() if r.name not in keep], progress
+            [(r.name, r.namespace, r.sshd_pid, r.sshd_start) for r in ctx.records.values() if r.name not in keep and r.kind != "vm"],
+            progress,
         )
         if doomed:
             await teardown(doomed, self.cancelled)
@@ -266,7 +294,7 @@ class LocalTestbed(Testbed):
             if host.name in keep:
                 ctx.records[host.name] = keep[host.name]
             else:
-                r = HostRecord(host.name, list(host.roles), host.group, host_namespace(ctx.prefix, host.name), next(addresses))
+                r = _new_record(ctx.prefix, host, spec.machines[host.group], next(addresses))
                 ctx.records[host.name] = r
                 new.append(r)
         _assign_experiment_addresses(ctx, plan, new)
@@ -281,14 +309,18 @@ class LocalTestbed(Testbed):
 
     async def inspect(self, state: dict[str, Any]) -> Optional[dict[str, Any]]:
         local = state["local"]
-        recorded = [h["namespace"] for h in local.get("hosts", {}).values()] + [local["switchNamespace"]]
+        recorded = [h["namespace"] for h in local.get("hosts", {}).values() if h.get("namespace")] + [local["switchNamespace"]]
         existing = [n for n in recorded if namespace_id(n) is not None]
         if PREFIX_RE.match(local["prefix"]):
             existing += list_namespaces(local["prefix"])
         if not existing:
             return None
         switch_up = namespace_id(local["switchNamespace"]) is not None
-        alive = {name for name, h in local.get("hosts", {}).items() if switch_up and _pid_in_namespace(h.get("sshdPid"), h["namespace"])}
+        alive = {
+            name
+            for name, h in local.get("hosts", {}).items()
+            if switch_up and (_vm_running(h.get("vm")) if h.get("kind") == "vm" else _pid_in_namespace(h.get("sshdPid"), h["namespace"]))
+        }
         return {**state, "hosts": [h for h in state["hosts"] if h["name"] in alive]}
 
     # ---- release ---------------------------------------------------------------------------
@@ -296,7 +328,7 @@ class LocalTestbed(Testbed):
     async def release(self, state: dict[str, Any], progress: Progress) -> None:
         local = state["local"]
         prefix, run_dir = local["prefix"], local["runDir"]
-        names = {local["switchNamespace"]} | {h["namespace"] for h in local.get("hosts", {}).values()}
+        names = {local["switchNamespace"]} | {h["namespace"] for h in local.get("hosts", {}).values() if h.get("namespace")}
         if PREFIX_RE.match(prefix):  # a malformed prefix could match others' namespaces: never sweep by it
             names |= set(list_namespaces(prefix))
         present = sorted(n for n in names if os.path.lexists(os.path.join("/run/netns", n)))
@@ -304,6 +336,7 @@ class LocalTestbed(Testbed):
             await progress(f"releasing {reservation_id(prefix)}: stopping and deleting {len(present)} namespace(s)")
         t0 = time.monotonic()
         try:
+            await _stop_vms(_recorded_vms(local) or _vms_in_run_dir(run_dir, prefix), progress)  # before their switch goes
             await self._stop_unlisted(_recorded_sshds(local) or _sshds_in_run_dir(run_dir, prefix), progress)
             await teardown(present, self.cancelled)
             if os.path.basename(os.path.normpath(run_dir)) == prefix:  # never remove anything but our own run dir
@@ -342,18 +375,23 @@ class LocalTestbed(Testbed):
     # ---- bringing hosts up -----------------------------------------------------------------
 
     async def _bring_up(self, ctx: Context, new: list[HostRecord], progress: Progress, fresh_switch: bool) -> None:
-        """Create `new` hosts (and the switch when fresh), start their sshd, wait for SSH."""
+        """Create `new` hosts (and the switch when fresh): namespace hosts with their sshd, VMs
+        with QEMU on the switch's bridges; wait for SSH on all of them."""
         cancelled = self.cancelled
         limit = asyncio.Semaphore(CONCURRENCY)
         t0 = time.monotonic()
         n = len(new)
-        await progress(f"creating {n} host(s) (namespaces, bridges, sshd)…")
+        hosts = [r for r in new if r.kind != "vm"]
+        vms = [r for r in new if r.kind == "vm"]
+        what = "namespaces, bridges, sshd" + (", QEMU VMs" if vms else "")
+        await progress(f"creating {n} host(s) ({what})…" if not vms else f"creating {n} host(s), {len(vms)} of them VMs ({what})…")
+        images: dict[Optional[str], VmImage] = {}
 
         async def network() -> None:
-            await add_namespaces(([ctx.switch] if fresh_switch else []) + [r.namespace for r in new], cancelled)
+            await add_namespaces(([ctx.switch] if fresh_switch else []) + [r.namespace for r in hosts], cancelled)
             if fresh_switch:
                 await setup_switch(ctx.switch, len(ctx.networks), cancelled)
-            await wire_hosts(ctx.switch, [_wiring(ctx, r) for r in new], cancelled, limit, replace_stale=not fresh_switch)
+            await wire_hosts(ctx.switch, [_wiring(ctx, r) for r in hosts], cancelled, limit, replace_stale=not fresh_switch)
 
         async def client_key() -> None:
             if not ctx.private_key:
@@ -367,7 +405,10 @@ class LocalTestbed(Testbed):
         async def host_files(r: HostRecord) -> None:
             hdir = ctx.host_dir(r.name)
             await asyncio.to_thread(shutil.rmtree, hdir, True)
-            await asyncio.to_thread(sshd.prepare_host_dir, hdir, ctx.public_key)
+            if r.kind == "vm":
+                await asyncio.to_thread(os.makedirs, os.path.join(hdir, "etc-ssh"), 0o700)
+            else:
+                await asyncio.to_thread(sshd.prepare_host_dir, hdir, ctx.public_key)
             key = os.path.join(hdir, "etc-ssh", HOST_KEY)
             async with limit:
                 await generate(key, f"{r.name} host key, {ctx.id}", cancelled)
@@ -377,32 +418,84 @@ class LocalTestbed(Testbed):
             await client_key()
             await _gather_all([host_files(r) for r in new])
 
-        await _gather_all([network(), files()])
+        async def vm_images() -> None:
+            wanted = {(r.size or {}).get("image") for r in vms}
+            if not vms:
+                return
+            if any(path is None or not os.path.isdir(path) for path in wanted):
+                if cached_image() is None:
+                    await progress("building the VM image (Debian 12, from the archive; first use only: about a minute)…")
+                images[None] = await ensure_image(progress, cancelled)
+            for path in wanted:
+                if path is not None:
+                    images[path] = user_image(path, images.get(None))  # type: ignore[arg-type]
+
+        await _gather_all([network(), files(), vm_images()])
         await asyncio.to_thread(self._write_host_lists, ctx)
 
         async def start(r: HostRecord) -> None:
             async with limit:
                 await sshd.start(r.namespace, ctx.host_dir(r.name), r.name, cancelled)
 
-        await _gather_all([start(r) for r in new])
+        accelerator: Optional[qemu.Accel] = None
+        if vms:
+            accelerator = await qemu.accel(next(iter(images.values())), cancelled)
+            if accelerator.name == "tcg":
+                why = accelerator.reason.split(" (")[0]  # without QEMU's own words
+                await progress(f"TCG: no usable KVM here ({why}); each VM takes several seconds to boot")
+            await progress(f"starting {len(vms)} VM(s) ({accelerator.name})…")
+
+        async def start_vm(r: HostRecord) -> None:
+            size = r.size or {}
+            handle = await qemu.start_vm(
+                r.name,
+                ctx.switch,
+                [qemu.VmNic(link.bridge, link.port, link.mac, link.address or "", link.device) for link in links_of(_wiring(ctx, r))],
+                images[size.get("image")],
+                host_key=os.path.join(ctx.host_dir(r.name), "etc-ssh", HOST_KEY),
+                authorized_key=ctx.public_key,
+                run_dir=ctx.host_dir(r.name),
+                cores=int(size.get("cores") or 1),
+                memory_mb=int(size.get("memoryMb") or 512),
+                accelerator=accelerator,
+                cancelled=cancelled,
+            )
+            r.vm = handle.to_state()
+
+        await _gather_all([start(r) for r in hosts] + [start_vm(r) for r in vms])
         created = time.monotonic() - t0
 
-        by_address = {r.address: r for r in new if r.address}
+        by_address = {r.address: r for r in hosts if r.address}
         ready = 0
         last_report = 0.0
 
-        async def on_ready(address: str) -> None:
+        async def count_ready() -> None:
             nonlocal ready, last_report
-            r = by_address[address]
-            r.sshd_pid = sshd.read_pid(ctx.host_dir(r.name))
-            r.sshd_start = sshd.start_time(r.sshd_pid)
             ready += 1
             now = time.monotonic()
-            if ready == n or now - last_report >= PROGRESS_INTERVAL:
+            if ready == n or now - last_report >= PROGRESS_INTERVAL or vms:
                 last_report = now
                 await progress(f"SSH ready on {ready}/{n} hosts")
 
-        missing = await wait_for_ssh(ctx.switch, list(by_address), self.ready_timeout, cancelled, on_ready)
+        async def on_ready(address: str) -> None:
+            r = by_address[address]
+            r.sshd_pid = sshd.read_pid(ctx.host_dir(r.name))
+            r.sshd_start = sshd.start_time(r.sshd_pid)
+            await count_ready()
+
+        async def on_vm_ready(vm: qemu.VmHandle) -> None:
+            await count_ready()
+
+        async def wait_hosts() -> list[str]:
+            if not by_address:
+                return []
+            return await wait_for_ssh(ctx.switch, list(by_address), self.ready_timeout, cancelled, on_ready)
+
+        async def wait_vms() -> list[qemu.VmHandle]:
+            handles = [h for r in vms if (h := r.handle) is not None]
+            return await qemu.wait_ssh(handles, max(self.ready_timeout, VM_READY_TIMEOUT), cancelled, on_vm_ready)
+
+        missing, missing_vms = await asyncio.gather(wait_hosts(), wait_vms())
         if missing:
             names = [by_address[a].name for a in missing]
             details = "; ".join(f"{name}: {sshd.log_tail(ctx.host_dir(name), 200) or 'sshd log empty'}" for name in names[:3])
@@ -410,6 +503,10 @@ class LocalTestbed(Testbed):
                 f"SSH did not answer within {self.ready_timeout:g} s on {len(missing)}/{n} host(s) "
                 f"({', '.join(names[:10])}{' …' if len(names) > 10 else ''}); {details}"
             )
+        if missing_vms:
+            timeout = max(self.ready_timeout, VM_READY_TIMEOUT)
+            details = "; ".join(f"{vm.name}: {qemu.serial_tail(vm, 300) or 'console empty'}" for vm in missing_vms[:3])
+            raise TimeoutError(f"SSH did not answer within {timeout:g} s on VM(s) {', '.join(vm.name for vm in missing_vms)}; {details}")
         await progress(f"{n} host(s) created in {created:.1f} s, all SSH-ready after {time.monotonic() - t0:.1f} s")
 
     def _write_host_lists(self, ctx: Context) -> None:
@@ -417,7 +514,7 @@ class LocalTestbed(Testbed):
         hosts = [(r.name, r.address) for r in ctx.records.values() if r.address]
         text = sshd.etc_hosts_text(hosts)
         for r in ctx.records.values():
-            if os.path.isdir(ctx.host_dir(r.name)):
+            if r.kind != "vm" and os.path.isdir(ctx.host_dir(r.name)):
                 sshd.write_etc_hosts(ctx.host_dir(r.name), text)
         keys = [(r.name, r.address, r.host_key) for r in ctx.records.values() if r.address and r.host_key]
         write_private(os.path.join(ctx.run_dir, "known_hosts"), known_hosts_text(keys), 0o644)
@@ -454,10 +551,7 @@ class LocalTestbed(Testbed):
                 "runDir": ctx.run_dir,
                 "switchNamespace": ctx.switch,
                 "sshConfig": os.path.join(ctx.run_dir, "ssh_config"),
-                "hosts": {
-                    r.name: {"namespace": r.namespace, "sshdPid": r.sshd_pid, "sshdStartTime": r.sshd_start, "group": r.group}
-                    for r in ctx.records.values()
-                },
+                "hosts": {r.name: _host_state(r) for r in ctx.records.values()},
             },
         }
 
@@ -465,7 +559,7 @@ class LocalTestbed(Testbed):
         """The state of what exists right now (after a failure): every created namespace is
         recorded under `local`, and `hosts` lists the hosts whose sshd is alive."""
         for r in ctx.records.values():
-            if r.sshd_pid is None:
+            if r.kind != "vm" and r.sshd_pid is None:
                 r.sshd_pid = sshd.read_pid(ctx.host_dir(r.name))
                 r.sshd_start = sshd.start_time(r.sshd_pid)
         switch_up = namespace_id(ctx.switch) is not None
@@ -495,6 +589,58 @@ def _bare_state(prefix: str, run_dir: str) -> dict[str, Any]:
             "hosts": {},
         },
     }
+
+
+def _host_state(r: HostRecord) -> dict[str, Any]:
+    """A host's entry under `local.hosts` (VMs: their QEMU's recorded handle, size and image)."""
+    entry: dict[str, Any] = {"namespace": r.namespace, "sshdPid": r.sshd_pid, "sshdStartTime": r.sshd_start, "group": r.group}
+    if r.kind == "vm":
+        entry.update(kind="vm", size=dict(r.size or {}), vm=dict(r.vm) if r.vm else None)
+    return entry
+
+
+def _new_record(prefix: str, host: PlannedHost, group: MachineGroup, address: str) -> HostRecord:
+    if group.kind == "vm" and group.vm is not None:
+        size = {"cores": group.vm.cores, "memoryMb": group.vm.memory_mb, "image": group.vm.image}
+        return HostRecord(host.name, list(host.roles), host.group, "", address, kind="vm", size=size)
+    return HostRecord(host.name, list(host.roles), host.group, host_namespace(prefix, host.name), address)
+
+
+def _same_kind(r: HostRecord, group: MachineGroup) -> bool:
+    """Whether an existing host is what its group now asks for (kind, a VM's size and image)."""
+    if group.kind != r.kind:
+        return False
+    if group.kind != "vm" or group.vm is None:
+        return True
+    size = r.size or {}
+    return (size.get("cores"), size.get("memoryMb"), size.get("image")) == (group.vm.cores, group.vm.memory_mb, group.vm.image)
+
+
+def _vm_running(vm: Optional[dict[str, Any]]) -> bool:
+    return bool(vm) and qemu.running(qemu.VmHandle.from_state(vm))  # type: ignore[arg-type]
+
+
+def _recorded_vms(local: dict[str, Any]) -> list[qemu.VmHandle]:
+    return [qemu.VmHandle.from_state(h["vm"]) for h in (local.get("hosts") or {}).values() if h.get("kind") == "vm" and h.get("vm")]
+
+
+def _vms_in_run_dir(run_dir: str, prefix: str) -> list[qemu.VmHandle]:
+    """For a state that records no hosts (a leftover known by its run dir): the VMs start_vm
+    recorded in the hosts' directories (stop_vm checks each is that very QEMU)."""
+    if os.path.basename(os.path.normpath(run_dir)) != prefix:
+        return []
+    try:
+        names = os.listdir(os.path.join(run_dir, "hosts"))
+    except OSError:
+        return []
+    return [vm for name in sorted(names) if (vm := qemu.load_vm(sshd.host_dir(run_dir, name))) is not None]
+
+
+async def _stop_vms(vms: list[qemu.VmHandle], progress: Progress) -> None:
+    """Stop these VMs' QEMUs (each only if still that very process) and remove their overlays."""
+    if any(qemu.running(vm) for vm in vms):
+        await progress(f"stopping {sum(qemu.running(vm) for vm in vms)} VM(s)")
+    await _gather_all([qemu.stop_vm(vm) for vm in vms])
 
 
 def _recorded_sshds(local: dict[str, Any]) -> list[tuple[str, str, Optional[int], Optional[int]]]:
@@ -572,6 +718,8 @@ def _pid_in_namespace(pid: Optional[int], namespace: str) -> bool:
 
 
 def _alive(r: HostRecord) -> bool:
+    if r.kind == "vm":
+        return _vm_running(r.vm)
     return _pid_in_namespace(r.sshd_pid, r.namespace)
 
 
@@ -594,6 +742,9 @@ def _load(state: dict[str, Any]) -> Context:
             sshd_pid=h.get("sshdPid"),
             sshd_start=h.get("sshdStartTime"),
             host_key=known.get(name),
+            kind=h.get("kind") or "host",
+            size=h.get("size"),
+            vm=h.get("vm"),
         )
     return ctx
 
