@@ -114,3 +114,19 @@ def test_vm_group_beside_a_namespace_host(vms):
     tap_names = {t for h in handles for t in h["taps"]}
     assert not [link["ifname"] for link in taps if link["ifname"] in tap_names], "a VM's tap in this machine's namespace"
     assert switch not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_netem_and_a_play_on_a_vm(tmp_path):
+    s = Stack(tmp_path, example="vmnetem")
+    try:
+        s.up()
+        out = s.outputs()
+        # a delay: the VM's kernel has netem; both directions see it (validated by the Netem itself)
+        assert len(out["validation"]) == 2 and all(v["rtt_min_ms"] >= 20.0 for v in out["validation"]), out["validation"]
+        assert out["registered"]["client-1"]["k"]["stdout"].startswith("6.1."), out["registered"]
+        state = s.resource("nodes")["outputs"]["testbedState"]["local"]
+        pid = state["hosts"]["client-1"]["vm"]["pid"]
+    finally:
+        s.destroy()
+    assert not is_qemu(pid)
+    assert not Path(state["runDir"]).exists()
