@@ -8,13 +8,14 @@ scripts read it) lives here, in one file, and is part of the image's recipe key.
   /dev/vda and switch_roots to /sbin/tb-init. With `tb_probe=1` it only prints PROBE_OK on the
   serial console and reboots (with `-no-reboot`, QEMU exits): the accelerator probe.
 - /sbin/tb-init (PID 1 of the root file system, /bin/sh): mounts proc, sys, devpts, /run; sets
-  the hostname; renames each NIC found by its MAC and gives it its address; installs the client
+  the hostname; renames each NIC found by its MAC and gives it its address (or asks the
+  network's DHCP server with busybox's udhcpc); installs the client
   key as root's only authorized key and the host key QEMU hands over by fw_cfg; starts sshd; then
   stays PID 1 as a small reaper. It prints `tb-init: …` lines on the serial console.
 
 Kernel command-line words (each validated on the host side: no spaces, no shell syntax):
   tb_hostname=<label>
-  tb_nic=<device>,<mac>,<address>/<prefix>      (once per NIC, in order)
+  tb_nic=<device>,<mac>,<address>/<prefix>      (once per NIC, in order; `dhcp` for the address)
   tb_authkey=<type>,<base64>                    (the client's public key)
 The host's private key never appears on a command line (neither QEMU's, visible to every user of
 the machine, nor the guest's /proc/cmdline): QEMU reads it from a 0600 file in the run dir and
@@ -99,6 +100,16 @@ hostname "$name"
 echo "$name" > /etc/hostname
 printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\t%s\\n::1\\tlocalhost ip6-localhost ip6-loopback\\n' "$name" > /etc/hosts
 ip link set lo up
+# busybox udhcpc's lease script (tb_nic=<device>,<mac>,dhcp): the address, then the default route.
+cat > /run/tb-dhcp <<'EOS'
+#!/bin/sh
+[ "$1" = bound ] || [ "$1" = renew ] || exit 0
+ip addr flush dev "$interface"
+ip addr add "$ip/${{mask:-24}}" dev "$interface"
+[ -n "$router" ] && ip route replace default via "${{router%% *}}" dev "$interface"
+exit 0
+EOS
+chmod 755 /run/tb-dhcp
 # NICs by MAC: first to temporary names (a wanted name may be another NIC's current one).
 k=0
 for n in $nics; do
@@ -112,7 +123,12 @@ k=0
 for n in $nics; do
   IFS=,; set -- $n; IFS=' '
   if [ -e /sys/class/net/tbnic$k ]; then
-    ip link set dev "tbnic$k" name "$1" && ip addr add "$3" dev "$1" && ip link set dev "$1" up && say "$1 $2 $3"
+    if [ "$3" = dhcp ]; then
+      ip link set dev "tbnic$k" name "$1" && ip link set dev "$1" up &&
+        busybox udhcpc -i "$1" -n -q -t 20 -T 1 -s /run/tb-dhcp >/dev/console 2>&1 && say "$1 $2 dhcp"
+    else
+      ip link set dev "tbnic$k" name "$1" && ip addr add "$3" dev "$1" && ip link set dev "$1" up && say "$1 $2 $3"
+    fi
   else
     say "no NIC with MAC $2 for $1"
   fi
@@ -143,7 +159,8 @@ _BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
 
 @dataclass(frozen=True)
 class GuestNic:
-    """One NIC as the guest configures it: `device` (eth0…) found by `mac`, `address` a.b.c.d/len."""
+    """One NIC as the guest configures it: `device` (eth0…) found by `mac`, `address` a.b.c.d/len
+    or "dhcp"."""
 
     device: str
     mac: str
@@ -162,6 +179,9 @@ def kernel_words(hostname: str, nics: list[GuestNic], authorized_key: str) -> li
         seen.add(nic.device)
         if not _MAC.match(nic.mac):
             raise ValueError(f"VM NIC MAC {nic.mac!r} is not of the form 02:00:00:00:00:01 (lower case)")
+        if nic.address == "dhcp":  # the network's DHCP server gives it (VMonG5k's MAC scheme)
+            words.append(f"tb_nic={nic.device},{nic.mac},dhcp")
+            continue
         ipaddress.IPv4Interface(nic.address)  # ValueError if not a.b.c.d/len
         if "/" not in nic.address:
             raise ValueError(f"VM NIC address {nic.address!r} needs its prefix length (a.b.c.d/len)")

@@ -49,7 +49,20 @@ Progress = Callable[[str], Awaitable[None]]
 
 SUITE = "bookworm"
 KERNEL_META = "linux-image-amd64"
-PACKAGES = ("openssh-server", "iproute2", "python3", "kmod", "iputils-ping", "procps")
+# What experiments need inside a guest that has no route to a Debian mirror: the tutorial's
+# iperf3, fping for Netem's validation, node-exporter for Monitoring.
+PACKAGES = (
+    "openssh-server",
+    "iproute2",
+    "python3",
+    "kmod",
+    "iputils-ping",
+    "procps",
+    "iperf3",
+    "fping",
+    "prometheus-node-exporter",
+    "busybox",  # udhcpc, for VMs whose address a DHCP server gives (guest.py)
+)
 # Module directories left out of the root disk (hardware a QEMU guest does not have).
 MODULES_PRUNED = (
     "kernel/sound",
