@@ -499,7 +499,20 @@ class Netem(ResourceController):
                 raise self._unchanged(deployed, rid, old, "nothing was applied: " + " | ".join(problems))
 
         # 2. accurate: the base round trips of the pairs not measured yet (before their constraint).
+        # A pair already shaped (accurate turned on, a pair newly constrained) is measured with
+        # its hosts' constraints removed first: measured through them, the base is not a base.
         if plan.base_needed:
+            shaped = sorted({h for p in plan.base_needed for h in (p.src, p.dst) if h in records and h in present})
+            if shaped:
+                await progress(f"removing the constraints of {', '.join(shaped)} to measure the base round trips")
+                results = await self._run(urn, inputs, shaped, {h: tc.remove_script(_applied_of(records[h])) for h in shaped})
+                for r in results:
+                    if r.status == "ok":
+                        records.pop(r.host)
+                bad = [r for r in results if r.status != "ok"]
+                if bad:
+                    raise self._unchanged({**deployed, "hosts": records}, rid, old, _failed("removing the constraints", results))
+                deployed = {**deployed, "hosts": records}
             measured = await self._measure(urn, inputs, plan.base_needed)
             for pair in plan.base_needed:
                 rtt = measured.rtts.get((pair.src, pair.address))
