@@ -1,14 +1,18 @@
 """iperf3 between two nodes, the first experiment of EnOSlib's tutorial: the client measures for
-`duration` seconds (stack config, default 10) to the server's address on the experiment network."""
+`duration` seconds (stack config, default 10) to the server's address on the experiment network.
+Stacks: `local` (namespace hosts), `local-vm` (the same on QEMU VMs, `kind: vm`), `g5k`."""
 
 import json
 
 import pulumi
 import pulumi_testbed as testbed
 
-duration = pulumi.Config().get_int("duration") or 10
+config = pulumi.Config()
+duration = config.get_int("duration") or 10
+kind = config.get("kind")  # `vm` on the stack local-vm: the same experiment on QEMU VMs
 nodes = testbed.Reservation("nodes",
-    machines=[testbed.MachineGroupArgs(roles=["server"], count=1), testbed.MachineGroupArgs(roles=["client"], count=1)],
+    machines=[testbed.MachineGroupArgs(roles=["server"], count=1, kind=kind),
+              testbed.MachineGroupArgs(roles=["client"], count=1, kind=kind)],
     networks=[testbed.NetworkArgs(id="experiment", roles=["server", "client"])])
 server_ip = nodes.addresses["experiment"]["server"][0]
 

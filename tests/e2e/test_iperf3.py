@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 
 import pytest
 
@@ -57,3 +58,19 @@ def test_iperf3_measures_and_only_the_client_reruns(tmp_path):
     assert stack.resources() == []
     assert namespaces_of(reservation_id) == set()
     assert not group_alive(server_group), "destroy stops the background server"
+
+
+def test_iperf3_on_vms_with_the_stack_local_vm(tmp_path):
+    """The same program on the stack local-vm: the machines are QEMU VMs, nothing else changes."""
+    if not os.path.exists("/bin/busybox") or not shutil.which("qemu-system-x86_64") or not shutil.which("mmdebstrap"):
+        pytest.skip("VMs need QEMU, mmdebstrap and busybox-static (`make setup`)")
+    stack = Stack(tmp_path, example="iperf3", stack="local-vm", config={"duration": "2"})
+    try:
+        stack.up()
+        outputs = stack.outputs()
+        assert outputs["bandwidth_gbps"] > 0 and outputs["server_address"].startswith("198.18."), outputs
+        hosts = stack.reservation()["outputs"]["testbedState"]["local"]["hosts"]
+        assert {h["kind"] for h in hosts.values()} == {"vm"} and len(hosts) == 2, hosts
+    finally:
+        stack.destroy()
+    assert stack.resources() == []
