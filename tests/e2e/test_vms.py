@@ -10,6 +10,7 @@ restarts it; destroy leaves no QEMU, namespace, tap, overlay or run dir.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import pytest
 from ..helpers import IS_ROOT, namespaces_of
 from .stack import Stack
 from .test_local_stack import hostname_via
+from .test_monitoring import check_backup, check_deployed, check_measurement
 
 pytestmark = pytest.mark.skipif(
     not IS_ROOT
@@ -116,7 +118,7 @@ def test_vm_group_beside_a_namespace_host(vms):
     assert switch not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
 
-def test_netem_and_a_play_on_a_vm(tmp_path):
+def test_netem_a_play_and_a_fetch_on_a_vm(tmp_path):
     s = Stack(tmp_path, example="vmnetem")
     try:
         s.up()
@@ -124,9 +126,37 @@ def test_netem_and_a_play_on_a_vm(tmp_path):
         # a delay: the VM's kernel has netem; both directions see it (validated by the Netem itself)
         assert len(out["validation"]) == 2 and all(v["rtt_min_ms"] >= 20.0 for v in out["validation"]), out["validation"]
         assert out["registered"]["client-1"]["k"]["stdout"].startswith("6.1."), out["registered"]
+        # a Fetch from the VM: the bytes the VM wrote, its sum checked here too
+        [fetched] = out["fetched"]
+        local = s.dir / "results" / fetched["path"]
+        assert fetched["host"] == "client-1" and fetched["size"] == 300000 == local.stat().st_size, fetched
+        assert hashlib.sha256(local.read_bytes()).hexdigest() == fetched["sha256"] == out["written"].split()[0]
         state = s.resource("nodes")["outputs"]["testbedState"]["local"]
         pid = state["hosts"]["client-1"]["vm"]["pid"]
     finally:
         s.destroy()
     assert not is_qemu(pid)
     assert not Path(state["runDir"]).exists()
+
+
+def test_monitoring_with_agents_on_vms(tmp_path):
+    """Monitoring unchanged on VMs: node-exporter (in the VM image) on VM clients, Prometheus on a
+    namespace host; every target healthy, iperf3's traffic from a VM in the collector's series, a
+    VM added and scraped, a MetricsBackup fetched home; destroy stops the agents with their VMs."""
+    s = Stack(tmp_path, example="monitoring", config={"testbed:backend": "local", "clientKind": "vm"})
+    s.env["PULUMI_TESTBED_CACHE"] = str(tmp_path / "c")  # the CLI's keys: private to the test
+    try:
+        s.up()
+        check_deployed(s, "local")
+        check_measurement(s)
+        s.run("config", "set", "clients", "2")  # a second VM: its agent starts, the collector reloads
+        assert "reloaded its configuration" in s.up().stdout
+        targets = {t["host"]: t["health"] for t in s.outputs()["monitoring"]["targets"] if t["job"] == "node"}
+        assert targets == {"client-1": "up", "client-2": "up", "server-1": "up"}, targets
+        state = s.resource("nodes")["outputs"]["testbedState"]["local"]
+        assert {n: h.get("kind", "host") for n, h in state["hosts"].items()} == {"server-1": "host", "client-1": "vm", "client-2": "vm"}
+        check_backup(s, "local")
+        qemus = [h["vm"]["pid"] for h in state["hosts"].values() if h.get("kind") == "vm"]
+    finally:
+        s.destroy()
+    assert s.resources() == [] and not [p for p in qemus if is_qemu(p)]

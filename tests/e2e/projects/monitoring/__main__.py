@@ -5,7 +5,7 @@ Config: `run` (any text) adds a measurement of `duration` seconds (default 5) by
 `backup` (any text) a MetricsBackup after it; `monitor: false` leaves monitoring out; `collector`,
 `network`, `ui`, `port`, `labels` (JSON, the labels of an extra target), `extra` (an extra target's
 `address:port`) and `blockPort` (a port something listens on on the server before monitoring
-starts) are for the bad-input tests."""
+starts) are for the bad-input tests; `clientKind: vm` makes the clients VMs."""
 
 import json
 
@@ -19,7 +19,7 @@ nodes = testbed.Reservation(
     "nodes",
     machines=[
         testbed.MachineGroupArgs(roles=["server"], count=1),
-        testbed.MachineGroupArgs(roles=["client"], count=clients),
+        testbed.MachineGroupArgs(roles=["client"], count=clients, kind=config.get("clientKind")),
     ],
     networks=[testbed.NetworkArgs(id="experiment", roles=["server", "client"])],
 )

@@ -1,5 +1,5 @@
 """A namespace host and a VM constrained by a Netem (a delay, which needs the VM's own kernel),
-and a Play on the VM."""
+a Play on the VM, and a Fetch from it."""
 
 import pulumi
 import pulumi_testbed as testbed
@@ -19,5 +19,13 @@ netem = testbed.services.Netem(
     constraints=[testbed.services.NetemConstraintArgs(src="client", dst="server", delay="20ms")],
 )
 play = testbed.Play("play", inventory=nodes.inventory, on="client", tasks=[{"ansible.builtin.command": "uname -r", "register": "k"}])
+write = testbed.Command(
+    "write", inventory=nodes.inventory, on="client", create="mkdir -p /root/out && head -c 300000 /dev/urandom > /root/out/blob && sha256sum /root/out/blob"
+)
+fetched = testbed.Fetch(
+    "fetch", inventory=nodes.inventory, on="client", paths=["/root/out/blob"], destination="results", opts=pulumi.ResourceOptions(depends_on=[write])
+)
 pulumi.export("validation", netem.validation)
+pulumi.export("written", write.stdout)
+pulumi.export("fetched", fetched.files)
 pulumi.export("registered", play.registered)
