@@ -20,10 +20,18 @@ netem = testbed.services.Netem(
 )
 play = testbed.Play("play", inventory=nodes.inventory, on="client", tasks=[{"ansible.builtin.command": "uname -r", "register": "k"}])
 write = testbed.Command(
-    "write", inventory=nodes.inventory, on="client", create="mkdir -p /root/out && head -c 300000 /dev/urandom > /root/out/blob && sha256sum /root/out/blob"
+    "write",
+    inventory=nodes.inventory,
+    on="client",
+    create="mkdir -p /root/out && head -c 300000 /dev/urandom > /root/out/blob && sha256sum /root/out/blob",
 )
 fetched = testbed.Fetch(
-    "fetch", inventory=nodes.inventory, on="client", paths=["/root/out/blob"], destination="results", opts=pulumi.ResourceOptions(depends_on=[write])
+    "fetch",
+    inventory=nodes.inventory,
+    on="client",
+    paths=["/root/out/blob"],
+    destination="results",
+    opts=pulumi.ResourceOptions(depends_on=[write]),
 )
 pulumi.export("validation", netem.validation)
 pulumi.export("written", write.stdout)
