@@ -18,8 +18,17 @@ One temporary project (bench/vms: `count` machines of `kind` on one experiment n
 Run as root from the repository: `python bench/vms.py [--rounds 1] [--max 4]`
 (`scripts/bench.sh vms …`). About 5 minutes with the defaults.
 
-Figures (2026-12-02, 2 CPUs shared with another engineer's test runs; TCG, no KVM here):
-  see the closing note of issue 13 (the bench prints its table; rerun it to compare).
+Figures (2026-12-02, `--rounds 3`, medians; 2 CPUs, load 0.8 → 3.2; TCG: /dev/kvm here is a PVM
+hypervisor that cannot run the guest):
+  image cold 28.0 s, cached 0.07 s; the first VM in a fresh cache 46.1 s with a 40 s KVM probe
+    timeout, 21.3 s after it was lowered to 15 s (a second run)
+  up to SSH-ready, namespace hosts / VMs: N=1 1.30 / 6.07 s (4.7x), N=2 1.32 / 6.51 s (4.9x),
+    N=4 1.40 / 12.65 s (9.1x: four emulated CPUs on two cores); destroy ~1 s for both kinds
+  QEMU resident memory per tiny VM (512 MB guest): median 284 MB, max 289 MB
+  base round trip: VMs 1.94 ms, namespace hosts 0.08 ms
+  netem, asked RTT → fping avg (error): 10 ms → 11.87 (+1.87 ms), 50 → 52.06 (+2.06), 100 →
+    102.40 (+2.40); with accurate (base 1.37 ms subtracted on the way out): 11.34 (+0.65 ms
+    against the asked delay plus the unconstrained way back), 52.22 (+1.53), 102.40 (+1.71)
 """
 
 from __future__ import annotations
