@@ -83,3 +83,24 @@ async def test_a_vm_is_released_from_its_run_dir_alone(beds):
     assert not qemu.running(vm)
     assert list_namespaces(state["local"]["prefix"]) == [] and not os.path.exists(state["local"]["runDir"])
     assert any("stopping 1 VM(s)" in m for m in beds.messages), beds.messages
+
+
+async def test_a_vms_etc_hosts_names_the_other_hosts_and_follows_the_host_list(beds):
+    """Names resolve on a VM as on a namespace host: its /etc/hosts (given at boot) lists the
+    reservation's hosts; a host added later is pushed to the running VM (same QEMU)."""
+    tb = beds.testbed()
+    vm = MachineGroup(["vm"], 1, kind="vm", vm=VmSize(1, 512, "tiny"))
+    state = await beds.reserve(spec(vm))
+    first = handle(state, "vm-1")
+    address = {h["name"]: h["address"] for h in state["hosts"]}
+    assert (await ssh(state, "vm-1", "getent hosts server-1")).split() == [address["server-1"], "server-1"]
+    assert (await ssh(state, "vm-1", "getent hosts vm-1")).split() == [address["vm-1"], "vm-1"]
+
+    grown = ReservationSpec("vmbed", [MachineGroup(["server"], 2), vm], [NetworkSpec("exp")])
+    state = await tb.reconcile(state, grown, beds.progress)
+    beds.states.append(state)
+    address = {h["name"]: h["address"] for h in state["hosts"]}
+    assert handle(state, "vm-1").pid == first.pid  # kept, not rebooted
+    assert (await ssh(state, "vm-1", "getent hosts server-2")).split() == [address["server-2"], "server-2"]
+    assert (await ssh(state, "server-2", "getent hosts vm-1")).split() == [address["vm-1"], "vm-1"]
+    await tb.release(state, beds.progress)

@@ -10,7 +10,8 @@ scripts read it) lives here, in one file, and is part of the image's recipe key.
 - /sbin/tb-init (PID 1 of the root file system, /bin/sh): mounts proc, sys, devpts, /run; sets
   the hostname; renames each NIC found by its MAC and gives it its address (or asks the
   network's DHCP server with busybox's udhcpc); installs the client
-  key as root's only authorized key and the host key QEMU hands over by fw_cfg; starts sshd; then
+  key as root's only authorized key and the host key QEMU hands over by fw_cfg (and, when given,
+  the reservation's /etc/hosts, fw_cfg item ETC_HOSTS_FW_CFG); starts sshd; then
   stays PID 1 as a small reaper. It prints `tb-init: …` lines on the serial console.
 
 Kernel command-line words (each validated on the host side: no spaces, no shell syntax):
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 PROBE_OK = "TB-PROBE-OK"
 READY_LINE = "tb-init: sshd started"
 HOST_KEY_FW_CFG = "opt/testbed/ssh_host_ed25519_key"
+ETC_HOSTS_FW_CFG = "opt/testbed/etc_hosts"  # the reservation's /etc/hosts at boot (optional)
 GUEST_INIT_PATH = "/sbin/tb-init"
 MODULE_DIR = "/modules"  # in the initramfs: <NN>-<name>.ko in load order
 
@@ -145,6 +147,8 @@ if [ -r "$key" ]; then
 else
   say "no host key in fw_cfg"
 fi
+hosts=/sys/firmware/qemu_fw_cfg/by_name/{ETC_HOSTS_FW_CFG}/raw
+[ -r "$hosts" ] && cat "$hosts" > /etc/hosts  # (it names this VM too, by its management address)
 modprobe sch_netem 2>/dev/null
 if /usr/sbin/sshd -E /var/log/sshd.log; then say "sshd started"; else say "sshd failed"; fi
 exec /usr/bin/python3 -I -S -c '{REAPER}'

@@ -221,16 +221,18 @@ async def start_vm(
     cores: int = 1,
     memory_mb: int = 512,
     accelerator: Optional[Accel] = None,
+    etc_hosts: Optional[str] = None,
     cancelled: Optional[asyncio.Event] = None,
 ) -> VmHandle:
     """Start VM `name` (its hostname too) with `nics` on bridges of namespace `switch`; returns
-    once QEMU has daemonized and its taps are on their bridges (then `wait_ssh`).
+        once QEMU has daemonized and its taps are on their bridges (then `wait_ssh`).
 
-    `host_key`: path of the VM's ed25519 private host key (0600; the caller pins its public half
-    in known_hosts). `authorized_key`: root's only authorized public key. `run_dir`: this VM's own
-    directory (created 0700 if missing). `accelerator`: default `accel(image)`. The first NIC's
-    address is the one SSH is reached on. Raises ValueError on bad input, CommandError or VmError
-    when QEMU does not start (nothing is left running then)."""
+        `host_key`: path of the VM's ed25519 private host key (0600; the caller pins its public half
+        in known_hosts). `authorized_key`: root's only authorized public key. `run_dir`: this VM's own
+        directory (created 0700 if missing). `accelerator`: default `accel(image)`. The first NIC's
+        address is the one SSH is reached on. `etc_hosts`: a file the guest copies to /etc/hosts at
+    boot (the names of the other hosts; later changes are the caller's to push). Raises ValueError on bad input, CommandError or VmError
+        when QEMU does not start (nothing is left running then)."""
     if not nics:
         raise ValueError(f"VM {name} needs at least one NIC")
     if cores < 1 or memory_mb < 128:
@@ -262,6 +264,8 @@ async def start_vm(
         argv += ["-netdev", f"tap,id=n{i},ifname={n.tap},script=no,downscript=no"]
         argv += ["-device", f"virtio-net-pci,netdev=n{i},mac={n.mac.lower()}"]
     argv += ["-fw_cfg", f"name={guest.HOST_KEY_FW_CFG},file={_qarg(os.path.abspath(host_key))}"]
+    if etc_hosts is not None:
+        argv += ["-fw_cfg", f"name={guest.ETC_HOSTS_FW_CFG},file={_qarg(os.path.abspath(etc_hosts))}"]
     argv += ["-serial", f"file:{_qarg(os.path.join(run_dir, SERIAL_LOG))}", "-daemonize", "-pidfile", pid_file]
     try:
         await run(argv, what=f"starting VM {name}", cancelled=cancelled, timeout=60)

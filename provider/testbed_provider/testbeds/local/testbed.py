@@ -302,6 +302,8 @@ class LocalTestbed(Testbed):
             await self._bring_up(ctx, new, progress, fresh_switch=fresh_switch)
         else:
             await asyncio.to_thread(self._write_host_lists, ctx)
+        if new or removed:
+            await self._push_etc_hosts(ctx, [r for r in ctx.records.values() if r.kind == "vm" and r not in new], progress)
         manifest.set_status(ctx.run_dir, manifest.READY)
         return self._state(ctx)
 
@@ -458,6 +460,7 @@ class LocalTestbed(Testbed):
                 cores=int(size.get("cores") or 1),
                 memory_mb=int(size.get("memoryMb") or 512),
                 accelerator=accelerator,
+                etc_hosts=os.path.join(ctx.host_dir(r.name), "etc-hosts"),
                 cancelled=cancelled,
             )
             r.vm = handle.to_state()
@@ -509,12 +512,32 @@ class LocalTestbed(Testbed):
             raise TimeoutError(f"SSH did not answer within {timeout:g} s on VM(s) {', '.join(vm.name for vm in missing_vms)}; {details}")
         await progress(f"{n} host(s) created in {created:.1f} s, all SSH-ready after {time.monotonic() - t0:.1f} s")
 
+    async def _push_etc_hosts(self, ctx: Context, vms: list[HostRecord], progress: Progress) -> None:
+        """The running VMs kept across a change of the host list get the new /etc/hosts over SSH
+        (a namespace host's is rewritten in place; a VM read its own copy at boot). A VM that
+        cannot be reached keeps its old list: said, not fatal (refresh reports a dead VM)."""
+        running = [r for r in vms if (h := r.handle) is not None and qemu.running(h)]
+        if not running:
+            return
+        script = "cat > /etc/hosts"
+
+        async def push(r: HostRecord) -> Optional[str]:
+            with open(os.path.join(ctx.host_dir(r.name), "etc-hosts")) as f:
+                text = f.read()
+            argv = ["ssh", "-F", os.path.join(ctx.run_dir, "ssh_config"), r.name, script]
+            result = await run(argv, what=f"updating {r.name}'s /etc/hosts", input=text, cancelled=self.cancelled, check=False)
+            return None if result.returncode == 0 else f"{r.name} ({(result.stderr.strip().splitlines() or ['ssh failed'])[-1]})"
+
+        failed = [f for f in await asyncio.gather(*(push(r) for r in running)) if f]
+        if failed:
+            await progress(f"could not update /etc/hosts on {', '.join(failed)}")
+
     def _write_host_lists(self, ctx: Context) -> None:
         """known_hosts, ssh_config and every host's /etc/hosts (rewritten in place) from the records."""
         hosts = [(r.name, r.address) for r in ctx.records.values() if r.address]
         text = sshd.etc_hosts_text(hosts)
         for r in ctx.records.values():
-            if r.kind != "vm" and os.path.isdir(ctx.host_dir(r.name)):
+            if os.path.isdir(ctx.host_dir(r.name)):  # a VM's copy: read at its boot (fw_cfg), pushed after
                 sshd.write_etc_hosts(ctx.host_dir(r.name), text)
         keys = [(r.name, r.address, r.host_key) for r in ctx.records.values() if r.address and r.host_key]
         write_private(os.path.join(ctx.run_dir, "known_hosts"), known_hosts_text(keys), 0o644)
