@@ -95,12 +95,12 @@ def changed(stdout: str) -> list[str]:
 
 
 class Project:
-    """A copy of bench/monitoring in a temporary directory with its own file backend and
-    PULUMI_HOME, and one stack `bench`."""
+    """A copy of bench/monitoring (or `source`) in a temporary directory with its own file
+    backend, PULUMI_HOME and cache, and one stack `bench`."""
 
-    def __init__(self, tmp: str, hosts: int):
+    def __init__(self, tmp: str, hosts: Optional[int], source: str = "bench/monitoring"):
         self.dir = Path(tmp, "project")
-        shutil.copytree(ROOT / "bench/monitoring", self.dir, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / source, self.dir, ignore=shutil.ignore_patterns("__pycache__"))
         text = (self.dir / "Pulumi.yaml").read_text()
         (self.dir / "Pulumi.yaml").write_text(text.replace("../../", f"{ROOT}/"))
         Path(tmp, "state").mkdir()
@@ -113,7 +113,8 @@ class Project:
         }
         self.created = False
         self.pulumi("stack", "init", "bench")
-        self.config(count=hosts, step="none")
+        if hosts is not None:
+            self.config(count=hosts, step="none")
 
     def _run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
         """Run in a session of its own (a Ctrl-C at the terminal reaches only us); when we are

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from monitoring import ROOT, Project, alive, loadavg, log  # noqa: E402  (bench/ is not a package)
+from monitoring import Project, alive, loadavg, log  # noqa: E402  (bench/ is not a package)
 
 DELAYS_MS = (10, 50, 100)
 
@@ -57,20 +57,7 @@ class VmProject(Project):
     """bench/vms in a temporary directory, one stack `bench`, its own PULUMI_TESTBED_CACHE."""
 
     def __init__(self, tmp: str):
-        self.dir = Path(tmp, "project")
-        shutil.copytree(ROOT / "bench/vms", self.dir, ignore=shutil.ignore_patterns("__pycache__"))
-        text = (self.dir / "Pulumi.yaml").read_text()
-        (self.dir / "Pulumi.yaml").write_text(text.replace("../../", f"{ROOT}/"))
-        Path(tmp, "state").mkdir()
-        self.env = {
-            **os.environ,
-            "PULUMI_BACKEND_URL": f"file://{tmp}/state",
-            "PULUMI_HOME": f"{tmp}/home",
-            "PULUMI_CONFIG_PASSPHRASE": "",
-            "PULUMI_TESTBED_CACHE": f"{tmp}/cache",  # the image (built cold here) and the CLI's keys
-        }
-        self.created = False
-        self.pulumi("stack", "init", "bench")
+        super().__init__(tmp, None, source="bench/vms")  # its cache: the image is built cold there
 
     def local_state(self) -> dict[str, Any]:
         deployment = json.loads(self.pulumi("stack", "export").stdout)["deployment"]
