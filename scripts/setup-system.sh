@@ -15,7 +15,7 @@ set -euo pipefail
 
 packages=(iproute2 openssh-server openssh-client netcat-openbsd util-linux procps iperf3 tmux rsync
   prometheus prometheus-node-exporter chromium graphviz fonts-dejavu-core fping iputils-ping
-  qemu-system-x86 qemu-utils mmdebstrap busybox-static cpio kmod e2fsprogs)
+  qemu-system-x86 qemu-utils mmdebstrap busybox-static cpio kmod e2fsprogs dnsmasq-base)
 # A package is missing when dpkg does not report it installed.
 missing=()
 for p in "${packages[@]}"; do

@@ -4,7 +4,8 @@
 Layout (instance id `<inst>`, 6 hex digits kept in the state file so a restarted emulator finds
 what a crashed one left behind):
   - switch namespace `tbemu-<inst>-sw`: bridge `p<i>` per site (the production network, with the
-    site gateway address), bridge `v<i>-<k>` per site vlan (with the vlan gateway address .254);
+    site gateway address and the site's subnet gateway, with dnsmasq giving each g5ksubnet
+    address to its VMonG5k MAC: dhcp.py), bridge `v<i>-<k>` per site vlan (with the vlan gateway address .254);
   - node namespace `tbemu-<inst>-<node uid>` while the node's job runs: `eth0` with the node's
     reference IP on its site bridge, `eth1` (nodes that have one) plugged on the site bridge
     without an address until KaVLAN moves it; one sshd (the toolkit's `sshd`).
@@ -35,6 +36,7 @@ from testbed_provider.hosts.readiness import wait_for_ssh
 from . import reference as ref
 from .clock import Clock
 from .deployments import Deployments
+from .dhcp import Dhcp
 from .jobs import Jobs
 from .kavlan import Kavlan, Move
 from .reference import Node
@@ -135,6 +137,7 @@ class Hosts:
         self.up_nodes: dict[str, int] = {}  # fqdn → job uid
         self.tasks: set[asyncio.Task[None]] = set()
         self.etc_hosts = etc_hosts_text(platform)
+        self.dhcp = Dhcp(self.switch, {site_bridge(s): s for s in platform.sites.values()}, self.run_dir)
 
     def namespace(self, node: Node) -> str:
         return self.prefix + node.uid
@@ -163,6 +166,7 @@ class Hosts:
                     f"addr add {ref.vlan_gateway(site, vlan)}/{net.prefixlen} dev {vlan_bridge(site, vlan)}",
                     f"link set {vlan_bridge(site, vlan)} up",
                 ]
+        lines += self.dhcp.switch_lines()
         await run(
             ["ip", "-n", self.switch, "-batch", "-"], input="\n".join(lines) + "\n", what="setting up the emulator's switch namespace"
         )
@@ -172,6 +176,7 @@ class Hosts:
             ["ip", "netns", "exec", self.switch, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
             what="enabling forwarding in the switch namespace",
         )
+        await self.dhcp.start()
         for job in self.jobs.jobs.values():  # resume the hosts of running jobs
             if job["state"] in ("launching", "running"):
                 self.up(job)
@@ -180,6 +185,7 @@ class Hosts:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.dhcp.stop()
         async with self.lock:
             await netns.teardown(netns.list_namespaces(self.prefix), None)
             self.up_nodes.clear()
