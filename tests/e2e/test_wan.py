@@ -5,7 +5,8 @@ for its stack config. Each `pulumi up` measures the link the way an application 
 round trip and iperf3's bandwidth from site_a to site_b.
   1. no Netem: the baseline;
   2. 50 ms each way and 100 Mbit/s between the groups: the round trip is the asked 100 ms within
-     10 % + 5 ms (by ping and by the Netem's own validation), iperf3 within 10 % of 100 Mbit/s;
+     10 % + 5 ms (by ping and by the Netem's own validation), iperf3 within 10 % of 100 Mbit/s
+     (of the goodput that rate carries: frames, not payload, are what htb counts);
   3. `accurate`: the base round trip is subtracted, the measured one is the asked one;
   4. the Netem removed: no tc rule left on the VMs, and the baseline again;
 then destroy leaves no QEMU process, namespace or run dir (with the VMs' overlays).
@@ -27,6 +28,9 @@ from .test_vms import is_qemu, pytestmark  # noqa: F401  (skipped without root, 
 
 DELAY_MS = 50.0
 RATE_MBPS = 100.0
+# htb counts whole frames (1514 bytes for 1448 of TCP payload with timestamps): the most iperf3's
+# goodput can be under a 100 Mbit/s class. Measured 91.9-93.6 Mbit/s here.
+GOODPUT_MBPS = RATE_MBPS * 1448 / 1514
 
 
 def within(measured: float, asked: float, relative: float, absolute: float = 0.0) -> bool:
@@ -63,7 +67,7 @@ def test_a_wan_link_between_two_groups_of_vms(wan):
     shaped = wan.outputs()
     asked_rtt = 2 * DELAY_MS
     assert within(shaped["rtt_ms"]["avg"], asked_rtt, 0.10, 5.0), (shaped["rtt_ms"], base_rtt)
-    assert within(shaped["bandwidth_mbps"], RATE_MBPS, 0.10), (shaped["bandwidth_mbps"], base_bw)
+    assert within(shaped["bandwidth_mbps"], GOODPUT_MBPS, 0.10), (shaped["bandwidth_mbps"], base_bw)
     assert base_bw > RATE_MBPS * 1.2, f"the unshaped link ({base_bw} Mbit/s) is too slow to show the shaping"
     pairs = {(m["src"], m["dst"]): m for m in shaped["validation"]}
     assert set(pairs) == {("site-a-1", "site-b-1"), ("site-b-1", "site-a-1")}, pairs
