@@ -1,0 +1,77 @@
+"""Shell commands that run the project's VMs on a remote node over SSH (VMs on Grid'5000).
+
+The node needs QEMU and the image files (uploaded by the caller); each VM is bridged onto the
+node's production NIC through `br0` (what Grid'5000's standard environment has), so it is on the
+site network with the subnet address the site's DHCP gives its MAC. Moving the node's address
+onto `br0` would cut an SSH session that ran it step by step, so `bridge_command` runs it as one
+detached script. Pure string builders: the caller runs them with its own SSH settings.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from . import guest
+from .qemu import KERNEL_ARGS, QEMU
+
+BRIDGE = "br0"
+
+
+def bridge_command(device: str = "eth0", bridge: str = BRIDGE) -> str:
+    """Create `bridge` carrying `device` (its MAC, addresses and routes move to the bridge);
+    does nothing when the bridge exists. Prints `ok` once done."""
+    script = (
+        f"set -e; if [ -e /sys/class/net/{bridge} ]; then echo ok; exit 0; fi; "
+        f"a=$(ip -4 -o addr show dev {device} | awk '{{print $4}}'); m=$(cat /sys/class/net/{device}/address); "
+        f"r=$(ip route show dev {device} | grep -v 'scope link' || true); "
+        f"ip link add {bridge} type bridge forward_delay 0; ip link set {bridge} address $m; "
+        f"ip addr flush dev {device}; ip link set {device} master {bridge}; ip link set {bridge} up; "
+        f"for x in $a; do ip addr add $x dev {bridge}; done; "
+        f'echo "$r" | while read -r l; do [ -n "$l" ] && ip route replace $l dev {bridge}; done; echo ok'
+    )
+    log = f"/tmp/tb-{bridge}.log"
+    return f"nohup sh -c {shlex.quote(script)} >{log} 2>&1 </dev/null & wait $!; cat {log}"
+
+
+def start_command(
+    name: str,
+    *,
+    image_dir: str,
+    run_dir: str,
+    mac: str,
+    authorized_key: str,
+    tap: str,
+    cores: int = 1,
+    memory_mb: int = 512,
+    accel: str = "tcg",
+    bridge: str = BRIDGE,
+) -> str:
+    """Overlay, QEMU daemonized with one NIC (`mac`, address by DHCP) on `bridge`; prints the
+    QEMU pid. `run_dir` must hold `hostkey` (the VM's ed25519 private host key)."""
+    words = guest.kernel_words(name, [guest.GuestNic("eth0", mac.lower(), "dhcp")], authorized_key)
+    acc = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg,tb-size=64"]
+    q = shlex.quote
+    argv = [QEMU, "-name", name, *acc, "-smp", str(cores), "-m", str(memory_mb)]
+    argv += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
+    argv += ["-kernel", f"{image_dir}/vmlinux", "-initrd", f"{image_dir}/initrd.cpio", "-append", " ".join([KERNEL_ARGS, *words])]
+    argv += ["-drive", f"file={run_dir}/disk.qcow2,if=virtio,format=qcow2"]
+    argv += ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no", "-device", f"virtio-net-pci,netdev=n0,mac={mac.lower()}"]
+    argv += ["-fw_cfg", f"name={guest.HOST_KEY_FW_CFG},file={run_dir}/hostkey"]
+    argv += ["-serial", f"file:{run_dir}/serial.log", "-daemonize", "-pidfile", f"{run_dir}/qemu.pid"]
+    return (
+        f"set -e; chmod 600 {q(run_dir)}/hostkey; "
+        f"qemu-img create -q -f qcow2 -b {q(image_dir)}/rootfs.qcow2 -F qcow2 {q(run_dir)}/disk.qcow2; "
+        + " ".join(q(a) for a in argv)
+        + f"; ip link set {q(tap)} master {q(bridge)} up; cat {q(run_dir)}/qemu.pid"
+    )
+
+
+def stop_command(run_dir: str) -> str:
+    """Kill the VM's QEMU (by its pid file, only if that pid is still a QEMU) and remove its run
+    directory (overlay included); returns once the process is gone (5 s at most)."""
+    q = shlex.quote(run_dir)
+    return (
+        f"p=$(cat {q}/qemu.pid 2>/dev/null || true); "
+        f'if [ -n "$p" ] && grep -q qemu /proc/$p/comm 2>/dev/null; then kill -9 $p; fi; '
+        f'i=0; while [ -n "$p" ] && [ -e /proc/$p ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; rm -rf {q}'
+    )
