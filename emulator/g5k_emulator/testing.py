@@ -84,6 +84,10 @@ class EmulatorProcess:
         return argv + self.extra_args
 
     def start(self) -> "EmulatorProcess":
+        if self.proc is not None and self.proc.poll() is None:
+            # A second start would drop the handle of a live emulator (and its namespaces and
+            # DHCP server with it): stop() or restart() first.
+            raise RuntimeError(f"the emulator already runs (pid {self.proc.pid}): stop() or restart() it first")
         log = open(self.log_file, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         log.close()

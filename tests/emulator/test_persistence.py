@@ -7,6 +7,8 @@ import json
 import signal
 import sqlite3
 
+import pytest
+
 from g5k_emulator.testing import EmulatorProcess, grid5000_client
 
 from .conftest import wait_state
@@ -55,3 +57,11 @@ def test_jobs_survive_a_crash_and_a_clean_restart(start_emulator):
     started = wait_state(site.jobs[waiting.uid], ("running", "finishing", "error"), emu, step=5)
     assert started.started_at >= again.started_at + 7200  # it started when the first one ended
     assert site.jobs[running.uid].state in ("finishing", "error")
+
+
+def test_a_second_start_is_refused_and_the_running_emulator_kept(emu):
+    """start() on a running emulator would orphan it (its namespaces, its DHCP server): refused."""
+    pid = emu.pid
+    with pytest.raises(RuntimeError, match="already runs"):
+        emu.start()
+    assert emu.pid == pid and emu.proc is not None and emu.proc.poll() is None
