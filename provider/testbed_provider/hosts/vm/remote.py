@@ -12,7 +12,8 @@ from __future__ import annotations
 import shlex
 
 from . import guest
-from .qemu import KERNEL_ARGS, QEMU
+from .image import DISK, INITRD, KERNEL
+from .qemu import KERNEL_ARGS, OVERLAY, PID_FILE, QEMU, SERIAL_LOG, Accel
 
 BRIDGE = "br0"
 
@@ -49,20 +50,20 @@ def start_command(
     """Overlay, QEMU daemonized with one NIC (`mac`, address by DHCP) on `bridge`; prints the
     QEMU pid. `run_dir` must hold `hostkey` (the VM's ed25519 private host key)."""
     words = guest.kernel_words(name, [guest.GuestNic("eth0", mac.lower(), "dhcp")], authorized_key)
-    acc = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg,tb-size=64"]
     q = shlex.quote
-    argv = [QEMU, "-name", name, *acc, "-smp", str(cores), "-m", str(memory_mb)]
+    overlay, pid_file = f"{run_dir}/{OVERLAY}", f"{run_dir}/{PID_FILE}"
+    argv = [QEMU, "-name", name, *Accel(accel, "").qemu_args(), "-smp", str(cores), "-m", str(memory_mb)]
     argv += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
-    argv += ["-kernel", f"{image_dir}/vmlinux", "-initrd", f"{image_dir}/initrd.cpio", "-append", " ".join([KERNEL_ARGS, *words])]
-    argv += ["-drive", f"file={run_dir}/disk.qcow2,if=virtio,format=qcow2"]
+    argv += ["-kernel", f"{image_dir}/{KERNEL}", "-initrd", f"{image_dir}/{INITRD}", "-append", " ".join([KERNEL_ARGS, *words])]
+    argv += ["-drive", f"file={overlay},if=virtio,format=qcow2"]
     argv += ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no", "-device", f"virtio-net-pci,netdev=n0,mac={mac.lower()}"]
     argv += ["-fw_cfg", f"name={guest.HOST_KEY_FW_CFG},file={run_dir}/hostkey"]
-    argv += ["-serial", f"file:{run_dir}/serial.log", "-daemonize", "-pidfile", f"{run_dir}/qemu.pid"]
+    argv += ["-serial", f"file:{run_dir}/{SERIAL_LOG}", "-daemonize", "-pidfile", pid_file]
     return (
         f"set -e; chmod 600 {q(run_dir)}/hostkey; "
-        f"qemu-img create -q -f qcow2 -b {q(image_dir)}/rootfs.qcow2 -F qcow2 {q(run_dir)}/disk.qcow2; "
+        f"qemu-img create -q -f qcow2 -b {q(image_dir)}/{DISK} -F qcow2 {q(overlay)}; "
         + " ".join(q(a) for a in argv)
-        + f"; ip link set {q(tap)} master {q(bridge)} up; cat {q(run_dir)}/qemu.pid"
+        + f"; ip link set {q(tap)} master {q(bridge)} up; cat {q(pid_file)}"
     )
 
 
@@ -71,7 +72,7 @@ def stop_command(run_dir: str) -> str:
     directory (overlay included); returns once the process is gone (5 s at most)."""
     q = shlex.quote(run_dir)
     return (
-        f"p=$(cat {q}/qemu.pid 2>/dev/null || true); "
+        f"p=$(cat {q}/{PID_FILE} 2>/dev/null || true); "
         f'if [ -n "$p" ] && grep -q qemu /proc/$p/comm 2>/dev/null; then kill -9 $p; fi; '
         f'i=0; while [ -n "$p" ] && [ -e /proc/$p ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; rm -rf {q}'
     )
