@@ -1,7 +1,7 @@
 """A VM on an emulated Grid'5000 node, by the remote VM commands (hosts/vm/remote.py): the node
 bridges its production NIC, QEMU boots the project's image there (TCG), the site's DHCP gives
 the VM the subnet address its MAC encodes, and SSH reaches it through the emulator's gateway.
-Emulator teardown leaves no QEMU. (The Reservation's `kind: vm` on g5k is not wired yet.)"""
+Emulator teardown leaves no QEMU. (The Reservation path: test_e2e_vms.py.)"""
 
 from __future__ import annotations
 

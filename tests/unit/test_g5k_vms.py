@@ -46,3 +46,56 @@ def test_round_robin():
     assert round_robin(["a", "b", "c"], ["n1", "n2"]) == [("a", "n1"), ("b", "n2"), ("c", "n1")]
     with pytest.raises(ValueError):
         round_robin(["a"], [])
+
+
+def test_vms_are_named_as_locally_placed_round_robin_and_given_subnet_addresses():
+    from testbed_provider.testbeds.base import MachineGroup, ReservationSpec, VmSize
+    from testbed_provider.testbeds.g5k.vms import plan_vms
+
+    spec = ReservationSpec(
+        "r",
+        [
+            MachineGroup(["db_primary"], 3, kind="vm", vm=VmSize(1, 512)),
+            MachineGroup(["front"], 1),  # nodes themselves: no VM
+            MachineGroup(["db_primary", "x"], 1, kind="vm", vm=VmSize(1, 512)),
+        ],
+    )
+    subnet = list(subnet_addresses("10.144.0.0/30"))  # two addresses
+    subnets = {"nancy": subnet, "lyon": ["10.24.0.1"]}
+    with pytest.raises(ValueError, match="no address left for db-primary-3"):
+        plan_vms(spec, {0: ["n-1", "n-2"], 2: ["l-1"]}, {0: "nancy", 2: "lyon"}, {"nancy": subnet[:2], "lyon": []})
+    subnets["nancy"] = list(subnet_addresses("10.144.0.0/29"))
+    vms = plan_vms(spec, {0: ["n-1", "n-2"], 2: ["l-1"]}, {0: "nancy", 2: "lyon"}, subnets)
+    assert [(v.name, v.node, v.address, v.mac) for v in vms] == [
+        ("db-primary-1", "n-1", "10.144.0.1", "00:16:3e:90:00:01"),
+        ("db-primary-2", "n-2", "10.144.0.2", "00:16:3e:90:00:02"),
+        ("db-primary-3", "n-1", "10.144.0.3", "00:16:3e:90:00:03"),
+        ("db-primary-4", "l-1", "10.24.0.1", "00:16:3e:18:00:01"),
+    ]
+
+
+def test_node_sizes_from_the_reference_api_and_vms_too_big_for_them():
+    from testbed_provider.testbeds.base import MachineGroup, ReservationSpec, VmSize
+    from testbed_provider.testbeds.g5k.vm_sizing import NodeSize, node_counts, node_size, too_big
+
+    nodes = [
+        {"architecture": {"nb_threads": 32}, "main_memory": {"ram_size": 96 << 30}},
+        {"architecture": {"nb_threads": 16}, "main_memory": {"ram_size": 128 << 30}},
+        {"architecture": {}, "main_memory": {}},  # undescribed: ignored
+    ]
+    assert node_size(nodes) == NodeSize(16, 96 * 1024)
+    assert node_size([{}]) is None
+    spec = ReservationSpec(
+        "r",
+        [
+            MachineGroup(["a"], 40, options={"cluster": "c"}, kind="vm", vm=VmSize(1, 512, flavour="tiny")),
+            MachineGroup(["b"], 1, options={"cluster": "c"}, kind="vm", vm=VmSize(8, 4096)),
+            MachineGroup(["c"], 1, options={"cluster": "c"}, kind="vm", vm=VmSize(2, 16384, flavour="huge")),
+        ],
+    )
+    small = NodeSize(4, 8192)
+    assert node_counts(spec, {0: NodeSize(16, 96 * 1024)}) == {0: 3}
+    failures = {f.property: f.reason for f in too_big(spec, {0: small, 1: small, 2: small})}
+    assert set(failures) == {"machines[1].cores", "machines[2].flavour"}
+    assert "a node of c has 4 threads" in failures["machines[1].cores"]
+    assert "can give VMs 7936 MB" in failures["machines[2].flavour"]

@@ -7,7 +7,8 @@ import pytest
 
 from testbed_provider.hosts.vm import machine
 from testbed_provider.resources.reservation import spec_from_inputs, validate_inputs
-from testbed_provider.testbeds.base import MachineGroup, ReservationSpec, VmSize
+from testbed_provider.testbeds.base import MachineGroup, NetworkSpec, ReservationSpec, VmSize
+from testbed_provider.testbeds.g5k.plan import make_plan, split_nodes
 from testbed_provider.testbeds.g5k.plan import validate as g5k_validate
 from testbed_provider.testbeds.local.validation import MEMORY_MARGIN_MB, QEMU_OVERHEAD_MB, VmFacts, validate
 
@@ -97,9 +98,35 @@ def test_an_image_that_does_not_exist_or_is_no_image(tmp_path):
     assert machine.image_problem(str(qcow)) is None
 
 
-def test_g5k_does_not_run_vms_yet():
-    spec = ReservationSpec("r", [MachineGroup(["a"], 1, options={"site": "nancy"}, kind="vm", vm=VmSize(1, 512))])
-    assert "not yet supported on g5k" in props(g5k_validate(spec, None))["machines[0].kind"]
+def test_g5k_vm_groups_need_a_cluster_and_stay_off_experiment_networks():
+    vm = MachineGroup(["a"], 1, options={"site": "nancy"}, kind="vm", vm=VmSize(1, 512))
+    spec = ReservationSpec("r", [vm, MachineGroup(["b"], 1, options={"site": "nancy"})], [NetworkSpec("n1")])
+    failures = props(g5k_validate(spec, None))
+    assert "machines[0].kind" not in failures
+    assert "that cluster's threads and memory" in failures["machines[0].cluster"]
+    assert "joins VMs (machines[0]) and nodes" in failures["networks[0].roles"]
+    only_vms = ReservationSpec("r", [vm, MachineGroup(["b"], 1, options={"site": "nancy"})], [NetworkSpec("n1", roles=["a"])])
+    assert "networks[0].roles" not in props(g5k_validate(only_vms, None))
+    ok = ReservationSpec("r", [MachineGroup(["a"], 3, options={"site": "nancy", "cluster": "gros"}, kind="vm", vm=VmSize(2, 2048))])
+    assert g5k_validate(ok, None) == []
+    missing = ReservationSpec(
+        "r", [MachineGroup(["a"], 1, options={"site": "nancy", "cluster": "gros"}, kind="vm", vm=VmSize(1, 512, image="/no/such"))]
+    )
+    assert "does not exist" in props(g5k_validate(missing, None))["machines[0].image"]
+
+
+def test_g5k_plan_asks_for_the_vms_nodes_and_a_subnet():
+    vms = MachineGroup(["a"], 5, options={"site": "nancy", "cluster": "gros"}, kind="vm", vm=VmSize(1, 512))
+    hosts = MachineGroup(["b"], 1, options={"site": "nancy"})
+    spec = ReservationSpec("r", [vms, hosts], [NetworkSpec("vm-net", roles=["a"])])
+    plan = make_plan(spec, None, {0: 2})  # the VMs' network takes no vlan
+    assert plan.resources(spec, plan.sites[0]) == "{cluster='gros'}/nodes=2+nodes=1+slash_22=1,walltime=1:00:00"
+    # without sizes (a preview that could not read the reference API): one node per VM at most
+    assert make_plan(spec, None).resources(spec, make_plan(spec, None).sites[0]).startswith("{cluster='gros'}/nodes=5+")
+    assert split_nodes(spec, plan.sites[0], ["gros-1.nancy.grid5000.fr", "gros-2.nancy.grid5000.fr", "grisou-1.nancy.grid5000.fr"]) == {
+        0: ["gros-1.nancy.grid5000.fr", "gros-2.nancy.grid5000.fr"],
+        1: ["grisou-1.nancy.grid5000.fr"],
+    }
 
 
 def test_machine_facts_are_read(tmp_path):

@@ -68,7 +68,10 @@ class MachineGroup:
     environment: Optional[str] = prop("Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).")
     kind: MachineKind = prop(
         "`host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). "
-        "`vm`: QEMU VMs with a kernel of their own (local backend), on the same networks, reached and used like any host.",
+        "`vm`: QEMU VMs with a kernel of their own, reached and used like any host. Local: on this machine, on the same "
+        "networks as namespace hosts. g5k (needs `cluster`), à la VMonG5k: as many of the cluster's nodes as the VMs' cores "
+        "and memory take, a slash_22 subnet per site, each VM the subnet address the site's DHCP gives its 00:16:3e MAC, "
+        "reached through the same gateway as the nodes; a network of VM groups only is their subnet addresses.",
         default=MachineKind.HOST,
     )
     flavour: Optional[Flavour] = prop(

@@ -950,7 +950,7 @@ class MachineGroupArgsDict(TypedDict):
     """
     kind: NotRequired[pulumi.Input[Optional['MachineKind']]]
     """
-    `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own (local backend), on the same networks, reached and used like any host. Default: `host`.
+    `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own, reached and used like any host. Local: on this machine, on the same networks as namespace hosts. g5k (needs `cluster`), à la VMonG5k: as many of the cluster's nodes as the VMs' cores and memory take, a slash_22 subnet per site, each VM the subnet address the site's DHCP gives its 00:16:3e MAC, reached through the same gateway as the nodes; a network of VM groups only is their subnet addresses. Default: `host`.
     """
     memory_mb: NotRequired[pulumi.Input[Optional[_builtins.int]]]
     """
@@ -994,7 +994,7 @@ class MachineGroupArgs:
         :param pulumi.Input[_builtins.str] environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
         :param pulumi.Input['Flavour'] flavour: Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
         :param pulumi.Input[_builtins.str] image: VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
-        :param pulumi.Input['MachineKind'] kind: `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own (local backend), on the same networks, reached and used like any host. Default: `host`.
+        :param pulumi.Input['MachineKind'] kind: `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own, reached and used like any host. Local: on this machine, on the same networks as namespace hosts. g5k (needs `cluster`), à la VMonG5k: as many of the cluster's nodes as the VMs' cores and memory take, a slash_22 subnet per site, each VM the subnet address the site's DHCP gives its 00:16:3e MAC, reached through the same gateway as the nodes; a network of VM groups only is their subnet addresses. Default: `host`.
         :param pulumi.Input[_builtins.int] memory_mb: Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
         :param pulumi.Input[_builtins.str] site: Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
         :param pulumi.Input[Mapping[str, Any]] vars: Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.
@@ -1111,7 +1111,7 @@ class MachineGroupArgs:
     @pulumi.getter
     def kind(self) -> pulumi.Input[Optional['MachineKind']]:
         """
-        `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own (local backend), on the same networks, reached and used like any host. Default: `host`.
+        `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own, reached and used like any host. Local: on this machine, on the same networks as namespace hosts. g5k (needs `cluster`), à la VMonG5k: as many of the cluster's nodes as the VMs' cores and memory take, a slash_22 subnet per site, each VM the subnet address the site's DHCP gives its 00:16:3e MAC, reached through the same gateway as the nodes; a network of VM groups only is their subnet addresses. Default: `host`.
         """
         return pulumi.get(self, "kind")
 

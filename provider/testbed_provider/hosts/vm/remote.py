@@ -16,6 +16,7 @@ from .image import DISK, INITRD, KERNEL
 from .qemu import KERNEL_ARGS, OVERLAY, PID_FILE, QEMU, SERIAL_LOG, Accel
 
 BRIDGE = "br0"
+COMPLETE = ".complete"  # in an image directory once its upload finished
 
 
 def bridge_command(device: str = "eth0", bridge: str = BRIDGE) -> str:
@@ -75,4 +76,51 @@ def stop_command(run_dir: str) -> str:
         f"p=$(cat {q}/{PID_FILE} 2>/dev/null || true); "
         f'if [ -n "$p" ] && grep -q qemu /proc/$p/comm 2>/dev/null; then kill -9 $p; fi; '
         f'i=0; while [ -n "$p" ] && [ -e /proc/$p ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; rm -rf {q}'
+    )
+
+
+QEMU_PACKAGES = "qemu-system-x86 qemu-utils"
+
+
+def install_command() -> str:
+    """QEMU on the node: nothing when it is there (an emulated node, an environment with it),
+    else from the node's Debian mirror (Grid'5000's `-min` environments lack it)."""
+    return (
+        f"command -v {QEMU} >/dev/null && command -v qemu-img >/dev/null || "
+        f"{{ export DEBIAN_FRONTEND=noninteractive; apt-get update -q >/dev/null && apt-get install -y -q {QEMU_PACKAGES} >/dev/null; }}"
+    )
+
+
+def has_image_command(image_dir: str) -> str:
+    """Prints `yes` when the node already holds the image (an earlier upload finished)."""
+    return f"test -f {shlex.quote(image_dir)}/{COMPLETE} && echo yes || echo no"
+
+
+def place_image_command(upload_dir: str, image_dir: str) -> str:
+    """Make a finished upload the node's image, atomically: a concurrent upload of the same
+    image (nodes sharing a file system) keeps whichever landed first."""
+    u, i = shlex.quote(upload_dir), shlex.quote(image_dir)
+    return f"touch {u}/{COMPLETE}; mv -T {u} {i} 2>/dev/null || rm -rf {u}; test -f {i}/{COMPLETE}"
+
+
+def probe_command(image_dir: str, timeout: float) -> str:
+    """Prints `kvm` when /dev/kvm boots the image's kernel to its probe line within `timeout`
+    seconds, else `tcg` (the same test the local path makes, run on the node)."""
+    log = "/tmp/tb-kvm-probe-$$.log"
+    argv = [QEMU, *Accel("kvm", "").qemu_args(), "-m", "256", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
+    argv += ["-kernel", f"{image_dir}/{KERNEL}", "-initrd", f"{image_dir}/{INITRD}", "-append", f"{KERNEL_ARGS} tb_probe=1"]
+    qemu = " ".join(shlex.quote(a) for a in argv) + f" -serial file:{log}"
+    return (
+        f"if [ -r /dev/kvm ] && [ -w /dev/kvm ] && timeout -s KILL {timeout:g} {qemu} >/dev/null 2>&1 "
+        f"&& grep -q {shlex.quote(guest.PROBE_OK)} {log}; then echo kvm; else echo tcg; fi; rm -f {log}"
+    )
+
+
+def alive_command(pids: list[int]) -> str:
+    """Prints each of `pids` that is still a QEMU process (a killed one not yet reaped, a
+    zombie, is not)."""
+    listed = " ".join(str(int(p)) for p in pids)
+    return (
+        f"for p in {listed}; do grep -q qemu /proc/$p/comm 2>/dev/null || continue; "
+        f"s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f1); [ \"$s\" != Z ] && echo $p; done; true"
     )

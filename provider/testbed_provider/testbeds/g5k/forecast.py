@@ -305,10 +305,13 @@ async def reservation_forecast(settings: Any, spec: Any, lead: float) -> Optiona
     cannot tell. One deploy job per site, several sites share one start (see testbed.py)."""
     from .plan import SECONDARY_NIC, make_plan
     from .validation import CHECK_TIMEOUT, Reference, with_timeout
+    from .vm_sizing import node_counts, vm_sizes
 
-    plan = make_plan(spec, settings.site)
     ref = Reference(settings)
     try:
+        plan = make_plan(
+            spec, settings.site, node_counts(spec, await with_timeout(vm_sizes(ref, spec, settings.site), CHECK_TIMEOUT) or {})
+        )
         demands = []
         for site in plan.sites:
             clusters = await with_timeout(ref.clusters(site.site), CHECK_TIMEOUT)
@@ -332,9 +335,15 @@ async def reservation_forecast(settings: Any, spec: Any, lead: float) -> Optiona
     if found is None:
         return None
     start, per_site = found
-    nodes = sum(m.count for m in spec.machines)
+    nodes = sum(site.node_count(spec, g) for site in plan.sites for g in site.groups)
+    vms = sum(m.count for m in spec.machines if m.kind == "vm")
+    held = f"{nodes} node(s)" + (
+        f", {vms} VM(s) on {sum(s.node_count(spec, g) for s in plan.sites for g in s.groups if spec.machines[g].kind == 'vm')} of them"
+        if vms
+        else ""
+    )
     if len(per_site) == 1:
-        return per_site[0].start is None, describe(per_site[0], f"the reservation ({nodes} node(s))")
+        return per_site[0].start is None, describe(per_site[0], f"the reservation ({held})")
     if start is None:
         stuck = next(f for f in per_site if f.start is None)
         return True, f"no common start for the reservation's sites: {describe(stuck, 'its job')}"
@@ -342,7 +351,7 @@ async def reservation_forecast(settings: Any, spec: Any, lead: float) -> Optiona
     parts = [f"{f.site}: " + (f.reason or "free") for f in per_site]
     caveats = sorted({c for f in per_site for c in f.caveats})
     text = (
-        f"the reservation ({nodes} node(s) on {', '.join(f.site for f in per_site)}) could start on all its sites at "
+        f"the reservation ({held} on {', '.join(f.site for f in per_site)}) could start on all its sites at "
         f"{paris(start)} (Paris), in {delay_text(start - now)} ({'; '.join(parts)})"
     )
     return False, text + (" [" + "; ".join(caveats) + "]" if caveats else "")

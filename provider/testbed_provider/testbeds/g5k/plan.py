@@ -9,6 +9,12 @@ first member group, whose job requests `{type='kavlan-global'}/vlan=1` besides i
 (so at most one such network per home site). Every member group, on every site, asks OAR for
 nodes with a kavlan-capable secondary NIC. A network's addressing is the vlan's, so `cidr`
 cannot be chosen here.
+
+A `kind: vm` group (VMs à la EnOSlib's VMonG5k) needs a `cluster`: its job asks for as many of that
+cluster's nodes as the VMs' cores and memory take (`vm_nodes`, from the reference API; see
+`vms.physical_nodes`) and its site's job for a `slash_22` subnet, whose addresses the VMs get.
+VMs are on their site's production network only (routed between sites): a network of VM groups
+only is their subnet addresses, with no vlan; a network may not mix VMs and nodes.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ...common.results import CheckFailure
-from ..base import ReservationSpec
+from ..base import NetworkSpec, ReservationSpec
 from .oar import SITE_RE, NodeGroup, OarError, ResourceRequest, VlanRequest, parse_walltime, resources_string
 
 OPTIONS = {"site", "cluster", "walltime", "environment"}
@@ -35,11 +41,18 @@ class SitePlan:
     networks: list[str] = field(default_factory=list)  # network ids given a vlan of this site
     secondary: set[int] = field(default_factory=set)  # groups whose nodes need a kavlan-capable second NIC
     global_network: Optional[str] = None  # the multi-site network homed here (its kavlan-global vlan)
+    nodes: dict[int, int] = field(default_factory=dict)  # group → how many nodes it takes (a VM group's hypervisors)
+
+    def node_count(self, spec: ReservationSpec, g: int) -> int:
+        return self.nodes.get(g, spec.machines[g].count)
+
+    def has_vms(self, spec: ReservationSpec) -> bool:
+        return any(spec.machines[g].kind == "vm" for g in self.groups)
 
     def request(self, spec: ReservationSpec) -> ResourceRequest:
         nodes = [
             NodeGroup(
-                spec.machines[g].count,
+                self.node_count(spec, g),
                 cluster=spec.machines[g].options.get("cluster"),
                 properties=SECONDARY_NIC if g in self.secondary else None,
             )
@@ -47,7 +60,8 @@ class SitePlan:
         ]
         vlan = VlanRequest("kavlan", len(self.networks)) if self.networks else None
         extra = (VlanRequest("kavlan-global", 1),) if self.global_network is not None else ()
-        return ResourceRequest(nodes=nodes, vlan=vlan, extra_vlans=extra)
+        subnets = {"slash_22": 1} if self.has_vms(spec) else {}
+        return ResourceRequest(nodes=nodes, vlan=vlan, extra_vlans=extra, subnets=subnets)
 
 
 @dataclass
@@ -82,8 +96,17 @@ def validate(spec: ReservationSpec, default_site: Optional[str]) -> list[CheckFa
     fail = lambda prop, reason: failures.append(CheckFailure(prop, reason))  # noqa: E731
     walltimes: dict[int, int] = {}
     for g, group in enumerate(spec.machines):
-        if group.kind == "vm":
-            fail(f"machines[{g}].kind", "`vm` machines are not yet supported on g5k (use `host`: Grid'5000 nodes)")
+        if group.kind == "vm" and not group.options.get("cluster"):
+            fail(
+                f"machines[{g}].cluster",
+                "required for `kind: vm` on g5k: how many nodes the VMs take comes from that cluster's threads and memory",
+            )
+        if group.kind == "vm" and group.vm is not None and group.vm.image:
+            from ...hosts.vm.machine import image_problem
+
+            problem = image_problem(group.vm.image)
+            if problem:
+                fail(f"machines[{g}].image", problem)
         for key in sorted(set(group.options) - OPTIONS):
             fail(f"machines[{g}].{key}", f"`{key}` is not a g5k option (the g5k backend accepts {', '.join(sorted(OPTIONS))})")
         site = group_site(group.options, default_site)
@@ -111,6 +134,16 @@ def validate(spec: ReservationSpec, default_site: Optional[str]) -> list[CheckFa
         if net.cidr is not None:
             fail(f"networks[{k}].cidr", "on g5k a network is a KaVLAN whose addressing Grid'5000 fixes; omit `cidr`")
         groups = members(spec, net.roles)
+        kinds = {spec.machines[g].kind == "vm" for g in groups}
+        if kinds == {True, False}:
+            vm = next(g for g in groups if spec.machines[g].kind == "vm")
+            fail(
+                f"networks[{k}].roles",
+                f"joins VMs (machines[{vm}]) and nodes: on g5k VMs are on their site's production network "
+                f"(subnet addresses), nodes on a KaVLAN; a network joins only VMs or only nodes",
+            )
+        if kinds == {True}:
+            continue  # the VMs' own subnet addresses: no vlan
         sites = {s for g in groups if (s := group_site(spec.machines[g].options, default_site)) is not None}
         if len(sites) > 1:
             home = group_site(spec.machines[groups[0]].options, default_site) or ""
@@ -131,20 +164,23 @@ def validate(spec: ReservationSpec, default_site: Optional[str]) -> list[CheckFa
     return failures
 
 
-def make_plan(spec: ReservationSpec, default_site: Optional[str]) -> Plan:
-    """Assumes validate() passed."""
+def make_plan(spec: ReservationSpec, default_site: Optional[str], vm_nodes: Optional[dict[int, int]] = None) -> Plan:
+    """Assumes validate() passed. `vm_nodes`: the node count of each VM group (by default one
+    node per VM, the most VMonG5k's formula gives)."""
     sites: dict[str, SitePlan] = {}
     walltime = parse_walltime(DEFAULT_WALLTIME)
     environments = {}
     for g, group in enumerate(spec.machines):
         site = placed_site(group.options, default_site)
         sites.setdefault(site, SitePlan(site)).groups.append(g)
+        if group.kind == "vm":
+            sites[site].nodes[g] = (vm_nodes or {}).get(g, group.count)
         if "walltime" in group.options:
             walltime = parse_walltime(group.options["walltime"])
         environments[g] = group.options.get("environment") or DEFAULT_ENVIRONMENT
     for net in spec.networks:
         groups = members(spec, net.roles)
-        if groups:
+        if groups and not vm_network(spec, net):
             site = placed_site(spec.machines[groups[0]].options, default_site)
             if len({placed_site(spec.machines[g].options, default_site) for g in groups}) > 1:
                 sites[site].global_network = net.id
@@ -153,6 +189,12 @@ def make_plan(spec: ReservationSpec, default_site: Optional[str]) -> Plan:
             for g in groups:
                 sites[placed_site(spec.machines[g].options, default_site)].secondary.add(g)
     return Plan(list(sites.values()), walltime, environments)
+
+
+def vm_network(spec: ReservationSpec, net: NetworkSpec) -> bool:
+    """A network of VM groups only: their subnet addresses on the production network."""
+    groups = members(spec, net.roles)
+    return bool(groups) and all(spec.machines[g].kind == "vm" for g in groups)
 
 
 def split_nodes(spec: ReservationSpec, site: SitePlan, assigned: list[str]) -> dict[int, list[str]]:
@@ -164,7 +206,7 @@ def split_nodes(spec: ReservationSpec, site: SitePlan, assigned: list[str]) -> d
     out: dict[int, list[str]] = {}
     for g in sorted(site.groups, key=lambda g: spec.machines[g].options.get("cluster") is None):
         cluster = spec.machines[g].options.get("cluster")
-        mine = [n for n in left if cluster is None or cluster_of(n) == cluster][: spec.machines[g].count]
+        mine = [n for n in left if cluster is None or cluster_of(n) == cluster][: site.node_count(spec, g)]
         out[g] = mine
         left = [n for n in left if n not in mine]
     return out

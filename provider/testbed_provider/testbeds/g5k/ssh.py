@@ -16,32 +16,28 @@ from .session import Cancelled
 ATTEMPT_TIMEOUT = 30.0  # seconds one `ssh … true` may take
 
 
+def ssh_options(key_path: str, known_hosts: str, proxy_command: str) -> list[str]:
+    """Options every connection to the reservation's machines takes (ssh and scp alike)."""
+    options = {
+        "IdentitiesOnly": "yes",
+        "BatchMode": "yes",
+        "UserKnownHostsFile": known_hosts,
+        "GlobalKnownHostsFile": "/dev/null",
+        "StrictHostKeyChecking": "accept-new",
+        "HashKnownHosts": "no",
+        "ConnectTimeout": "10",
+        "ProxyCommand": proxy_command,
+        "LogLevel": "ERROR",
+    }
+    return ["-i", key_path] + [w for k, v in options.items() for w in ("-o", f"{k}={v}")]
+
+
 def ssh_argv(host: str, user: str, key_path: str, known_hosts: str, proxy_command: str, command: str = "true") -> list[str]:
-    return [
-        "ssh",
-        "-i",
-        key_path,
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        f"UserKnownHostsFile={known_hosts}",
-        "-o",
-        "GlobalKnownHostsFile=/dev/null",
-        "-o",
-        "StrictHostKeyChecking=accept-new",
-        "-o",
-        "HashKnownHosts=no",
-        "-o",
-        "ConnectTimeout=10",
-        "-o",
-        f"ProxyCommand={proxy_command}",
-        "-o",
-        "LogLevel=ERROR",
-        f"{user}@{host}",
-        command,
-    ]
+    return ["ssh", *ssh_options(key_path, known_hosts, proxy_command), f"{user}@{host}", command]
+
+
+def scp_argv(source: str, host: str, user: str, target: str, key_path: str, known_hosts: str, proxy_command: str) -> list[str]:
+    return ["scp", "-q", *ssh_options(key_path, known_hosts, proxy_command), source, f"{user}@{host}:{target}"]
 
 
 async def wait_and_pin(host: str, user: str, key_path: str, workdir: str, proxy_command: str, timeout: float, stop: asyncio.Event) -> str:

@@ -15,6 +15,10 @@ tag of the resource's URN and of its request (see `tagging`), and the next reser
 jobs so tagged, whatever their name (a reservation named after its resource gets a job name
 derived from its URN, `job_name`; a user-set name is used as is).
 
+`kind: vm` groups (see plan.py and hypervisors.py): their nodes are deployed like the others,
+then each runs its share of the group's VMs, which become the group's hosts; the nodes stay in
+the state as hypervisors (address, pinned key) so refresh and destroy reach them.
+
 Outputs match the local backend's: hosts (name = node short name, address = its production IP), roles,
 ssh (user, port 22, knownHosts, proxyCommand, keys), so a Command runs unchanged.
 """
@@ -31,6 +35,7 @@ import tempfile
 from typing import Any, Optional
 
 from ...common.results import CheckFailure
+from ...hosts.commands import CommandError
 from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
 from . import deployments, jobs, kavlan, naming, tagging
 from .oar import oar_date
@@ -91,6 +96,7 @@ class G5kTestbed(Testbed):
         from .forecast import eligible_clusters
         from .plan import DEFAULT_ENVIRONMENT
         from .validation import Reference, check_placement, with_timeout
+        from .vm_sizing import node_counts, too_big, vm_sizes
 
         settings = self.settings
         if settings is None:
@@ -98,7 +104,9 @@ class G5kTestbed(Testbed):
         ref = Reference(settings)
 
         async def run() -> list[CheckFailure]:
-            failures: list[CheckFailure] = []
+            sizes = await vm_sizes(ref, spec, settings.site)
+            failures: list[CheckFailure] = too_big(spec, sizes)
+            counts = node_counts(spec, sizes)
             by_site: dict[str, list[int]] = {}
             for g, group in enumerate(spec.machines):
                 by_site.setdefault(placed_site(group.options, settings.site), []).append(g)
@@ -109,7 +117,7 @@ class G5kTestbed(Testbed):
                 for g in groups:
                     cluster = spec.machines[g].options.get("cluster")
                     if cluster:
-                        wanted[cluster] = wanted.get(cluster, 0) + spec.machines[g].count
+                        wanted[cluster] = wanted.get(cluster, 0) + counts.get(g, spec.machines[g].count)
                         props.setdefault(cluster, f"machines[{g}].cluster")
                     else:
                         anywhere += spec.machines[g].count
@@ -154,6 +162,35 @@ class G5kTestbed(Testbed):
             return None
         return await reservation_forecast(self.settings, spec, MULTISITE_LEAD)
 
+    async def _vm_nodes(self, spec: ReservationSpec) -> dict[int, int]:
+        """Each VM group's node count, from its cluster's nodes in the reference API; without
+        that description the reservation is refused (a guess would hold too few or too many)."""
+        from .validation import Reference
+        from .vm_sizing import node_counts, too_big, vm_sizes
+
+        groups = [g for g, m in enumerate(spec.machines) if m.kind == "vm"]
+        if not groups:
+            return {}
+        settings = self._configured()
+        ref = Reference(settings)
+        try:
+            sizes = await vm_sizes(ref, spec, settings.site)
+        finally:
+            ref.close()
+        unsized = [g for g in groups if g not in sizes]
+        if unsized:
+            g = unsized[0]
+            raise ReservationError(
+                f"cannot tell how many nodes machines[{g}]'s VMs take: the reference API did not describe the nodes of "
+                f"{placed_site(spec.machines[g].options, settings.site)}/{spec.machines[g].options.get('cluster')}"
+                + (f" ({ref.unreachable})" if ref.unreachable else ""),
+                None,
+            )
+        bad = too_big(spec, sizes)
+        if bad:
+            raise ReservationError(f"{bad[0].property}: {bad[0].reason}", None)
+        return node_counts(spec, sizes)
+
     def _configured(self) -> G5kSettings:
         if self.settings is None:
             raise ReservationError(self.preflight() or "g5k backend not configured", None)
@@ -165,18 +202,19 @@ class G5kTestbed(Testbed):
     # ---- reserve ---------------------------------------------------------------------------
 
     async def reserve(self, spec: ReservationSpec, owner: str, progress: Progress) -> dict[str, Any]:
-        plan = make_plan(spec, self.settings.site if self.settings else None)
         session = self._session()
         work = tempfile.mkdtemp(prefix="tb-g5k-")
         state = _empty_state(spec, self._configured())
         if owner:  # a later reconcile (no URN at hand) names its new jobs the same way
             state["g5k"]["owner"] = owner
         try:
+            images = await _vm_images(spec, progress, self.cancelled)  # before any job: nodes never wait for a build
+            plan = make_plan(spec, self.settings.site if self.settings else None, await self._vm_nodes(spec))
             state["ssh"].update(await _keypair(work, spec.name))
             await self._submit(session, spec, plan, state, progress, owner)
-            await self._build(session, spec, plan, state, work, progress)
+            await self._build(session, spec, plan, state, work, progress, images)
             return state
-        except (G5kError, Cancelled, TimeoutError, ReservationError, OSError) as err:
+        except (G5kError, Cancelled, TimeoutError, ReservationError, OSError, CommandError, ValueError) as err:
             what = "cancelled" if isinstance(err, Cancelled) else str(err)
             raise ReservationError(f"reserving on Grid'5000 failed: {what}", state if state["g5k"]["jobs"] else None) from err
         finally:
@@ -271,11 +309,21 @@ class G5kTestbed(Testbed):
         )
 
     async def _build(
-        self, session: Session, spec: ReservationSpec, plan: Plan, state: dict[str, Any], work: str, progress: Progress
+        self,
+        session: Session,
+        spec: ReservationSpec,
+        plan: Plan,
+        state: dict[str, Any],
+        work: str,
+        progress: Progress,
+        images: Optional[dict[int, Any]] = None,
     ) -> None:
         ssh = state["ssh"]
         key_path = os.path.join(work, "id")
         hosts: list[dict[str, Any]] = []
+        hypervisors: dict[str, dict[str, Any]] = {}  # node FQDN → what runs VMs on it
+        subnets: dict[str, list[str]] = {}  # site → its VMs' addresses
+        sites_of: dict[int, str] = {}
         refs: dict[str, dict[str, Any]] = {}
         placed: dict[int, list[str]] = {}  # machine group → its nodes, over every site
         for site, record in zip(plan.sites, state["g5k"]["jobs"]):
@@ -294,6 +342,12 @@ class G5kTestbed(Testbed):
             by_group = split_nodes(spec, site, list(job.get("assigned_nodes") or []))
             record["nodes"] = {str(g): nodes for g, nodes in by_group.items()}
             placed.update(by_group)
+            sites_of.update({g: site.site for g in by_group})
+            if site.has_vms(spec):
+                record["subnets"] = [str(x) for x in (job.get("resources_by_type") or {}).get("subnets") or []]
+                if not record["subnets"]:
+                    raise ReservationError(f"job {site.site}:{record['uid']} holds no subnet for its VMs", state)
+                subnets[site.site] = await _subnet_addresses(session, site.site, record["subnets"])
             # Kadeploy, one deployment per environment of the site
             per_env: dict[str, list[str]] = {}
             for g, nodes in by_group.items():
@@ -312,7 +366,11 @@ class G5kTestbed(Testbed):
             for g, nodes in sorted(by_group.items()):
                 for node in nodes:
                     # The production IP, not the FQDN: it needs no DNS at the far end of the ProxyCommand.
-                    nic = kavlan.adapter(refs[node], kavlan.primary_device(refs[node]) or "") or {}
+                    device = kavlan.primary_device(refs[node]) or ""
+                    nic = kavlan.adapter(refs[node], device) or {}
+                    if spec.machines[g].kind == "vm":
+                        hypervisors[node] = {"fqdn": node, "address": nic.get("ip") or node, "site": site.site, "device": device or "eth0"}
+                        continue
                     hosts.append(
                         {
                             "name": naming.short_name(node),
@@ -332,11 +390,12 @@ class G5kTestbed(Testbed):
         order = {n.id: k for k, n in enumerate(spec.networks)}
         for host in hosts:
             host["networks"].sort(key=lambda entry: order.get(entry["id"], len(order)))
-        await progress(f"waiting for SSH on {len(hosts)} host(s)")
+        machines = hosts + list(hypervisors.values())
+        await progress(f"waiting for SSH on {len(machines)} node(s)")
         known: list[str] = []
         tasks = [
             asyncio.ensure_future(wait_and_pin(h["address"], ssh["user"], key_path, work, ssh["proxyCommand"], READY_TIMEOUT, session.stop))
-            for h in hosts
+            for h in machines
         ]
         try:
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -349,10 +408,69 @@ class G5kTestbed(Testbed):
         if failed:
             raise failed[0]
         keys = [t.result() for t in tasks]
-        for host, key in zip(hosts, keys):
-            known.append(f"{host['name']},{host['address']},{host['fqdn']} {key}\n")
+        for host, key in zip(machines, keys):
+            if host in hosts:
+                known.append(f"{host['name']},{host['address']},{host['fqdn']} {key}\n")
+            else:
+                host["hostKey"] = key
+        if hypervisors:
+            state["g5k"]["hypervisors"] = list(hypervisors.values())
+            hosts += await self._start_vms(spec, state, placed, sites_of, subnets, hypervisors, images or {}, work, progress, known)
         ssh["knownHosts"] = "".join(known)
         state["hosts"] = hosts
+
+    async def _start_vms(
+        self,
+        spec: ReservationSpec,
+        state: dict[str, Any],
+        placed: dict[int, list[str]],
+        sites_of: dict[int, str],
+        subnets: dict[str, list[str]],
+        hypervisors: dict[str, dict[str, Any]],
+        images: dict[int, Any],
+        work: str,
+        progress: Progress,
+        known: list[str],
+    ) -> list[dict[str, Any]]:
+        """The VM groups' VMs on their nodes (see hypervisors.py); their hosts entries, and
+        their pinned keys appended to `known`."""
+        from . import hypervisors as hv
+        from .vms import plan_vms
+
+        planned = plan_vms(spec, {g: placed.get(g, []) for g in sites_of if spec.machines[g].kind == "vm"}, sites_of, subnets)
+        nodes_known = os.path.join(work, "known_hosts.hypervisors")
+        with open(nodes_known, "w") as f:
+            f.writelines(f"{h['address']} {h['hostKey']}\n" for h in hypervisors.values())
+        nodes = hv.Nodes(state["ssh"]["user"], os.path.join(work, "id"), nodes_known, state["ssh"]["proxyCommand"], self.cancelled)
+        records = state["g5k"].setdefault("vms", [])
+        sizes = {g: m.vm for g, m in enumerate(spec.machines) if m.vm is not None}
+        keys = await hv.start_vms(
+            nodes, planned, hypervisors, sizes, images, state["ssh"]["publicKey"], state["id"], records, work, progress
+        )
+        from .plan import vm_network
+
+        cidrs = {r["site"]: (r.get("subnets") or [""])[0] for r in state["g5k"]["jobs"]}
+        vm_nets = [n for n in spec.networks if vm_network(spec, n)]
+        out = []
+        for vm in planned:
+            known.append(f"{vm.name},{vm.address} {keys[vm.name]}\n")
+            # a network of VMs only is their subnet addresses (eth0, the site's production network)
+            joined = [n for n in vm_nets if vm.group in members(spec, n.roles)]
+            nets = [{"id": n.id, "address": vm.address, "interface": "eth0", "cidr": cidrs.get(vm.site, "")} for n in joined]
+            out.append(
+                {
+                    "name": vm.name,
+                    "address": vm.address,
+                    "fqdn": vm.name,
+                    "roles": list(spec.machines[vm.group].roles),
+                    "networks": nets,
+                    "site": vm.site,
+                    "group": vm.group,
+                    "kind": "vm",
+                    "node": vm.node,
+                }
+            )
+        return out
 
     async def _attach(
         self,
@@ -481,7 +599,10 @@ class G5kTestbed(Testbed):
             session.close()
         if not alive_sites:
             return None
-        return {**state, "hosts": [h for h in state["hosts"] if h.get("site") in alive_sites]}
+        from .hypervisors import dead_vms
+
+        dead = await dead_vms(state, alive_sites, self.cancelled)
+        return {**state, "hosts": [h for h in state["hosts"] if h.get("site") in alive_sites and h["name"] not in dead]}
 
     def describe(self, state: dict[str, Any]) -> str:
         ready = hosts_summary([h["name"] for h in state.get("hosts", [])])
@@ -493,6 +614,9 @@ class G5kTestbed(Testbed):
         return f"{ready}; job(s) {listed}" + (f" holding {held} node(s)" if held != len(state.get("hosts", [])) else "")
 
     async def release(self, state: dict[str, Any], progress: Progress) -> None:
+        from .hypervisors import stop_vms
+
+        await stop_vms(state, self.cancelled, progress)  # before the jobs go: their nodes still answer
         session = self._session()
         try:
             for record in state.get("g5k", {}).get("jobs", []):
@@ -502,6 +626,35 @@ class G5kTestbed(Testbed):
             raise ReservationError(f"deleting the reservation's jobs failed: {err}", state) from err
         finally:
             session.close()
+
+
+async def _vm_images(spec: ReservationSpec, progress: Progress, cancelled: asyncio.Event) -> dict[int, Any]:
+    """The image of each VM group (built here, from Debian's packages, on first use)."""
+    from ...hosts.vm.image import cached_image, ensure_image
+    from ...hosts.vm.machine import user_image
+
+    groups = [(g, m) for g, m in enumerate(spec.machines) if m.kind == "vm"]
+    if not groups:
+        return {}
+    if cached_image() is None:
+        await progress("building the VM image (Debian 12, from the archive; first use only: about a minute)…")
+    default = await ensure_image(progress, cancelled)
+    out = {}
+    for g, m in groups:
+        try:
+            out[g] = user_image(m.vm.image, default) if m.vm is not None and m.vm.image else default
+        except ValueError as err:
+            raise ReservationError(f"machines[{g}].image: {err}", None) from err
+    return out
+
+
+async def _subnet_addresses(session: Session, site: str, subnets: list[str]) -> list[str]:
+    """The VMs' addresses in a site's subnets, without the site's subnet gateway."""
+    from .vms import subnet_addresses
+
+    info = (await session.call(f"reading site {site}", session.gk.sites.get, site)).to_dict()
+    gateway = (info.get("g5ksubnet") or {}).get("gateway")
+    return [a for net in subnets for a in subnet_addresses(net, gateway)]
 
 
 def job_name(spec: ReservationSpec, owner: str) -> str:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from dataclasses import dataclass
 from typing import Iterator, Optional, TypeVar
+
+from ..base import ReservationSpec
 
 T = TypeVar("T")
 
@@ -67,3 +70,38 @@ def round_robin(items: list[T], nodes: list[str]) -> list[tuple[T, str]]:
     if not nodes and items:
         raise ValueError("no node to place VMs on")
     return [(item, nodes[i % len(nodes)]) for i, item in enumerate(items)]
+
+
+@dataclass(frozen=True)
+class PlannedVm:
+    """One VM of a `kind: vm` group: its name, the node that runs it, its subnet address and MAC."""
+
+    name: str
+    group: int
+    site: str
+    node: str  # the node's FQDN
+    address: str
+    mac: str
+
+
+def plan_vms(spec: ReservationSpec, nodes: dict[int, list[str]], sites: dict[int, str], subnets: dict[str, list[str]]) -> list[PlannedVm]:
+    """The VMs of every `kind: vm` group in spec order: named `<first role>-<n>` as on the local
+    testbed (n counting per first role over the VM groups), placed round-robin on the group's
+    nodes, given the next free address of their site's subnet (`subnets`: site → addresses)."""
+    counters: dict[str, int] = {}
+    free = {site: iter(addresses) for site, addresses in subnets.items()}
+    out = []
+    for g, group in enumerate(spec.machines):
+        if group.kind != "vm":
+            continue
+        base = group.roles[0].replace("_", "-")  # roles are Ansible group names, host names DNS labels
+        names = []
+        for _ in range(group.count):
+            counters[base] = counters.get(base, 0) + 1
+            names.append(f"{base}-{counters[base]}")
+        for name, node in round_robin(names, nodes.get(g, [])):
+            address = next(free[sites[g]], None)
+            if address is None:
+                raise ValueError(f"the subnet of {sites[g]} has no address left for {name}")
+            out.append(PlannedVm(name, g, sites[g], node, address, mac_for(address)))
+    return out
