@@ -1,7 +1,8 @@
 """`kind: vm` on the g5k backend under the real Pulumi engine, against the emulator with real
 hosts: the job asks for the nodes the VMs' size takes and a slash_22, QEMU boots the project's
 image on the emulated node (TCG here), each VM gets its subnet address from the site's DHCP by
-its MAC and is reached through the gateway; refresh notices a VM that died, up brings it back,
+its MAC and is reached through the gateway; refresh notices a VM that died, up restarts it in
+the same job,
 destroy stops every QEMU before the jobs go."""
 
 from __future__ import annotations
@@ -78,11 +79,13 @@ def test_vms_on_g5k_nodes_up_refresh_repair_destroy(tmp_path, monkeypatch):
             assert len(qemus()) == 3
             assert stack.preview_ops() == {}, "a second up is a no-op"
 
-            # a VM dies outside Pulumi: refresh sees it, up brings the reservation back whole
+            # a VM dies outside Pulumi: refresh sees it, up restarts it on its node
             subprocess.run(["kill", "-9", *qemus("2/")], check=True)
             stack.run("refresh", "--yes")
             assert sorted(h["name"] for h in stack.resource("nodes")["outputs"]["hosts"]) == ["orion-1", "vm-1", "vm-3"]
-            stack.up()
+            repair = stack.up()
+            assert "restarting vm-2 on taurus-1.lyon.grid5000.fr (the jobs are kept)" in repair.stdout + repair.stderr
+            assert [j.uid for j in lyon.jobs.list() if j.state == "running"] == [job["uid"]], "the job was kept"
             out = stack.outputs()
             assert sorted(h["name"] for h in out["hosts"] if h["name"].startswith("vm-")) == ["vm-1", "vm-2", "vm-3"]
             assert out["reached"].split() == ["vm-2", "vm-3"]

@@ -20,7 +20,7 @@ import os
 import secrets
 import tempfile
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from ...common import deadlines, processes
 from ...common.private_files import write_private
@@ -93,8 +93,9 @@ def run_dir(state_id: str, name: str) -> str:
     return f"{VM_ROOT}/{state_id}/{name}"
 
 
-async def prepare(nodes: Nodes, address: str, device: str, image: VmImage, progress: Progress) -> str:
-    """QEMU, the image, `br0` on one node; returns the accelerator its KVM probe found."""
+async def prepare(nodes: Nodes, address: str, device: str, image: VmImage, progress: Progress, accel: Optional[str] = None) -> str:
+    """QEMU, the image, `br0` on one node; returns the accelerator its KVM probe found (no
+    probe when `accel` is already known)."""
     image_dir = f"{VM_ROOT}/image-{image_key(image)}"
     await nodes.run(address, remote.install_command(), "installing QEMU", INSTALL_TIMEOUT)
     if (await nodes.run(address, remote.has_image_command(image_dir), "looking for the VM image")).strip() != "yes":
@@ -108,7 +109,7 @@ async def prepare(nodes: Nodes, address: str, device: str, image: VmImage, progr
     forced = os.environ.get("PULUMI_TESTBED_VM_ACCEL", "")
     if forced in ("kvm", "tcg"):
         accel = forced
-    else:
+    elif accel not in ("kvm", "tcg"):
         accel = (await nodes.run(address, remote.probe_command(image_dir, PROBE_TIMEOUT), "probing KVM", PROBE_TIMEOUT + 60)).strip()
     answer = await nodes.run(address, remote.bridge_command(device), f"bridging {device} onto {remote.BRIDGE}")
     if not answer.strip().endswith("ok"):
@@ -127,11 +128,14 @@ async def start_vms(
     records: list[dict[str, Any]],
     work: str,
     progress: Progress,
+    indices: Optional[dict[str, int]] = None,
 ) -> dict[str, str]:
     """Prepare every hypervisor, start every VM (appending each to `records` once its QEMU
     runs), wait for their SSH; returns VM name → its host key (`<type> <base64>`).
     `hypervisors`: node FQDN → {address, device}; `images`: VM group → its image (a node's
-    VMs are of one group)."""
+    VMs are of one group); `indices`: each VM's number in the reservation (its tap device),
+    by default its place in `planned`. A node prepared before (its accelerator recorded in
+    `hypervisors`) is not probed again."""
     limit = asyncio.Semaphore(PARALLEL)
     used = sorted({vm.node for vm in planned}, key=lambda n: [vm.node for vm in planned].index(n))
     await progress(f"preparing {len(used)} node(s) for {len(planned)} VM(s): QEMU, the image, a KVM probe, {remote.BRIDGE}")
@@ -141,7 +145,8 @@ async def start_vms(
     async def prepare_one(fqdn: str) -> None:
         async with limit:
             h = hypervisors[fqdn]
-            accels[fqdn] = await prepare(nodes, h["address"], h["device"], image_of[fqdn], progress)
+            accels[fqdn] = await prepare(nodes, h["address"], h["device"], image_of[fqdn], progress, h.get("accel"))
+            h["accel"] = accels[fqdn]
 
     await _all([prepare_one(n) for n in used])
     kinds = sorted(set(accels.values()))
@@ -183,7 +188,7 @@ async def start_vms(
                 }
             )
 
-    await _all([start_one(k, vm) for k, vm in enumerate(planned)])
+    await _all([start_one((indices or {}).get(vm.name, k), vm) for k, vm in enumerate(planned)])
     await wait_ready(nodes, planned, hypervisors, host_keys, state_id, work, progress)
     return host_keys
 

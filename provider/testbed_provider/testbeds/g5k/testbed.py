@@ -34,6 +34,7 @@ import shutil
 import tempfile
 from typing import Any, Optional
 
+from ...common.private_files import write_private
 from ...common.results import CheckFailure
 from ...hosts.commands import CommandError
 from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
@@ -415,7 +416,10 @@ class G5kTestbed(Testbed):
                 host["hostKey"] = key
         if hypervisors:
             state["g5k"]["hypervisors"] = list(hypervisors.values())
-            hosts += await self._start_vms(spec, state, placed, sites_of, subnets, hypervisors, images or {}, work, progress, known)
+            from .vms import plan_vms
+
+            planned = plan_vms(spec, {g: placed.get(g, []) for g in sites_of if spec.machines[g].kind == "vm"}, sites_of, subnets)
+            hosts += await self._start_vms(spec, state, planned, hypervisors, images or {}, work, progress, known)
         ssh["knownHosts"] = "".join(known)
         state["hosts"] = hosts
 
@@ -423,21 +427,20 @@ class G5kTestbed(Testbed):
         self,
         spec: ReservationSpec,
         state: dict[str, Any],
-        placed: dict[int, list[str]],
-        sites_of: dict[int, str],
-        subnets: dict[str, list[str]],
+        planned: list[Any],
         hypervisors: dict[str, dict[str, Any]],
         images: dict[int, Any],
         work: str,
         progress: Progress,
         known: list[str],
+        indices: Optional[dict[str, int]] = None,
     ) -> list[dict[str, Any]]:
-        """The VM groups' VMs on their nodes (see hypervisors.py); their hosts entries, and
-        their pinned keys appended to `known`."""
+        """`planned` VMs on their nodes (see hypervisors.py); their hosts entries, and their
+        pinned keys appended to `known`. `indices`: each VM's place in the whole reservation
+        (its tap device), when only some are started."""
         from . import hypervisors as hv
-        from .vms import plan_vms
+        from .plan import vm_network
 
-        planned = plan_vms(spec, {g: placed.get(g, []) for g in sites_of if spec.machines[g].kind == "vm"}, sites_of, subnets)
         nodes_known = os.path.join(work, "known_hosts.hypervisors")
         with open(nodes_known, "w") as f:
             f.writelines(f"{h['address']} {h['hostKey']}\n" for h in hypervisors.values())
@@ -445,10 +448,8 @@ class G5kTestbed(Testbed):
         records = state["g5k"].setdefault("vms", [])
         sizes = {g: m.vm for g, m in enumerate(spec.machines) if m.vm is not None}
         keys = await hv.start_vms(
-            nodes, planned, hypervisors, sizes, images, state["ssh"]["publicKey"], state["id"], records, work, progress
+            nodes, planned, hypervisors, sizes, images, state["ssh"]["publicKey"], state["id"], records, work, progress, indices
         )
-        from .plan import vm_network
-
         cidrs = {r["site"]: (r.get("subnets") or [""])[0] for r in state["g5k"]["jobs"]}
         vm_nets = [n for n in spec.networks if vm_network(spec, n)]
         out = []
@@ -471,6 +472,63 @@ class G5kTestbed(Testbed):
                 }
             )
         return out
+
+    async def _repair_vms(self, state: dict[str, Any], spec: ReservationSpec, progress: Progress) -> Optional[dict[str, Any]]:
+        """Restart, on their own nodes, the VMs refresh found dead, when the reservation is
+        otherwise what `spec` asks (same spec as at reserve, every node host alive): the jobs
+        are kept, so nothing queues again. None: a change only a new reservation makes."""
+        from . import hypervisors as hv
+        from .vms import plan_vms
+
+        g5k = state.get("g5k", {})
+        if not g5k.get("vms") or g5k.get("spec") != spec_fingerprint(spec):
+            return None
+        present = {h["name"] for h in state.get("hosts", [])}
+        node_hosts = [h for h in state.get("hosts", []) if h.get("kind") != "vm"]
+        if len(node_hosts) != sum(m.count for m in spec.machines if m.kind != "vm"):
+            return None  # a node of a host group is gone: OAR cannot give it back to this job
+        session = self._session()
+        try:
+            nodes_of: dict[int, list[str]] = {}
+            sites_of: dict[int, str] = {}
+            subnets: dict[str, list[str]] = {}
+            for record in g5k["jobs"]:
+                for g, names in (record.get("nodes") or {}).items():
+                    if spec.machines[int(g)].kind == "vm":
+                        nodes_of[int(g)], sites_of[int(g)] = list(names), record["site"]
+                if record.get("subnets"):
+                    subnets[record["site"]] = await _subnet_addresses(session, record["site"], record["subnets"])
+        except (G5kError, Cancelled) as err:
+            raise ReservationError(f"reading the reservation's sites failed: {err}", state) from err
+        finally:
+            session.close()
+        planned = plan_vms(spec, nodes_of, sites_of, subnets)
+        indices = {vm.name: k for k, vm in enumerate(planned)}
+        missing = [vm for vm in planned if vm.name not in present]
+        if not missing:
+            return state
+        names = ", ".join(vm.name for vm in missing)
+        await progress(f"restarting {names} on {', '.join(sorted({vm.node for vm in missing}))} (the jobs are kept)")
+        lost = {vm.name for vm in missing}
+        dead = [r for r in g5k["vms"] if r["name"] in lost]
+        await hv.stop_vms({**state, "g5k": {**g5k, "vms": dead}}, self.cancelled, progress)  # what a dead VM left
+        new = {**state, "g5k": {**g5k, "vms": [r for r in g5k["vms"] if r["name"] not in lost]}, "ssh": dict(state["ssh"])}
+        hypervisors = {h["fqdn"]: h for h in new["g5k"].get("hypervisors", [])}
+        work = tempfile.mkdtemp(prefix="tb-g5k-")
+        try:
+            write_private(os.path.join(work, "id"), state["ssh"]["privateKey"], 0o600)
+            images = await _vm_images(spec, progress, self.cancelled)
+            known = [line + "\n" for line in state["ssh"].get("knownHosts", "").splitlines() if line.split(",")[0] not in lost]
+            started = await self._start_vms(spec, new, missing, hypervisors, images, work, progress, known, indices)
+        except (G5kError, Cancelled, TimeoutError, ReservationError, OSError, CommandError, ValueError) as err:
+            what = "cancelled" if isinstance(err, Cancelled) else str(err)
+            raise ReservationError(f"restarting {names} failed: {what}", new) from err
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        new["ssh"]["knownHosts"] = "".join(known)
+        by_name = {h["name"]: h for h in state["hosts"] + started}
+        new["hosts"] = node_hosts + [by_name[vm.name] for vm in planned if vm.name in by_name]
+        return new
 
     async def _attach(
         self,
@@ -574,7 +632,11 @@ class G5kTestbed(Testbed):
     # ---- later calls, driven by the state ----------------------------------------------------
 
     async def reconcile(self, state: dict[str, Any], spec: ReservationSpec, progress: Progress) -> dict[str, Any]:
-        """OAR cannot add nodes to a running job: a changed reservation is released and made anew."""
+        """OAR cannot add nodes to a running job: a changed reservation is released and made
+        anew. Dead VMs of an unchanged one are restarted in place instead."""
+        repaired = await self._repair_vms(state, spec, progress)
+        if repaired is not None:
+            return repaired
         await progress("a g5k reservation cannot grow or shrink in place: releasing it and reserving again")
         await self.release(state, progress)
         try:
@@ -691,8 +753,17 @@ def _empty_state(spec: ReservationSpec, settings: G5kSettings) -> dict[str, Any]
             "privateKey": "",
             "publicKey": "",
         },
-        "g5k": {"jobs": [], "deployments": []},
+        "g5k": {"jobs": [], "deployments": [], "spec": spec_fingerprint(spec)},
     }
+
+
+def spec_fingerprint(spec: ReservationSpec) -> str:
+    """What the reservation was made for, to tell a repair (same spec) from a change."""
+    import dataclasses
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(dataclasses.asdict(spec), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 async def _keypair(work: str, name: str) -> dict[str, str]:
