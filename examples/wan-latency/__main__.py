@@ -7,7 +7,8 @@ machine of site_a to the first of site_b say what an application sees. `accurate
 the measured base round trip (AccurateNetemHTB). `netem: false` (before the first up) gives the
 baseline; set on a shaped stack it removes the constraints, but Pulumi deletes last, so that up's
 measurements still ran through them: measure again with `testbed run site-a-1 -- ping …`.
-Kind, sites and clusters come from the stack.
+Kind, sites and clusters come from the stack (`local`: VMs here; `g5k`: nodes of two sites;
+`g5k-vm`: VMs on nodes of two sites, their network the sites' routed subnet addresses).
 """
 
 import json

@@ -94,3 +94,37 @@ def test_vms_on_g5k_nodes_up_refresh_repair_destroy(tmp_path, monkeypatch):
         assert stack.resources() == []
         assert qemus() == [] and run_dirs() == [], "destroy left VMs behind"
         assert all(j.to_dict()["state"] in ("error", "terminated") for j in lyon.jobs.list())
+
+
+def test_wan_latency_between_vms_on_two_sites(tmp_path, monkeypatch):
+    """examples/wan-latency's stack `g5k-vm` unchanged: a VM at lyon and one at nancy, their
+    `experiment` network their subnet addresses (routed between the sites), 50 ms each way and
+    100 Mbit/s between them by a Netem inside the VMs."""
+    monkeypatch.setenv("PULUMI_TESTBED_G5K_MAX_POLL", "0.3")
+    with EmulatorProcess(tmp_path / "emu", clock_speed=CLOCK_SPEED, hosts=True, deploy_seconds=DEPLOY_SECONDS) as emu:
+        info = emu.control("GET", "ssh")
+        stack = Stack(
+            tmp_path,
+            example="wan-latency",
+            stack="g5k-vm",
+            config={"testbed:g5kConfigFile": emu.config_file, "testbed:g5kSshProxyCommand": info["proxyCommand"], "duration": "5"},
+        )
+        try:
+            stack.up()
+            out = stack.outputs()
+            assert sorted(out["hosts"]) == ["site-a-1", "site-b-1"]
+            assert within(out["rtt_ms"]["avg"], 100.0, 0.10, 5.0), out["rtt_ms"]
+            assert within(out["bandwidth_mbps"], 100.0 * 1448 / 1514, 0.10), out["bandwidth_mbps"]
+            for m in out["validation"]:
+                assert m["expected_rtt_ms"] == 100.0 and within(m["rtt_avg_ms"], 100.0, 0.10, 5.0), m
+            print(f"g5k VMs lyon→nancy: rtt {out['rtt_ms']}, iperf3 {out['bandwidth_mbps']} Mbit/s, validation {out['validation']}")
+            hosts = {h["name"]: h for h in stack.resource("nodes")["outputs"]["testbedState"]["hosts"]}
+            assert {h["site"] for h in hosts.values()} == {"lyon", "nancy"}
+            assert out["server_address"] == hosts["site-b-1"]["address"]  # the subnet address is the network's
+        finally:
+            stack.destroy()
+        assert stack.resources() == [] and qemus() == []
+
+
+def within(measured: float, asked: float, relative: float, absolute: float = 0.0) -> bool:
+    return abs(measured - asked) <= asked * relative + absolute
