@@ -113,6 +113,8 @@ def test_g5k_vm_groups_need_a_cluster_and_stay_off_experiment_networks():
         "r", [MachineGroup(["a"], 1, options={"site": "nancy", "cluster": "gros"}, kind="vm", vm=VmSize(1, 512, image="/no/such"))]
     )
     assert "does not exist" in props(g5k_validate(missing, None))["machines[0].image"]
+    crowded = ReservationSpec("r", [MachineGroup(["a"], 1022, options={"site": "nancy", "cluster": "gros"}, kind="vm", vm=VmSize(1, 512))])
+    assert "more than 1021 VMs on nancy" in props(g5k_validate(crowded, None))["machines[0].count"]
 
 
 def test_g5k_plan_asks_for_the_vms_nodes_and_a_subnet():

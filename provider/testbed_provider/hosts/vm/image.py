@@ -41,6 +41,7 @@ from typing import AsyncIterator, Awaitable, Callable, Optional
 
 from ...common import processes
 from ...common.deadlines import Cancelled
+from ...common.ticking import ticking
 from ..commands import CommandError, run
 from ..sshd import SSHD_CONFIG
 from . import guest
@@ -247,21 +248,10 @@ class _Build:
     @contextlib.asynccontextmanager
     async def step(self, what: str) -> AsyncIterator[None]:
         self.stage += 1
-        started = time.monotonic()
-        await self.say(f"vm image: [{self.stage}/{self.STAGES}] {what} ({started - self.t0:.0f} s)")
-
-        async def ticker() -> None:
-            while True:
-                await asyncio.sleep(PROGRESS_EVERY)
-                await self.say(f"vm image: [{self.stage}/{self.STAGES}] still {what} ({time.monotonic() - self.t0:.0f} s)")
-
-        task = asyncio.ensure_future(ticker())
-        try:
+        await self.say(f"vm image: [{self.stage}/{self.STAGES}] {what} ({time.monotonic() - self.t0:.0f} s)")
+        line = lambda _: f"vm image: [{self.stage}/{self.STAGES}] still {what} ({time.monotonic() - self.t0:.0f} s)"  # noqa: E731
+        async with ticking(self.say, line, PROGRESS_EVERY):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def cmd(self, argv: list[str], what: str, timeout: float = 300.0) -> str:
         return (await run(argv, what=f"building the VM image: {what}", cancelled=self.cancelled, timeout=timeout)).stdout

@@ -31,8 +31,8 @@ def bridge_command(device: str = "eth0", bridge: str = BRIDGE) -> str:
         f"for x in $a; do ip addr add $x dev {bridge}; done; "
         f'echo "$r" | while read -r l; do [ -n "$l" ] && ip route replace $l dev {bridge}; done; echo ok'
     )
-    log = f"/tmp/tb-{bridge}.log"
-    return f"nohup sh -c {shlex.quote(script)} >{log} 2>&1 </dev/null & wait $!; cat {log}"
+    log = f"/tmp/tb-{bridge}-$$.log"  # per call: emulated nodes share one /tmp
+    return f"nohup sh -c {shlex.quote(script)} >{log} 2>&1 </dev/null & wait $!; cat {log}; rm -f {log}"
 
 
 def start_command(
@@ -64,7 +64,8 @@ def start_command(
         f"set -e; chmod 600 {q(run_dir)}/hostkey; "
         f"qemu-img create -q -f qcow2 -b {q(image_dir)}/{DISK} -F qcow2 {q(overlay)}; "
         + " ".join(q(a) for a in argv)
-        + f"; ip link set {q(tap)} master {q(bridge)} up; cat {q(pid_file)}"
+        # a QEMU whose NIC cannot be plugged is killed, not left running unrecorded
+        + f"; ip link set {q(tap)} master {q(bridge)} up || {{ kill -9 $(cat {q(pid_file)}); exit 1; }}; cat {q(pid_file)}"
     )
 
 
@@ -100,7 +101,11 @@ def place_image_command(upload_dir: str, image_dir: str) -> str:
     """Make a finished upload the node's image, atomically: a concurrent upload of the same
     image (nodes sharing a file system) keeps whichever landed first."""
     u, i = shlex.quote(upload_dir), shlex.quote(image_dir)
-    return f"touch {u}/{COMPLETE}; mv -T {u} {i} 2>/dev/null || rm -rf {u}; test -f {i}/{COMPLETE}"
+    # an image directory without its marker (pruned by something else) is replaced
+    return (
+        f"touch {u}/{COMPLETE}; [ -d {i} ] && [ ! -f {i}/{COMPLETE} ] && rm -rf {i}; "
+        f"mv -T {u} {i} 2>/dev/null || rm -rf {u}; test -f {i}/{COMPLETE}"
+    )
 
 
 def probe_command(image_dir: str, timeout: float) -> str:

@@ -18,12 +18,14 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shlex
 import tempfile
 import time
 from typing import Any, Iterator, Optional
 
 from ...common import deadlines, processes
 from ...common.private_files import write_private
+from ...common.ticking import ticking
 from ...hosts.keys import generate, read_public
 from ...hosts.vm import remote
 from ...hosts.vm.image import DISK, INITRD, KERNEL, VmImage
@@ -97,19 +99,27 @@ async def prepare(nodes: Nodes, address: str, device: str, image: VmImage, progr
     """QEMU, the image, `br0` on one node; returns the accelerator its KVM probe found (no
     probe when `accel` is already known)."""
     image_dir = f"{VM_ROOT}/image-{image_key(image)}"
-    await nodes.run(address, remote.install_command(), "installing QEMU", INSTALL_TIMEOUT)
+    async with ticking(progress, lambda t: f"{address}: still checking for QEMU or installing it ({t:.0f} s)"):
+        await nodes.run(address, remote.install_command(), "installing QEMU", INSTALL_TIMEOUT)
     if (await nodes.run(address, remote.has_image_command(image_dir), "looking for the VM image")).strip() != "yes":
         size = sum(os.path.getsize(p) for p in (image.kernel, image.initrd, image.disk)) >> 20
         await progress(f"uploading the VM image ({size} MB) to {address}")
         upload = f"{image_dir}.up-{secrets.token_hex(3)}"
-        await nodes.run(address, f"mkdir -p {upload}", "making the image directory")
-        for source, name in ((image.kernel, KERNEL), (image.initrd, INITRD), (image.disk, DISK)):
-            await nodes.copy(source, address, f"{upload}/{name}", f"uploading {name}")
-        await nodes.run(address, remote.place_image_command(upload, image_dir), "placing the VM image")
+        try:
+            await nodes.run(address, f"mkdir -p {shlex.quote(upload)}", "making the image directory")
+            async with ticking(progress, lambda t: f"{address}: still uploading the VM image ({size} MB, {t:.0f} s)"):
+                for source, name in ((image.kernel, KERNEL), (image.initrd, INITRD), (image.disk, DISK)):
+                    await nodes.copy(source, address, f"{upload}/{name}", f"uploading {name}")
+            await nodes.run(address, remote.place_image_command(upload, image_dir), "placing the VM image")
+        except BaseException:  # a partial upload is hundreds of MB: never left behind
+            with contextlib.suppress(ReservationError, Cancelled, OSError):
+                await nodes.run(address, f"rm -rf {shlex.quote(upload)}", "removing a partial upload", 30)
+            raise
     forced = os.environ.get("PULUMI_TESTBED_VM_ACCEL", "")
     if forced in ("kvm", "tcg"):
         accel = forced
     elif accel not in ("kvm", "tcg"):
+        await progress(f"{address}: probing KVM (a guest that must boot within {PROBE_TIMEOUT:g} s)")
         accel = (await nodes.run(address, remote.probe_command(image_dir, PROBE_TIMEOUT), "probing KVM", PROBE_TIMEOUT + 60)).strip()
     answer = await nodes.run(address, remote.bridge_command(device), f"bridging {device} onto {remote.BRIDGE}")
     if not answer.strip().endswith("ok"):
@@ -159,7 +169,21 @@ async def start_vms(
             key = os.path.join(work, f"hostkey-{vm.name}")
             await generate(key, f"{vm.name} host key", nodes.stop)
             host_keys[vm.name] = read_public(key + ".pub")
-            await nodes.run(address, f"mkdir -p {directory}", f"making {vm.name}'s run directory")
+            # recorded before anything starts: whatever follows, destroy stops it (by its pid file)
+            records.append(
+                {
+                    "name": vm.name,
+                    "site": vm.site,
+                    "address": vm.address,
+                    "mac": vm.mac,
+                    "node": vm.node,
+                    "nodeAddress": address,
+                    "runDir": directory,
+                    "pid": 0,
+                }
+            )
+            record = records[-1]
+            await nodes.run(address, f"mkdir -p {shlex.quote(directory)}", f"making {vm.name}'s run directory")
             await nodes.copy(key, address, f"{directory}/hostkey", f"copying {vm.name}'s host key", COMMAND_TIMEOUT)
             size = sizes.get(vm.group) or VmSize(1, 512)
             command = remote.start_command(
@@ -174,19 +198,10 @@ async def start_vms(
                 accel=accels[vm.node],
             )
             out = await nodes.run(address, command, f"starting {vm.name}")
-            pid = int(out.split()[-1])
-            records.append(
-                {
-                    "name": vm.name,
-                    "site": vm.site,
-                    "address": vm.address,
-                    "mac": vm.mac,
-                    "node": vm.node,
-                    "nodeAddress": address,
-                    "runDir": directory,
-                    "pid": pid,
-                }
-            )
+            words = out.split()
+            if not words or not words[-1].isdigit():
+                raise ReservationError(f"starting {vm.name} on {address} printed no QEMU pid: {out.strip()[-200:]!r}")
+            record["pid"] = int(words[-1])
 
     await _all([start_one((indices or {}).get(vm.name, k), vm) for k, vm in enumerate(planned)])
     await wait_ready(nodes, planned, hypervisors, host_keys, state_id, work, progress)
@@ -243,7 +258,8 @@ async def stop_vms(state: dict[str, Any], stop: asyncio.Event, progress: Progres
 
         async def one(address: str, vms: list[dict[str, Any]]) -> None:
             command = "; ".join(remote.stop_command(vm["runDir"]) for vm in vms)
-            command += f"; rmdir {VM_ROOT}/{state['id']} 2>/dev/null; true"
+            top = shlex.quote(f"{VM_ROOT}/{state['id']}")
+            command += f"; rmdir {top} 2>/dev/null; true"
             try:
                 await nodes.run(address, command, f"stopping {len(vms)} VM(s)", 60)
                 await progress(f"stopped {len(vms)} VM(s) on {address}: {', '.join(vm['name'] for vm in vms)}")
@@ -267,11 +283,11 @@ async def dead_vms(state: dict[str, Any], sites: set[str], stop: asyncio.Event) 
 
         async def one(address: str, vms: list[dict[str, Any]]) -> None:
             try:
-                out = await nodes.run(address, remote.alive_command([int(vm["pid"]) for vm in vms]), "checking VMs", 30)
-            except (ReservationError, Cancelled):
+                out = await nodes.run(address, remote.alive_command([int(vm["pid"] or 0) for vm in vms]), "checking VMs", 30)
+            except (ReservationError, Cancelled, OSError):
                 return
             alive = {int(p) for p in out.split() if p.isdigit()}
-            dead.update(vm["name"] for vm in vms if int(vm["pid"]) not in alive)
+            dead.update(vm["name"] for vm in vms if int(vm["pid"] or 0) not in alive)
 
         await asyncio.gather(*(one(a, v) for a, v in per_node.items()))
     return dead

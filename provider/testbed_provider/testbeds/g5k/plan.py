@@ -32,6 +32,7 @@ DEFAULT_ENVIRONMENT = "debian12-min"
 MAX_ROUTED_VLANS = 6  # kavlan 4-9 per site
 # OAR property of Grid'5000 nodes: how many interfaces KaVLAN can move; a network needs a second one.
 SECONDARY_NIC = "eth_kavlan_count > 1"
+MAX_VMS_PER_SITE = 1021  # a /22's host addresses, less one in case the site's subnet gateway is among them
 
 
 @dataclass
@@ -123,6 +124,13 @@ def validate(spec: ReservationSpec, default_site: Optional[str]) -> list[CheckFa
                 walltimes[g] = parse_walltime(group.options["walltime"], f"machines[{g}].walltime")
             except OarError as err:
                 fail(err.property, str(err))
+    vms_per_site: dict[str, int] = {}
+    for g, group in enumerate(spec.machines):
+        site = group_site(group.options, default_site)
+        if group.kind == "vm" and isinstance(site, str):
+            vms_per_site[site] = vms_per_site.get(site, 0) + group.count
+            if vms_per_site[site] > MAX_VMS_PER_SITE:
+                fail(f"machines[{g}].count", f"more than {MAX_VMS_PER_SITE} VMs on {site}: its slash_22 subnet has no more addresses")
     if len(set(walltimes.values())) > 1:
         first = min(walltimes)
         for g, w in walltimes.items():

@@ -348,7 +348,7 @@ class G5kTestbed(Testbed):
                 record["subnets"] = [str(x) for x in (job.get("resources_by_type") or {}).get("subnets") or []]
                 if not record["subnets"]:
                     raise ReservationError(f"job {site.site}:{record['uid']} holds no subnet for its VMs", state)
-                subnets[site.site] = await _subnet_addresses(session, site.site, record["subnets"])
+                subnets[site.site], record["subnetNetwork"] = await _subnet_addresses(session, site.site, record["subnets"])
             # Kadeploy, one deployment per environment of the site
             per_env: dict[str, list[str]] = {}
             for g, nodes in by_group.items():
@@ -409,11 +409,10 @@ class G5kTestbed(Testbed):
         if failed:
             raise failed[0]
         keys = [t.result() for t in tasks]
-        for host, key in zip(machines, keys):
-            if host in hosts:
-                known.append(f"{host['name']},{host['address']},{host['fqdn']} {key}\n")
-            else:
-                host["hostKey"] = key
+        for host, key in zip(hosts, keys):
+            known.append(f"{host['name']},{host['address']},{host['fqdn']} {key}\n")
+        for hypervisor, key in zip(hypervisors.values(), keys[len(hosts) :]):
+            hypervisor["hostKey"] = key
         if hypervisors:
             state["g5k"]["hypervisors"] = list(hypervisors.values())
             from .vms import plan_vms
@@ -450,7 +449,7 @@ class G5kTestbed(Testbed):
         keys = await hv.start_vms(
             nodes, planned, hypervisors, sizes, images, state["ssh"]["publicKey"], state["id"], records, work, progress, indices
         )
-        cidrs = {r["site"]: (r.get("subnets") or [""])[0] for r in state["g5k"]["jobs"]}
+        cidrs = {r["site"]: r.get("subnetNetwork") or (r.get("subnets") or [""])[0] for r in state["g5k"]["jobs"]}
         vm_nets = [n for n in spec.networks if vm_network(spec, n)]
         out = []
         for vm in planned:
@@ -497,7 +496,7 @@ class G5kTestbed(Testbed):
                     if spec.machines[int(g)].kind == "vm":
                         nodes_of[int(g)], sites_of[int(g)] = list(names), record["site"]
                 if record.get("subnets"):
-                    subnets[record["site"]] = await _subnet_addresses(session, record["site"], record["subnets"])
+                    subnets[record["site"]], _ = await _subnet_addresses(session, record["site"], record["subnets"])
         except (G5kError, Cancelled) as err:
             raise ReservationError(f"reading the reservation's sites failed: {err}", state) from err
         finally:
@@ -710,13 +709,15 @@ async def _vm_images(spec: ReservationSpec, progress: Progress, cancelled: async
     return out
 
 
-async def _subnet_addresses(session: Session, site: str, subnets: list[str]) -> list[str]:
-    """The VMs' addresses in a site's subnets, without the site's subnet gateway."""
+async def _subnet_addresses(session: Session, site: str, subnets: list[str]) -> tuple[list[str], str]:
+    """The VMs' addresses in a site's reserved subnets, without the site's subnet gateway, and
+    the network their DHCP lease is on (the site's whole g5ksubnet, whose gateway routes them)."""
     from .vms import subnet_addresses
 
     info = (await session.call(f"reading site {site}", session.gk.sites.get, site)).to_dict()
-    gateway = (info.get("g5ksubnet") or {}).get("gateway")
-    return [a for net in subnets for a in subnet_addresses(net, gateway)]
+    g5ksubnet = info.get("g5ksubnet") or {}
+    gateway = g5ksubnet.get("gateway")
+    return [a for net in subnets for a in subnet_addresses(net, gateway)], str(g5ksubnet.get("network") or subnets[0])
 
 
 def job_name(spec: ReservationSpec, owner: str) -> str:
