@@ -76,6 +76,8 @@ def test_vms_on_g5k_nodes_up_refresh_repair_destroy(tmp_path, monkeypatch):
             assert plain["name"] == "orion-1" and who[plain["name"]][0] != who["vm-1"][0]  # a node's kernel, not the image's
             assert sorted(out["addresses"]["vms"]["vm"]) == sorted(h["address"] for h in vms.values())
             assert out["reached"].split() == ["vm-2", "vm-3"]
+            resolved = {r["host"]: r["stdout"].strip() for r in out["names"] if r["host"] != "vm-3"}
+            assert resolved == {h: vms["vm-3"]["address"] for h in ["vm-1", "vm-2", "orion-1"]}
             assert len(qemus()) == 3
             assert stack.preview_ops() == {}, "a second up is a no-op"
 
@@ -89,6 +91,8 @@ def test_vms_on_g5k_nodes_up_refresh_repair_destroy(tmp_path, monkeypatch):
             out = stack.outputs()
             assert sorted(h["name"] for h in out["hosts"] if h["name"].startswith("vm-")) == ["vm-1", "vm-2", "vm-3"]
             assert out["reached"].split() == ["vm-2", "vm-3"]
+            restarted = next(r for r in out["names"] if r["host"] == "vm-2")
+            assert restarted["stdout"].strip() == vms["vm-3"]["address"]  # the restarted VM names the others too
         finally:
             stack.destroy()
         assert stack.resources() == []

@@ -44,3 +44,12 @@ def test_alive_lists_running_qemus_only(tmp_path):
         for p in (qemu, other):
             p.kill()
             p.wait()
+
+
+def test_the_hosts_block_replaces_only_its_own_lines(tmp_path):
+    etc = tmp_path / "hosts"
+    etc.write_text("127.0.0.1 localhost\n")
+    for entries in ([("10.0.0.1", ["vm-1"]), ("10.0.0.2", ["vm-2"])], [("10.0.0.3", ["vm-3", "vm-3.x"])]):
+        command = remote.etc_hosts_command(entries).replace("/etc/hosts", str(etc))
+        assert sh(command).returncode == 0
+    assert etc.read_text() == f"127.0.0.1 localhost\n{remote.HOSTS_BEGIN}\n10.0.0.3 vm-3 vm-3.x\n{remote.HOSTS_END}\n"

@@ -129,3 +129,16 @@ def alive_command(pids: list[int]) -> str:
         f"for p in {listed}; do grep -q qemu /proc/$p/comm 2>/dev/null || continue; "
         f"s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -d' ' -f1); [ \"$s\" != Z ] && echo $p; done; true"
     )
+
+
+HOSTS_BEGIN, HOSTS_END = "# pulumi-testbed: the reservation hosts", "# pulumi-testbed: end"
+
+
+def etc_hosts_command(entries: list[tuple[str, list[str]]]) -> str:
+    """Put the reservation's hosts (address, names) in /etc/hosts between our own markers,
+    replacing an earlier block and nothing else (a VM's name is in no DNS)."""
+    lines = [HOSTS_BEGIN, *(f"{address} {' '.join(names)}" for address, names in entries), HOSTS_END]
+    block = shlex.quote("\n".join(lines))
+    script = shlex.quote(f"/^{HOSTS_BEGIN}$/,/^{HOSTS_END}$/d")
+    # rewritten in place, not renamed over: /etc/hosts may be a bind mount (an emulated node's is)
+    return f"t=$(mktemp) && {{ sed {script} /etc/hosts; printf '%s\\n' {block}; }} > $t && cat $t > /etc/hosts; r=$?; rm -f $t; exit $r"

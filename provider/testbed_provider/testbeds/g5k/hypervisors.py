@@ -303,3 +303,18 @@ async def _all(coros: list[Any]) -> None:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def push_etc_hosts(nodes: Nodes, hosts: list[dict[str, Any]], progress: Progress) -> None:
+    """Every host of a reservation with VMs names all of them in /etc/hosts, as on the local
+    testbed: Grid'5000's DNS knows the nodes, not the VMs."""
+    entries = [(h["address"], [h["name"]] + ([h["fqdn"]] if h.get("fqdn") and h["fqdn"] != h["name"] else [])) for h in hosts]
+    command = remote.etc_hosts_command(entries)
+    limit = asyncio.Semaphore(PARALLEL)
+
+    async def one(host: dict[str, Any]) -> None:
+        async with limit:
+            await nodes.run(host["address"], command, f"writing {host['name']}'s /etc/hosts")
+
+    await _all([one(h) for h in hosts])
+    await progress(f"{len(hosts)} host(s) name each other in /etc/hosts")

@@ -421,6 +421,18 @@ class G5kTestbed(Testbed):
             hosts += await self._start_vms(spec, state, planned, hypervisors, images or {}, work, progress, known)
         ssh["knownHosts"] = "".join(known)
         state["hosts"] = hosts
+        if hypervisors:
+            await self._name_hosts(state, work, progress)
+
+    async def _name_hosts(self, state: dict[str, Any], work: str, progress: Progress) -> None:
+        """/etc/hosts of every host names the reservation's hosts (VMs are in no DNS)."""
+        from .hypervisors import Nodes, push_etc_hosts
+
+        known = os.path.join(work, "known_hosts.all")
+        with open(known, "w") as f:
+            f.write(state["ssh"]["knownHosts"])
+        shell = Nodes(state["ssh"]["user"], os.path.join(work, "id"), known, state["ssh"]["proxyCommand"], self.cancelled)
+        await push_etc_hosts(shell, state["hosts"], progress)
 
     async def _start_vms(
         self,
@@ -519,14 +531,15 @@ class G5kTestbed(Testbed):
             images = await _vm_images(spec, progress, self.cancelled)
             known = [line + "\n" for line in state["ssh"].get("knownHosts", "").splitlines() if line.split(",")[0] not in lost]
             started = await self._start_vms(spec, new, missing, hypervisors, images, work, progress, known, indices)
+            new["ssh"]["knownHosts"] = "".join(known)
+            by_name = {h["name"]: h for h in state["hosts"] + started}
+            new["hosts"] = node_hosts + [by_name[vm.name] for vm in planned if vm.name in by_name]
+            await self._name_hosts(new, work, progress)
         except (G5kError, Cancelled, TimeoutError, ReservationError, OSError, CommandError, ValueError) as err:
             what = "cancelled" if isinstance(err, Cancelled) else str(err)
             raise ReservationError(f"restarting {names} failed: {what}", new) from err
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        new["ssh"]["knownHosts"] = "".join(known)
-        by_name = {h["name"]: h for h in state["hosts"] + started}
-        new["hosts"] = node_hosts + [by_name[vm.name] for vm in planned if vm.name in by_name]
         return new
 
     async def _attach(

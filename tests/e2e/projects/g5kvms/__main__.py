@@ -25,7 +25,11 @@ ping = testbed.Command(
     create="{% for h in groups['vm'][1:] %}ping -c 2 -W 5 {{ hostvars[h].testbed_networks.vms }} >/dev/null && echo {{ h }}; {% endfor %}",
 )
 
+# VMs are in no DNS: every host's /etc/hosts names the reservation's hosts
+names = testbed.Command("names", inventory=nodes.inventory, on="all", create="getent hosts vm-3 | awk '{print $1}'")
+
 pulumi.export("who", who.results)
+pulumi.export("names", names.results)
 pulumi.export("reached", ping.stdout)
 pulumi.export("hosts", nodes.hosts)
 pulumi.export("addresses", nodes.addresses)
