@@ -58,10 +58,17 @@ def listening_locally(port: int) -> bool:
     return bool(tunnel._listening_inodes(port))
 
 
-def start_tunnel(live, *args: str) -> tuple[subprocess.Popen, int]:
-    """`testbed tunnel …` in the background; its local port, once it says it forwards."""
+def start_tunnel(live, *args: str, sigint_ignored: bool = False) -> tuple[subprocess.Popen, int]:
+    """`testbed tunnel …` in the background; its local port, once it says it forwards.
+    `sigint_ignored`: started as a non-interactive shell starts `cmd &`, SIGINT ignored."""
     proc = subprocess.Popen(
-        [str(TESTBED), "tunnel", *args], cwd=live.stack.dir, env=live.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [str(TESTBED), "tunnel", *args],
+        cwd=live.stack.dir,
+        env=live.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the first line comes once the forward accepts connections
@@ -84,8 +91,9 @@ def end(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def test_tunnel_forwards_until_ctrl_c(live, web):
-    proc, port = start_tunnel(live, web)
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_tunnel_forwards_until_ctrl_c(live, web, sigint_ignored):
+    proc, port = start_tunnel(live, web, sigint_ignored=sigint_ignored)
     try:
         assert fetch(port) == "hello from server-1\n"
         assert fetch(port) == "hello from server-1\n"  # a forward serves many connections

@@ -249,7 +249,7 @@ def forward(
 
 
 class _Stop(Exception):
-    """SIGTERM, turned into an exception so the `with` block stops the ssh."""
+    """SIGINT or SIGTERM, turned into an exception so the `with` block stops the ssh."""
 
 
 def tunnel(target: stacks.Target, endpoint: str, local_port: Optional[str], bind: str = "127.0.0.1") -> int:
@@ -260,7 +260,9 @@ def tunnel(target: stacks.Target, endpoint: str, local_port: Optional[str], bind
     def on_term(signum: int, frame: object) -> None:
         raise _Stop()
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # Both set here, not inherited: a process started in the background by a non-interactive
+    # shell (a CI script's `cmd &`) inherits SIGINT ignored, and Python then keeps it ignored.
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with open_forward(target, host, port, lport, bind) as fwd:
             print(f"forwarding http://{_bracket(bind)}:{fwd.local_port}/ → {host}:{port} over SSH (Ctrl-C stops)", flush=True)
@@ -270,7 +272,8 @@ def tunnel(target: stacks.Target, endpoint: str, local_port: Optional[str], bind
     except (KeyboardInterrupt, _Stop):
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
