@@ -16,6 +16,9 @@ from .protocol.codec import UNKNOWN, Secret, reveal
 from .testbeds import BACKENDS, PLANNED_BACKENDS
 from .testbeds.g5k.settings import KEYS as G5K_KEYS
 from .testbeds.g5k.settings import G5kSettings, parse_settings
+from .testbeds.static.settings import KEYS as STATIC_KEYS
+from .testbeds.static.settings import StaticSettings
+from .testbeds.static.settings import parse_settings as parse_static
 from .typed.check import check_inputs
 from .typed.model import Field, default_of, input_fields, input_names
 
@@ -30,6 +33,7 @@ _WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0"
 class ProviderConfig:
     backend: str = default_of(ConfigArgs, "backend")
     g5k: Optional[G5kSettings] = None  # set when backend is g5k
+    static: Optional[StaticSettings] = None  # set when backend is static
 
 
 def _as_typed(f: Field, value: Any) -> Any:
@@ -77,4 +81,11 @@ def parse_config(raw: dict[str, Any]) -> tuple[ProviderConfig, list[CheckFailure
         typed, refused = check_keys(g5k_values)
         settings, g5k_failures = parse_settings(typed, {f.property for f in refused})
         return ProviderConfig(backend=backend, g5k=settings), failures + refused + g5k_failures
+    if backend == "static":  # likewise the static keys
+        static_values = {k: v for k, v in values.items() if k in STATIC_KEYS}
+        if any(v is UNKNOWN for v in static_values.values()):
+            return ProviderConfig(backend=backend), failures
+        typed, refused = check_keys(static_values)
+        static, static_failures = parse_static(typed)
+        return ProviderConfig(backend=backend, static=static), failures + refused + static_failures
     return ProviderConfig(backend=backend), failures

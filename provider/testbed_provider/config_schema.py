@@ -23,7 +23,8 @@ URI_HINT = "an http(s) URL such as `https://api.grid5000.fr/stable`"
 class ConfigArgs:
     backend: str = prop(
         "The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this "
-        "machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).",
+        "machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you "
+        "already have; see the `static*` keys).",
         default="local",
         fill=True,
     )  # (the SDK writing it is what parse_config assumes anyway)
@@ -69,6 +70,23 @@ class ConfigArgs:
         "program written for the local backend runs unchanged.",
         pattern=SITE_RE.pattern,
         hint="a Grid'5000 site name such as `rennes`",
+    )
+    static_hosts: Optional[str] = prop(
+        "static backend: the machines you already have, by role, as YAML or JSON: `{server: [{address: 10.0.0.5, "
+        "user: root, port: 22, alias: srv, networks: [{id: experiment, address: 192.168.1.5, interface: eth1}]}], "
+        "client: [...]}` (only `address` is required). A machine group takes the hosts of its first role, in order."
+    )
+    static_ssh_key_file: Optional[str] = prop(
+        "static backend: the private key that logs in on those hosts (default `~/.ssh/id_ed25519`, else "
+        "`~/.ssh/id_rsa`); kept in state as a secret so later steps and `destroy` need nothing else."
+    )
+    static_ssh_user: str = prop("static backend: the user of a host that names none.", default="root")
+    static_ssh_proxy_command: Optional[str] = prop(
+        "static backend: ssh ProxyCommand reaching the hosts (`%h`/`%p`), e.g. `ssh -W %h:%p jump.example.org`; none: direct connections."
+    )
+    static_known_hosts: Optional[str] = prop(
+        "static backend: known_hosts lines for the hosts. Given, their keys are checked from the first connection; "
+        "not given, the first connection's keys are trusted and pinned (the preview warns)."
     )
 
 

@@ -390,8 +390,13 @@ def outputs_from_state(state: dict[str, Any], inputs: dict[str, Any]) -> dict[st
     key = Secret(ssh["privateKey"])
     inventory = {
         "hosts": [
-            {**h, "user": ssh["user"], "port": ssh["port"], **({"vars": host_vars[h["name"]]} if host_vars[h["name"]] else {})}
-            for h in hosts
+            {
+                **h,
+                "user": s.get("user") or ssh["user"],  # a static host may name its own user and port
+                "port": s.get("port") or ssh["port"],
+                **({"vars": host_vars[h["name"]]} if host_vars[h["name"]] else {}),
+            }
+            for h, s in zip(hosts, state["hosts"])
         ],
         "groups": roles,
         "ssh": {**public_ssh, "privateKey": key},

@@ -23,7 +23,13 @@ def _g5k(cancelled: asyncio.Event, config: Any = None) -> Testbed:
     return G5kTestbed(settings=getattr(config, "g5k", None), cancelled=cancelled)
 
 
-BACKENDS: dict[str, Callable[[asyncio.Event, Any], Testbed]] = {"local": _local, "g5k": _g5k}
+def _static(cancelled: asyncio.Event, config: Any = None) -> Testbed:
+    from .static.testbed import StaticTestbed
+
+    return StaticTestbed(settings=getattr(config, "static", None), cancelled=cancelled)
+
+
+BACKENDS: dict[str, Callable[[asyncio.Event, Any], Testbed]] = {"local": _local, "g5k": _g5k, "static": _static}
 PLANNED_BACKENDS: set[str] = set()
 
 

@@ -28,11 +28,16 @@ class ProviderArgs:
                  g5k_timeout: pulumi.Input[Optional[_builtins.float]] = None,
                  g5k_uri: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_username: pulumi.Input[Optional[_builtins.str]] = None,
-                 g5k_verify_ssl: pulumi.Input[Optional[_builtins.bool]] = None):
+                 g5k_verify_ssl: pulumi.Input[Optional[_builtins.bool]] = None,
+                 static_hosts: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_known_hosts: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_ssh_key_file: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_ssh_user: pulumi.Input[Optional[_builtins.str]] = None):
         """
         The set of arguments for constructing a Provider resource.
 
-        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
+        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you already have; see the `static*` keys).
         :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API). Default: `~/.python-grid5000.yaml`.
         :param pulumi.Input[_builtins.str] g5k_password: g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
         :param pulumi.Input[_builtins.str] g5k_site: g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
@@ -42,6 +47,11 @@ class ProviderArgs:
         :param pulumi.Input[_builtins.str] g5k_uri: g5k backend: base URL of the Grid'5000 API including its version prefix, e.g. `https://api.grid5000.fr/stable` (or an emulator's `http://127.0.0.1:PORT/stable`). Overrides the file's `uri`.
         :param pulumi.Input[_builtins.str] g5k_username: g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`; also the login used by the default SSH ProxyCommand.
         :param pulumi.Input[_builtins.bool] g5k_verify_ssl: g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle).
+        :param pulumi.Input[_builtins.str] static_hosts: static backend: the machines you already have, by role, as YAML or JSON: `{server: [{address: 10.0.0.5, user: root, port: 22, alias: srv, networks: [{id: experiment, address: 192.168.1.5, interface: eth1}]}], client: [...]}` (only `address` is required). A machine group takes the hosts of its first role, in order.
+        :param pulumi.Input[_builtins.str] static_known_hosts: static backend: known_hosts lines for the hosts. Given, their keys are checked from the first connection; not given, the first connection's keys are trusted and pinned (the preview warns).
+        :param pulumi.Input[_builtins.str] static_ssh_key_file: static backend: the private key that logs in on those hosts (default `~/.ssh/id_ed25519`, else `~/.ssh/id_rsa`); kept in state as a secret so later steps and `destroy` need nothing else.
+        :param pulumi.Input[_builtins.str] static_ssh_proxy_command: static backend: ssh ProxyCommand reaching the hosts (`%h`/`%p`), e.g. `ssh -W %h:%p jump.example.org`; none: direct connections.
+        :param pulumi.Input[_builtins.str] static_ssh_user: static backend: the user of a host that names none. Default: `root`.
         """
         if backend is None:
             backend = 'local'
@@ -65,12 +75,22 @@ class ProviderArgs:
             pulumi.set(__self__, "g5k_username", g5k_username)
         if g5k_verify_ssl is not None:
             pulumi.set(__self__, "g5k_verify_ssl", g5k_verify_ssl)
+        if static_hosts is not None:
+            pulumi.set(__self__, "static_hosts", static_hosts)
+        if static_known_hosts is not None:
+            pulumi.set(__self__, "static_known_hosts", static_known_hosts)
+        if static_ssh_key_file is not None:
+            pulumi.set(__self__, "static_ssh_key_file", static_ssh_key_file)
+        if static_ssh_proxy_command is not None:
+            pulumi.set(__self__, "static_ssh_proxy_command", static_ssh_proxy_command)
+        if static_ssh_user is not None:
+            pulumi.set(__self__, "static_ssh_user", static_ssh_user)
 
     @_builtins.property
     @pulumi.getter
     def backend(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
+        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you already have; see the `static*` keys).
         """
         return pulumi.get(self, "backend")
 
@@ -186,6 +206,66 @@ class ProviderArgs:
     def g5k_verify_ssl(self, value: pulumi.Input[Optional[_builtins.bool]]):
         pulumi.set(self, "g5k_verify_ssl", value)
 
+    @_builtins.property
+    @pulumi.getter(name="staticHosts")
+    def static_hosts(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        static backend: the machines you already have, by role, as YAML or JSON: `{server: [{address: 10.0.0.5, user: root, port: 22, alias: srv, networks: [{id: experiment, address: 192.168.1.5, interface: eth1}]}], client: [...]}` (only `address` is required). A machine group takes the hosts of its first role, in order.
+        """
+        return pulumi.get(self, "static_hosts")
+
+    @static_hosts.setter
+    def static_hosts(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "static_hosts", value)
+
+    @_builtins.property
+    @pulumi.getter(name="staticKnownHosts")
+    def static_known_hosts(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        static backend: known_hosts lines for the hosts. Given, their keys are checked from the first connection; not given, the first connection's keys are trusted and pinned (the preview warns).
+        """
+        return pulumi.get(self, "static_known_hosts")
+
+    @static_known_hosts.setter
+    def static_known_hosts(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "static_known_hosts", value)
+
+    @_builtins.property
+    @pulumi.getter(name="staticSshKeyFile")
+    def static_ssh_key_file(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        static backend: the private key that logs in on those hosts (default `~/.ssh/id_ed25519`, else `~/.ssh/id_rsa`); kept in state as a secret so later steps and `destroy` need nothing else.
+        """
+        return pulumi.get(self, "static_ssh_key_file")
+
+    @static_ssh_key_file.setter
+    def static_ssh_key_file(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "static_ssh_key_file", value)
+
+    @_builtins.property
+    @pulumi.getter(name="staticSshProxyCommand")
+    def static_ssh_proxy_command(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        static backend: ssh ProxyCommand reaching the hosts (`%h`/`%p`), e.g. `ssh -W %h:%p jump.example.org`; none: direct connections.
+        """
+        return pulumi.get(self, "static_ssh_proxy_command")
+
+    @static_ssh_proxy_command.setter
+    def static_ssh_proxy_command(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "static_ssh_proxy_command", value)
+
+    @_builtins.property
+    @pulumi.getter(name="staticSshUser")
+    def static_ssh_user(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        static backend: the user of a host that names none. Default: `root`.
+        """
+        return pulumi.get(self, "static_ssh_user")
+
+    @static_ssh_user.setter
+    def static_ssh_user(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "static_ssh_user", value)
+
 
 @pulumi.type_token("pulumi:providers:testbed")
 class Provider(pulumi.ProviderResource):
@@ -203,13 +283,18 @@ class Provider(pulumi.ProviderResource):
                  g5k_uri: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_username: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_verify_ssl: pulumi.Input[Optional[_builtins.bool]] = None,
+                 static_hosts: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_known_hosts: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_ssh_key_file: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
                  __props__=None):
         """
         The testbed provider. One stack per testbed: the same program runs on another testbed with another stack's `testbed:backend`.
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
-        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
+        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you already have; see the `static*` keys).
         :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API). Default: `~/.python-grid5000.yaml`.
         :param pulumi.Input[_builtins.str] g5k_password: g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
         :param pulumi.Input[_builtins.str] g5k_site: g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
@@ -219,6 +304,11 @@ class Provider(pulumi.ProviderResource):
         :param pulumi.Input[_builtins.str] g5k_uri: g5k backend: base URL of the Grid'5000 API including its version prefix, e.g. `https://api.grid5000.fr/stable` (or an emulator's `http://127.0.0.1:PORT/stable`). Overrides the file's `uri`.
         :param pulumi.Input[_builtins.str] g5k_username: g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`; also the login used by the default SSH ProxyCommand.
         :param pulumi.Input[_builtins.bool] g5k_verify_ssl: g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle).
+        :param pulumi.Input[_builtins.str] static_hosts: static backend: the machines you already have, by role, as YAML or JSON: `{server: [{address: 10.0.0.5, user: root, port: 22, alias: srv, networks: [{id: experiment, address: 192.168.1.5, interface: eth1}]}], client: [...]}` (only `address` is required). A machine group takes the hosts of its first role, in order.
+        :param pulumi.Input[_builtins.str] static_known_hosts: static backend: known_hosts lines for the hosts. Given, their keys are checked from the first connection; not given, the first connection's keys are trusted and pinned (the preview warns).
+        :param pulumi.Input[_builtins.str] static_ssh_key_file: static backend: the private key that logs in on those hosts (default `~/.ssh/id_ed25519`, else `~/.ssh/id_rsa`); kept in state as a secret so later steps and `destroy` need nothing else.
+        :param pulumi.Input[_builtins.str] static_ssh_proxy_command: static backend: ssh ProxyCommand reaching the hosts (`%h`/`%p`), e.g. `ssh -W %h:%p jump.example.org`; none: direct connections.
+        :param pulumi.Input[_builtins.str] static_ssh_user: static backend: the user of a host that names none. Default: `root`.
         """
         ...
     @overload
@@ -254,6 +344,11 @@ class Provider(pulumi.ProviderResource):
                  g5k_uri: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_username: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_verify_ssl: pulumi.Input[Optional[_builtins.bool]] = None,
+                 static_hosts: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_known_hosts: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_ssh_key_file: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 static_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
                  __props__=None):
         opts = pulumi.ResourceOptions.merge(_utilities.get_resource_opts_defaults(), opts)
         if not isinstance(opts, pulumi.ResourceOptions):
@@ -275,6 +370,11 @@ class Provider(pulumi.ProviderResource):
             __props__.__dict__["g5k_uri"] = g5k_uri
             __props__.__dict__["g5k_username"] = g5k_username
             __props__.__dict__["g5k_verify_ssl"] = pulumi.Output.from_input(g5k_verify_ssl).apply(pulumi.runtime.to_json) if g5k_verify_ssl is not None else None
+            __props__.__dict__["static_hosts"] = static_hosts
+            __props__.__dict__["static_known_hosts"] = static_known_hosts
+            __props__.__dict__["static_ssh_key_file"] = static_ssh_key_file
+            __props__.__dict__["static_ssh_proxy_command"] = static_ssh_proxy_command
+            __props__.__dict__["static_ssh_user"] = static_ssh_user
         super(Provider, __self__).__init__(
             'testbed',
             resource_name,

@@ -17,7 +17,8 @@ ATTEMPT_TIMEOUT = 30.0  # seconds one `ssh … true` may take
 
 
 def ssh_options(key_path: str, known_hosts: str, proxy_command: str) -> list[str]:
-    """Options every connection to the reservation's machines takes (ssh and scp alike)."""
+    """Options every connection to the reservation's machines takes (ssh and scp alike); an
+    empty `proxy_command` connects directly."""
     options = {
         "IdentitiesOnly": "yes",
         "BatchMode": "yes",
@@ -26,21 +27,23 @@ def ssh_options(key_path: str, known_hosts: str, proxy_command: str) -> list[str
         "StrictHostKeyChecking": "accept-new",
         "HashKnownHosts": "no",
         "ConnectTimeout": "10",
-        "ProxyCommand": proxy_command,
+        "ProxyCommand": proxy_command or "none",
         "LogLevel": "ERROR",
     }
     return ["-i", key_path] + [w for k, v in options.items() for w in ("-o", f"{k}={v}")]
 
 
-def ssh_argv(host: str, user: str, key_path: str, known_hosts: str, proxy_command: str, command: str = "true") -> list[str]:
-    return ["ssh", *ssh_options(key_path, known_hosts, proxy_command), f"{user}@{host}", command]
+def ssh_argv(host: str, user: str, key_path: str, known_hosts: str, proxy_command: str, command: str = "true", port: int = 22) -> list[str]:
+    return ["ssh", *ssh_options(key_path, known_hosts, proxy_command), "-p", str(port), f"{user}@{host}", command]
 
 
 def scp_argv(source: str, host: str, user: str, target: str, key_path: str, known_hosts: str, proxy_command: str) -> list[str]:
     return ["scp", "-q", *ssh_options(key_path, known_hosts, proxy_command), source, f"{user}@{host}:{target}"]
 
 
-async def wait_and_pin(host: str, user: str, key_path: str, workdir: str, proxy_command: str, timeout: float, stop: asyncio.Event) -> str:
+async def wait_and_pin(
+    host: str, user: str, key_path: str, workdir: str, proxy_command: str, timeout: float, stop: asyncio.Event, port: int = 22
+) -> str:
     """Retry `ssh host true` (1 s, 2 s, … 10 s apart) until it works; return the host's key
     (`<type> <base64>`). Raises TimeoutError with ssh's last complaint, Cancelled when stopped."""
     known = os.path.join(workdir, f"known_hosts.{host}")
@@ -50,12 +53,15 @@ async def wait_and_pin(host: str, user: str, key_path: str, workdir: str, proxy_
         # The user's own environment: the ProxyCommand (`ssh -W … access.grid5000.fr`) needs
         # their SSH agent and config. Killed (never left behind) when a sibling host fails.
         done = await processes.run(
-            ssh_argv(host, user, key_path, known, proxy_command), env=None, deadline=deadlines.after(ATTEMPT_TIMEOUT), cancelled=stop
+            ssh_argv(host, user, key_path, known, proxy_command, port=port),
+            env=None,
+            deadline=deadlines.after(ATTEMPT_TIMEOUT),
+            cancelled=stop,
         )
         if done.outcome == processes.CANCELLED:
             raise Cancelled()
         if done.outcome == processes.EXITED and done.returncode == 0:
-            key = _key_of(known, host)
+            key = _key_of(known, host if port == 22 else f"[{host}]:{port}")
             if key:
                 return key
             last = "connected but no host key was recorded"

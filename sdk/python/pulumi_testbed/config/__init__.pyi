@@ -16,7 +16,7 @@ from .. import _utilities
 
 backend: str
 """
-The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
+The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you already have; see the `static*` keys).
 """
 
 g5kConfigFile: Optional[str]
@@ -62,5 +62,30 @@ g5k backend: Grid'5000 login (HTTP Basic auth). Overrides the file's `username`;
 g5kVerifySsl: Optional[bool]
 """
 g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle).
+"""
+
+staticHosts: Optional[str]
+"""
+static backend: the machines you already have, by role, as YAML or JSON: `{server: [{address: 10.0.0.5, user: root, port: 22, alias: srv, networks: [{id: experiment, address: 192.168.1.5, interface: eth1}]}], client: [...]}` (only `address` is required). A machine group takes the hosts of its first role, in order.
+"""
+
+staticKnownHosts: Optional[str]
+"""
+static backend: known_hosts lines for the hosts. Given, their keys are checked from the first connection; not given, the first connection's keys are trusted and pinned (the preview warns).
+"""
+
+staticSshKeyFile: Optional[str]
+"""
+static backend: the private key that logs in on those hosts (default `~/.ssh/id_ed25519`, else `~/.ssh/id_rsa`); kept in state as a secret so later steps and `destroy` need nothing else.
+"""
+
+staticSshProxyCommand: Optional[str]
+"""
+static backend: ssh ProxyCommand reaching the hosts (`%h`/`%p`), e.g. `ssh -W %h:%p jump.example.org`; none: direct connections.
+"""
+
+staticSshUser: Optional[str]
+"""
+static backend: the user of a host that names none. Default: `root`.
 """
 

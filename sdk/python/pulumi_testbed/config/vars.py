@@ -23,7 +23,7 @@ class _ExportableConfig(types.ModuleType):
     @_builtins.property
     def backend(self) -> str:
         """
-        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root) or `g5k` (Grid'5000, through its REST API; see the `g5k*` keys).
+        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you already have; see the `static*` keys).
         """
         return __config__.get('backend') or 'local'
 
@@ -89,4 +89,39 @@ class _ExportableConfig(types.ModuleType):
         g5k backend: verify the API's TLS certificate (default: python-grid5000's choice, the system CA bundle).
         """
         return __config__.get_bool('g5kVerifySsl')
+
+    @_builtins.property
+    def static_hosts(self) -> Optional[str]:
+        """
+        static backend: the machines you already have, by role, as YAML or JSON: `{server: [{address: 10.0.0.5, user: root, port: 22, alias: srv, networks: [{id: experiment, address: 192.168.1.5, interface: eth1}]}], client: [...]}` (only `address` is required). A machine group takes the hosts of its first role, in order.
+        """
+        return __config__.get('staticHosts')
+
+    @_builtins.property
+    def static_known_hosts(self) -> Optional[str]:
+        """
+        static backend: known_hosts lines for the hosts. Given, their keys are checked from the first connection; not given, the first connection's keys are trusted and pinned (the preview warns).
+        """
+        return __config__.get('staticKnownHosts')
+
+    @_builtins.property
+    def static_ssh_key_file(self) -> Optional[str]:
+        """
+        static backend: the private key that logs in on those hosts (default `~/.ssh/id_ed25519`, else `~/.ssh/id_rsa`); kept in state as a secret so later steps and `destroy` need nothing else.
+        """
+        return __config__.get('staticSshKeyFile')
+
+    @_builtins.property
+    def static_ssh_proxy_command(self) -> Optional[str]:
+        """
+        static backend: ssh ProxyCommand reaching the hosts (`%h`/`%p`), e.g. `ssh -W %h:%p jump.example.org`; none: direct connections.
+        """
+        return __config__.get('staticSshProxyCommand')
+
+    @_builtins.property
+    def static_ssh_user(self) -> Optional[str]:
+        """
+        static backend: the user of a host that names none. Default: `root`.
+        """
+        return __config__.get('staticSshUser')
 

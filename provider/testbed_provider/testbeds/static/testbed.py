@@ -1,0 +1,263 @@
+"""StaticTestbed: a Reservation of machines that already exist (EnOSlib's Static provider).
+
+Nothing is reserved: `reserve` takes each group's hosts from `testbed:staticHosts` (by the
+group's first role, in order), checks that every one answers SSH with the configured key and
+pins the host key it presents (checked against `testbed:staticKnownHosts` when given; trusted
+on first use otherwise, which the preview says). `release` leaves the hosts as they are: what
+the stack did on them is undone by the steps' own destroy. Refresh drops the hosts that no
+longer answer (`lost outside Pulumi`); the next `up` checks them again.
+
+Outputs match the other backends': hosts named by their `alias`, else `<first role>-<n>` as on
+the local testbed, so a program runs unchanged; per-host user and port are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ...common import deadlines, processes
+from ...common.private_files import write_private
+from ...common.results import CheckFailure
+from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
+from ..g5k.ssh import ssh_argv, wait_and_pin
+from .settings import StaticHost, StaticSettings
+
+READY_TIMEOUT = float(os.environ.get("PULUMI_TESTBED_STATIC_READY_TIMEOUT", "60"))
+CHECK_TIMEOUT = 15.0  # one refresh look at a host
+
+
+@dataclass(frozen=True)
+class Placed:
+    name: str
+    group: int
+    host: StaticHost
+
+
+def place(spec: ReservationSpec, settings: StaticSettings) -> list[Placed]:
+    """Each group's hosts: the next ones of its first role's list; names as on the local testbed
+    (`<first role>-<n>`) unless a host has an alias. Assumes validate() passed."""
+    taken: dict[str, int] = {}
+    counters: dict[str, int] = {}
+    out = []
+    for g, group in enumerate(spec.machines):
+        role = group.roles[0]
+        base = role.replace("_", "-")
+        start = taken.get(role, 0)
+        for host in settings.hosts.get(role, [])[start : start + group.count]:
+            counters[base] = counters.get(base, 0) + 1
+            out.append(Placed(host.alias or f"{base}-{counters[base]}", g, host))
+        taken[role] = start + group.count
+    return out
+
+
+def known_keys(text: str) -> dict[str, str]:
+    """known_hosts lines → every name or address they list (`[a]:port` as `a`) → `<type> <base64>`."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and not line.startswith("#"):
+            for target in parts[0].split(","):
+                out[target[1:].split("]:")[0] if target.startswith("[") else target] = f"{parts[1]} {parts[2]}"
+    return out
+
+
+class StaticTestbed(Testbed):
+    name = "static"
+
+    def __init__(self, settings: Optional[StaticSettings], cancelled: Optional[asyncio.Event] = None) -> None:
+        self.settings = settings
+        self.cancelled = cancelled or asyncio.Event()
+
+    def preflight(self) -> Optional[str]:
+        if self.settings is None:
+            return "the static backend is not configured: set `testbed:staticHosts` (and `testbed:staticSshKeyFile`)"
+        if shutil.which("ssh") is None:
+            return "the static backend needs the OpenSSH client (`ssh`)"
+        return None
+
+    def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
+        failures: list[CheckFailure] = []
+        settings = self.settings or StaticSettings()
+        wanted: dict[str, int] = {}
+        for g, group in enumerate(spec.machines):
+            if group.kind != "host":
+                failures.append(CheckFailure(f"machines[{g}].kind", "the static backend runs on existing machines only (`host`)"))
+            for key in sorted(group.options):
+                failures.append(CheckFailure(f"machines[{g}].{key}", f"`{key}` means nothing on the static backend"))
+            role = group.roles[0]
+            wanted[role] = wanted.get(role, 0) + group.count
+            have = len(settings.hosts.get(role, []))
+            if wanted[role] > have:
+                failures.append(
+                    CheckFailure(
+                        f"machines[{g}].count",
+                        f"{wanted[role]} host(s) of role `{role}` wanted, `testbed:staticHosts` lists {have} "
+                        f"(roles there: {', '.join(sorted(settings.hosts)) or 'none'})",
+                    )
+                )
+        if failures:
+            return failures
+        placed = place(spec, settings)
+        names = [p.name for p in placed]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            failures.append(CheckFailure("machines", f"two hosts are named `{name}`: give them distinct aliases in `testbed:staticHosts`"))
+        for k, net in enumerate(spec.networks):
+            if net.cidr is not None:
+                failures.append(
+                    CheckFailure(f"networks[{k}].cidr", "on the static backend a network's addresses are the hosts' own; omit `cidr`")
+                )
+            for p in placed:
+                if (net.roles is None or set(spec.machines[p.group].roles) & set(net.roles)) and not any(
+                    n.id == net.id for n in p.host.networks
+                ):
+                    failures.append(
+                        CheckFailure(
+                            f"networks[{k}]",
+                            f"{p.name} ({p.host.address}) joins `{net.id}` but lists no address on it in `testbed:staticHosts`",
+                        )
+                    )
+        return failures
+
+    def planned_names(self, spec: ReservationSpec) -> Optional[list[str]]:
+        return [p.name for p in place(spec, self.settings)] if self.settings else None
+
+    async def forecast(self, spec: ReservationSpec) -> Optional[tuple[bool, str]]:
+        if self.settings is None:
+            return None
+        placed = place(spec, self.settings)
+        listed = ", ".join(f"{p.name} ({p.host.address})" for p in placed[:5]) + (" …" if len(placed) > 5 else "")
+        if self.settings.known_hosts:
+            return False, f"{len(placed)} existing host(s): {listed}; host keys checked against `testbed:staticKnownHosts`"
+        return True, (
+            f"{len(placed)} existing host(s): {listed}; their host keys will be trusted on first use and pinned "
+            "(set `testbed:staticKnownHosts` to check them)"
+        )
+
+    def _configured(self) -> StaticSettings:
+        if self.settings is None:
+            raise ReservationError(self.preflight() or "static backend not configured", None)
+        return self.settings
+
+    # ---- reserve: check and pin ------------------------------------------------------------
+
+    async def reserve(self, spec: ReservationSpec, owner: str, progress: Progress) -> dict[str, Any]:
+        return await self._check(spec, progress, pinned={}, state_id=f"{spec.name}-{secrets.token_hex(3)}")
+
+    async def _check(self, spec: ReservationSpec, progress: Progress, pinned: dict[str, str], state_id: str) -> dict[str, Any]:
+        """Every host answers SSH with the key it presented before (`pinned`: address → key) or
+        that `staticKnownHosts` gives; the state. Nothing was created: a failure leaves nothing."""
+        settings = self._configured()
+        placed = place(spec, settings)
+        expected = known_keys(settings.known_hosts)
+        work = tempfile.mkdtemp(prefix="tb-static-")
+        try:
+            with open(settings.key_file or "") as f:
+                private = f.read()
+            key = os.path.join(work, "id")
+            write_private(key, private, 0o600)
+            public = (await processes.run(["ssh-keygen", "-y", "-f", key], env=processes.SAFE_ENV)).stdout.decode().strip()
+            from ...protocol.redact import REDACTOR
+
+            REDACTOR.register(private)
+            await progress(f"checking SSH on {len(placed)} existing host(s)")
+            done = 0
+
+            async def one(p: Placed) -> str:
+                nonlocal done
+                user = p.host.user or settings.user
+                found = await wait_and_pin(
+                    p.host.address, user, key, work, settings.proxy_command, READY_TIMEOUT, self.cancelled, p.host.port
+                )
+                want = pinned.get(p.host.address) or expected.get(p.host.address) or (expected.get(p.name) if p.host.alias else None)
+                if want and want != found:
+                    raise ReservationError(
+                        f"{p.name} ({p.host.address}) presented host key {found}, not the "
+                        f"{'pinned' if p.host.address in pinned else '`staticKnownHosts`'} one {want}",
+                        None,
+                    )
+                done += 1
+                await progress(f"SSH ready on {done}/{len(placed)} hosts")
+                return found
+
+            tasks = [asyncio.ensure_future(one(p)) for p in placed]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            keys = [t.result() for t in tasks]
+        except (TimeoutError, OSError) as err:
+            raise ReservationError(f"checking the static hosts failed: {err}", None) from err
+        except deadlines.Cancelled as err:
+            raise ReservationError("checking the static hosts was cancelled", None) from err
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        hosts, known = [], []
+        for p, host_key in zip(placed, keys):
+            h = p.host
+            hosts.append(
+                {
+                    "name": p.name,
+                    "address": h.address,
+                    "user": h.user or settings.user,
+                    "port": h.port,
+                    "roles": list(spec.machines[p.group].roles),
+                    "networks": [{"id": n.id, "address": n.address, "interface": n.interface, "cidr": ""} for n in h.networks],
+                    "group": p.group,
+                }
+            )
+            target = h.address if h.port == 22 else f"[{h.address}]:{h.port}"
+            known.append(f"{p.name},{target} {host_key}\n")
+        return {
+            "backend": "static",
+            "id": state_id,
+            "hosts": hosts,
+            "networks": [{"id": n.id, "roles": list(n.roles) if n.roles is not None else None} for n in spec.networks],
+            "ssh": {
+                "user": settings.user,
+                "port": 22,
+                "knownHosts": "".join(known),
+                "proxyCommand": settings.proxy_command,
+                "privateKey": private,
+                "publicKey": public,
+            },
+        }
+
+    async def reconcile(self, state: dict[str, Any], spec: ReservationSpec, progress: Progress) -> dict[str, Any]:
+        """Check the hosts `spec` now names; a host seen before must present the key pinned then."""
+        try:
+            return await self._check(spec, progress, known_keys(state.get("ssh", {}).get("knownHosts", "")), state["id"])
+        except ReservationError as err:
+            raise ReservationError(str(err), state) from err  # the hosts stay as recorded
+
+    async def inspect(self, state: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """The hosts that still answer SSH with their pinned key (one quick try each)."""
+        ssh = state["ssh"]
+        with tempfile.TemporaryDirectory(prefix="tb-static-") as work:
+            key, known = os.path.join(work, "id"), os.path.join(work, "known_hosts")
+            write_private(key, ssh.get("privateKey") or "", 0o600)
+            write_private(known, ssh.get("knownHosts") or "", 0o600)
+
+            async def alive(h: dict[str, Any]) -> bool:
+                argv = ssh_argv(
+                    h["address"], h.get("user") or ssh["user"], key, known, ssh.get("proxyCommand") or "", port=int(h.get("port") or 22)
+                )
+                argv[argv.index("StrictHostKeyChecking=accept-new")] = "StrictHostKeyChecking=yes"
+                done = await processes.run(argv, env=None, deadline=deadlines.after(CHECK_TIMEOUT), cancelled=self.cancelled)
+                return done.outcome == processes.EXITED and done.returncode == 0
+
+            answers = await asyncio.gather(*(alive(h) for h in state["hosts"]))
+        return {**state, "hosts": [h for h, ok in zip(state["hosts"], answers) if ok]}
+
+    def describe(self, state: dict[str, Any]) -> str:
+        return hosts_summary([h["name"] for h in state.get("hosts", [])])
+
+    async def release(self, state: dict[str, Any], progress: Progress) -> None:
+        await progress(f"{len(state.get('hosts', []))} static host(s) left as they are (nothing was reserved)")
