@@ -16,7 +16,10 @@ import subprocess
 
 import pytest
 
+from ..helpers import ROOT
 from .stack import Stack
+
+TESTBED = ROOT / ".venv" / "bin" / "testbed"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the existing machines are local namespace hosts (root)")
 
@@ -65,6 +68,27 @@ def test_iperf3_on_existing_machines(tmp_path):
             assert static.preview_ops() == {}, "a second up is a no-op"
             assert mine["key"] not in static.state_text(), "the key is a secret in state"
 
+            # the same program on the local testbed, as a second stack of the project: one table
+            static.run("stack", "init", "local")
+            static.run("config", "set", "duration", "1")
+            static.up()
+            static.run("stack", "select", "static")
+            table = subprocess.run(
+                [str(TESTBED), "compare", "--stacks", "local,static", "--output", "bandwidth_gbps", "--format", "json", "--plot", "c.png"],
+                cwd=static.dir,
+                env=static.env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rows = {r["stack"]: r for r in json.loads(table.stdout)}
+            assert {s: (r["backend"], r["hosts"]) for s, r in rows.items()} == {"local": ("local", 2), "static": ("static", 2)}
+            assert all(r["ready_s"] > 0 and r["bandwidth_gbps"] > 0 for r in rows.values()), rows
+            assert (static.dir / "c.png").read_bytes()[:4] == b"\x89PNG"
+            text = subprocess.run([str(TESTBED), "compare"], cwd=static.dir, env=static.env, capture_output=True, text=True, check=True)
+            assert text.stdout.split("\n")[0].split()[:4] == ["stack", "backend", "hosts", "ready_s"] and "static" in text.stdout
+            print(text.stdout)
+
             # client-1 stops answering SSH (its sshd killed outside both stacks): lost at refresh
             local = existing.reservation()["outputs"]["testbedState"]["local"]
             os.kill(local["hosts"]["client-1"]["sshdPid"], signal.SIGKILL)
@@ -74,6 +98,8 @@ def test_iperf3_on_existing_machines(tmp_path):
             existing.up()  # its own stack brings client-1's sshd back (with a new host key)
             own_known = pick(existing.outputs()["ssh"], "knownHosts", "known_hosts")
         finally:
+            static.run("destroy", "--yes", "--skip-preview", "--stack", "local", check=False)
+            static.run("stack", "select", "static", check=False)
             static.destroy()
         assert static.resources() == []
         # the machines are left as they were: their own stack still finds both alive

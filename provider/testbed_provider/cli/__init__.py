@@ -87,9 +87,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_tunnel(sub, common)
     add_metrics(sub, common)
-    from . import topology, ui  # every Reservation of the stack: no --reservation
+    from . import compare, topology, ui  # every Reservation of the stack: no --reservation
 
     topology.add_parser(sub)
+    compare.add_parser(sub)
     ui.add_parser(sub)
     return parser
 

@@ -93,6 +93,11 @@ def _stack_names(ws: Any) -> list[str]:
         return []
 
 
+def stack_names(cwd: str) -> list[str]:
+    """The project's stacks, by name."""
+    return _stack_names(_workspace(os.path.abspath(cwd)))
+
+
 def export(cwd: str, stack: Optional[str]) -> tuple[str, dict[str, Any]]:
     """(stack name, its deployment with secrets revealed). `stack` None: the selected stack."""
     from pulumi import automation as auto

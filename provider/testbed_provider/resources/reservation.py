@@ -127,7 +127,8 @@ class Reservation(ResourceController):
                     err.state["id"],
                     outputs_from_state(err.state, inputs),
                 ) from err
-        await self.ctx.log.info(urn, f"reserved {_summary(state)} on the {state['backend']} testbed in {time.monotonic() - started:.1f} s")
+        state["reservedSeconds"] = round(time.monotonic() - started, 1)  # to SSH-ready (`testbed compare`)
+        await self.ctx.log.info(urn, f"reserved {_summary(state)} on the {state['backend']} testbed in {state['reservedSeconds']:.1f} s")
         return state["id"], outputs_from_state(state, inputs)
 
     async def _forecast(self, urn: str, inputs: dict[str, Any]) -> None:
@@ -202,6 +203,8 @@ class Reservation(ResourceController):
                     id,
                     outputs_from_state(err.state or state, news),
                 ) from err
+        if "reservedSeconds" in state:  # the creation's, kept across updates
+            new_state.setdefault("reservedSeconds", state["reservedSeconds"])
         await self.ctx.log.info(urn, f"reservation {id} now holds {_summary(new_state)} (updated in {time.monotonic() - started:.1f} s)")
         return outputs_from_state(new_state, news)
 
