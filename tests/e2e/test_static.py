@@ -125,3 +125,34 @@ def _swap_first_key(known: str, tmp_path) -> str:
     lines = known.splitlines()
     lines[0] = lines[0].split()[0] + " " + other
     return "\n".join(lines) + "\n"
+
+
+def test_a_program_naming_its_own_existing_hosts(tmp_path):
+    existing = Stack(tmp_path, example="existing")
+    try:
+        existing.up()
+        mine = existing.outputs(secrets=True)
+        key = tmp_path / "id"
+        key.write_text(mine["key"])
+        key.chmod(0o600)
+        given = [
+            {"address": h["address"], "networks": [{"id": n["id"], "address": n["address"]} for n in h["networks"]]} for h in mine["hosts"]
+        ]
+        given[0]["alias"] = "first"
+        config = {
+            "testbed:backend": "static",
+            "testbed:staticSshKeyFile": str(key),
+            "testbed:staticSshProxyCommand": pick(mine["ssh"], "proxyCommand", "proxy_command"),
+            "machines": json.dumps(given),
+        }
+        own = Stack(tmp_path, example="ownhosts", stack="static", config=config)
+        try:
+            own.up()
+            out = own.outputs()
+            # the hosts' own names (their hostname) behind the program's names for them
+            assert {r["host"]: r["stdout"].strip() for r in out["ran"]} == {"first": "server-1", "node-1": "client-1"}
+            assert sorted(out["addresses"]["experiment"]["node"]) == sorted(n["address"] for h in given for n in h["networks"])
+        finally:
+            own.destroy()
+    finally:
+        existing.destroy()

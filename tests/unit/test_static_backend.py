@@ -26,7 +26,7 @@ def test_settings_from_yaml_and_their_failures(tmp_path):
     _, failures = parse_settings({"staticHosts": "[not, a, map]", "staticSshKeyFile": str(key)})
     assert "expected an object" in props(failures)["staticHosts"]
     config, failures = parse_config({"backend": "static", "staticSshKeyFile": str(key)})
-    assert "required on the static backend" in props(failures)["staticHosts"] and config.static is None
+    assert failures == [] and config.static is not None and config.static.hosts == {}  # the groups may name theirs
 
 
 def test_check_counts_kinds_options_and_networks(tmp_path):
@@ -59,3 +59,23 @@ def test_check_counts_kinds_options_and_networks(tmp_path):
 def test_known_keys_by_every_name_and_port():
     text = "srv,10.0.0.5 ssh-ed25519 AAAA\n[10.0.0.6]:2222 ssh-rsa BBBB comment\n# a comment\n"
     assert known_keys(text) == {"srv": "ssh-ed25519 AAAA", "10.0.0.5": "ssh-ed25519 AAAA", "10.0.0.6": "ssh-rsa BBBB"}
+
+
+def test_a_group_may_name_its_own_hosts(tmp_path):
+    key = tmp_path / "id"
+    key.write_text("k")
+    settings, _ = parse_settings({"staticHosts": "{server: [s1]}", "staticSshKeyFile": str(key)})
+    testbed = StaticTestbed(settings)
+    own = [{"address": "10.0.0.7", "alias": "db"}, {"address": "10.0.0.8", "port": 2222}]
+    spec = ReservationSpec("r", [MachineGroup(["server"], 1), MachineGroup(["client"], 2, options={"hosts": own})])
+    assert testbed.validate(spec) == []
+    assert [(p.name, p.host.address, p.host.port) for p in place(spec, settings)] == [
+        ("server-1", "s1", 22),
+        ("db", "10.0.0.7", 22),
+        ("client-1", "10.0.0.8", 2222),
+    ]
+    wrong = ReservationSpec("r", [MachineGroup(["client"], 3, options={"hosts": [*own, {"address": "a b"}]})])
+    failures = props(testbed.validate(wrong))
+    assert "machines[0].hosts[2].address" in failures and "machines[0].count" not in failures  # 3 listed, 3 wanted
+    short = ReservationSpec("r", [MachineGroup(["client"], 3, options={"hosts": own})])
+    assert props(testbed.validate(short))["machines[0].count"] == "3, but `hosts` lists 2 machine(s)"

@@ -43,6 +43,26 @@ FLAVOURS = {
 DEFAULT_FLAVOUR = "tiny"
 
 
+@schema_type("testbed:index:ExistingHostNetwork", "An existing host's address on one experiment network (static backend).")
+@dataclass(kw_only=True)
+class ExistingHostNetwork:
+    id: str = prop("The network's id (one of the Reservation's `networks`).", pattern=NETWORK_ID, hint="a network id")
+    address: str = prop("The host's address on that network.")
+    interface: Optional[str] = prop("The interface carrying it, when known.")
+
+
+@schema_type("testbed:index:ExistingHost", "A machine that already exists (static backend), by its address.", label="an existing host")
+@dataclass(kw_only=True)
+class ExistingHost:
+    address: str = prop("Address or DNS name SSH reaches it at.", pattern=r"[A-Za-z0-9:._%-]{1,255}", hint="an address or host name")
+    user: Optional[str] = prop(
+        "Login user (default `testbed:staticSshUser`).", pattern=r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", hint="a user name"
+    )
+    port: Optional[int] = prop("SSH port (default 22).", minimum=1, maximum=65535, hint="a TCP port")
+    alias: Optional[str] = prop("Its host name in the inventory (default `<first role>-<n>`).", pattern=NAME, hint="a host name")
+    networks: Optional[list[ExistingHostNetwork]] = prop("Its addresses on the Reservation's experiment networks.")
+
+
 @schema_type(
     "testbed:index:MachineGroup",
     "`count` machines carrying the same roles (EnOSlib: `add_machine(roles=..., number=...)`).",
@@ -89,6 +109,12 @@ class MachineGroup:
     image: Optional[str] = prop(
         "VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 "
         "root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use."
+    )
+    hosts: Optional[list[ExistingHost]] = prop(
+        "The machines of this group when they already exist (static backend only; `count` must match): instead of "
+        "those `testbed:staticHosts` lists for the group's first role.",
+        min_items=1,
+        noun="host",
     )
     vars: Optional[dict[str, Any]] = prop(
         "Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts."

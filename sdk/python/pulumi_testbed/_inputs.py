@@ -16,6 +16,10 @@ from . import _utilities
 from ._enums import *
 
 __all__ = [
+    'ExistingHostArgs',
+    'ExistingHostArgsDict',
+    'ExistingHostNetworkArgs',
+    'ExistingHostNetworkArgsDict',
     'HostNetwork',
     'HostNetworkDict',
     'HostNetworkArgs',
@@ -37,6 +41,191 @@ __all__ = [
     'NetworkArgs',
     'NetworkArgsDict',
 ]
+
+class ExistingHostArgsDict(TypedDict):
+    """
+    A machine that already exists (static backend), by its address.
+    """
+    address: pulumi.Input[_builtins.str]
+    """
+    Address or DNS name SSH reaches it at.
+    """
+    alias: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Its host name in the inventory (default `<first role>-<n>`).
+    """
+    networks: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input['ExistingHostNetworkArgsDict']]]]]
+    """
+    Its addresses on the Reservation's experiment networks.
+    """
+    port: NotRequired[pulumi.Input[Optional[_builtins.int]]]
+    """
+    SSH port (default 22).
+    """
+    user: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Login user (default `testbed:staticSshUser`).
+    """
+
+@pulumi.input_type
+class ExistingHostArgs:
+    def __init__(__self__, *,
+                 address: pulumi.Input[_builtins.str],
+                 alias: pulumi.Input[Optional[_builtins.str]] = None,
+                 networks: pulumi.Input[Optional[Sequence[pulumi.Input['ExistingHostNetworkArgs']]]] = None,
+                 port: pulumi.Input[Optional[_builtins.int]] = None,
+                 user: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        A machine that already exists (static backend), by its address.
+
+        :param pulumi.Input[_builtins.str] address: Address or DNS name SSH reaches it at.
+        :param pulumi.Input[_builtins.str] alias: Its host name in the inventory (default `<first role>-<n>`).
+        :param pulumi.Input[Sequence[pulumi.Input['ExistingHostNetworkArgs']]] networks: Its addresses on the Reservation's experiment networks.
+        :param pulumi.Input[_builtins.int] port: SSH port (default 22).
+        :param pulumi.Input[_builtins.str] user: Login user (default `testbed:staticSshUser`).
+        """
+        pulumi.set(__self__, "address", address)
+        if alias is not None:
+            pulumi.set(__self__, "alias", alias)
+        if networks is not None:
+            pulumi.set(__self__, "networks", networks)
+        if port is not None:
+            pulumi.set(__self__, "port", port)
+        if user is not None:
+            pulumi.set(__self__, "user", user)
+
+    @_builtins.property
+    @pulumi.getter
+    def address(self) -> pulumi.Input[_builtins.str]:
+        """
+        Address or DNS name SSH reaches it at.
+        """
+        return pulumi.get(self, "address")
+
+    @address.setter
+    def address(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "address", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def alias(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Its host name in the inventory (default `<first role>-<n>`).
+        """
+        return pulumi.get(self, "alias")
+
+    @alias.setter
+    def alias(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "alias", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def networks(self) -> pulumi.Input[Optional[Sequence[pulumi.Input['ExistingHostNetworkArgs']]]]:
+        """
+        Its addresses on the Reservation's experiment networks.
+        """
+        return pulumi.get(self, "networks")
+
+    @networks.setter
+    def networks(self, value: pulumi.Input[Optional[Sequence[pulumi.Input['ExistingHostNetworkArgs']]]]):
+        pulumi.set(self, "networks", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def port(self) -> pulumi.Input[Optional[_builtins.int]]:
+        """
+        SSH port (default 22).
+        """
+        return pulumi.get(self, "port")
+
+    @port.setter
+    def port(self, value: pulumi.Input[Optional[_builtins.int]]):
+        pulumi.set(self, "port", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def user(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Login user (default `testbed:staticSshUser`).
+        """
+        return pulumi.get(self, "user")
+
+    @user.setter
+    def user(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "user", value)
+
+
+class ExistingHostNetworkArgsDict(TypedDict):
+    """
+    An existing host's address on one experiment network (static backend).
+    """
+    address: pulumi.Input[_builtins.str]
+    """
+    The host's address on that network.
+    """
+    id: pulumi.Input[_builtins.str]
+    """
+    The network's id (one of the Reservation's `networks`).
+    """
+    interface: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    The interface carrying it, when known.
+    """
+
+@pulumi.input_type
+class ExistingHostNetworkArgs:
+    def __init__(__self__, *,
+                 address: pulumi.Input[_builtins.str],
+                 id: pulumi.Input[_builtins.str],
+                 interface: pulumi.Input[Optional[_builtins.str]] = None):
+        """
+        An existing host's address on one experiment network (static backend).
+
+        :param pulumi.Input[_builtins.str] address: The host's address on that network.
+        :param pulumi.Input[_builtins.str] id: The network's id (one of the Reservation's `networks`).
+        :param pulumi.Input[_builtins.str] interface: The interface carrying it, when known.
+        """
+        pulumi.set(__self__, "address", address)
+        pulumi.set(__self__, "id", id)
+        if interface is not None:
+            pulumi.set(__self__, "interface", interface)
+
+    @_builtins.property
+    @pulumi.getter
+    def address(self) -> pulumi.Input[_builtins.str]:
+        """
+        The host's address on that network.
+        """
+        return pulumi.get(self, "address")
+
+    @address.setter
+    def address(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "address", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def id(self) -> pulumi.Input[_builtins.str]:
+        """
+        The network's id (one of the Reservation's `networks`).
+        """
+        return pulumi.get(self, "id")
+
+    @id.setter
+    def id(self, value: pulumi.Input[_builtins.str]):
+        pulumi.set(self, "id", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def interface(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        The interface carrying it, when known.
+        """
+        return pulumi.get(self, "interface")
+
+    @interface.setter
+    def interface(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "interface", value)
+
 
 class HostNetworkDict(TypedDict):
     """
@@ -944,6 +1133,10 @@ class MachineGroupArgsDict(TypedDict):
     """
     Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
     """
+    hosts: NotRequired[pulumi.Input[Optional[Sequence[pulumi.Input['ExistingHostArgsDict']]]]]
+    """
+    The machines of this group when they already exist (static backend only; `count` must match): instead of those `testbed:staticHosts` lists for the group's first role.
+    """
     image: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
@@ -978,6 +1171,7 @@ class MachineGroupArgs:
                  cores: pulumi.Input[Optional[_builtins.int]] = None,
                  environment: pulumi.Input[Optional[_builtins.str]] = None,
                  flavour: pulumi.Input[Optional['Flavour']] = None,
+                 hosts: pulumi.Input[Optional[Sequence[pulumi.Input['ExistingHostArgs']]]] = None,
                  image: pulumi.Input[Optional[_builtins.str]] = None,
                  kind: pulumi.Input[Optional['MachineKind']] = None,
                  memory_mb: pulumi.Input[Optional[_builtins.int]] = None,
@@ -993,6 +1187,7 @@ class MachineGroupArgs:
         :param pulumi.Input[_builtins.int] cores: Cores of each VM (kind `vm`; instead of `flavour`; default 1).
         :param pulumi.Input[_builtins.str] environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
         :param pulumi.Input['Flavour'] flavour: Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
+        :param pulumi.Input[Sequence[pulumi.Input['ExistingHostArgs']]] hosts: The machines of this group when they already exist (static backend only; `count` must match): instead of those `testbed:staticHosts` lists for the group's first role.
         :param pulumi.Input[_builtins.str] image: VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
         :param pulumi.Input['MachineKind'] kind: `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own, reached and used like any host. Local: on this machine, on the same networks as namespace hosts. g5k (needs `cluster`), à la VMonG5k: as many of the cluster's nodes as the VMs' cores and memory take, a slash_22 subnet per site, each VM the subnet address the site's DHCP gives its 00:16:3e MAC, reached through the same gateway as the nodes; a network of VM groups only is their subnet addresses. Default: `host`.
         :param pulumi.Input[_builtins.int] memory_mb: Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
@@ -1010,6 +1205,8 @@ class MachineGroupArgs:
             pulumi.set(__self__, "environment", environment)
         if flavour is not None:
             pulumi.set(__self__, "flavour", flavour)
+        if hosts is not None:
+            pulumi.set(__self__, "hosts", hosts)
         if image is not None:
             pulumi.set(__self__, "image", image)
         if kind is not None:
@@ -1094,6 +1291,18 @@ class MachineGroupArgs:
     @flavour.setter
     def flavour(self, value: pulumi.Input[Optional['Flavour']]):
         pulumi.set(self, "flavour", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def hosts(self) -> pulumi.Input[Optional[Sequence[pulumi.Input['ExistingHostArgs']]]]:
+        """
+        The machines of this group when they already exist (static backend only; `count` must match): instead of those `testbed:staticHosts` lists for the group's first role.
+        """
+        return pulumi.get(self, "hosts")
+
+    @hosts.setter
+    def hosts(self, value: pulumi.Input[Optional[Sequence[pulumi.Input['ExistingHostArgs']]]]):
+        pulumi.set(self, "hosts", value)
 
     @_builtins.property
     @pulumi.getter

@@ -18,6 +18,8 @@ from ._enums import *
 
 __all__ = [
     'CommandResult',
+    'ExistingHost',
+    'ExistingHostNetwork',
     'FetchHostResult',
     'FetchedFile',
     'Host',
@@ -140,6 +142,123 @@ class CommandResult(dict):
         Standard output, trailing newlines stripped.
         """
         return pulumi.get(self, "stdout")
+
+
+@pulumi.output_type
+class ExistingHost(dict):
+    """
+    A machine that already exists (static backend), by its address.
+    """
+    def __init__(__self__, *,
+                 address: _builtins.str,
+                 alias: Optional[_builtins.str] = None,
+                 networks: Optional[Sequence['outputs.ExistingHostNetwork']] = None,
+                 port: Optional[_builtins.int] = None,
+                 user: Optional[_builtins.str] = None):
+        """
+        A machine that already exists (static backend), by its address.
+
+        :param _builtins.str address: Address or DNS name SSH reaches it at.
+        :param _builtins.str alias: Its host name in the inventory (default `<first role>-<n>`).
+        :param Sequence['ExistingHostNetwork'] networks: Its addresses on the Reservation's experiment networks.
+        :param _builtins.int port: SSH port (default 22).
+        :param _builtins.str user: Login user (default `testbed:staticSshUser`).
+        """
+        pulumi.set(__self__, "address", address)
+        if alias is not None:
+            pulumi.set(__self__, "alias", alias)
+        if networks is not None:
+            pulumi.set(__self__, "networks", networks)
+        if port is not None:
+            pulumi.set(__self__, "port", port)
+        if user is not None:
+            pulumi.set(__self__, "user", user)
+
+    @_builtins.property
+    @pulumi.getter
+    def address(self) -> _builtins.str:
+        """
+        Address or DNS name SSH reaches it at.
+        """
+        return pulumi.get(self, "address")
+
+    @_builtins.property
+    @pulumi.getter
+    def alias(self) -> Optional[_builtins.str]:
+        """
+        Its host name in the inventory (default `<first role>-<n>`).
+        """
+        return pulumi.get(self, "alias")
+
+    @_builtins.property
+    @pulumi.getter
+    def networks(self) -> Optional[Sequence['outputs.ExistingHostNetwork']]:
+        """
+        Its addresses on the Reservation's experiment networks.
+        """
+        return pulumi.get(self, "networks")
+
+    @_builtins.property
+    @pulumi.getter
+    def port(self) -> Optional[_builtins.int]:
+        """
+        SSH port (default 22).
+        """
+        return pulumi.get(self, "port")
+
+    @_builtins.property
+    @pulumi.getter
+    def user(self) -> Optional[_builtins.str]:
+        """
+        Login user (default `testbed:staticSshUser`).
+        """
+        return pulumi.get(self, "user")
+
+
+@pulumi.output_type
+class ExistingHostNetwork(dict):
+    """
+    An existing host's address on one experiment network (static backend).
+    """
+    def __init__(__self__, *,
+                 address: _builtins.str,
+                 id: _builtins.str,
+                 interface: Optional[_builtins.str] = None):
+        """
+        An existing host's address on one experiment network (static backend).
+
+        :param _builtins.str address: The host's address on that network.
+        :param _builtins.str id: The network's id (one of the Reservation's `networks`).
+        :param _builtins.str interface: The interface carrying it, when known.
+        """
+        pulumi.set(__self__, "address", address)
+        pulumi.set(__self__, "id", id)
+        if interface is not None:
+            pulumi.set(__self__, "interface", interface)
+
+    @_builtins.property
+    @pulumi.getter
+    def address(self) -> _builtins.str:
+        """
+        The host's address on that network.
+        """
+        return pulumi.get(self, "address")
+
+    @_builtins.property
+    @pulumi.getter
+    def id(self) -> _builtins.str:
+        """
+        The network's id (one of the Reservation's `networks`).
+        """
+        return pulumi.get(self, "id")
+
+    @_builtins.property
+    @pulumi.getter
+    def interface(self) -> Optional[_builtins.str]:
+        """
+        The interface carrying it, when known.
+        """
+        return pulumi.get(self, "interface")
 
 
 @pulumi.output_type
@@ -988,6 +1107,7 @@ class MachineGroup(dict):
                  cores: Optional[_builtins.int] = None,
                  environment: Optional[_builtins.str] = None,
                  flavour: Optional['Flavour'] = None,
+                 hosts: Optional[Sequence['outputs.ExistingHost']] = None,
                  image: Optional[_builtins.str] = None,
                  kind: Optional['MachineKind'] = None,
                  memory_mb: Optional[_builtins.int] = None,
@@ -1003,6 +1123,7 @@ class MachineGroup(dict):
         :param _builtins.int cores: Cores of each VM (kind `vm`; instead of `flavour`; default 1).
         :param _builtins.str environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
         :param 'Flavour' flavour: Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
+        :param Sequence['ExistingHost'] hosts: The machines of this group when they already exist (static backend only; `count` must match): instead of those `testbed:staticHosts` lists for the group's first role.
         :param _builtins.str image: VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
         :param 'MachineKind' kind: `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own, reached and used like any host. Local: on this machine, on the same networks as namespace hosts. g5k (needs `cluster`), à la VMonG5k: as many of the cluster's nodes as the VMs' cores and memory take, a slash_22 subnet per site, each VM the subnet address the site's DHCP gives its 00:16:3e MAC, reached through the same gateway as the nodes; a network of VM groups only is their subnet addresses. Default: `host`.
         :param _builtins.int memory_mb: Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
@@ -1020,6 +1141,8 @@ class MachineGroup(dict):
             pulumi.set(__self__, "environment", environment)
         if flavour is not None:
             pulumi.set(__self__, "flavour", flavour)
+        if hosts is not None:
+            pulumi.set(__self__, "hosts", hosts)
         if image is not None:
             pulumi.set(__self__, "image", image)
         if kind is not None:
@@ -1080,6 +1203,14 @@ class MachineGroup(dict):
         Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
         """
         return pulumi.get(self, "flavour")
+
+    @_builtins.property
+    @pulumi.getter
+    def hosts(self) -> Optional[Sequence['outputs.ExistingHost']]:
+        """
+        The machines of this group when they already exist (static backend only; `count` must match): instead of those `testbed:staticHosts` lists for the group's first role.
+        """
+        return pulumi.get(self, "hosts")
 
     @_builtins.property
     @pulumi.getter

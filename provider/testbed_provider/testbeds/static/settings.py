@@ -47,7 +47,7 @@ class StaticSettings:
     known_hosts: str = ""
 
 
-def _host(entry: Any, where: str, fail) -> Optional[StaticHost]:
+def parse_host(entry: Any, where: str, fail) -> Optional[StaticHost]:
     if isinstance(entry, str):
         entry = {"address": entry}
     if not isinstance(entry, dict):
@@ -60,7 +60,7 @@ def _host(entry: Any, where: str, fail) -> Optional[StaticHost]:
     if not isinstance(address, str) or not ADDRESS.match(address):
         fail(f"{where}.address: `{address}` is not an address or host name")
         return None
-    user, port, alias = entry.get("user"), entry.get("port", 22), entry.get("alias")
+    user, port, alias = entry.get("user"), entry.get("port") or 22, entry.get("alias")
     if user is not None and (not isinstance(user, str) or not USER.match(user)):
         fail(f"{where}.user: `{user}` is not a user name")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
@@ -75,7 +75,7 @@ def _host(entry: Any, where: str, fail) -> Optional[StaticHost]:
             fail(f"{where}.networks[{k}]: expected `{{id, address, interface?}}`")
             continue
         nics.append(StaticNic(nic["id"], nic["address"], str(nic.get("interface") or "")))
-    return StaticHost(address, user, port, alias, tuple(nics))
+    return StaticHost(address, user, port or 22, alias, tuple(nics))
 
 
 def parse_settings(values: dict[str, Any]) -> tuple[Optional[StaticSettings], list[CheckFailure]]:
@@ -84,7 +84,7 @@ def parse_settings(values: dict[str, Any]) -> tuple[Optional[StaticSettings], li
     text = values.get("staticHosts")
     hosts: dict[str, list[StaticHost]] = {}
     if text is None or (isinstance(text, str) and not text.strip()):
-        failures.append(CheckFailure("staticHosts", "required on the static backend: the machines by role (see its description)"))
+        pass  # the machine groups may name their own `hosts` (validate says when a group has none)
     else:
         try:
             data = yaml.safe_load(text) if isinstance(text, str) else text
@@ -102,7 +102,7 @@ def parse_settings(values: dict[str, Any]) -> tuple[Optional[StaticSettings], li
                 if not isinstance(entries, list):
                     fail(f"`{role}`: expected a list of hosts")
                     continue
-                parsed = [_host(e, f"{role}[{k}]", fail) for k, e in enumerate(entries)]
+                parsed = [parse_host(e, f"{role}[{k}]", fail) for k, e in enumerate(entries)]
                 hosts[str(role)] = [h for h in parsed if h is not None]
     key_file = values.get("staticSshKeyFile")
     if key_file:

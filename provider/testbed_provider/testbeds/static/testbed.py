@@ -26,7 +26,7 @@ from ...common.private_files import write_private
 from ...common.results import CheckFailure
 from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
 from ..g5k.ssh import ssh_argv, wait_and_pin
-from .settings import StaticHost, StaticSettings
+from .settings import StaticHost, StaticSettings, parse_host
 
 READY_TIMEOUT = float(os.environ.get("PULUMI_TESTBED_STATIC_READY_TIMEOUT", "60"))
 CHECK_TIMEOUT = 15.0  # one refresh look at a host
@@ -39,20 +39,39 @@ class Placed:
     host: StaticHost
 
 
+def group_hosts(spec: ReservationSpec, g: int) -> Optional[list[StaticHost]]:
+    """The group's own `hosts`, parsed (None: it names none); bad entries are left out (validate
+    reports them)."""
+    entries = spec.machines[g].options.get("hosts")
+    if entries is None:
+        return None
+    parsed = [parse_host(e, f"machines[{g}].hosts[{k}]", lambda _: None) for k, e in enumerate(entries)]
+    return [h for h in parsed if h is not None]
+
+
 def place(spec: ReservationSpec, settings: StaticSettings) -> list[Placed]:
-    """Each group's hosts: the next ones of its first role's list; names as on the local testbed
-    (`<first role>-<n>`) unless a host has an alias. Assumes validate() passed."""
+    """Each group's hosts: its own `hosts`, else the next ones of its first role's list in
+    `staticHosts`; names as on the local testbed (`<first role>-<n>`) unless a host has an
+    alias. Assumes validate() passed."""
     taken: dict[str, int] = {}
     counters: dict[str, int] = {}
     out = []
     for g, group in enumerate(spec.machines):
         role = group.roles[0]
         base = role.replace("_", "-")
-        start = taken.get(role, 0)
-        for host in settings.hosts.get(role, [])[start : start + group.count]:
+        own = group_hosts(spec, g)
+        if own is not None:
+            chosen = own[: group.count]
+        else:
+            start = taken.get(role, 0)
+            chosen = settings.hosts.get(role, [])[start : start + group.count]
+            taken[role] = start + group.count
+        for host in chosen:
+            if host.alias:
+                out.append(Placed(host.alias, g, host))
+                continue
             counters[base] = counters.get(base, 0) + 1
-            out.append(Placed(host.alias or f"{base}-{counters[base]}", g, host))
-        taken[role] = start + group.count
+            out.append(Placed(f"{base}-{counters[base]}", g, host))
     return out
 
 
@@ -76,7 +95,7 @@ class StaticTestbed(Testbed):
 
     def preflight(self) -> Optional[str]:
         if self.settings is None:
-            return "the static backend is not configured: set `testbed:staticHosts` (and `testbed:staticSshKeyFile`)"
+            return "the static backend is not configured: set `testbed:staticSshKeyFile` (and the hosts, in `testbed:staticHosts` or each group's `hosts`)"
         if shutil.which("ssh") is None:
             return "the static backend needs the OpenSSH client (`ssh`)"
         return None
@@ -88,8 +107,17 @@ class StaticTestbed(Testbed):
         for g, group in enumerate(spec.machines):
             if group.kind != "host":
                 failures.append(CheckFailure(f"machines[{g}].kind", "the static backend runs on existing machines only (`host`)"))
-            for key in sorted(group.options):
+            for key in sorted(set(group.options) - {"hosts"}):
                 failures.append(CheckFailure(f"machines[{g}].{key}", f"`{key}` means nothing on the static backend"))
+            if "hosts" in group.options:
+                entries = group.options["hosts"]
+                for k, entry in enumerate(entries):
+                    parse_host(
+                        entry, f"machines[{g}].hosts[{k}]", lambda reason: failures.append(CheckFailure(reason.split(":")[0], reason))
+                    )
+                if len(entries) != group.count:
+                    failures.append(CheckFailure(f"machines[{g}].count", f"{group.count}, but `hosts` lists {len(entries)} machine(s)"))
+                continue
             role = group.roles[0]
             wanted[role] = wanted.get(role, 0) + group.count
             have = len(settings.hosts.get(role, []))
@@ -98,7 +126,7 @@ class StaticTestbed(Testbed):
                     CheckFailure(
                         f"machines[{g}].count",
                         f"{wanted[role]} host(s) of role `{role}` wanted, `testbed:staticHosts` lists {have} "
-                        f"(roles there: {', '.join(sorted(settings.hosts)) or 'none'})",
+                        f"(roles there: {', '.join(sorted(settings.hosts)) or 'none'}); or give the group its own `hosts`",
                     )
                 )
         if failures:
