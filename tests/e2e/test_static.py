@@ -111,7 +111,9 @@ def test_iperf3_on_existing_machines(tmp_path):
         (tmp_path / "checked").mkdir()
         checked = Stack(tmp_path / "checked", example="iperf3", stack="static", config=wrong)
         failed = checked.run("up", "--yes", "--skip-preview", check=False)
-        assert failed.returncode != 0 and "server-1" in failed.stdout and "not the `staticKnownHosts` one" in failed.stdout, failed.stdout
+        assert failed.returncode != 0 and "server-1" in failed.stdout and "checked against `staticKnownHosts`" in failed.stdout, (
+            failed.stdout
+        )
         assert [r for r in checked.resources() if r["type"] == "testbed:index:Reservation"] == []
         checked.destroy()
     finally:

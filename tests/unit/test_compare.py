@@ -1,6 +1,7 @@
 """`testbed compare`'s table: one line per stack, long or multi-line outputs cut short."""
 
-from testbed_provider.cli.compare import Row, render
+from testbed_provider.cli import stacks
+from testbed_provider.cli.compare import SECRET, Row, masked, render
 
 
 def test_table_csv_and_json():
@@ -11,3 +12,8 @@ def test_table_csv_and_json():
     assert table[2].split() == ["g5k", "g5k", "3", "-", "-", "-"]
     assert render(rows, ["bw"], "csv").splitlines()[1] == "local,local,2,0.5,11.7"
     assert '"ready_s": null' in render(rows, ["bw"], "json")
+
+
+def test_secrets_are_masked_however_deep():
+    secret = {stacks.SIG: stacks.SECRET_SIG, "plaintext": '"hunter2"'}
+    assert masked({"a": [1, {"b": secret}], "c": secret}) == {"a": [1, {"b": SECRET}], "c": SECRET}

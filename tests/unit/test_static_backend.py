@@ -3,7 +3,7 @@
 from testbed_provider.config import parse_config
 from testbed_provider.testbeds.base import MachineGroup, NetworkSpec, ReservationSpec, VmSize
 from testbed_provider.testbeds.static.settings import parse_settings
-from testbed_provider.testbeds.static.testbed import StaticTestbed, known_keys, place
+from testbed_provider.testbeds.static.testbed import StaticTestbed, place
 
 
 def props(failures):
@@ -54,11 +54,9 @@ def test_check_counts_kinds_options_and_networks(tmp_path):
     assert [r.split(" joins")[0] for r in reasons] == ["client-1 (c1)", "client-2 (c2)"]
     assert [p.name for p in place(ok, settings)] == ["server-1", "client-1", "client-2"]
     assert testbed.validate(ReservationSpec("r", [MachineGroup(["client"], 2)])) == []
-
-
-def test_known_keys_by_every_name_and_port():
-    text = "srv,10.0.0.5 ssh-ed25519 AAAA\n[10.0.0.6]:2222 ssh-rsa BBBB comment\n# a comment\n"
-    assert known_keys(text) == {"srv": "ssh-ed25519 AAAA", "10.0.0.5": "ssh-ed25519 AAAA", "10.0.0.6": "ssh-rsa BBBB"}
+    twice = ReservationSpec("r", [MachineGroup(["client"], 2, options={"hosts": [{"address": "c1"}, {"address": "c1", "port": 22}]})])
+    assert "c1:22 is listed for two machines" in props(testbed.validate(twice))["machines"]
+    assert StaticTestbed(None).validate(spec) == []  # an unusable configuration says why itself
 
 
 def test_a_group_may_name_its_own_hosts(tmp_path):

@@ -31,6 +31,17 @@ class Row:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
+def masked(value: Any) -> Any:
+    """`value` with every secret in it, however deep, replaced by SECRET (the export shows them)."""
+    if isinstance(value, dict):
+        if value.get(stacks.SIG) == stacks.SECRET_SIG:
+            return SECRET
+        return {k: masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
+
+
 def read_row(cwd: str, stack: str, wanted: Optional[list[str]]) -> Row:
     """One stack's row, from its deployment alone."""
     name, deployment = stacks.export(cwd, stack)
@@ -38,7 +49,7 @@ def read_row(cwd: str, stack: str, wanted: Optional[list[str]]) -> Row:
     backends, ready = set(), []
     for resource in deployment.get("resources") or []:
         if resource.get("type") == stacks.RESERVATION and not resource.get("delete"):
-            state = (resource.get("outputs") or {}).get("testbedState") or {}
+            state = stacks.reveal((resource.get("outputs") or {}).get("testbedState") or {})
             if isinstance(state, dict):
                 backends.add(str(state.get("backend", "")))
                 row.hosts += len(state.get("hosts") or [])
@@ -48,9 +59,7 @@ def read_row(cwd: str, stack: str, wanted: Optional[list[str]]) -> Row:
             outputs = resource.get("outputs") or {}
             keys = wanted if wanted is not None else sorted(outputs)
             for key in keys:
-                value = outputs.get(key)
-                secret = isinstance(value, dict) and value.get(stacks.SIG) == stacks.SECRET_SIG
-                row.outputs[key] = SECRET if secret else value
+                row.outputs[key] = masked(outputs.get(key))
     row.backend = ",".join(sorted(b for b in backends if b)) or "-"
     row.ready_s = max(ready) if ready else None  # the reservations are created side by side
     return row

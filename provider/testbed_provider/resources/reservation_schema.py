@@ -158,8 +158,8 @@ class Host:
 @schema_type("testbed:index:SshConnection", "How to reach the hosts over SSH (the private key is the separate, secret `sshPrivateKey`).")
 @dataclass(kw_only=True)
 class SshConnection:
-    user: str = prop("Login user.")
-    port: int = prop("SSH port.")
+    user: str = prop("Login user (the default: on the static backend a host may have its own, which the inventory carries).")
+    port: int = prop("SSH port (likewise the default; the inventory carries each host's).")
     known_hosts: str = prop("known_hosts lines pinning every host's key.")
     proxy_command: Optional[str] = prop("ProxyCommand reaching the hosts (local backend: through the switch namespace).")
     public_key: Optional[str] = prop("Public half of the reservation's SSH key.")
@@ -172,16 +172,16 @@ class InventoryHost:
     address: str = prop("Address SSH connects to.")
     roles: list[str] = prop("Roles (inventory groups).")
     networks: list[HostNetwork] = prop("Experiment interfaces.")
-    user: str = prop("Login user.")
-    port: int = prop("SSH port.")
+    user: str = prop("Login user (the default: on the static backend a host may have its own, which the inventory carries).")
+    port: int = prop("SSH port (likewise the default; the inventory carries each host's).")
     vars: Optional[dict[str, Any]] = prop("The host's Ansible variables from its machine group's `vars`.")
 
 
 @schema_type("testbed:index:InventorySsh", "SSH settings shared by every inventory host.")
 @dataclass(kw_only=True)
 class InventorySsh:
-    user: str = prop("Login user.")
-    port: int = prop("SSH port.")
+    user: str = prop("Login user (the default: on the static backend a host may have its own, which the inventory carries).")
+    port: int = prop("SSH port (likewise the default; the inventory carries each host's).")
     known_hosts: str = prop("known_hosts lines.")
     proxy_command: Optional[str] = prop("ProxyCommand, when hosts are not directly reachable.")
     public_key: Optional[str] = prop("Public key.")

@@ -567,7 +567,7 @@ class InventoryHostDict(TypedDict):
     """
     port: _builtins.int
     """
-    SSH port.
+    SSH port (likewise the default; the inventory carries each host's).
     """
     roles: Sequence[_builtins.str]
     """
@@ -575,7 +575,7 @@ class InventoryHostDict(TypedDict):
     """
     user: _builtins.str
     """
-    Login user.
+    Login user (the default: on the static backend a host may have its own, which the inventory carries).
     """
     vars: NotRequired[Mapping[str, Any]]
     """
@@ -598,9 +598,9 @@ class InventoryHost:
         :param _builtins.str address: Address SSH connects to.
         :param _builtins.str name: Host name.
         :param Sequence['HostNetwork'] networks: Experiment interfaces.
-        :param _builtins.int port: SSH port.
+        :param _builtins.int port: SSH port (likewise the default; the inventory carries each host's).
         :param Sequence[_builtins.str] roles: Roles (inventory groups).
-        :param _builtins.str user: Login user.
+        :param _builtins.str user: Login user (the default: on the static backend a host may have its own, which the inventory carries).
         :param Mapping[str, Any] vars: The host's Ansible variables from its machine group's `vars`.
         """
         pulumi.set(__self__, "address", address)
@@ -652,7 +652,7 @@ class InventoryHost:
     @pulumi.getter
     def port(self) -> _builtins.int:
         """
-        SSH port.
+        SSH port (likewise the default; the inventory carries each host's).
         """
         return pulumi.get(self, "port")
 
@@ -676,7 +676,7 @@ class InventoryHost:
     @pulumi.getter
     def user(self) -> _builtins.str:
         """
-        Login user.
+        Login user (the default: on the static backend a host may have its own, which the inventory carries).
         """
         return pulumi.get(self, "user")
 
@@ -715,7 +715,7 @@ class InventoryHostArgsDict(TypedDict):
     """
     port: pulumi.Input[_builtins.int]
     """
-    SSH port.
+    SSH port (likewise the default; the inventory carries each host's).
     """
     roles: pulumi.Input[Sequence[pulumi.Input[_builtins.str]]]
     """
@@ -723,7 +723,7 @@ class InventoryHostArgsDict(TypedDict):
     """
     user: pulumi.Input[_builtins.str]
     """
-    Login user.
+    Login user (the default: on the static backend a host may have its own, which the inventory carries).
     """
     vars: NotRequired[pulumi.Input[Optional[Mapping[str, Any]]]]
     """
@@ -746,9 +746,9 @@ class InventoryHostArgs:
         :param pulumi.Input[_builtins.str] address: Address SSH connects to.
         :param pulumi.Input[_builtins.str] name: Host name.
         :param pulumi.Input[Sequence[pulumi.Input['HostNetworkArgs']]] networks: Experiment interfaces.
-        :param pulumi.Input[_builtins.int] port: SSH port.
+        :param pulumi.Input[_builtins.int] port: SSH port (likewise the default; the inventory carries each host's).
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] roles: Roles (inventory groups).
-        :param pulumi.Input[_builtins.str] user: Login user.
+        :param pulumi.Input[_builtins.str] user: Login user (the default: on the static backend a host may have its own, which the inventory carries).
         :param pulumi.Input[Mapping[str, Any]] vars: The host's Ansible variables from its machine group's `vars`.
         """
         pulumi.set(__self__, "address", address)
@@ -800,7 +800,7 @@ class InventoryHostArgs:
     @pulumi.getter
     def port(self) -> pulumi.Input[_builtins.int]:
         """
-        SSH port.
+        SSH port (likewise the default; the inventory carries each host's).
         """
         return pulumi.get(self, "port")
 
@@ -824,7 +824,7 @@ class InventoryHostArgs:
     @pulumi.getter
     def user(self) -> pulumi.Input[_builtins.str]:
         """
-        Login user.
+        Login user (the default: on the static backend a host may have its own, which the inventory carries).
         """
         return pulumi.get(self, "user")
 
@@ -855,7 +855,7 @@ class InventorySshDict(TypedDict):
     """
     port: _builtins.int
     """
-    SSH port.
+    SSH port (likewise the default; the inventory carries each host's).
     """
     private_key: _builtins.str
     """
@@ -863,7 +863,7 @@ class InventorySshDict(TypedDict):
     """
     user: _builtins.str
     """
-    Login user.
+    Login user (the default: on the static backend a host may have its own, which the inventory carries).
     """
     proxy_command: NotRequired[_builtins.str]
     """
@@ -887,9 +887,9 @@ class InventorySsh:
         SSH settings shared by every inventory host.
 
         :param _builtins.str known_hosts: known_hosts lines.
-        :param _builtins.int port: SSH port.
+        :param _builtins.int port: SSH port (likewise the default; the inventory carries each host's).
         :param _builtins.str private_key: Private key (secret).
-        :param _builtins.str user: Login user.
+        :param _builtins.str user: Login user (the default: on the static backend a host may have its own, which the inventory carries).
         :param _builtins.str proxy_command: ProxyCommand, when hosts are not directly reachable.
         :param _builtins.str public_key: Public key.
         """
@@ -918,7 +918,7 @@ class InventorySsh:
     @pulumi.getter
     def port(self) -> _builtins.int:
         """
-        SSH port.
+        SSH port (likewise the default; the inventory carries each host's).
         """
         return pulumi.get(self, "port")
 
@@ -942,7 +942,7 @@ class InventorySsh:
     @pulumi.getter
     def user(self) -> _builtins.str:
         """
-        Login user.
+        Login user (the default: on the static backend a host may have its own, which the inventory carries).
         """
         return pulumi.get(self, "user")
 
@@ -985,7 +985,7 @@ class InventorySshArgsDict(TypedDict):
     """
     port: pulumi.Input[_builtins.int]
     """
-    SSH port.
+    SSH port (likewise the default; the inventory carries each host's).
     """
     private_key: pulumi.Input[_builtins.str]
     """
@@ -993,7 +993,7 @@ class InventorySshArgsDict(TypedDict):
     """
     user: pulumi.Input[_builtins.str]
     """
-    Login user.
+    Login user (the default: on the static backend a host may have its own, which the inventory carries).
     """
     proxy_command: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
@@ -1017,9 +1017,9 @@ class InventorySshArgs:
         SSH settings shared by every inventory host.
 
         :param pulumi.Input[_builtins.str] known_hosts: known_hosts lines.
-        :param pulumi.Input[_builtins.int] port: SSH port.
+        :param pulumi.Input[_builtins.int] port: SSH port (likewise the default; the inventory carries each host's).
         :param pulumi.Input[_builtins.str] private_key: Private key (secret).
-        :param pulumi.Input[_builtins.str] user: Login user.
+        :param pulumi.Input[_builtins.str] user: Login user (the default: on the static backend a host may have its own, which the inventory carries).
         :param pulumi.Input[_builtins.str] proxy_command: ProxyCommand, when hosts are not directly reachable.
         :param pulumi.Input[_builtins.str] public_key: Public key.
         """
@@ -1048,7 +1048,7 @@ class InventorySshArgs:
     @pulumi.getter
     def port(self) -> pulumi.Input[_builtins.int]:
         """
-        SSH port.
+        SSH port (likewise the default; the inventory carries each host's).
         """
         return pulumi.get(self, "port")
 
@@ -1072,7 +1072,7 @@ class InventorySshArgs:
     @pulumi.getter
     def user(self) -> pulumi.Input[_builtins.str]:
         """
-        Login user.
+        Login user (the default: on the static backend a host may have its own, which the inventory carries).
         """
         return pulumi.get(self, "user")
 

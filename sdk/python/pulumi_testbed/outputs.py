@@ -904,9 +904,9 @@ class InventoryHost(dict):
         :param _builtins.str address: Address SSH connects to.
         :param _builtins.str name: Host name.
         :param Sequence['HostNetwork'] networks: Experiment interfaces.
-        :param _builtins.int port: SSH port.
+        :param _builtins.int port: SSH port (likewise the default; the inventory carries each host's).
         :param Sequence[_builtins.str] roles: Roles (inventory groups).
-        :param _builtins.str user: Login user.
+        :param _builtins.str user: Login user (the default: on the static backend a host may have its own, which the inventory carries).
         :param Mapping[str, Any] vars: The host's Ansible variables from its machine group's `vars`.
         """
         pulumi.set(__self__, "address", address)
@@ -946,7 +946,7 @@ class InventoryHost(dict):
     @pulumi.getter
     def port(self) -> _builtins.int:
         """
-        SSH port.
+        SSH port (likewise the default; the inventory carries each host's).
         """
         return pulumi.get(self, "port")
 
@@ -962,7 +962,7 @@ class InventoryHost(dict):
     @pulumi.getter
     def user(self) -> _builtins.str:
         """
-        Login user.
+        Login user (the default: on the static backend a host may have its own, which the inventory carries).
         """
         return pulumi.get(self, "user")
 
@@ -1014,9 +1014,9 @@ class InventorySsh(dict):
         SSH settings shared by every inventory host.
 
         :param _builtins.str known_hosts: known_hosts lines.
-        :param _builtins.int port: SSH port.
+        :param _builtins.int port: SSH port (likewise the default; the inventory carries each host's).
         :param _builtins.str private_key: Private key (secret).
-        :param _builtins.str user: Login user.
+        :param _builtins.str user: Login user (the default: on the static backend a host may have its own, which the inventory carries).
         :param _builtins.str proxy_command: ProxyCommand, when hosts are not directly reachable.
         :param _builtins.str public_key: Public key.
         """
@@ -1041,7 +1041,7 @@ class InventorySsh(dict):
     @pulumi.getter
     def port(self) -> _builtins.int:
         """
-        SSH port.
+        SSH port (likewise the default; the inventory carries each host's).
         """
         return pulumi.get(self, "port")
 
@@ -1057,7 +1057,7 @@ class InventorySsh(dict):
     @pulumi.getter
     def user(self) -> _builtins.str:
         """
-        Login user.
+        Login user (the default: on the static backend a host may have its own, which the inventory carries).
         """
         return pulumi.get(self, "user")
 
@@ -1515,8 +1515,8 @@ class SshConnection(dict):
         How to reach the hosts over SSH (the private key is the separate, secret `sshPrivateKey`).
 
         :param _builtins.str known_hosts: known_hosts lines pinning every host's key.
-        :param _builtins.int port: SSH port.
-        :param _builtins.str user: Login user.
+        :param _builtins.int port: SSH port (likewise the default; the inventory carries each host's).
+        :param _builtins.str user: Login user (the default: on the static backend a host may have its own, which the inventory carries).
         :param _builtins.str proxy_command: ProxyCommand reaching the hosts (local backend: through the switch namespace).
         :param _builtins.str public_key: Public half of the reservation's SSH key.
         """
@@ -1540,7 +1540,7 @@ class SshConnection(dict):
     @pulumi.getter
     def port(self) -> _builtins.int:
         """
-        SSH port.
+        SSH port (likewise the default; the inventory carries each host's).
         """
         return pulumi.get(self, "port")
 
@@ -1548,7 +1548,7 @@ class SshConnection(dict):
     @pulumi.getter
     def user(self) -> _builtins.str:
         """
-        Login user.
+        Login user (the default: on the static backend a host may have its own, which the inventory carries).
         """
         return pulumi.get(self, "user")
 

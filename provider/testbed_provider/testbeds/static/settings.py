@@ -60,7 +60,8 @@ def parse_host(entry: Any, where: str, fail) -> Optional[StaticHost]:
     if not isinstance(address, str) or not ADDRESS.match(address):
         fail(f"{where}.address: `{address}` is not an address or host name")
         return None
-    user, port, alias = entry.get("user"), entry.get("port") or 22, entry.get("alias")
+    user, port, alias = entry.get("user"), entry.get("port"), entry.get("alias")
+    port = 22 if port is None else port
     if user is not None and (not isinstance(user, str) or not USER.match(user)):
         fail(f"{where}.user: `{user}` is not a user name")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
@@ -75,7 +76,10 @@ def parse_host(entry: Any, where: str, fail) -> Optional[StaticHost]:
             fail(f"{where}.networks[{k}]: expected `{{id, address, interface?}}`")
             continue
         nics.append(StaticNic(nic["id"], nic["address"], str(nic.get("interface") or "")))
-    return StaticHost(address, user, port or 22, alias, tuple(nics))
+    ids = [n.id for n in nics]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        fail(f"{where}.networks: `{dup}` listed twice")
+    return StaticHost(address, user, port, alias, tuple(nics))
 
 
 def parse_settings(values: dict[str, Any]) -> tuple[Optional[StaticSettings], list[CheckFailure]]:

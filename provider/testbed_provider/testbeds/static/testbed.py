@@ -25,11 +25,12 @@ from ...common import deadlines, processes
 from ...common.private_files import write_private
 from ...common.results import CheckFailure
 from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
-from ..g5k.ssh import ssh_argv, wait_and_pin
+from ..g5k.ssh import HostKeyRefused, ssh_argv, wait_and_pin
 from .settings import StaticHost, StaticSettings, parse_host
 
 READY_TIMEOUT = float(os.environ.get("PULUMI_TESTBED_STATIC_READY_TIMEOUT", "60"))
 CHECK_TIMEOUT = 15.0  # one refresh look at a host
+CHECK_TRIES = 2
 
 
 @dataclass(frozen=True)
@@ -75,17 +76,6 @@ def place(spec: ReservationSpec, settings: StaticSettings) -> list[Placed]:
     return out
 
 
-def known_keys(text: str) -> dict[str, str]:
-    """known_hosts lines → every name or address they list (`[a]:port` as `a`) → `<type> <base64>`."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and not line.startswith("#"):
-            for target in parts[0].split(","):
-                out[target[1:].split("]:")[0] if target.startswith("[") else target] = f"{parts[1]} {parts[2]}"
-    return out
-
-
 class StaticTestbed(Testbed):
     name = "static"
 
@@ -101,8 +91,10 @@ class StaticTestbed(Testbed):
         return None
 
     def validate(self, spec: ReservationSpec) -> list[CheckFailure]:
+        if self.settings is None:
+            return []  # the configuration's own failures say why (and reserve's preflight)
         failures: list[CheckFailure] = []
-        settings = self.settings or StaticSettings()
+        settings = self.settings
         wanted: dict[str, int] = {}
         for g, group in enumerate(spec.machines):
             if group.kind != "host":
@@ -133,6 +125,9 @@ class StaticTestbed(Testbed):
             return failures
         placed = place(spec, settings)
         names = [p.name for p in placed]
+        targets = [(p.host.address, p.host.port) for p in placed]
+        for address, port in sorted({t for t in targets if targets.count(t) > 1}):
+            failures.append(CheckFailure("machines", f"{address}:{port} is listed for two machines: one machine, one inventory host"))
         for name in sorted({n for n in names if names.count(n) > 1}):
             failures.append(CheckFailure("machines", f"two hosts are named `{name}`: give them distinct aliases in `testbed:staticHosts`"))
         for k, net in enumerate(spec.networks):
@@ -175,40 +170,57 @@ class StaticTestbed(Testbed):
     # ---- reserve: check and pin ------------------------------------------------------------
 
     async def reserve(self, spec: ReservationSpec, owner: str, progress: Progress) -> dict[str, Any]:
-        return await self._check(spec, progress, pinned={}, state_id=f"{spec.name}-{secrets.token_hex(3)}")
+        return await self._check(spec, progress, pinned="", state_id=f"{spec.name}-{secrets.token_hex(3)}")
 
-    async def _check(self, spec: ReservationSpec, progress: Progress, pinned: dict[str, str], state_id: str) -> dict[str, Any]:
-        """Every host answers SSH with the key it presented before (`pinned`: address → key) or
-        that `staticKnownHosts` gives; the state. Nothing was created: a failure leaves nothing."""
+    async def _check(self, spec: ReservationSpec, progress: Progress, pinned: str, state_id: str) -> dict[str, Any]:
+        """Every host answers SSH, its key checked by OpenSSH itself before anything runs there:
+        against `staticKnownHosts` when given (strictly: a host it does not list is refused),
+        else against `pinned` (known_hosts lines of an earlier check; a host new to them is
+        trusted on first use). The state; nothing was created, so a failure leaves nothing."""
         settings = self._configured()
         placed = place(spec, settings)
-        expected = known_keys(settings.known_hosts)
+        strict = bool(settings.known_hosts)
         work = tempfile.mkdtemp(prefix="tb-static-")
         try:
-            with open(settings.key_file or "") as f:
-                private = f.read()
-            key = os.path.join(work, "id")
-            write_private(key, private, 0o600)
-            public = (await processes.run(["ssh-keygen", "-y", "-f", key], env=processes.SAFE_ENV)).stdout.decode().strip()
             from ...protocol.redact import REDACTOR
 
+            try:
+                with open(settings.key_file or "", "rb") as fb:
+                    private = fb.read().decode()
+            except (OSError, UnicodeDecodeError) as err:
+                raise ReservationError(f"staticSshKeyFile: cannot read `{settings.key_file}` as an SSH private key ({err})", None) from None
             REDACTOR.register(private)
-            await progress(f"checking SSH on {len(placed)} existing host(s)")
+            key = os.path.join(work, "id")
+            write_private(key, private, 0o600)
+            derived = await processes.run(["ssh-keygen", "-y", "-P", "", "-f", key], env=processes.SAFE_ENV)
+            if derived.returncode != 0:
+                raise ReservationError(
+                    f"staticSshKeyFile: `{settings.key_file}` is not a private key usable without a passphrase "
+                    "(load a passphrase-protected key into no agent: give an unprotected one)",
+                    None,
+                )
+            public = derived.stdout.decode().strip()
+            await progress(f"checking SSH on {len(placed)} existing host(s)" + (" against `staticKnownHosts`" if strict else ""))
             done = 0
 
             async def one(p: Placed) -> str:
                 nonlocal done
-                user = p.host.user or settings.user
-                found = await wait_and_pin(
-                    p.host.address, user, key, work, settings.proxy_command, READY_TIMEOUT, self.cancelled, p.host.port
-                )
-                want = pinned.get(p.host.address) or expected.get(p.host.address) or (expected.get(p.name) if p.host.alias else None)
-                if want and want != found:
-                    raise ReservationError(
-                        f"{p.name} ({p.host.address}) presented host key {found}, not the "
-                        f"{'pinned' if p.host.address in pinned else '`staticKnownHosts`'} one {want}",
-                        None,
+                try:
+                    found = await wait_and_pin(
+                        p.host.address,
+                        p.host.user or settings.user,
+                        key,
+                        work,
+                        settings.proxy_command,
+                        READY_TIMEOUT,
+                        self.cancelled,
+                        p.host.port,
+                        known_text=settings.known_hosts if strict else pinned,
+                        strict=strict,
                     )
+                except HostKeyRefused as err:
+                    where = "`staticKnownHosts`" if strict else "the key pinned when it was first reached"
+                    raise ReservationError(f"{p.name} ({p.host.address}): {err}: checked against {where}", None) from None
                 done += 1
                 await progress(f"SSH ready on {done}/{len(placed)} hosts")
                 return found
@@ -241,8 +253,9 @@ class StaticTestbed(Testbed):
                     "group": p.group,
                 }
             )
-            target = h.address if h.port == 22 else f"[{h.address}]:{h.port}"
-            known.append(f"{p.name},{target} {host_key}\n")
+            if not strict:  # with `staticKnownHosts`, its own lines (hashed, patterns…) are what OpenSSH checks
+                target = h.address if h.port == 22 else f"[{h.address}]:{h.port}"
+                known.append(f"{p.name},{target} {host_key}\n")
         return {
             "backend": "static",
             "id": state_id,
@@ -251,7 +264,7 @@ class StaticTestbed(Testbed):
             "ssh": {
                 "user": settings.user,
                 "port": 22,
-                "knownHosts": "".join(known),
+                "knownHosts": settings.known_hosts if strict else "".join(known),
                 "proxyCommand": settings.proxy_command,
                 "privateKey": private,
                 "publicKey": public,
@@ -261,12 +274,12 @@ class StaticTestbed(Testbed):
     async def reconcile(self, state: dict[str, Any], spec: ReservationSpec, progress: Progress) -> dict[str, Any]:
         """Check the hosts `spec` now names; a host seen before must present the key pinned then."""
         try:
-            return await self._check(spec, progress, known_keys(state.get("ssh", {}).get("knownHosts", "")), state["id"])
+            return await self._check(spec, progress, state.get("ssh", {}).get("knownHosts", ""), state["id"])
         except ReservationError as err:
             raise ReservationError(str(err), state) from err  # the hosts stay as recorded
 
     async def inspect(self, state: dict[str, Any]) -> Optional[dict[str, Any]]:
-        """The hosts that still answer SSH with their pinned key (one quick try each)."""
+        """The hosts that still answer SSH with their pinned key (two quick tries each)."""
         ssh = state["ssh"]
         with tempfile.TemporaryDirectory(prefix="tb-static-") as work:
             key, known = os.path.join(work, "id"), os.path.join(work, "known_hosts")
@@ -275,11 +288,21 @@ class StaticTestbed(Testbed):
 
             async def alive(h: dict[str, Any]) -> bool:
                 argv = ssh_argv(
-                    h["address"], h.get("user") or ssh["user"], key, known, ssh.get("proxyCommand") or "", port=int(h.get("port") or 22)
+                    h["address"],
+                    h.get("user") or ssh["user"],
+                    key,
+                    known,
+                    ssh.get("proxyCommand") or "",
+                    port=int(h.get("port") or 22),
+                    strict=True,
                 )
-                argv[argv.index("StrictHostKeyChecking=accept-new")] = "StrictHostKeyChecking=yes"
-                done = await processes.run(argv, env=None, deadline=deadlines.after(CHECK_TIMEOUT), cancelled=self.cancelled)
-                return done.outcome == processes.EXITED and done.returncode == 0
+                for attempt in range(CHECK_TRIES):  # a blip of the network is not a lost host
+                    done = await processes.run(argv, env=None, deadline=deadlines.after(CHECK_TIMEOUT), cancelled=self.cancelled)
+                    if done.outcome == processes.EXITED and done.returncode == 0:
+                        return True
+                    if attempt + 1 < CHECK_TRIES:
+                        await deadlines.sleep(2.0, self.cancelled)
+                return False
 
             answers = await asyncio.gather(*(alive(h) for h in state["hosts"]))
         return {**state, "hosts": [h for h, ok in zip(state["hosts"], answers) if ok]}
