@@ -13,7 +13,7 @@ import pytest
 
 from ..g5k.conftest import CLOCK_SPEED, DEPLOY_SECONDS, EmulatorProcess
 from .stack import Stack
-from .test_static import TESTBED, static_config
+from .test_static import TESTBED, existing_machines, static_config
 from .test_vms import pytestmark  # noqa: F401  (root, QEMU and mmdebstrap: the local-vm stack)
 
 
@@ -36,16 +36,12 @@ def test_iperf3_on_four_testbeds_in_one_table(tmp_path, monkeypatch):
             project.up()
 
         try:
-            existing.up()
-            machines = existing.outputs(secrets=True)
-            key = tmp_path / "id"
-            key.write_text(machines["key"])
-            key.chmod(0o600)
+            machines, key = existing_machines(existing, tmp_path)
             on("local", {})
             on("local-vm", {"duration": "1"})
             g5k = {"testbed:g5kConfigFile": emu.config_file, "testbed:g5kSite": "lyon", "testbed:g5kSshProxyCommand": proxy}
             on("g5k", {**g5k, "duration": "1"})
-            on("static", static_config(machines, str(key)))
+            on("static", static_config(machines, key))
             table = subprocess.run(
                 [
                     str(TESTBED),

@@ -42,15 +42,21 @@ def static_config(out: dict, key_file: str) -> dict[str, str]:
     }
 
 
+def existing_machines(existing: Stack, tmp_path) -> tuple[dict, str]:
+    """Up the `existing` project's hosts; its outputs and its private key, written to a file."""
+    existing.up()
+    mine = existing.outputs(secrets=True)
+    key = tmp_path / "id"
+    key.write_text(mine["key"])
+    key.chmod(0o600)
+    return mine, str(key)
+
+
 def test_iperf3_on_existing_machines(tmp_path):
     existing = Stack(tmp_path, example="existing")
     try:
-        existing.up()
-        mine = existing.outputs(secrets=True)
-        key = tmp_path / "id"
-        key.write_text(mine["key"])
-        key.chmod(0o600)
-        config = static_config(mine, str(key))
+        mine, key = existing_machines(existing, tmp_path)
+        config = static_config(mine, key)
         own_known = pick(mine["ssh"], "knownHosts", "known_hosts")
         assert all(h["networks"] for hs in json.loads(config["testbed:staticHosts"]).values() for h in hs), config
         static = Stack(tmp_path, example="iperf3", stack="static", config=config)
@@ -132,18 +138,14 @@ def _swap_first_key(known: str, tmp_path) -> str:
 def test_a_program_naming_its_own_existing_hosts(tmp_path):
     existing = Stack(tmp_path, example="existing")
     try:
-        existing.up()
-        mine = existing.outputs(secrets=True)
-        key = tmp_path / "id"
-        key.write_text(mine["key"])
-        key.chmod(0o600)
+        mine, key = existing_machines(existing, tmp_path)
         given = [
             {"address": h["address"], "networks": [{"id": n["id"], "address": n["address"]} for n in h["networks"]]} for h in mine["hosts"]
         ]
         given[0]["alias"] = "first"
         config = {
             "testbed:backend": "static",
-            "testbed:staticSshKeyFile": str(key),
+            "testbed:staticSshKeyFile": key,
             "testbed:staticSshProxyCommand": pick(mine["ssh"], "proxyCommand", "proxy_command"),
             "machines": json.dumps(given),
         }

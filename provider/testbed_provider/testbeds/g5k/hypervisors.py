@@ -25,6 +25,7 @@ from typing import Any, Iterator, Optional
 
 from ...common import deadlines, processes
 from ...common.private_files import write_private
+from ...common.tasks import all_or_none
 from ...common.ticking import ticking
 from ...hosts.keys import generate, read_public
 from ...hosts.vm import remote
@@ -158,7 +159,7 @@ async def start_vms(
             accels[fqdn] = await prepare(nodes, h["address"], h["device"], image_of[fqdn], progress, h.get("accel"))
             h["accel"] = accels[fqdn]
 
-    await _all([prepare_one(n) for n in used])
+    await all_or_none([prepare_one(n) for n in used])
     kinds = sorted(set(accels.values()))
     await progress(f"starting {len(planned)} VM(s) on {len(used)} node(s) ({', '.join(kinds)})")
     host_keys: dict[str, str] = {}
@@ -203,7 +204,7 @@ async def start_vms(
                 raise ReservationError(f"starting {vm.name} on {address} printed no QEMU pid: {out.strip()[-200:]!r}")
             record["pid"] = int(words[-1])
 
-    await _all([start_one((indices or {}).get(vm.name, k), vm) for k, vm in enumerate(planned)])
+    await all_or_none([start_one((indices or {}).get(vm.name, k), vm) for k, vm in enumerate(planned)])
     await wait_ready(nodes, planned, hypervisors, host_keys, state_id, work, progress)
     return host_keys
 
@@ -233,7 +234,7 @@ async def wait_ready(
         ready += 1
         await progress(f"{ready}/{len(planned)} VMs SSH-ready ({time.monotonic() - started:.0f} s)")
 
-    await _all([one(vm) for vm in planned])
+    await all_or_none([one(vm) for vm in planned])
 
 
 async def _console_tail(nodes: Nodes, address: str, directory: str) -> str:
@@ -293,18 +294,6 @@ async def dead_vms(state: dict[str, Any], sites: set[str], stop: asyncio.Event) 
     return dead
 
 
-async def _all(coros: list[Any]) -> None:
-    """Run all; on the first failure cancel the rest (and wait for them), then raise it."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
 async def push_etc_hosts(nodes: Nodes, hosts: list[dict[str, Any]], progress: Progress) -> None:
     """Every host of a reservation with VMs names all of them in /etc/hosts, as on the local
     testbed: Grid'5000's DNS knows the nodes, not the VMs."""
@@ -316,5 +305,5 @@ async def push_etc_hosts(nodes: Nodes, hosts: list[dict[str, Any]], progress: Pr
         async with limit:
             await nodes.run(host["address"], command, f"writing {host['name']}'s /etc/hosts")
 
-    await _all([one(h) for h in hosts])
+    await all_or_none([one(h) for h in hosts])
     await progress(f"{len(hosts)} host(s) name each other in /etc/hosts")

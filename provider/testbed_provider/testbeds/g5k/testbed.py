@@ -51,6 +51,8 @@ MULTISITE_LEAD = 60  # seconds between now and the common start of a multi-site 
 MULTISITE_TRIES = 5
 ROUTED_VLANS = (4, 9)  # a site's routed KaVLAN ids
 GLOBAL_VLAN_MIN = 10  # kavlan-global ids start here (one per site)
+# What reserving (or repairing VMs) may raise that becomes a ReservationError with the state so far.
+RESERVE_ERRORS = (G5kError, Cancelled, TimeoutError, ReservationError, OSError, CommandError, ValueError)
 
 
 class G5kTestbed(Testbed):
@@ -215,7 +217,7 @@ class G5kTestbed(Testbed):
             await self._submit(session, spec, plan, state, progress, owner)
             await self._build(session, spec, plan, state, work, progress, images)
             return state
-        except (G5kError, Cancelled, TimeoutError, ReservationError, OSError, CommandError, ValueError) as err:
+        except RESERVE_ERRORS as err:
             what = "cancelled" if isinstance(err, Cancelled) else str(err)
             raise ReservationError(f"reserving on Grid'5000 failed: {what}", state if state["g5k"]["jobs"] else None) from err
         finally:
@@ -535,7 +537,7 @@ class G5kTestbed(Testbed):
             by_name = {h["name"]: h for h in state["hosts"] + started}
             new["hosts"] = node_hosts + [by_name[vm.name] for vm in planned if vm.name in by_name]
             await self._name_hosts(new, work, progress)
-        except (G5kError, Cancelled, TimeoutError, ReservationError, OSError, CommandError, ValueError) as err:
+        except RESERVE_ERRORS as err:
             what = "cancelled" if isinstance(err, Cancelled) else str(err)
             raise ReservationError(f"restarting {names} failed: {what}", new) from err
         finally:

@@ -24,6 +24,7 @@ from typing import Any, Optional
 from ...common import deadlines, processes
 from ...common.private_files import write_private
 from ...common.results import CheckFailure
+from ...common.tasks import all_or_none
 from ..base import Progress, ReservationError, ReservationSpec, Testbed, hosts_summary
 from ..g5k.ssh import HostKeyRefused, ssh_argv, wait_and_pin
 from .settings import StaticHost, StaticSettings, parse_host
@@ -225,14 +226,7 @@ class StaticTestbed(Testbed):
                 await progress(f"SSH ready on {done}/{len(placed)} hosts")
                 return found
 
-            tasks = [asyncio.ensure_future(one(p)) for p in placed]
-            try:
-                await asyncio.gather(*tasks)
-            finally:
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-            keys = [t.result() for t in tasks]
+            keys = await all_or_none(one(p) for p in placed)
         except (TimeoutError, OSError) as err:
             raise ReservationError(f"checking the static hosts failed: {err}", None) from err
         except deadlines.Cancelled as err:
