@@ -16,5 +16,5 @@ echo "setup-venv: installing the provider, the SDK and test tools into .venv (pu
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 # The pulumi SDK must match the engine built from engine/PULUMI_VERSION.
-.venv/bin/pip install -q "pulumi==$version" -e "provider[test]" -e sdk/python ansible-core -e emulator "python-grid5000==1.2.5"
+.venv/bin/pip install -q "pulumi==$version" -e "provider[test,chameleon]" -e sdk/python ansible-core -e emulator "python-grid5000==1.2.5"
 echo "$want" > "$stamp"

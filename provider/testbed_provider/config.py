@@ -14,6 +14,9 @@ from .common.results import CheckFailure
 from .config_schema import ConfigArgs
 from .protocol.codec import UNKNOWN, Secret, reveal
 from .testbeds import BACKENDS, PLANNED_BACKENDS
+from .testbeds.chameleon.settings import KEYS as CHAMELEON_KEYS
+from .testbeds.chameleon.settings import ChameleonSettings
+from .testbeds.chameleon.settings import parse_settings as parse_chameleon
 from .testbeds.g5k.settings import KEYS as G5K_KEYS
 from .testbeds.g5k.settings import G5kSettings, parse_settings
 from .testbeds.static.settings import KEYS as STATIC_KEYS
@@ -34,6 +37,7 @@ class ProviderConfig:
     backend: str = default_of(ConfigArgs, "backend")
     g5k: Optional[G5kSettings] = None  # set when backend is g5k
     static: Optional[StaticSettings] = None  # set when backend is static
+    chameleon: Optional[ChameleonSettings] = None  # set when backend is chameleon
 
 
 def _as_typed(f: Field, value: Any) -> Any:
@@ -88,4 +92,13 @@ def parse_config(raw: dict[str, Any]) -> tuple[ProviderConfig, list[CheckFailure
         typed, refused = check_keys(static_values)
         static, static_failures = parse_static(typed)
         return ProviderConfig(backend=backend, static=static), failures + refused + static_failures
+    if backend == "chameleon":  # likewise the chameleon keys
+        chameleon_values = {k: v for k, v in values.items() if k in CHAMELEON_KEYS}
+        if any(v is UNKNOWN for v in chameleon_values.values()):
+            return ProviderConfig(backend=backend), failures
+        typed, refused = check_keys(chameleon_values)
+        if refused:
+            return ProviderConfig(backend=backend), failures + refused
+        chameleon, chameleon_failures = parse_chameleon(typed)
+        return ProviderConfig(backend=backend, chameleon=chameleon), failures + chameleon_failures
     return ProviderConfig(backend=backend), failures

@@ -23,7 +23,8 @@ URI_HINT = "an http(s) URL such as `https://api.grid5000.fr/stable`"
 class ConfigArgs:
     backend: str = prop(
         "The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this "
-        "machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you "
+        "machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys), `chameleon` (Chameleon Cloud: "
+        "Blazar leases and bare-metal Nova servers on its OpenStack; see the `chameleon*` keys) or `static` (machines you "
         "already have; see the `static*` keys).",
         default="local",
         fill=True,
@@ -87,6 +88,55 @@ class ConfigArgs:
     static_known_hosts: Optional[str] = prop(
         "static backend: known_hosts lines for the hosts. Given, their keys are checked from the first connection; "
         "not given, the first connection's keys are trusted and pinned (the preview warns)."
+    )
+
+    chameleon_cloud: Optional[str] = prop(
+        "chameleon backend: the cloud's name in `clouds.yaml` (as `OS_CLOUD`), read from `chameleonCloudsFile` or "
+        "OpenStack's usual places (`./clouds.yaml`, `~/.config/openstack/clouds.yaml`, `/etc/openstack/clouds.yaml`). "
+        "Default: the file's only cloud."
+    )
+    chameleon_clouds_file: Optional[str] = prop("chameleon backend: a `clouds.yaml` file (its `secure.yaml` beside it is read too).")
+    chameleon_openrc: Optional[str] = prop(
+        "chameleon backend: an OpenRC file as Chameleon's dashboard gives it (`export OS_AUTH_URL=…` lines); its password "
+        "prompt is answered by `chameleonPassword`."
+    )
+    chameleon_auth_url: Optional[str] = prop(
+        "chameleon backend: Keystone v3 URL, e.g. `https://chi.uc.chameleoncloud.org:5000/v3` (or an emulator's "
+        "`http://127.0.0.1:PORT/v3`); overrides the file's.",
+        pattern=URI,
+        hint="an http(s) URL such as `https://chi.uc.chameleoncloud.org:5000/v3`",
+    )
+    chameleon_region: Optional[str] = prop(
+        "chameleon backend: the site, as OpenStack's region name (`CHI@UC`, `CHI@TACC`…); overrides the file's."
+    )
+    chameleon_application_credential_id: Optional[str] = prop(
+        "chameleon backend: an application credential's id (overrides the file's; with `chameleonApplicationCredentialSecret`)."
+    )
+    chameleon_application_credential_secret: Optional[str] = prop(
+        "chameleon backend: that credential's secret. Secret: `pulumi config set --secret`; never in state, logs or errors.",
+        secret=True,
+    )
+    chameleon_username: Optional[str] = prop("chameleon backend: user name for password authentication (overrides the file's).")
+    chameleon_password: Optional[str] = prop(
+        "chameleon backend: password (overrides the file's, answers an OpenRC's prompt). Secret: never in state, logs or errors.",
+        secret=True,
+    )
+    chameleon_project_name: Optional[str] = prop(
+        "chameleon backend: project for password authentication, e.g. `CHI-123456` (overrides the file's)."
+    )
+    chameleon_image: str = prop("chameleon backend: the Glance image of machine groups naming no `environment`.", default="CC-Ubuntu22.04")
+    chameleon_node_type: str = prop("chameleon backend: the node type of machine groups naming no `nodeType`.", default="compute_skylake")
+    chameleon_network: str = prop("chameleon backend: the Neutron network the servers are on.", default="sharednet1")
+    chameleon_floating_ips: bool = prop(
+        "chameleon backend: give every server a floating IP from `chameleonPublicNetwork` and reach it there (else at its "
+        "fixed address, e.g. through `chameleonSshProxyCommand`).",
+        default=True,
+    )
+    chameleon_public_network: str = prop("chameleon backend: the external network floating IPs come from.", default="public")
+    chameleon_ssh_user: str = prop("chameleon backend: the user the images log in (Chameleon's images: `cc`).", default="cc")
+    chameleon_ssh_proxy_command: Optional[str] = prop(
+        "chameleon backend: ssh ProxyCommand reaching the servers (`%h`/`%p`), e.g. through a jump host; none: direct "
+        "connections. Against the emulator: its `proxyCommand`."
     )
 
 

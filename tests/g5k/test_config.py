@@ -36,4 +36,4 @@ def test_get_backend_reports_g5k(plugin, emulator):
     plugin.configure_g5k(emulator, g5kSite="lyon")
     response = plugin.stub.Invoke(provider_pb2.InvokeRequest(tok="testbed:index:getBackend", args=codec.encode({})))
     result = codec.decode(getattr(response, "return"))
-    assert result["backend"] == "g5k" and result["ready"] is True and result["available"] == ["g5k", "local", "static"]
+    assert result["backend"] == "g5k" and result["ready"] is True and result["available"] == ["chameleon", "g5k", "local", "static"]

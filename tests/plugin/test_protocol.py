@@ -110,7 +110,11 @@ def test_invoke_get_backend(plugin):
     plugin.handshake_and_configure()
     response = plugin.stub.Invoke(provider_pb2.InvokeRequest(tok="testbed:index:getBackend", args=codec.encode({})))
     result = codec.decode(getattr(response, "return"))
-    assert result["backend"] == "local" and result["available"] == ["g5k", "local", "static"] and isinstance(result["ready"], bool)
+    assert (
+        result["backend"] == "local"
+        and result["available"] == ["chameleon", "g5k", "local", "static"]
+        and isinstance(result["ready"], bool)
+    )
 
 
 def test_debug_mode_listens_on_a_fixed_port_and_attaches(tmp_path):

@@ -37,7 +37,7 @@ RESERVED_ROLES = {"all", "ungrouped"}
 # Machine-group options a backend may accept (each backend's validate() says which it does);
 # the others (`roles`, `count`, `vars`: the group's Ansible host variables; the kind and a VM's
 # size and image, typed fields of the spec) are never a backend's.
-BACKEND_OPTIONS = {"cluster", "site", "walltime", "environment", "hosts"}
+BACKEND_OPTIONS = {"cluster", "site", "walltime", "environment", "hosts", "nodeType", "start"}
 VM_KEYS = ("kind", "flavour", "cores", "memoryMb", "image")
 INPUT_KEYS = input_names(ReservationArgs)
 DERIVED = ("addresses", "hostAddresses")  # outputs computed from the state alone

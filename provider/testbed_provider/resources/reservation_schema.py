@@ -83,9 +83,23 @@ class MachineGroup:
         "Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date."
     )
     walltime: Optional[str] = prop(
-        "How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`)."
+        "How long the reservation lasts, `H:MM:SS` (g5k: the OAR job's walltime; chameleon: the Blazar lease's length, "
+        "extended in place when it grows; one value per reservation; default `1:00:00`)."
     )
-    environment: Optional[str] = prop("Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).")
+    environment: Optional[str] = prop(
+        "Operating system installed on these machines: g5k, the Kadeploy environment (default `debian12-min`); "
+        "chameleon, the Glance image (default `testbed:chameleonImage`)."
+    )
+    node_type: Optional[str] = prop(
+        "Chameleon node type of these machines, Blazar's `node_type` (chameleon backend only; default `testbed:chameleonNodeType`).",
+        pattern=r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        hint="a node type such as `compute_skylake`",
+    )
+    start: Optional[str] = prop(
+        "When the lease starts, `YYYY-MM-DD HH:MM` in UTC (chameleon backend only; one value per reservation; default now).",
+        pattern=r"\d{4}-\d\d-\d\d \d\d:\d\d",
+        hint="a UTC date such as `2026-12-24 08:00`",
+    )
     kind: MachineKind = prop(
         "`host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). "
         "`vm`: QEMU VMs with a kernel of their own, reached and used like any host. Local: on this machine, on the same "

@@ -29,7 +29,13 @@ def _static(cancelled: asyncio.Event, config: Any = None) -> Testbed:
     return StaticTestbed(settings=getattr(config, "static", None), cancelled=cancelled)
 
 
-BACKENDS: dict[str, Callable[[asyncio.Event, Any], Testbed]] = {"local": _local, "g5k": _g5k, "static": _static}
+def _chameleon(cancelled: asyncio.Event, config: Any = None) -> Testbed:
+    from .chameleon.testbed import ChameleonTestbed  # imported lazily: openstacksdk loads only when used
+
+    return ChameleonTestbed(settings=getattr(config, "chameleon", None), cancelled=cancelled)
+
+
+BACKENDS: dict[str, Callable[[asyncio.Event, Any], Testbed]] = {"local": _local, "g5k": _g5k, "static": _static, "chameleon": _chameleon}
 PLANNED_BACKENDS: set[str] = set()
 
 

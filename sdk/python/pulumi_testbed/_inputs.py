@@ -1127,7 +1127,7 @@ class MachineGroupArgsDict(TypedDict):
     """
     environment: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
-    Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+    Operating system installed on these machines: g5k, the Kadeploy environment (default `debian12-min`); chameleon, the Glance image (default `testbed:chameleonImage`).
     """
     flavour: NotRequired[pulumi.Input[Optional['Flavour']]]
     """
@@ -1149,9 +1149,17 @@ class MachineGroupArgsDict(TypedDict):
     """
     Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
     """
+    node_type: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    Chameleon node type of these machines, Blazar's `node_type` (chameleon backend only; default `testbed:chameleonNodeType`).
+    """
     site: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
     Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
+    """
+    start: NotRequired[pulumi.Input[Optional[_builtins.str]]]
+    """
+    When the lease starts, `YYYY-MM-DD HH:MM` in UTC (chameleon backend only; one value per reservation; default now).
     """
     vars: NotRequired[pulumi.Input[Optional[Mapping[str, Any]]]]
     """
@@ -1159,7 +1167,7 @@ class MachineGroupArgsDict(TypedDict):
     """
     walltime: NotRequired[pulumi.Input[Optional[_builtins.str]]]
     """
-    How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
+    How long the reservation lasts, `H:MM:SS` (g5k: the OAR job's walltime; chameleon: the Blazar lease's length, extended in place when it grows; one value per reservation; default `1:00:00`).
     """
 
 @pulumi.input_type
@@ -1175,7 +1183,9 @@ class MachineGroupArgs:
                  image: pulumi.Input[Optional[_builtins.str]] = None,
                  kind: pulumi.Input[Optional['MachineKind']] = None,
                  memory_mb: pulumi.Input[Optional[_builtins.int]] = None,
+                 node_type: pulumi.Input[Optional[_builtins.str]] = None,
                  site: pulumi.Input[Optional[_builtins.str]] = None,
+                 start: pulumi.Input[Optional[_builtins.str]] = None,
                  vars: pulumi.Input[Optional[Mapping[str, Any]]] = None,
                  walltime: pulumi.Input[Optional[_builtins.str]] = None):
         """
@@ -1185,15 +1195,17 @@ class MachineGroupArgs:
         :param pulumi.Input[Sequence[pulumi.Input[_builtins.str]]] roles: Roles of these machines: Ansible group names used to address them in later steps.
         :param pulumi.Input[_builtins.str] cluster: Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
         :param pulumi.Input[_builtins.int] cores: Cores of each VM (kind `vm`; instead of `flavour`; default 1).
-        :param pulumi.Input[_builtins.str] environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+        :param pulumi.Input[_builtins.str] environment: Operating system installed on these machines: g5k, the Kadeploy environment (default `debian12-min`); chameleon, the Glance image (default `testbed:chameleonImage`).
         :param pulumi.Input['Flavour'] flavour: Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
         :param pulumi.Input[Sequence[pulumi.Input['ExistingHostArgs']]] hosts: The machines of this group when they already exist (static backend only; `count` must match): instead of those `testbed:staticHosts` lists for the group's first role.
         :param pulumi.Input[_builtins.str] image: VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
         :param pulumi.Input['MachineKind'] kind: `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own, reached and used like any host. Local: on this machine, on the same networks as namespace hosts. g5k (needs `cluster`), à la VMonG5k: as many of the cluster's nodes as the VMs' cores and memory take, a slash_22 subnet per site, each VM the subnet address the site's DHCP gives its 00:16:3e MAC, reached through the same gateway as the nodes; a network of VM groups only is their subnet addresses. Default: `host`.
         :param pulumi.Input[_builtins.int] memory_mb: Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
+        :param pulumi.Input[_builtins.str] node_type: Chameleon node type of these machines, Blazar's `node_type` (chameleon backend only; default `testbed:chameleonNodeType`).
         :param pulumi.Input[_builtins.str] site: Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
+        :param pulumi.Input[_builtins.str] start: When the lease starts, `YYYY-MM-DD HH:MM` in UTC (chameleon backend only; one value per reservation; default now).
         :param pulumi.Input[Mapping[str, Any]] vars: Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.
-        :param pulumi.Input[_builtins.str] walltime: How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
+        :param pulumi.Input[_builtins.str] walltime: How long the reservation lasts, `H:MM:SS` (g5k: the OAR job's walltime; chameleon: the Blazar lease's length, extended in place when it grows; one value per reservation; default `1:00:00`).
         """
         pulumi.set(__self__, "count", count)
         pulumi.set(__self__, "roles", roles)
@@ -1213,8 +1225,12 @@ class MachineGroupArgs:
             pulumi.set(__self__, "kind", kind)
         if memory_mb is not None:
             pulumi.set(__self__, "memory_mb", memory_mb)
+        if node_type is not None:
+            pulumi.set(__self__, "node_type", node_type)
         if site is not None:
             pulumi.set(__self__, "site", site)
+        if start is not None:
+            pulumi.set(__self__, "start", start)
         if vars is not None:
             pulumi.set(__self__, "vars", vars)
         if walltime is not None:
@@ -1272,7 +1288,7 @@ class MachineGroupArgs:
     @pulumi.getter
     def environment(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+        Operating system installed on these machines: g5k, the Kadeploy environment (default `debian12-min`); chameleon, the Glance image (default `testbed:chameleonImage`).
         """
         return pulumi.get(self, "environment")
 
@@ -1341,6 +1357,18 @@ class MachineGroupArgs:
         pulumi.set(self, "memory_mb", value)
 
     @_builtins.property
+    @pulumi.getter(name="nodeType")
+    def node_type(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        Chameleon node type of these machines, Blazar's `node_type` (chameleon backend only; default `testbed:chameleonNodeType`).
+        """
+        return pulumi.get(self, "node_type")
+
+    @node_type.setter
+    def node_type(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "node_type", value)
+
+    @_builtins.property
     @pulumi.getter
     def site(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
@@ -1351,6 +1379,18 @@ class MachineGroupArgs:
     @site.setter
     def site(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "site", value)
+
+    @_builtins.property
+    @pulumi.getter
+    def start(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        When the lease starts, `YYYY-MM-DD HH:MM` in UTC (chameleon backend only; one value per reservation; default now).
+        """
+        return pulumi.get(self, "start")
+
+    @start.setter
+    def start(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "start", value)
 
     @_builtins.property
     @pulumi.getter
@@ -1368,7 +1408,7 @@ class MachineGroupArgs:
     @pulumi.getter
     def walltime(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
+        How long the reservation lasts, `H:MM:SS` (g5k: the OAR job's walltime; chameleon: the Blazar lease's length, extended in place when it grows; one value per reservation; default `1:00:00`).
         """
         return pulumi.get(self, "walltime")
 

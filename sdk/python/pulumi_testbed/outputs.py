@@ -1088,6 +1088,8 @@ class MachineGroup(dict):
         suggest = None
         if key == "memoryMb":
             suggest = "memory_mb"
+        elif key == "nodeType":
+            suggest = "node_type"
 
         if suggest:
             pulumi.log.warn(f"Key '{key}' not found in MachineGroup. Access the value via the '{suggest}' property getter instead.")
@@ -1111,7 +1113,9 @@ class MachineGroup(dict):
                  image: Optional[_builtins.str] = None,
                  kind: Optional['MachineKind'] = None,
                  memory_mb: Optional[_builtins.int] = None,
+                 node_type: Optional[_builtins.str] = None,
                  site: Optional[_builtins.str] = None,
+                 start: Optional[_builtins.str] = None,
                  vars: Optional[Mapping[str, Any]] = None,
                  walltime: Optional[_builtins.str] = None):
         """
@@ -1121,15 +1125,17 @@ class MachineGroup(dict):
         :param Sequence[_builtins.str] roles: Roles of these machines: Ansible group names used to address them in later steps.
         :param _builtins.str cluster: Grid'5000 cluster to take the machines from (g5k backend only; the local backend rejects it).
         :param _builtins.int cores: Cores of each VM (kind `vm`; instead of `flavour`; default 1).
-        :param _builtins.str environment: Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+        :param _builtins.str environment: Operating system installed on these machines: g5k, the Kadeploy environment (default `debian12-min`); chameleon, the Glance image (default `testbed:chameleonImage`).
         :param 'Flavour' flavour: Size of each VM (kind `vm`), EnOSlib's flavours: `tiny` 1 core / 512 MB (the default), `small` 1/1024, `medium` 2/2048, `big` 3/3072, `large` 4/4096, `extra-large` 6/6144. Or give `cores` and `memoryMb` instead.
         :param Sequence['ExistingHost'] hosts: The machines of this group when they already exist (static backend only; `count` must match): instead of those `testbed:staticHosts` lists for the group's first role.
         :param _builtins.str image: VM image (kind `vm`): the directory of an image built by `python -m testbed_provider.hosts.vm.image`, or a qcow2 root disk made from one (booted with the project's kernel). Default: the project's Debian 12 image, built on first use.
         :param 'MachineKind' kind: `host`: the testbed's own machines (local: network namespaces sharing this machine's kernel; g5k: nodes). `vm`: QEMU VMs with a kernel of their own, reached and used like any host. Local: on this machine, on the same networks as namespace hosts. g5k (needs `cluster`), à la VMonG5k: as many of the cluster's nodes as the VMs' cores and memory take, a slash_22 subnet per site, each VM the subnet address the site's DHCP gives its 00:16:3e MAC, reached through the same gateway as the nodes; a network of VM groups only is their subnet addresses. Default: `host`.
         :param _builtins.int memory_mb: Memory of each VM in MB (kind `vm`; instead of `flavour`; default 512).
+        :param _builtins.str node_type: Chameleon node type of these machines, Blazar's `node_type` (chameleon backend only; default `testbed:chameleonNodeType`).
         :param _builtins.str site: Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
+        :param _builtins.str start: When the lease starts, `YYYY-MM-DD HH:MM` in UTC (chameleon backend only; one value per reservation; default now).
         :param Mapping[str, Any] vars: Ansible variables of the group's hosts (EnOSlib's `host.extra`): every Play on those hosts sees them, beside `testbed_networks` (network id → the host's address) and `testbed_roles`. A change updates the inventory in place (nothing is re-reserved) and re-runs the Plays on those hosts.
-        :param _builtins.str walltime: How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
+        :param _builtins.str walltime: How long the reservation lasts, `H:MM:SS` (g5k: the OAR job's walltime; chameleon: the Blazar lease's length, extended in place when it grows; one value per reservation; default `1:00:00`).
         """
         pulumi.set(__self__, "count", count)
         pulumi.set(__self__, "roles", roles)
@@ -1149,8 +1155,12 @@ class MachineGroup(dict):
             pulumi.set(__self__, "kind", kind)
         if memory_mb is not None:
             pulumi.set(__self__, "memory_mb", memory_mb)
+        if node_type is not None:
+            pulumi.set(__self__, "node_type", node_type)
         if site is not None:
             pulumi.set(__self__, "site", site)
+        if start is not None:
+            pulumi.set(__self__, "start", start)
         if vars is not None:
             pulumi.set(__self__, "vars", vars)
         if walltime is not None:
@@ -1192,7 +1202,7 @@ class MachineGroup(dict):
     @pulumi.getter
     def environment(self) -> Optional[_builtins.str]:
         """
-        Kadeploy environment installed on these machines (g5k backend only; default `debian12-min`).
+        Operating system installed on these machines: g5k, the Kadeploy environment (default `debian12-min`); chameleon, the Glance image (default `testbed:chameleonImage`).
         """
         return pulumi.get(self, "environment")
 
@@ -1237,12 +1247,28 @@ class MachineGroup(dict):
         return pulumi.get(self, "memory_mb")
 
     @_builtins.property
+    @pulumi.getter(name="nodeType")
+    def node_type(self) -> Optional[_builtins.str]:
+        """
+        Chameleon node type of these machines, Blazar's `node_type` (chameleon backend only; default `testbed:chameleonNodeType`).
+        """
+        return pulumi.get(self, "node_type")
+
+    @_builtins.property
     @pulumi.getter
     def site(self) -> Optional[_builtins.str]:
         """
         Grid'5000 site of these machines (g5k backend only; default `testbed:g5kSite`). One OAR job per site; several sites share one start date.
         """
         return pulumi.get(self, "site")
+
+    @_builtins.property
+    @pulumi.getter
+    def start(self) -> Optional[_builtins.str]:
+        """
+        When the lease starts, `YYYY-MM-DD HH:MM` in UTC (chameleon backend only; one value per reservation; default now).
+        """
+        return pulumi.get(self, "start")
 
     @_builtins.property
     @pulumi.getter
@@ -1256,7 +1282,7 @@ class MachineGroup(dict):
     @pulumi.getter
     def walltime(self) -> Optional[_builtins.str]:
         """
-        How long the g5k reservation lasts, `H:MM:SS` (g5k backend only; one value per reservation; default `1:00:00`).
+        How long the reservation lasts, `H:MM:SS` (g5k: the OAR job's walltime; chameleon: the Blazar lease's length, extended in place when it grows; one value per reservation; default `1:00:00`).
         """
         return pulumi.get(self, "walltime")
 

@@ -20,6 +20,23 @@ __all__ = ['ProviderArgs', 'Provider']
 class ProviderArgs:
     def __init__(__self__, *,
                  backend: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_application_credential_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_application_credential_secret: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_auth_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_cloud: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_clouds_file: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_floating_ips: pulumi.Input[Optional[_builtins.bool]] = None,
+                 chameleon_image: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_network: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_node_type: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_openrc: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_password: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_project_name: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_public_network: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_region: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_username: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_config_file: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_password: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_site: pulumi.Input[Optional[_builtins.str]] = None,
@@ -37,7 +54,24 @@ class ProviderArgs:
         """
         The set of arguments for constructing a Provider resource.
 
-        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you already have; see the `static*` keys).
+        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys), `chameleon` (Chameleon Cloud: Blazar leases and bare-metal Nova servers on its OpenStack; see the `chameleon*` keys) or `static` (machines you already have; see the `static*` keys).
+        :param pulumi.Input[_builtins.str] chameleon_application_credential_id: chameleon backend: an application credential's id (overrides the file's; with `chameleonApplicationCredentialSecret`).
+        :param pulumi.Input[_builtins.str] chameleon_application_credential_secret: chameleon backend: that credential's secret. Secret: `pulumi config set --secret`; never in state, logs or errors.
+        :param pulumi.Input[_builtins.str] chameleon_auth_url: chameleon backend: Keystone v3 URL, e.g. `https://chi.uc.chameleoncloud.org:5000/v3` (or an emulator's `http://127.0.0.1:PORT/v3`); overrides the file's.
+        :param pulumi.Input[_builtins.str] chameleon_cloud: chameleon backend: the cloud's name in `clouds.yaml` (as `OS_CLOUD`), read from `chameleonCloudsFile` or OpenStack's usual places (`./clouds.yaml`, `~/.config/openstack/clouds.yaml`, `/etc/openstack/clouds.yaml`). Default: the file's only cloud.
+        :param pulumi.Input[_builtins.str] chameleon_clouds_file: chameleon backend: a `clouds.yaml` file (its `secure.yaml` beside it is read too).
+        :param pulumi.Input[_builtins.bool] chameleon_floating_ips: chameleon backend: give every server a floating IP from `chameleonPublicNetwork` and reach it there (else at its fixed address, e.g. through `chameleonSshProxyCommand`). Default: `true`.
+        :param pulumi.Input[_builtins.str] chameleon_image: chameleon backend: the Glance image of machine groups naming no `environment`. Default: `CC-Ubuntu22.04`.
+        :param pulumi.Input[_builtins.str] chameleon_network: chameleon backend: the Neutron network the servers are on. Default: `sharednet1`.
+        :param pulumi.Input[_builtins.str] chameleon_node_type: chameleon backend: the node type of machine groups naming no `nodeType`. Default: `compute_skylake`.
+        :param pulumi.Input[_builtins.str] chameleon_openrc: chameleon backend: an OpenRC file as Chameleon's dashboard gives it (`export OS_AUTH_URL=…` lines); its password prompt is answered by `chameleonPassword`.
+        :param pulumi.Input[_builtins.str] chameleon_password: chameleon backend: password (overrides the file's, answers an OpenRC's prompt). Secret: never in state, logs or errors.
+        :param pulumi.Input[_builtins.str] chameleon_project_name: chameleon backend: project for password authentication, e.g. `CHI-123456` (overrides the file's).
+        :param pulumi.Input[_builtins.str] chameleon_public_network: chameleon backend: the external network floating IPs come from. Default: `public`.
+        :param pulumi.Input[_builtins.str] chameleon_region: chameleon backend: the site, as OpenStack's region name (`CHI@UC`, `CHI@TACC`…); overrides the file's.
+        :param pulumi.Input[_builtins.str] chameleon_ssh_proxy_command: chameleon backend: ssh ProxyCommand reaching the servers (`%h`/`%p`), e.g. through a jump host; none: direct connections. Against the emulator: its `proxyCommand`.
+        :param pulumi.Input[_builtins.str] chameleon_ssh_user: chameleon backend: the user the images log in (Chameleon's images: `cc`). Default: `cc`.
+        :param pulumi.Input[_builtins.str] chameleon_username: chameleon backend: user name for password authentication (overrides the file's).
         :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API). Default: `~/.python-grid5000.yaml`.
         :param pulumi.Input[_builtins.str] g5k_password: g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
         :param pulumi.Input[_builtins.str] g5k_site: g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
@@ -57,6 +91,40 @@ class ProviderArgs:
             backend = 'local'
         if backend is not None:
             pulumi.set(__self__, "backend", backend)
+        if chameleon_application_credential_id is not None:
+            pulumi.set(__self__, "chameleon_application_credential_id", chameleon_application_credential_id)
+        if chameleon_application_credential_secret is not None:
+            pulumi.set(__self__, "chameleon_application_credential_secret", chameleon_application_credential_secret)
+        if chameleon_auth_url is not None:
+            pulumi.set(__self__, "chameleon_auth_url", chameleon_auth_url)
+        if chameleon_cloud is not None:
+            pulumi.set(__self__, "chameleon_cloud", chameleon_cloud)
+        if chameleon_clouds_file is not None:
+            pulumi.set(__self__, "chameleon_clouds_file", chameleon_clouds_file)
+        if chameleon_floating_ips is not None:
+            pulumi.set(__self__, "chameleon_floating_ips", chameleon_floating_ips)
+        if chameleon_image is not None:
+            pulumi.set(__self__, "chameleon_image", chameleon_image)
+        if chameleon_network is not None:
+            pulumi.set(__self__, "chameleon_network", chameleon_network)
+        if chameleon_node_type is not None:
+            pulumi.set(__self__, "chameleon_node_type", chameleon_node_type)
+        if chameleon_openrc is not None:
+            pulumi.set(__self__, "chameleon_openrc", chameleon_openrc)
+        if chameleon_password is not None:
+            pulumi.set(__self__, "chameleon_password", chameleon_password)
+        if chameleon_project_name is not None:
+            pulumi.set(__self__, "chameleon_project_name", chameleon_project_name)
+        if chameleon_public_network is not None:
+            pulumi.set(__self__, "chameleon_public_network", chameleon_public_network)
+        if chameleon_region is not None:
+            pulumi.set(__self__, "chameleon_region", chameleon_region)
+        if chameleon_ssh_proxy_command is not None:
+            pulumi.set(__self__, "chameleon_ssh_proxy_command", chameleon_ssh_proxy_command)
+        if chameleon_ssh_user is not None:
+            pulumi.set(__self__, "chameleon_ssh_user", chameleon_ssh_user)
+        if chameleon_username is not None:
+            pulumi.set(__self__, "chameleon_username", chameleon_username)
         if g5k_config_file is not None:
             pulumi.set(__self__, "g5k_config_file", g5k_config_file)
         if g5k_password is not None:
@@ -90,13 +158,217 @@ class ProviderArgs:
     @pulumi.getter
     def backend(self) -> pulumi.Input[Optional[_builtins.str]]:
         """
-        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you already have; see the `static*` keys).
+        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys), `chameleon` (Chameleon Cloud: Blazar leases and bare-metal Nova servers on its OpenStack; see the `chameleon*` keys) or `static` (machines you already have; see the `static*` keys).
         """
         return pulumi.get(self, "backend")
 
     @backend.setter
     def backend(self, value: pulumi.Input[Optional[_builtins.str]]):
         pulumi.set(self, "backend", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonApplicationCredentialId")
+    def chameleon_application_credential_id(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: an application credential's id (overrides the file's; with `chameleonApplicationCredentialSecret`).
+        """
+        return pulumi.get(self, "chameleon_application_credential_id")
+
+    @chameleon_application_credential_id.setter
+    def chameleon_application_credential_id(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_application_credential_id", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonApplicationCredentialSecret")
+    def chameleon_application_credential_secret(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: that credential's secret. Secret: `pulumi config set --secret`; never in state, logs or errors.
+        """
+        return pulumi.get(self, "chameleon_application_credential_secret")
+
+    @chameleon_application_credential_secret.setter
+    def chameleon_application_credential_secret(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_application_credential_secret", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonAuthUrl")
+    def chameleon_auth_url(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: Keystone v3 URL, e.g. `https://chi.uc.chameleoncloud.org:5000/v3` (or an emulator's `http://127.0.0.1:PORT/v3`); overrides the file's.
+        """
+        return pulumi.get(self, "chameleon_auth_url")
+
+    @chameleon_auth_url.setter
+    def chameleon_auth_url(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_auth_url", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonCloud")
+    def chameleon_cloud(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: the cloud's name in `clouds.yaml` (as `OS_CLOUD`), read from `chameleonCloudsFile` or OpenStack's usual places (`./clouds.yaml`, `~/.config/openstack/clouds.yaml`, `/etc/openstack/clouds.yaml`). Default: the file's only cloud.
+        """
+        return pulumi.get(self, "chameleon_cloud")
+
+    @chameleon_cloud.setter
+    def chameleon_cloud(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_cloud", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonCloudsFile")
+    def chameleon_clouds_file(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: a `clouds.yaml` file (its `secure.yaml` beside it is read too).
+        """
+        return pulumi.get(self, "chameleon_clouds_file")
+
+    @chameleon_clouds_file.setter
+    def chameleon_clouds_file(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_clouds_file", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonFloatingIps")
+    def chameleon_floating_ips(self) -> pulumi.Input[Optional[_builtins.bool]]:
+        """
+        chameleon backend: give every server a floating IP from `chameleonPublicNetwork` and reach it there (else at its fixed address, e.g. through `chameleonSshProxyCommand`). Default: `true`.
+        """
+        return pulumi.get(self, "chameleon_floating_ips")
+
+    @chameleon_floating_ips.setter
+    def chameleon_floating_ips(self, value: pulumi.Input[Optional[_builtins.bool]]):
+        pulumi.set(self, "chameleon_floating_ips", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonImage")
+    def chameleon_image(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: the Glance image of machine groups naming no `environment`. Default: `CC-Ubuntu22.04`.
+        """
+        return pulumi.get(self, "chameleon_image")
+
+    @chameleon_image.setter
+    def chameleon_image(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_image", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonNetwork")
+    def chameleon_network(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: the Neutron network the servers are on. Default: `sharednet1`.
+        """
+        return pulumi.get(self, "chameleon_network")
+
+    @chameleon_network.setter
+    def chameleon_network(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_network", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonNodeType")
+    def chameleon_node_type(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: the node type of machine groups naming no `nodeType`. Default: `compute_skylake`.
+        """
+        return pulumi.get(self, "chameleon_node_type")
+
+    @chameleon_node_type.setter
+    def chameleon_node_type(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_node_type", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonOpenrc")
+    def chameleon_openrc(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: an OpenRC file as Chameleon's dashboard gives it (`export OS_AUTH_URL=…` lines); its password prompt is answered by `chameleonPassword`.
+        """
+        return pulumi.get(self, "chameleon_openrc")
+
+    @chameleon_openrc.setter
+    def chameleon_openrc(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_openrc", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonPassword")
+    def chameleon_password(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: password (overrides the file's, answers an OpenRC's prompt). Secret: never in state, logs or errors.
+        """
+        return pulumi.get(self, "chameleon_password")
+
+    @chameleon_password.setter
+    def chameleon_password(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_password", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonProjectName")
+    def chameleon_project_name(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: project for password authentication, e.g. `CHI-123456` (overrides the file's).
+        """
+        return pulumi.get(self, "chameleon_project_name")
+
+    @chameleon_project_name.setter
+    def chameleon_project_name(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_project_name", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonPublicNetwork")
+    def chameleon_public_network(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: the external network floating IPs come from. Default: `public`.
+        """
+        return pulumi.get(self, "chameleon_public_network")
+
+    @chameleon_public_network.setter
+    def chameleon_public_network(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_public_network", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonRegion")
+    def chameleon_region(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: the site, as OpenStack's region name (`CHI@UC`, `CHI@TACC`…); overrides the file's.
+        """
+        return pulumi.get(self, "chameleon_region")
+
+    @chameleon_region.setter
+    def chameleon_region(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_region", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonSshProxyCommand")
+    def chameleon_ssh_proxy_command(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: ssh ProxyCommand reaching the servers (`%h`/`%p`), e.g. through a jump host; none: direct connections. Against the emulator: its `proxyCommand`.
+        """
+        return pulumi.get(self, "chameleon_ssh_proxy_command")
+
+    @chameleon_ssh_proxy_command.setter
+    def chameleon_ssh_proxy_command(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_ssh_proxy_command", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonSshUser")
+    def chameleon_ssh_user(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: the user the images log in (Chameleon's images: `cc`). Default: `cc`.
+        """
+        return pulumi.get(self, "chameleon_ssh_user")
+
+    @chameleon_ssh_user.setter
+    def chameleon_ssh_user(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_ssh_user", value)
+
+    @_builtins.property
+    @pulumi.getter(name="chameleonUsername")
+    def chameleon_username(self) -> pulumi.Input[Optional[_builtins.str]]:
+        """
+        chameleon backend: user name for password authentication (overrides the file's).
+        """
+        return pulumi.get(self, "chameleon_username")
+
+    @chameleon_username.setter
+    def chameleon_username(self, value: pulumi.Input[Optional[_builtins.str]]):
+        pulumi.set(self, "chameleon_username", value)
 
     @_builtins.property
     @pulumi.getter(name="g5kConfigFile")
@@ -274,6 +546,23 @@ class Provider(pulumi.ProviderResource):
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
                  backend: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_application_credential_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_application_credential_secret: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_auth_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_cloud: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_clouds_file: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_floating_ips: pulumi.Input[Optional[_builtins.bool]] = None,
+                 chameleon_image: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_network: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_node_type: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_openrc: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_password: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_project_name: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_public_network: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_region: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_username: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_config_file: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_password: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_site: pulumi.Input[Optional[_builtins.str]] = None,
@@ -294,7 +583,24 @@ class Provider(pulumi.ProviderResource):
 
         :param str resource_name: The name of the resource.
         :param pulumi.ResourceOptions opts: Options for the resource.
-        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you already have; see the `static*` keys).
+        :param pulumi.Input[_builtins.str] backend: The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys), `chameleon` (Chameleon Cloud: Blazar leases and bare-metal Nova servers on its OpenStack; see the `chameleon*` keys) or `static` (machines you already have; see the `static*` keys).
+        :param pulumi.Input[_builtins.str] chameleon_application_credential_id: chameleon backend: an application credential's id (overrides the file's; with `chameleonApplicationCredentialSecret`).
+        :param pulumi.Input[_builtins.str] chameleon_application_credential_secret: chameleon backend: that credential's secret. Secret: `pulumi config set --secret`; never in state, logs or errors.
+        :param pulumi.Input[_builtins.str] chameleon_auth_url: chameleon backend: Keystone v3 URL, e.g. `https://chi.uc.chameleoncloud.org:5000/v3` (or an emulator's `http://127.0.0.1:PORT/v3`); overrides the file's.
+        :param pulumi.Input[_builtins.str] chameleon_cloud: chameleon backend: the cloud's name in `clouds.yaml` (as `OS_CLOUD`), read from `chameleonCloudsFile` or OpenStack's usual places (`./clouds.yaml`, `~/.config/openstack/clouds.yaml`, `/etc/openstack/clouds.yaml`). Default: the file's only cloud.
+        :param pulumi.Input[_builtins.str] chameleon_clouds_file: chameleon backend: a `clouds.yaml` file (its `secure.yaml` beside it is read too).
+        :param pulumi.Input[_builtins.bool] chameleon_floating_ips: chameleon backend: give every server a floating IP from `chameleonPublicNetwork` and reach it there (else at its fixed address, e.g. through `chameleonSshProxyCommand`). Default: `true`.
+        :param pulumi.Input[_builtins.str] chameleon_image: chameleon backend: the Glance image of machine groups naming no `environment`. Default: `CC-Ubuntu22.04`.
+        :param pulumi.Input[_builtins.str] chameleon_network: chameleon backend: the Neutron network the servers are on. Default: `sharednet1`.
+        :param pulumi.Input[_builtins.str] chameleon_node_type: chameleon backend: the node type of machine groups naming no `nodeType`. Default: `compute_skylake`.
+        :param pulumi.Input[_builtins.str] chameleon_openrc: chameleon backend: an OpenRC file as Chameleon's dashboard gives it (`export OS_AUTH_URL=…` lines); its password prompt is answered by `chameleonPassword`.
+        :param pulumi.Input[_builtins.str] chameleon_password: chameleon backend: password (overrides the file's, answers an OpenRC's prompt). Secret: never in state, logs or errors.
+        :param pulumi.Input[_builtins.str] chameleon_project_name: chameleon backend: project for password authentication, e.g. `CHI-123456` (overrides the file's).
+        :param pulumi.Input[_builtins.str] chameleon_public_network: chameleon backend: the external network floating IPs come from. Default: `public`.
+        :param pulumi.Input[_builtins.str] chameleon_region: chameleon backend: the site, as OpenStack's region name (`CHI@UC`, `CHI@TACC`…); overrides the file's.
+        :param pulumi.Input[_builtins.str] chameleon_ssh_proxy_command: chameleon backend: ssh ProxyCommand reaching the servers (`%h`/`%p`), e.g. through a jump host; none: direct connections. Against the emulator: its `proxyCommand`.
+        :param pulumi.Input[_builtins.str] chameleon_ssh_user: chameleon backend: the user the images log in (Chameleon's images: `cc`). Default: `cc`.
+        :param pulumi.Input[_builtins.str] chameleon_username: chameleon backend: user name for password authentication (overrides the file's).
         :param pulumi.Input[_builtins.str] g5k_config_file: g5k backend: python-grid5000's YAML file (`uri`, `username`, `password`, `verify_ssl`, `timeout`), read when `g5kUri` is not set. A missing or malformed file, or one without `uri`, is a configuration error (python-grid5000 itself would silently fall back to an anonymous client of the public API). Default: `~/.python-grid5000.yaml`.
         :param pulumi.Input[_builtins.str] g5k_password: g5k backend: Grid'5000 password (HTTP Basic auth). Secret: set it with `pulumi config set --secret testbed:g5kPassword`; never shown in state, logs or errors.
         :param pulumi.Input[_builtins.str] g5k_site: g5k backend: default site of a Reservation's machine groups (their `site` option overrides it), so a program written for the local backend runs unchanged.
@@ -335,6 +641,23 @@ class Provider(pulumi.ProviderResource):
                  resource_name: str,
                  opts: Optional[pulumi.ResourceOptions] = None,
                  backend: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_application_credential_id: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_application_credential_secret: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_auth_url: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_cloud: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_clouds_file: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_floating_ips: pulumi.Input[Optional[_builtins.bool]] = None,
+                 chameleon_image: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_network: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_node_type: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_openrc: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_password: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_project_name: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_public_network: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_region: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_ssh_proxy_command: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_ssh_user: pulumi.Input[Optional[_builtins.str]] = None,
+                 chameleon_username: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_config_file: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_password: pulumi.Input[Optional[_builtins.str]] = None,
                  g5k_site: pulumi.Input[Optional[_builtins.str]] = None,
@@ -361,6 +684,23 @@ class Provider(pulumi.ProviderResource):
             if backend is None:
                 backend = 'local'
             __props__.__dict__["backend"] = backend
+            __props__.__dict__["chameleon_application_credential_id"] = chameleon_application_credential_id
+            __props__.__dict__["chameleon_application_credential_secret"] = None if chameleon_application_credential_secret is None else pulumi.Output.secret(chameleon_application_credential_secret)
+            __props__.__dict__["chameleon_auth_url"] = chameleon_auth_url
+            __props__.__dict__["chameleon_cloud"] = chameleon_cloud
+            __props__.__dict__["chameleon_clouds_file"] = chameleon_clouds_file
+            __props__.__dict__["chameleon_floating_ips"] = pulumi.Output.from_input(chameleon_floating_ips).apply(pulumi.runtime.to_json) if chameleon_floating_ips is not None else None
+            __props__.__dict__["chameleon_image"] = chameleon_image
+            __props__.__dict__["chameleon_network"] = chameleon_network
+            __props__.__dict__["chameleon_node_type"] = chameleon_node_type
+            __props__.__dict__["chameleon_openrc"] = chameleon_openrc
+            __props__.__dict__["chameleon_password"] = None if chameleon_password is None else pulumi.Output.secret(chameleon_password)
+            __props__.__dict__["chameleon_project_name"] = chameleon_project_name
+            __props__.__dict__["chameleon_public_network"] = chameleon_public_network
+            __props__.__dict__["chameleon_region"] = chameleon_region
+            __props__.__dict__["chameleon_ssh_proxy_command"] = chameleon_ssh_proxy_command
+            __props__.__dict__["chameleon_ssh_user"] = chameleon_ssh_user
+            __props__.__dict__["chameleon_username"] = chameleon_username
             __props__.__dict__["g5k_config_file"] = g5k_config_file
             __props__.__dict__["g5k_password"] = None if g5k_password is None else pulumi.Output.secret(g5k_password)
             __props__.__dict__["g5k_site"] = g5k_site

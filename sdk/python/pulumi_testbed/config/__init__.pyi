@@ -16,7 +16,92 @@ from .. import _utilities
 
 backend: str
 """
-The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you already have; see the `static*` keys).
+The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys), `chameleon` (Chameleon Cloud: Blazar leases and bare-metal Nova servers on its OpenStack; see the `chameleon*` keys) or `static` (machines you already have; see the `static*` keys).
+"""
+
+chameleonApplicationCredentialId: Optional[str]
+"""
+chameleon backend: an application credential's id (overrides the file's; with `chameleonApplicationCredentialSecret`).
+"""
+
+chameleonApplicationCredentialSecret: Optional[str]
+"""
+chameleon backend: that credential's secret. Secret: `pulumi config set --secret`; never in state, logs or errors.
+"""
+
+chameleonAuthUrl: Optional[str]
+"""
+chameleon backend: Keystone v3 URL, e.g. `https://chi.uc.chameleoncloud.org:5000/v3` (or an emulator's `http://127.0.0.1:PORT/v3`); overrides the file's.
+"""
+
+chameleonCloud: Optional[str]
+"""
+chameleon backend: the cloud's name in `clouds.yaml` (as `OS_CLOUD`), read from `chameleonCloudsFile` or OpenStack's usual places (`./clouds.yaml`, `~/.config/openstack/clouds.yaml`, `/etc/openstack/clouds.yaml`). Default: the file's only cloud.
+"""
+
+chameleonCloudsFile: Optional[str]
+"""
+chameleon backend: a `clouds.yaml` file (its `secure.yaml` beside it is read too).
+"""
+
+chameleonFloatingIps: Optional[bool]
+"""
+chameleon backend: give every server a floating IP from `chameleonPublicNetwork` and reach it there (else at its fixed address, e.g. through `chameleonSshProxyCommand`). Default: `true`.
+"""
+
+chameleonImage: Optional[str]
+"""
+chameleon backend: the Glance image of machine groups naming no `environment`. Default: `CC-Ubuntu22.04`.
+"""
+
+chameleonNetwork: Optional[str]
+"""
+chameleon backend: the Neutron network the servers are on. Default: `sharednet1`.
+"""
+
+chameleonNodeType: Optional[str]
+"""
+chameleon backend: the node type of machine groups naming no `nodeType`. Default: `compute_skylake`.
+"""
+
+chameleonOpenrc: Optional[str]
+"""
+chameleon backend: an OpenRC file as Chameleon's dashboard gives it (`export OS_AUTH_URL=…` lines); its password prompt is answered by `chameleonPassword`.
+"""
+
+chameleonPassword: Optional[str]
+"""
+chameleon backend: password (overrides the file's, answers an OpenRC's prompt). Secret: never in state, logs or errors.
+"""
+
+chameleonProjectName: Optional[str]
+"""
+chameleon backend: project for password authentication, e.g. `CHI-123456` (overrides the file's).
+"""
+
+chameleonPublicNetwork: Optional[str]
+"""
+chameleon backend: the external network floating IPs come from. Default: `public`.
+"""
+
+chameleonRegion: Optional[str]
+"""
+chameleon backend: the site, as OpenStack's region name (`CHI@UC`, `CHI@TACC`…); overrides the file's.
+"""
+
+chameleonSshProxyCommand: Optional[str]
+"""
+chameleon backend: ssh ProxyCommand reaching the servers (`%h`/`%p`), e.g. through a jump host; none: direct connections. Against the emulator: its `proxyCommand`.
+"""
+
+chameleonSshUser: Optional[str]
+"""
+chameleon backend: the user the images log in (Chameleon's images: `cc`). Default: `cc`.
+"""
+
+chameleonUsername: Optional[str]
+"""
+chameleon backend: user name for password authentication (overrides the file's).
 """
 
 g5kConfigFile: Optional[str]

@@ -23,9 +23,128 @@ class _ExportableConfig(types.ModuleType):
     @_builtins.property
     def backend(self) -> str:
         """
-        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys) or `static` (machines you already have; see the `static*` keys).
+        The testbed this stack's resources live on: `local` (hosts as network namespaces with their own sshd on this machine; needs root), `g5k` (Grid'5000, through its REST API; see the `g5k*` keys), `chameleon` (Chameleon Cloud: Blazar leases and bare-metal Nova servers on its OpenStack; see the `chameleon*` keys) or `static` (machines you already have; see the `static*` keys).
         """
         return __config__.get('backend') or 'local'
+
+    @_builtins.property
+    def chameleon_application_credential_id(self) -> Optional[str]:
+        """
+        chameleon backend: an application credential's id (overrides the file's; with `chameleonApplicationCredentialSecret`).
+        """
+        return __config__.get('chameleonApplicationCredentialId')
+
+    @_builtins.property
+    def chameleon_application_credential_secret(self) -> Optional[str]:
+        """
+        chameleon backend: that credential's secret. Secret: `pulumi config set --secret`; never in state, logs or errors.
+        """
+        return __config__.get('chameleonApplicationCredentialSecret')
+
+    @_builtins.property
+    def chameleon_auth_url(self) -> Optional[str]:
+        """
+        chameleon backend: Keystone v3 URL, e.g. `https://chi.uc.chameleoncloud.org:5000/v3` (or an emulator's `http://127.0.0.1:PORT/v3`); overrides the file's.
+        """
+        return __config__.get('chameleonAuthUrl')
+
+    @_builtins.property
+    def chameleon_cloud(self) -> Optional[str]:
+        """
+        chameleon backend: the cloud's name in `clouds.yaml` (as `OS_CLOUD`), read from `chameleonCloudsFile` or OpenStack's usual places (`./clouds.yaml`, `~/.config/openstack/clouds.yaml`, `/etc/openstack/clouds.yaml`). Default: the file's only cloud.
+        """
+        return __config__.get('chameleonCloud')
+
+    @_builtins.property
+    def chameleon_clouds_file(self) -> Optional[str]:
+        """
+        chameleon backend: a `clouds.yaml` file (its `secure.yaml` beside it is read too).
+        """
+        return __config__.get('chameleonCloudsFile')
+
+    @_builtins.property
+    def chameleon_floating_ips(self) -> Optional[bool]:
+        """
+        chameleon backend: give every server a floating IP from `chameleonPublicNetwork` and reach it there (else at its fixed address, e.g. through `chameleonSshProxyCommand`). Default: `true`.
+        """
+        return __config__.get_bool('chameleonFloatingIps')
+
+    @_builtins.property
+    def chameleon_image(self) -> Optional[str]:
+        """
+        chameleon backend: the Glance image of machine groups naming no `environment`. Default: `CC-Ubuntu22.04`.
+        """
+        return __config__.get('chameleonImage')
+
+    @_builtins.property
+    def chameleon_network(self) -> Optional[str]:
+        """
+        chameleon backend: the Neutron network the servers are on. Default: `sharednet1`.
+        """
+        return __config__.get('chameleonNetwork')
+
+    @_builtins.property
+    def chameleon_node_type(self) -> Optional[str]:
+        """
+        chameleon backend: the node type of machine groups naming no `nodeType`. Default: `compute_skylake`.
+        """
+        return __config__.get('chameleonNodeType')
+
+    @_builtins.property
+    def chameleon_openrc(self) -> Optional[str]:
+        """
+        chameleon backend: an OpenRC file as Chameleon's dashboard gives it (`export OS_AUTH_URL=…` lines); its password prompt is answered by `chameleonPassword`.
+        """
+        return __config__.get('chameleonOpenrc')
+
+    @_builtins.property
+    def chameleon_password(self) -> Optional[str]:
+        """
+        chameleon backend: password (overrides the file's, answers an OpenRC's prompt). Secret: never in state, logs or errors.
+        """
+        return __config__.get('chameleonPassword')
+
+    @_builtins.property
+    def chameleon_project_name(self) -> Optional[str]:
+        """
+        chameleon backend: project for password authentication, e.g. `CHI-123456` (overrides the file's).
+        """
+        return __config__.get('chameleonProjectName')
+
+    @_builtins.property
+    def chameleon_public_network(self) -> Optional[str]:
+        """
+        chameleon backend: the external network floating IPs come from. Default: `public`.
+        """
+        return __config__.get('chameleonPublicNetwork')
+
+    @_builtins.property
+    def chameleon_region(self) -> Optional[str]:
+        """
+        chameleon backend: the site, as OpenStack's region name (`CHI@UC`, `CHI@TACC`…); overrides the file's.
+        """
+        return __config__.get('chameleonRegion')
+
+    @_builtins.property
+    def chameleon_ssh_proxy_command(self) -> Optional[str]:
+        """
+        chameleon backend: ssh ProxyCommand reaching the servers (`%h`/`%p`), e.g. through a jump host; none: direct connections. Against the emulator: its `proxyCommand`.
+        """
+        return __config__.get('chameleonSshProxyCommand')
+
+    @_builtins.property
+    def chameleon_ssh_user(self) -> Optional[str]:
+        """
+        chameleon backend: the user the images log in (Chameleon's images: `cc`). Default: `cc`.
+        """
+        return __config__.get('chameleonSshUser')
+
+    @_builtins.property
+    def chameleon_username(self) -> Optional[str]:
+        """
+        chameleon backend: user name for password authentication (overrides the file's).
+        """
+        return __config__.get('chameleonUsername')
 
     @_builtins.property
     def g5k_config_file(self) -> Optional[str]:
