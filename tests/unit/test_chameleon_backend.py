@@ -122,3 +122,21 @@ def test_suggestions_and_window_allocations():
     start = dt.datetime(2026, 12, 2, 11, 0, tzinfo=dt.timezone.utc)
     assert _busy_hosts(allocs, start, start + dt.timedelta(hours=1)) == {"h1"}
     assert _busy_hosts(allocs, start, start + dt.timedelta(hours=3)) == {"h1", "h2"}
+
+
+def test_creating_calls_all_finish_before_a_failure_is_raised():
+    import asyncio
+
+    from testbed_provider.testbeds.chameleon.testbed import _every
+
+    made = []
+
+    async def make(name, fail=False):
+        await asyncio.sleep(0.01 if fail else 0.05)  # the failure comes first
+        if fail:
+            raise RuntimeError("quota")
+        made.append(name)
+
+    with pytest.raises(RuntimeError, match="quota"):
+        asyncio.run(_every([make("a"), make("b", fail=True), make("c")]))
+    assert sorted(made) == ["a", "c"]  # recorded, so the partial state frees them

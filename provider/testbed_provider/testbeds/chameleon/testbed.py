@@ -32,7 +32,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from typing import Any, Optional
+from typing import Any, Awaitable, Iterable, Optional
 
 from ...common import deadlines, processes
 from ...common.results import CheckFailure
@@ -353,7 +353,7 @@ class ChameleonTestbed(Testbed):
             )
             record["servers"].append({"id": server.id, "name": m.name, "group": m.group})
 
-        await all_or_none(launch(m) for m in plan.machines)
+        await _every(launch(m) for m in plan.machines)
         servers = await self._wait_servers(cloud, record["servers"], progress)
         subnets = await _subnet_cidrs(cloud, network)
         for m in plan.machines:
@@ -446,12 +446,13 @@ class ChameleonTestbed(Testbed):
                 conn.network.create_ip,
                 floating_network_id=public.id,
                 port_id=ports[0].id,
+                description=f"{planning.MARK} {record['owner']}",
                 retry="unprocessed",
             )
             record["floatingIps"].append(fip.id)
             entry["floating"] = fip.floating_ip_address
 
-        await all_or_none(attach(e) for e in record["servers"])
+        await _every(attach(e) for e in record["servers"])
 
     async def _ready(self, state: dict[str, Any], work: str, progress: Progress) -> None:
         """Every host answers SSH (its key pinned on first use), and each experiment network's
@@ -601,6 +602,16 @@ class ChameleonTestbed(Testbed):
                 raise TimeoutError(f"lease {lease_id} still {lease.get('status')} {BOOT_TIMEOUT:g} s after its deletion")
             await cloud.sleep(POLL)
         await progress(f"lease {lease_id}: deleted")
+
+
+async def _every(calls: Iterable[Awaitable[None]]) -> None:
+    """Run creating calls side by side and let every one finish before the first failure is
+    raised: a call cancelled in its thread would still create its object, unrecorded (where
+    `all_or_none` cancels the siblings of a failure)."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _suggest(name: str, known: list[str]) -> str:
