@@ -80,7 +80,7 @@ def _find_user(cloud: Cloud, spec: Any) -> Optional[User]:
 def _password(cloud: Cloud, identity: dict[str, Any]) -> User:
     user_spec = (identity.get("password") or {}).get("user")
     user = _find_user(cloud, user_spec)
-    if user is None or user_spec.get("password") != user.password:
+    if user is None or not isinstance(user_spec, dict) or user_spec.get("password") != user.password:
         raise errors.unauthorized()
     return user
 

@@ -77,7 +77,12 @@ def is_unprocessed(err: BaseException) -> bool:
 def is_refused(err: BaseException) -> bool:
     from keystoneauth1 import exceptions as ka
 
-    return isinstance(err, (ka.Unauthorized, ka.AuthorizationFailure, ka.MissingAuthPlugin)) or describe(err)[0] == 401
+    seen: Optional[BaseException] = err
+    while seen is not None:  # openstacksdk wraps keystoneauth's refusal in an SDKException
+        if isinstance(seen, (ka.Unauthorized, ka.AuthorizationFailure, ka.MissingAuthPlugin)) or describe(seen)[0] == 401:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class Cloud:

@@ -141,7 +141,7 @@ class ChameleonTestbed(Testbed):
         wanted: dict[str, int] = {}
         first: dict[str, int] = {}
         for g, node_type in plan.node_types.items():
-            prop = f"machines[{g}].nodeType" if "nodeType" in spec.machines[g].options else "nodeType"
+            prop = f"machines[{g}].nodeType" if "nodeType" in spec.machines[g].options else "chameleonNodeType"
             if node_type not in types:
                 failures.append(
                     CheckFailure(
