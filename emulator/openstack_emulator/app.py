@@ -1,7 +1,7 @@
 """The emulator's aiohttp application: one port for every service (path prefixes as in the
 catalog), a middleware that turns ApiError into the service's own error body and checks
 `X-Auth-Token` on every route but discovery and token creation, and the `/_emulator/` control
-routes (clock) that tests drive. Served so far: Keystone and Glance; Nova, Neutron and Blazar
+routes (clock) that tests drive. Served so far: Keystone, Glance and Blazar; Nova and Neutron
 are still to come (see the package docstring)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aiohttp import web
 from g5k_emulator.clock import Clock
 from g5k_emulator.store import Store
 
-from . import errors, glance, keystone
+from . import blazar, errors, glance, keystone
 from .cloud import Cloud, Config
 from .httputil import EMULATOR, TOKEN_KEY, Handler, ok
 
@@ -72,6 +72,7 @@ class Emulator:
         app[EMULATOR] = self
         keystone.add_routes(app)
         glance.add_routes(app)
+        blazar.add_routes(app)
         app.router.add_route("*", "/_emulator/clock", clock)
         return app
 
