@@ -1,8 +1,8 @@
 """The emulator's aiohttp application: one port for every service (path prefixes as in the
 catalog), a middleware that turns ApiError into the service's own error body and checks
 `X-Auth-Token` on every route but discovery and token creation, and the `/_emulator/` control
-routes (clock) that tests drive. Served so far: Keystone, Glance and Blazar; Nova and Neutron
-are still to come (see the package docstring)."""
+routes (clock) that tests drive. Served: Keystone, Glance, Blazar, Nova and Neutron; the real hosts behind
+ACTIVE servers, the CLI and fault injection are still to come."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aiohttp import web
 from g5k_emulator.clock import Clock
 from g5k_emulator.store import Store
 
-from . import blazar, errors, glance, keystone
+from . import blazar, errors, glance, keystone, neutron, nova
 from .cloud import Cloud, Config
 from .httputil import EMULATOR, TOKEN_KEY, Handler, ok
 
@@ -73,6 +73,8 @@ class Emulator:
         keystone.add_routes(app)
         glance.add_routes(app)
         blazar.add_routes(app)
+        nova.add_routes(app)
+        neutron.add_routes(app)
         app.router.add_route("*", "/_emulator/clock", clock)
         return app
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from aiohttp import web
 
@@ -261,9 +261,10 @@ async def update_lease(request: web.Request) -> web.Response:
 async def delete_lease(request: web.Request) -> web.Response:
     emu = emulator(request)
     lease = _lease(emu.cloud, request.match_info["lease_id"])
-    on_end: Optional[Callable[[dict[str, Any]], None]] = getattr(emu, "on_lease_end", None)
-    if on_end is not None:
-        on_end(lease)
+    from .nova import delete
+
+    for server in [s for s in emu.cloud.all("server").values() if s.get("lease") == lease["id"]]:
+        delete(emu.cloud, server)
     emu.cloud.drop("lease", lease["id"])
     return no_content()
 

@@ -44,8 +44,9 @@ def describe(err: BaseException) -> tuple[Optional[int], str]:
     kwargs = getattr(err, "kwargs", None)
     if code is None and isinstance(kwargs, dict):
         code = kwargs.get("code")  # blazarclient: the class attribute `code` is always 500
-    reason = getattr(err, "details", None) or getattr(err, "message", None) or str(err)
-    reason = str(reason)
+    # openstacksdk's HttpException carries the service's text in `details`; blazarclient's
+    # `message` is a class template ("An unknown exception occurred %s."), its str() the text.
+    reason = str(getattr(err, "details", None) or str(err) or type(err).__name__)
     if reason.startswith("ERROR: "):
         reason = reason[len("ERROR: ") :]
     return (int(code) if isinstance(code, int) else None), " ".join(reason.split())[:2000]
