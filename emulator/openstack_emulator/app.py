@@ -1,8 +1,8 @@
 """The emulator's aiohttp application: one port for every service (path prefixes as in the
 catalog), a middleware that turns ApiError into the service's own error body and checks
 `X-Auth-Token` on every route but discovery and token creation, and the `/_emulator/` control
-routes (clock) that tests drive. Served: Keystone, Glance, Blazar, Nova and Neutron; the real hosts behind
-ACTIVE servers, the CLI and fault injection are still to come."""
+routes (clock) that tests drive. Served: Keystone, Glance, Blazar, Nova and Neutron; ACTIVE servers are real
+hosts with `hosts=True` (hosts.py); the CLI and fault injection are still to come."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ class Emulator:
         state: Optional[str] = None,
         clock_speed: float = 1.0,
         bind: str = "127.0.0.1",
+        hosts: bool = False,
+        run_dir: Optional[str] = None,
     ) -> None:
         self.config = config or Config()
         self.clock = Clock(clock_speed)
@@ -66,6 +68,11 @@ class Emulator:
         self.bind = bind
         self.url = ""
         self._runner: Optional[web.AppRunner] = None
+        self.hosts: Optional[Any] = None
+        if hosts:
+            from .hosts import Hosts
+
+            self.hosts = Hosts(self.cloud, run_dir)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[middleware])
@@ -79,6 +86,8 @@ class Emulator:
         return app
 
     async def start(self, port: int = 0) -> None:
+        if self.hosts is not None:
+            await self.hosts.start()
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.bind, port)
@@ -89,6 +98,8 @@ class Emulator:
         _log.info("listening on %s (Keystone at %s/v3)", self.url, self.url)
 
     async def stop(self) -> None:
+        if self.hosts is not None:
+            await self.hosts.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -141,6 +141,7 @@ async def create_fip(request: web.Request) -> web.Response:
         "created_at": timefmt.iso_z(cloud.now()),
     }
     cloud.save("fip", fip)
+    _changed(cloud, fip)
     return ok({"floatingip": fip}, 201)
 
 
@@ -162,13 +163,21 @@ async def update_fip(request: web.Request) -> web.Response:
     port_id, fixed = _fip_port(cloud, spec.get("port_id"))
     fip = {**fip, "port_id": port_id, "fixed_ip_address": fixed, "status": "ACTIVE" if port_id else "DOWN"}
     cloud.save("fip", fip)
+    _changed(cloud, fip)
     return ok({"floatingip": fip})
 
 
 async def delete_fip(request: web.Request) -> web.Response:
     cloud = emulator(request).cloud
-    cloud.drop("fip", _fip(cloud, request.match_info["id"])["id"])
+    fip = _fip(cloud, request.match_info["id"])
+    cloud.drop("fip", fip["id"])
+    _changed(cloud, fip)
     return no_content()
+
+
+def _changed(cloud: Cloud, fip: dict[str, Any]) -> None:
+    if cloud.on_fip_change is not None:
+        cloud.on_fip_change(fip)
 
 
 async def security_groups(request: web.Request) -> web.Response:

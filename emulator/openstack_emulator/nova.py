@@ -112,6 +112,8 @@ async def delete_keypair(request: web.Request) -> web.Response:
 def status_of(cloud: Cloud, server: dict[str, Any]) -> str:
     if server.get("error"):
         return "ERROR"
+    if server.get("booting"):  # its real host is not answering yet
+        return "BUILD"
     return "BUILD" if cloud.now() < server["created"] + cloud.config.boot_seconds else "ACTIVE"
 
 
@@ -139,6 +141,8 @@ def expire(cloud: Cloud) -> None:
 
 
 def delete(cloud: Cloud, server: dict[str, Any]) -> None:
+    if cloud.on_server_gone is not None:
+        cloud.on_server_gone(server)
     for port in [p for p in cloud.all("port").values() if p.get("device_id") == server["id"]]:
         for fip in cloud.all("fip").values():
             if fip.get("port_id") == port["id"]:
@@ -230,6 +234,8 @@ async def create_server(request: web.Request) -> web.Response:
         "host": host,
         "lease": found[0]["id"] if found else None,
         "error": None if host else NO_HOST,
+        "slot": min(set(range(1, len(cloud.all("server")) + 2)) - {s.get("slot") for s in cloud.all("server").values()}),
+        "booting": bool(host and cloud.on_server_boot),
     }
     cloud.save("server", server)
     if host:
@@ -237,6 +243,8 @@ async def create_server(request: web.Request) -> web.Response:
 
         for n in networks:
             attach(cloud, server, n)
+        if cloud.on_server_boot is not None:
+            cloud.on_server_boot(server)
     return ok(
         {
             "server": {

@@ -20,17 +20,20 @@ pytestmark = pytest.mark.fast
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
     """The emulator served from a thread of its own (the sdk is blocking)."""
+    yield from serve(Emulator())
+
+
+def serve(emulator: Emulator) -> Iterator[Emulator]:
     loop = asyncio.new_event_loop()
-    emulator = Emulator()
     ready = threading.Event()
 
-    def serve() -> None:
+    def run() -> None:
         asyncio.set_event_loop(loop)
         loop.run_until_complete(emulator.start(0))
         ready.set()
         loop.run_forever()
 
-    thread = threading.Thread(target=serve, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     assert ready.wait(30)
     yield emulator
