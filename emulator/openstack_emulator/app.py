@@ -51,6 +51,27 @@ async def clock(request: web.Request) -> web.Response:
     return ok({"now": emu.clock.now(), "speed": emu.clock.speed})
 
 
+async def ssh(request: web.Request) -> web.Response:
+    """How clients reach the servers and log in to the cloud (for test harnesses and users)."""
+    emu = request.app[EMULATOR]
+    cred = emu.config.app_credentials[0]
+    return ok(
+        {
+            "proxyCommand": emu.hosts.proxy_command if emu.hosts is not None else None,
+            "user": "root",
+            "authUrl": f"{emu.url}/v3",
+            "region": emu.config.region,
+            "applicationCredentialId": cred.id,
+        }
+    )
+
+
+async def objects(request: web.Request) -> web.Response:
+    """How many objects of each kind exist (tests check nothing is left behind)."""
+    cloud = request.app[EMULATOR].cloud
+    return ok({kind: len(cloud.all(kind)) for kind in ("lease", "server", "port", "fip", "keypair")})
+
+
 class Emulator:
     def __init__(
         self,
@@ -83,6 +104,8 @@ class Emulator:
         nova.add_routes(app)
         neutron.add_routes(app)
         app.router.add_route("*", "/_emulator/clock", clock)
+        app.router.add_get("/_emulator/ssh", ssh)
+        app.router.add_get("/_emulator/objects", objects)
         return app
 
     async def start(self, port: int = 0) -> None:
